@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// Automator67: an encrypted, replicated, content-addressed store over free-tier providers.
+import PackageDescription
+
+let package = Package(
+    name: "Automator67",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "a67", targets: ["a67"]),
+        .library(name: "ChunkStore", targets: ["ChunkStore"]),
+        .library(name: "Replicator", targets: ["Replicator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // C shims: a module map and a header each. Exactly one Swift module imports each shim.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CFUSE", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+
+        // Chunker, IDs, sealing, keyring, backends, catalog, object streams. Owns COpenSSL, CZstd, CCurl.
+        .target(
+            name: "ChunkStore",
+            dependencies: ["COpenSSL", "CZstd", "CCurl", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // In-memory and fault-injecting backends and the shared backend conformance suite.
+        .target(name: "BackendTesting", dependencies: ["ChunkStore"]),
+        // Placement, replicated reads and writes, the repository facade.
+        .target(name: "Replicator", dependencies: ["ChunkStore"]),
+        // Controller and node agent (later issues); today the embedded default.
+        .target(name: "Orchestrator", dependencies: ["Replicator"]),
+        // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
+        .target(name: "FUSEMount", dependencies: ["CFUSE"]),
+        // The CLI: thin commands over the libraries.
+        .executableTarget(
+            name: "a67",
+            dependencies: [
+                "ChunkStore", "Replicator", "Orchestrator", "FUSEMount",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "ChunkStoreTests", dependencies: ["ChunkStore", "BackendTesting"]),
+        .testTarget(name: "ReplicatorTests", dependencies: ["Replicator", "ChunkStore", "BackendTesting"]),
+        .testTarget(name: "CLITests", dependencies: ["ChunkStore"]),
+    ]
+)

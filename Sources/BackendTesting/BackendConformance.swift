@@ -1,0 +1,115 @@
+import ChunkStore
+
+/// The shared conformance suite: every backend's tests call `run` on a fresh, empty backend.
+/// It throws a `Failure` naming the first broken guarantee. (It is not tied to a test framework,
+/// so `a67 provider test` can later run it against a user's own provider.)
+public enum BackendConformance {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    static func check(_ condition: Bool, _ what: @autoclosure () -> String) throws {
+        if !condition { throw Failure(description: "backend conformance: \(what())") }
+    }
+
+    public static func run(_ backend: any Backend) async throws {
+        try await roundTrip(backend)
+        try await ranges(backend)
+        try await missing(backend)
+        try await overwriteAndDelete(backend)
+        try await listing(backend)
+        try await concurrentPuts(backend)
+        try await usage(backend)
+    }
+
+    static func roundTrip(_ b: any Backend) async throws {
+        let big = (0..<(5 * 1024 * 1024 + 36)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        try await b.put("data/aa/big", data: big)
+        try check(try await b.get("data/aa/big") == big, "a 5 MiB object does not read back identical")
+        try check(try await b.head("data/aa/big") == ObjectInfo(name: "data/aa/big", size: big.count), "head reports the wrong size")
+        try await b.put("empty", data: [])
+        try check(try await b.get("empty") == [], "an empty object does not read back empty")
+        try await b.delete("data/aa/big")
+        try await b.delete("empty")
+    }
+
+    static func ranges(_ b: any Backend) async throws {
+        let data = Array(0..<200).map(UInt8.init)
+        try await b.put("range/x", data: data)
+        try check(try await b.get("range/x", range: 10..<20) == Array(data[10..<20]), "a range read returns the wrong bytes")
+        try check(try await b.get("range/x", range: 190..<400) == Array(data[190..<200]), "a range past the end is not clamped")
+        try check(try await b.get("range/x", range: 300..<400) == [], "a range starting past the end is not empty")
+        try await b.delete("range/x")
+    }
+
+    static func missing(_ b: any Backend) async throws {
+        for attempt in ["get", "head"] {
+            do {
+                if attempt == "get" { _ = try await b.get("no/such/object") } else { _ = try await b.head("no/such/object") }
+                try check(false, "\(attempt) of a missing object did not throw")
+            } catch let error as BackendError {
+                try check(error == .notFound("no/such/object"), "\(attempt) of a missing object threw \(error), not notFound")
+            }
+        }
+        try await b.delete("no/such/object")  // idempotent
+    }
+
+    static func overwriteAndDelete(_ b: any Backend) async throws {
+        try await b.put("over/x", data: [1, 2, 3])
+        try await b.put("over/x", data: [4, 5])
+        try check(try await b.get("over/x") == [4, 5], "an overwrite is not read back")
+        try await b.delete("over/x")
+        do {
+            _ = try await b.get("over/x")
+            try check(false, "a deleted object can still be read")
+        } catch BackendError.notFound {}
+    }
+
+    static func listing(_ b: any Backend) async throws {
+        let names = (0..<25).map { String(format: "list/%02x/obj-%03d", $0 % 3, $0) } + ["list-other", "lis"]
+        for name in names { try await b.put(name, data: Array(name.utf8)) }
+        let expected = names.filter { $0.hasPrefix("list/") }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        var seen: [ObjectInfo] = []
+        var after: String?
+        var pages = 0
+        repeat {
+            let page = try await b.list(prefix: "list/", after: after, limit: 7)
+            try check(page.objects.count <= 7, "a page holds more than the limit")
+            seen += page.objects
+            after = page.nextAfter
+            pages += 1
+        } while after != nil && pages < 100
+        try check(seen.map(\.name) == expected, "paged listing returned \(seen.map(\.name)) instead of \(expected)")
+        try check(seen.allSatisfy { $0.size == $0.name.utf8.count }, "listing reports wrong sizes")
+        let one = try await b.list(prefix: "list/01/", after: nil, limit: 100)
+        try check(one.objects.map(\.name) == expected.filter { $0.hasPrefix("list/01/") }, "listing a sub-prefix is wrong")
+        try check(one.nextAfter == nil, "a last page has a next marker")
+        for name in names { try await b.delete(name) }
+        try check(try await b.list(prefix: "list", after: nil, limit: 100).objects.isEmpty, "deleted objects still listed")
+    }
+
+    static func concurrentPuts(_ b: any Backend) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<16 {
+                group.addTask { try await b.put("conc/\(i % 4)", data: [UInt8](repeating: UInt8(i), count: 100_000)) }
+            }
+            try await group.waitForAll()
+        }
+        for i in 0..<4 {
+            let data = try await b.get("conc/\(i)")
+            try check(data.count == 100_000 && Set(data).count == 1, "concurrent puts to one name left a mixed object")
+            try await b.delete("conc/\(i)")
+        }
+    }
+
+    static func usage(_ b: any Backend) async throws {
+        let before = try await b.usage()
+        try await b.put("usage/x", data: [UInt8](repeating: 1, count: 1000))
+        let after = try await b.usage()
+        try check(after.usedBytes - before.usedBytes == 1000 && after.objectCount == before.objectCount + 1,
+                  "usage does not count a new 1000-byte object")
+        try await b.delete("usage/x")
+    }
+}
+
+import Foundation

@@ -1,0 +1,106 @@
+/// A provider's storage: a flat namespace of named objects (names are lowercase ASCII with `/`).
+///
+/// What every backend guarantees, and the conformance suite checks (BackendTesting.BackendConformance):
+/// - `put` is atomic: after it returns, `get` returns exactly the bytes put; a crash or failure
+///   mid-put leaves either the old object, or no object, never a partial one. Overwriting is allowed.
+/// - `put` returns only once the bytes are durable (synced), as far as the provider lets us know.
+/// - Read-after-write: `get`, `head` and `list` see an object as soon as its `put` has returned.
+/// - Errors are classified: `BackendError.notFound` for a missing object, `.full` when the provider
+///   is out of space or quota, `.transient` for what may succeed if retried (timeouts, resets, 5xx),
+///   `.permanent` for what will not (permissions, bad credentials, bad requests). Retrying is the
+///   caller's decision (a wrapper's), never the backend's own.
+/// - Backends are safe to call from many tasks at once.
+public protocol Backend: Sendable {
+    /// Where this backend stores, for messages: "directory /srv/a67". Never holds a secret.
+    var location: String { get }
+
+    /// Stores `data` under `name`, replacing any object of that name. Atomic and durable on return.
+    func put(_ name: String, data: [UInt8]) async throws
+
+    /// Returns the object's bytes, or those in `range` (byte offsets, clamped to the object's end;
+    /// a range starting at or past the end returns no bytes). Throws `.notFound` when absent.
+    func get(_ name: String, range: Range<Int>?) async throws -> [UInt8]
+
+    /// Returns the object's size. Throws `.notFound` when absent.
+    func head(_ name: String) async throws -> ObjectInfo
+
+    /// Removes the object. Removing an absent object is not an error.
+    func delete(_ name: String) async throws
+
+    /// Lists objects whose names start with `prefix`, in ascending byte order of name, starting after
+    /// `after` (exclusive) when given, at most `limit` per page. `nextAfter` is nil on the last page.
+    func list(prefix: String, after: String?, limit: Int) async throws -> ListPage
+
+    /// Space used by this backend's objects, and free space where the provider tells. May walk
+    /// the whole store: not for hot paths.
+    func usage() async throws -> BackendUsage
+}
+
+public struct ObjectInfo: Sendable, Equatable {
+    public let name: String
+    public let size: Int
+    public init(name: String, size: Int) {
+        self.name = name
+        self.size = size
+    }
+}
+
+public struct ListPage: Sendable, Equatable {
+    public let objects: [ObjectInfo]
+    /// Pass as `after` to get the next page; nil when this page is the last.
+    public let nextAfter: String?
+    public init(objects: [ObjectInfo], nextAfter: String?) {
+        self.objects = objects
+        self.nextAfter = nextAfter
+    }
+}
+
+public struct BackendUsage: Sendable, Equatable {
+    public let usedBytes: Int64
+    public let objectCount: Int
+    /// Free space on the provider, when it says.
+    public let freeBytes: Int64?
+    public init(usedBytes: Int64, objectCount: Int, freeBytes: Int64?) {
+        self.usedBytes = usedBytes
+        self.objectCount = objectCount
+        self.freeBytes = freeBytes
+    }
+}
+
+/// How a backend operation failed. Messages carry no secrets.
+public enum BackendError: Error, Sendable, Equatable, CustomStringConvertible {
+    case notFound(String)
+    /// Out of space or quota.
+    case full(String)
+    /// May succeed if retried.
+    case transient(String)
+    /// Will not succeed if retried.
+    case permanent(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let name): return "\(name): no such object"
+        case .full(let detail): return "out of space: \(detail)"
+        case .transient(let detail): return detail
+        case .permanent(let detail): return detail
+        }
+    }
+
+    public var isRetryable: Bool { if case .transient = self { return true } else { return false } }
+}
+
+extension Backend {
+    public func get(_ name: String) async throws -> [UInt8] { try await get(name, range: nil) }
+
+    /// Every object under `prefix`, following pages.
+    public func listAll(prefix: String, pageSize: Int = 1000) async throws -> [ObjectInfo] {
+        var all: [ObjectInfo] = []
+        var after: String?
+        repeat {
+            let page = try await list(prefix: prefix, after: after, limit: pageSize)
+            all += page.objects
+            after = page.nextAfter
+        } while after != nil
+        return all
+    }
+}

@@ -1,0 +1,230 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A provider that is a local directory (a disk, a mounted share).
+///
+/// An object `data/ab/abcd…` is the file `ROOT/data/ab/abcd…`. A put writes a temporary file in
+/// `ROOT/.a67-tmp/`, fdatasyncs it, renames it into place and fsyncs the folder, so a crash leaves
+/// the old object or the new one, never a partial file. The root itself is never created here: a
+/// missing root (an unmounted disk) is an error, not a reason to fill the parent filesystem.
+public struct DirectoryBackend: Backend {
+    public let root: String
+    let io: BlockingIOPool
+    static let temporaryFolder = ".a67-tmp"
+
+    public init(root: String, io: BlockingIOPool = .shared) {
+        self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+        self.io = io
+    }
+
+    public var location: String { "directory \(root)" }
+
+    public func put(_ name: String, data: [UInt8]) async throws {
+        try Self.validate(name)
+        try await io.run { try self.putNow(name, data: data) }
+    }
+
+    public func get(_ name: String, range: Range<Int>?) async throws -> [UInt8] {
+        try Self.validate(name)
+        return try await io.run { try self.getNow(name, range: range) }
+    }
+
+    public func head(_ name: String) async throws -> ObjectInfo {
+        try Self.validate(name)
+        return try await io.run {
+            var st = stat()
+            if stat(self.path(name), &st) != 0 {
+                throw self.classify(SystemCallError(call: "stat", path: name, errno: errno), name: name)
+            }
+            return ObjectInfo(name: name, size: Int(st.st_size))
+        }
+    }
+
+    public func delete(_ name: String) async throws {
+        try Self.validate(name)
+        try await io.run {
+            if unlink(self.path(name)) != 0 && errno != ENOENT {
+                throw self.classify(SystemCallError(call: "unlink", path: name, errno: errno), name: name)
+            }
+        }
+    }
+
+    public func list(prefix: String, after: String?, limit: Int) async throws -> ListPage {
+        precondition(limit > 0)
+        return try await io.run {
+            try self.requireRoot()
+            // Walk only the deepest folder the prefix names.
+            let folder = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
+            var names: [ObjectInfo] = []
+            try self.walk(relative: folder) { info in
+                if info.name.hasPrefix(prefix), after.map({ info.name > $0 }) ?? true { names.append(info) }
+            }
+            names.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+            if names.count > limit {
+                let page = Array(names[0..<limit])
+                return ListPage(objects: page, nextAfter: page.last!.name)
+            }
+            return ListPage(objects: names, nextAfter: nil)
+        }
+    }
+
+    public func usage() async throws -> BackendUsage {
+        try await io.run {
+            try self.requireRoot()
+            var used: Int64 = 0
+            var count = 0
+            try self.walk(relative: "") { info in
+                used += Int64(info.size)
+                count += 1
+            }
+            var fs = statvfs()
+            let free: Int64? = statvfs(self.root, &fs) == 0 ? Int64(fs.f_bavail) * Int64(fs.f_frsize) : nil
+            return BackendUsage(usedBytes: used, objectCount: count, freeBytes: free)
+        }
+    }
+
+    // MARK: - Blocking work, on the I/O pool
+
+    private func path(_ name: String) -> String { root + "/" + name }
+
+    private func putNow(_ name: String, data: [UInt8]) throws {
+        let temporaryDir = root + "/" + Self.temporaryFolder
+        let temporary = temporaryDir + "/" + Hex.encode(Crypto.randomBytes(8))
+        var fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == ENOENT {
+            try makeFolders(Self.temporaryFolder, name: name)
+            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        }
+        if fd < 0 { throw classify(SystemCallError(call: "open", path: temporary, errno: errno), name: name) }
+        var keep = false
+        defer { if !keep { unlink(temporary) } }
+        do {
+            defer { close(fd) }
+            try data.withUnsafeBytes { raw in
+                var done = 0
+                while done < raw.count {
+                    let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                    if n > 0 { done += n; continue }
+                    if n < 0 && errno == EINTR { continue }
+                    throw classify(SystemCallError(call: "write", path: temporary, errno: n < 0 ? errno : EIO), name: name)
+                }
+            }
+            if fdatasync(fd) != 0 { throw classify(SystemCallError(call: "fdatasync", path: temporary, errno: errno), name: name) }
+        }
+        let target = path(name)
+        let folder = name.lastIndex(of: "/").map { String(name[..<$0]) } ?? ""
+        if rename(temporary, target) != 0 {
+            guard errno == ENOENT else { throw classify(SystemCallError(call: "rename", path: target, errno: errno), name: name) }
+            try makeFolders(folder, name: name)
+            if rename(temporary, target) != 0 { throw classify(SystemCallError(call: "rename", path: target, errno: errno), name: name) }
+        }
+        keep = true
+        try syncFolder(folder.isEmpty ? root : root + "/" + folder, name: name)
+    }
+
+    private func getNow(_ name: String, range: Range<Int>?) throws -> [UInt8] {
+        let fd = open(path(name), O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw classify(SystemCallError(call: "open", path: name, errno: errno), name: name) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw classify(SystemCallError(call: "fstat", path: name, errno: errno), name: name) }
+        let size = Int(st.st_size)
+        let lower = min(range?.lowerBound ?? 0, size)
+        let upper = min(range?.upperBound ?? size, size)
+        let count = max(0, upper - lower)
+        var failure: SystemCallError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, filled in
+            filled = 0
+            while filled < count {
+                let n = pread(fd, buffer.baseAddress! + filled, count - filled, off_t(lower + filled))
+                if n > 0 { filled += n; continue }
+                if n < 0 && errno == EINTR { continue }
+                failure = SystemCallError(call: "read", path: name, errno: n < 0 ? errno : EIO)
+                break
+            }
+        }
+        if let failure { throw classify(failure, name: name) }
+        return bytes
+    }
+
+    /// Creates the folders of `relative` below the root (never the root itself).
+    private func makeFolders(_ relative: String, name: String) throws {
+        try requireRoot()
+        var current = root
+        for part in relative.split(separator: "/") {
+            let parent = current
+            current += "/" + part
+            if mkdir(current, 0o700) == 0 {
+                try syncFolder(parent, name: name)
+            } else if errno != EEXIST {
+                throw classify(SystemCallError(call: "mkdir", path: current, errno: errno), name: name)
+            }
+        }
+    }
+
+    private func syncFolder(_ folder: String, name: String) throws {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw classify(SystemCallError(call: "open", path: folder, errno: errno), name: name) }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw classify(SystemCallError(call: "fsync", path: folder, errno: errno), name: name) }
+    }
+
+    private func requireRoot() throws {
+        var st = stat()
+        guard stat(root, &st) == 0 else {
+            throw BackendError.permanent("provider directory \(root) is missing (\(String(cString: strerror(errno)))): mount or recreate it")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw BackendError.permanent("provider path \(root) is not a directory")
+        }
+    }
+
+    private func walk(relative: String, _ visit: (ObjectInfo) -> Void) throws {
+        let folder = relative.isEmpty ? root : root + "/" + relative
+        guard let dir = opendir(folder) else {
+            if errno == ENOENT || errno == ENOTDIR { return }
+            throw classify(SystemCallError(call: "opendir", path: folder, errno: errno), name: relative)
+        }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if entryName == "." || entryName == ".." || (relative.isEmpty && entryName == Self.temporaryFolder) { continue }
+            let name = relative.isEmpty ? entryName : relative + "/" + entryName
+            var st = stat()
+            guard lstat(root + "/" + name, &st) == 0 else { continue }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR: try walk(relative: name, visit)
+            case S_IFREG: visit(ObjectInfo(name: name, size: Int(st.st_size)))
+            default: continue
+            }
+        }
+    }
+
+    private func classify(_ error: SystemCallError, name: String) -> BackendError {
+        switch error.errno {
+        case ENOENT:
+            var st = stat()
+            if stat(root, &st) != 0 {
+                return .permanent("provider directory \(root) is missing: mount or recreate it")
+            }
+            return .notFound(name)
+        case ENOSPC, EDQUOT: return .full("\(location): \(error)")
+        case EAGAIN, EINTR, ETIMEDOUT: return .transient("\(location): \(error)")
+        default: return .permanent("\(location): \(error)")
+        }
+    }
+
+    /// Object names: lowercase letters, digits, `-`, `_`, `.`, and `/` between non-empty parts that
+    /// are not `.` or `..`.
+    static func validate(_ name: String) throws {
+        let ok = !name.isEmpty && name.utf8.count <= 512 && name.utf8.allSatisfy { c in
+            (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e || c == 0x2f
+        } && name.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { $0 != "" && $0 != "." && $0 != ".." }
+        guard ok else { throw BackendError.permanent("invalid object name \"\(name)\"") }
+    }
+}

@@ -1,0 +1,61 @@
+import GRDB
+
+extension Catalog {
+    /// Every schema change is a new migration appended here; existing ones never change.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: providers, buckets, inodes, chunks, manifests") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE provider (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL,
+                    config TEXT NOT NULL,
+                    quota INTEGER,
+                    created_at REAL NOT NULL);
+                CREATE TABLE bucket (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    root_inode INTEGER,
+                    replicas INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL);
+                CREATE TABLE chunk (
+                    id BLOB PRIMARY KEY,
+                    kind TEXT NOT NULL CHECK (kind IN ('d', 'm')),
+                    plain_size INTEGER NOT NULL,
+                    sealed_size INTEGER NOT NULL,
+                    refcount INTEGER NOT NULL DEFAULT 0 CHECK (refcount >= 0),
+                    created_at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE chunk_location (
+                    chunk_id BLOB NOT NULL REFERENCES chunk(id),
+                    provider_id INTEGER NOT NULL REFERENCES provider(id),
+                    PRIMARY KEY (chunk_id, provider_id)) WITHOUT ROWID;
+                CREATE INDEX chunk_location_provider ON chunk_location(provider_id);
+                CREATE TABLE manifest (
+                    id BLOB PRIMARY KEY REFERENCES chunk(id),
+                    size INTEGER NOT NULL,
+                    chunk_count INTEGER NOT NULL,
+                    body BLOB NOT NULL) WITHOUT ROWID;
+                CREATE TABLE inode (
+                    id INTEGER PRIMARY KEY,
+                    bucket_id INTEGER NOT NULL REFERENCES bucket(id),
+                    parent_id INTEGER REFERENCES inode(id),
+                    name TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('d', 'f', 'l')),
+                    mode INTEGER NOT NULL,
+                    uid INTEGER NOT NULL,
+                    gid INTEGER NOT NULL,
+                    size INTEGER NOT NULL DEFAULT 0,
+                    mtime INTEGER NOT NULL,
+                    ctime INTEGER NOT NULL,
+                    manifest BLOB REFERENCES manifest(id),
+                    symlink_target TEXT,
+                    implicit INTEGER NOT NULL DEFAULT 0);
+                CREATE UNIQUE INDEX inode_parent_name ON inode(parent_id, name);
+                CREATE INDEX inode_bucket ON inode(bucket_id);
+                """)
+        }
+        return migrator
+    }
+}

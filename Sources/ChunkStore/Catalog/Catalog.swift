@@ -1,0 +1,376 @@
+import Foundation
+import GRDB
+
+/// The local catalog: one SQLite database in WAL mode (GRDB over the system libsqlite3).
+///
+/// It holds the providers, the buckets, each bucket's namespace as an inode table (so that the S3
+/// key `a/b/c.txt` and the mount path `/a/b/c.txt` are one row, and renaming a folder is one row
+/// update), every chunk with its sizes, reference count and locations, and each manifest's body.
+/// Schema changes are migrations (Catalog+Schema.swift); a database is never rewritten by hand.
+public final class Catalog: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (and migrates) the catalog at `path`, creating it when `create` is set.
+    public init(path: String, create: Bool = false) throws {
+        if !create && !FileManager.default.fileExists(atPath: path) {
+            throw StoreError(.notInitialized, "no catalog at \(path): run a67 init first (or set A67_HOME)")
+        }
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(60)
+        configuration.foreignKeysEnabled = true
+        configuration.label = "a67-catalog"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch let error as DatabaseError {
+            throw StoreError(.io, "cannot open the catalog \(path): \(error.message ?? error.description)")
+        }
+    }
+
+    // MARK: - Settings
+
+    public func setting(_ key: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    public func setSetting(_ key: String, _ value: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                           arguments: [key, value])
+        }
+    }
+
+    // MARK: - Providers
+
+    public func addProvider(name: String, kind: String, config: String, quota: Int64?) throws -> ProviderRecord {
+        try pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM provider WHERE name = ?", arguments: [name]) == true {
+                throw StoreError(.alreadyExists, "a provider named \(name) already exists; pick another name")
+            }
+            try db.execute(sql: "INSERT INTO provider(name, kind, config, quota, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [name, kind, config, quota, Date().timeIntervalSince1970])
+            return ProviderRecord(id: db.lastInsertedRowID, name: name, kind: kind, config: config, quota: quota, usedBytes: 0, chunkCount: 0)
+        }
+    }
+
+    /// Every provider, with the bytes and chunks the catalog places on it.
+    public func providers() throws -> [ProviderRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT p.id, p.name, p.kind, p.config, p.quota,
+                       COALESCE(SUM(c.sealed_size), 0) AS used, COUNT(c.id) AS chunks
+                FROM provider p
+                LEFT JOIN chunk_location l ON l.provider_id = p.id
+                LEFT JOIN chunk c ON c.id = l.chunk_id
+                GROUP BY p.id ORDER BY p.name
+                """).map { row in
+                ProviderRecord(id: row["id"], name: row["name"], kind: row["kind"], config: row["config"], quota: row["quota"],
+                               usedBytes: row["used"], chunkCount: row["chunks"])
+            }
+        }
+    }
+
+    // MARK: - Buckets
+
+    public func createBucket(_ name: String, replicas: Int) throws -> BucketRecord {
+        try Names.validateBucket(name)
+        return try pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM bucket WHERE name = ?", arguments: [name]) == true {
+                throw StoreError(.alreadyExists, "bucket \(name) already exists")
+            }
+            let now = Self.now()
+            try db.execute(sql: "INSERT INTO bucket(name, replicas, created_at) VALUES (?, ?, ?)", arguments: [name, replicas, now])
+            let bucketID = db.lastInsertedRowID
+            try db.execute(sql: """
+                INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, mtime, ctime)
+                VALUES (?, NULL, '', 'd', ?, ?, ?, 0, ?, ?)
+                """, arguments: [bucketID, 0o755, getuid(), getgid(), now, now])
+            let root = db.lastInsertedRowID
+            try db.execute(sql: "UPDATE bucket SET root_inode = ? WHERE id = ?", arguments: [root, bucketID])
+            return BucketRecord(id: bucketID, name: name, rootInode: root, replicas: replicas, createdAt: now)
+        }
+    }
+
+    public func buckets() throws -> [BucketSummary] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT b.id, b.name, b.root_inode, b.replicas, b.created_at,
+                       (SELECT COUNT(*) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f') AS objects,
+                       (SELECT COALESCE(SUM(size), 0) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f') AS bytes
+                FROM bucket b ORDER BY b.name
+                """).map { row in
+                BucketSummary(bucket: BucketRecord(id: row["id"], name: row["name"], rootInode: row["root_inode"],
+                                                   replicas: row["replicas"], createdAt: row["created_at"]),
+                              objects: row["objects"], bytes: row["bytes"])
+            }
+        }
+    }
+
+    public func bucket(_ name: String) throws -> BucketRecord {
+        try Names.validateBucket(name)
+        let row = try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, name, root_inode, replicas, created_at FROM bucket WHERE name = ?", arguments: [name])
+        }
+        guard let row else {
+            throw StoreError(.notFound, "no bucket named \(name): a67 bucket ls lists them, a67 bucket create \(name) makes it")
+        }
+        return BucketRecord(id: row["id"], name: row["name"], rootInode: row["root_inode"], replicas: row["replicas"],
+                            createdAt: row["created_at"])
+    }
+
+    /// Removes an empty bucket; refuses one that holds anything.
+    public func removeBucket(_ name: String) throws {
+        let bucket = try self.bucket(name)
+        try pool.write { db in
+            let entries = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inode WHERE bucket_id = ? AND parent_id IS NOT NULL",
+                                           arguments: [bucket.id]) ?? 0
+            guard entries == 0 else {
+                throw StoreError(.conflict, "bucket \(name) is not empty (\(entries) entries): remove its objects first (a67 ls \(name) --recursive)")
+            }
+            try db.execute(sql: "DELETE FROM inode WHERE bucket_id = ?", arguments: [bucket.id])
+            try db.execute(sql: "DELETE FROM bucket WHERE id = ?", arguments: [bucket.id])
+        }
+    }
+
+    // MARK: - Chunks
+
+    /// The locations of a chunk the catalog knows to be stored, or nil. Answers dedupe from the catalog,
+    /// never by asking providers.
+    public func chunkLocations(_ id: ChunkID) async throws -> [Int64]? {
+        try await pool.read { db in
+            let ids = try Int64.fetchAll(db, sql: "SELECT provider_id FROM chunk_location WHERE chunk_id = ?",
+                                         arguments: [Data(id.bytes)])
+            return ids.isEmpty ? nil : ids
+        }
+    }
+
+    /// Records chunks that are durably stored (refcount 0 until a manifest refers to them).
+    public func recordChunks(_ chunks: [StoredChunk]) async throws {
+        guard !chunks.isEmpty else { return }
+        try await pool.write { db in try Self.insert(chunks, db) }
+    }
+
+    static func insert(_ chunks: [StoredChunk], _ db: Database) throws {
+        let now = now()
+        for chunk in chunks {
+            try db.execute(sql: """
+                INSERT INTO chunk(id, kind, plain_size, sealed_size, refcount, created_at) VALUES (?, ?, ?, ?, 0, ?)
+                ON CONFLICT(id) DO NOTHING
+                """, arguments: [Data(chunk.id.bytes), chunk.isManifest ? "m" : "d", chunk.plainSize, chunk.sealedSize, now])
+            for provider in chunk.providers {
+                try db.execute(sql: "INSERT OR IGNORE INTO chunk_location(chunk_id, provider_id) VALUES (?, ?)",
+                               arguments: [Data(chunk.id.bytes), provider])
+            }
+        }
+    }
+
+    // MARK: - Objects
+
+    /// Makes an object visible: records its last chunks and manifest, creates the folders of its key,
+    /// points the key's entry at the manifest (replacing an older object) and adjusts reference counts,
+    /// all in one transaction. Every chunk the manifest lists must already be recorded.
+    public func commitObject(bucket: BucketRecord, segments: [String], manifestID: ChunkID, manifest: Manifest,
+                             chunks: [StoredChunk], owner: (uid: UInt32, gid: UInt32, mode: UInt32)) async throws {
+        let body = manifest.encoded
+        try await pool.write { db in
+            try Self.insert(chunks, db)
+            let distinct = Set(manifest.entries.map(\.id))
+            let missing = try distinct.filter { id in
+                try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE id = ?", arguments: [Data(id.bytes)]) != true
+            }
+            guard missing.isEmpty else {
+                throw StoreError(.internal, "object commit refused: \(missing.count) of its chunks are not recorded as stored")
+            }
+            try db.execute(sql: "INSERT INTO manifest(id, size, chunk_count, body) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                           arguments: [Data(manifestID.bytes), manifest.size, manifest.entries.count, Data(body)])
+            let now = Self.now()
+            let parent = try Self.makeFolders(bucket: bucket, segments.dropLast(), now: now, owner: owner, db)
+            let name = segments.last!
+            if let existing = try Row.fetchOne(db, sql: "SELECT id, kind, manifest FROM inode WHERE parent_id = ? AND name = ?",
+                                               arguments: [parent, name]) {
+                guard existing["kind"] as String == "f" else {
+                    throw StoreError(.conflict, "\(bucket.name)/\(segments.joined(separator: "/")) is a folder; an object cannot replace it")
+                }
+                try db.execute(sql: "UPDATE inode SET manifest = ?, size = ?, mtime = ?, ctime = ? WHERE id = ?",
+                               arguments: [Data(manifestID.bytes), manifest.size, now, now, existing["id"] as Int64])
+                try Self.adjustManifest(manifestID, by: 1, db)
+                if let old = existing["manifest"] as Data? { try Self.adjustManifest(ChunkID(bytes: [UInt8](old)), by: -1, db) }
+            } else {
+                try db.execute(sql: """
+                    INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, mtime, ctime, manifest)
+                    VALUES (?, ?, ?, 'f', ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [bucket.id, parent, name, owner.mode, owner.uid, owner.gid, manifest.size, now, now,
+                                     Data(manifestID.bytes)])
+                try Self.adjustManifest(manifestID, by: 1, db)
+            }
+        }
+    }
+
+    /// The object at `segments`, or `notFound`.
+    public func object(bucket: BucketRecord, segments: [String]) throws -> ObjectRecord {
+        let row = try pool.read { db -> Row? in
+            guard let id = try Self.resolve(bucket: bucket, segments, db) else { return nil }
+            return try Row.fetchOne(db, sql: """
+                SELECT i.id, i.kind, i.size, i.mtime, i.manifest, m.body FROM inode i
+                LEFT JOIN manifest m ON m.id = i.manifest WHERE i.id = ?
+                """, arguments: [id])
+        }
+        let key = segments.joined(separator: "/")
+        guard let row, row["kind"] as String == "f" else {
+            throw StoreError(.notFound, row == nil
+                ? "no object \(bucket.name)/\(key): a67 ls \(bucket.name) lists what is there"
+                : "\(bucket.name)/\(key) is a folder, not an object")
+        }
+        guard let id = row["manifest"] as Data?, let body = row["body"] as Data? else {
+            throw StoreError(.internal, "object \(bucket.name)/\(key) has no manifest in the catalog")
+        }
+        return ObjectRecord(key: key, size: row["size"], mtime: row["mtime"], manifestID: ChunkID(bytes: [UInt8](id)),
+                            manifest: try Manifest(decoding: [UInt8](body)))
+    }
+
+    /// Removes the object at `segments`, and the folders that existed only because of it.
+    public func removeObject(bucket: BucketRecord, segments: [String]) throws {
+        try pool.write { db in
+            let key = segments.joined(separator: "/")
+            guard let id = try Self.resolve(bucket: bucket, segments, db),
+                  let row = try Row.fetchOne(db, sql: "SELECT kind, manifest, parent_id FROM inode WHERE id = ?", arguments: [id]),
+                  row["kind"] as String == "f" else {
+                throw StoreError(.notFound, "no object \(bucket.name)/\(key)")
+            }
+            try db.execute(sql: "DELETE FROM inode WHERE id = ?", arguments: [id])
+            if let manifest = row["manifest"] as Data? { try Self.adjustManifest(ChunkID(bytes: [UInt8](manifest)), by: -1, db) }
+            // Prune implicit folders left empty, up to the root.
+            var parent: Int64? = row["parent_id"]
+            while let folder = parent, folder != bucket.rootInode {
+                let info = try Row.fetchOne(db, sql: "SELECT parent_id, implicit FROM inode WHERE id = ?", arguments: [folder])
+                guard let info, info["implicit"] as Bool,
+                      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inode WHERE parent_id = ?", arguments: [folder]) == 0 else { break }
+                try db.execute(sql: "DELETE FROM inode WHERE id = ?", arguments: [folder])
+                parent = info["parent_id"]
+            }
+        }
+    }
+
+    /// Lists a bucket the way S3 does: entries whose key starts with `prefix`, in byte order of key.
+    /// Without `recursive`, keys below the next `/` after the prefix collapse into one folder entry.
+    public func list(bucket: BucketRecord, prefix: String, recursive: Bool, visit: (ListEntry) throws -> Void) throws {
+        let folderPath = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
+        let namePrefix = prefix.lastIndex(of: "/").map { String(prefix[prefix.index(after: $0)...]) } ?? prefix
+        let segments = folderPath.isEmpty ? [] : folderPath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        try pool.read { db in
+            guard let folder = try Self.resolve(bucket: bucket, segments, db),
+                  try String.fetchOne(db, sql: "SELECT kind FROM inode WHERE id = ?", arguments: [folder]) == "d" else { return }
+            let base = folderPath.isEmpty ? "" : folderPath + "/"
+            try Self.walk(folder: folder, base: base, namePrefix: namePrefix, recursive: recursive, db, visit)
+        }
+    }
+
+    /// Children in key order: a folder sorts as its name followed by `/`, which makes a depth-first
+    /// walk come out in exactly the byte order of full keys, as S3 lists them.
+    private static func walk(folder: Int64, base: String, namePrefix: String, recursive: Bool, _ db: Database,
+                             _ visit: (ListEntry) throws -> Void) throws {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT id, name, kind, size, mtime FROM inode WHERE parent_id = ? AND substr(name, 1, length(?)) = ?
+            ORDER BY CAST(name || CASE kind WHEN 'd' THEN '/' ELSE '' END AS BLOB)
+            """, arguments: [folder, namePrefix, namePrefix])
+        for row in rows {
+            let name: String = row["name"]
+            let kind: String = row["kind"]
+            if kind == "d" {
+                if recursive {
+                    try walk(folder: row["id"], base: base + name + "/", namePrefix: "", recursive: true, db, visit)
+                } else {
+                    try visit(ListEntry(key: base + name + "/", isFolder: true, size: 0, mtime: row["mtime"]))
+                }
+            } else {
+                try visit(ListEntry(key: base + name, isFolder: false, size: row["size"], mtime: row["mtime"]))
+            }
+        }
+    }
+
+    // MARK: - Statistics
+
+    public func statistics() throws -> CatalogStatistics {
+        try pool.read { db in
+            let objects = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM inode WHERE kind = 'f'")!
+            let live = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS n, COALESCE(SUM(plain_size), 0) AS plain, COALESCE(SUM(sealed_size), 0) AS sealed
+                FROM chunk WHERE refcount > 0 AND kind = 'd'
+                """)!
+            let all = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS n, COALESCE(SUM(sealed_size), 0) AS sealed,
+                       COALESCE(SUM(CASE WHEN refcount = 0 THEN sealed_size ELSE 0 END), 0) AS unreferenced,
+                       COALESCE(SUM(CASE WHEN refcount = 0 THEN 1 ELSE 0 END), 0) AS unreferencedCount
+                FROM chunk
+                """)!
+            let replicas = try Int64.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(c.sealed_size), 0) FROM chunk_location l JOIN chunk c ON c.id = l.chunk_id
+                """) ?? 0
+            return CatalogStatistics(objects: objects["n"], logicalBytes: objects["bytes"], uniqueChunks: live["n"],
+                                     uniquePlainBytes: live["plain"], uniqueSealedBytes: live["sealed"], totalChunks: all["n"],
+                                     storedBytes: all["sealed"], replicaBytes: replicas,
+                                     unreferencedChunks: all["unreferencedCount"], unreferencedBytes: all["unreferenced"])
+        }
+    }
+
+    // MARK: - Helpers inside transactions
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
+
+    /// The inode at `segments` below the bucket's root, or nil.
+    static func resolve(bucket: BucketRecord, _ segments: [String], _ db: Database) throws -> Int64? {
+        var current = bucket.rootInode
+        for segment in segments {
+            guard let next = try Int64.fetchOne(db, sql: "SELECT id FROM inode WHERE parent_id = ? AND name = ?",
+                                                arguments: [current, segment]) else { return nil }
+            current = next
+        }
+        return current
+    }
+
+    /// Finds or creates (as implicit folders) each folder of `segments`; returns the last one's inode.
+    static func makeFolders(bucket: BucketRecord, _ segments: ArraySlice<String>, now: Int64,
+                            owner: (uid: UInt32, gid: UInt32, mode: UInt32), _ db: Database) throws -> Int64 {
+        var current = bucket.rootInode
+        var path: [String] = []
+        for segment in segments {
+            path.append(segment)
+            if let row = try Row.fetchOne(db, sql: "SELECT id, kind FROM inode WHERE parent_id = ? AND name = ?",
+                                          arguments: [current, segment]) {
+                guard row["kind"] as String == "d" else {
+                    throw StoreError(.conflict, "\(bucket.name)/\(path.joined(separator: "/")) is an object, so it cannot also be a folder")
+                }
+                current = row["id"]
+            } else {
+                try db.execute(sql: """
+                    INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, mtime, ctime, implicit)
+                    VALUES (?, ?, ?, 'd', ?, ?, ?, 0, ?, ?, 1)
+                    """, arguments: [bucket.id, current, segment, 0o755, owner.uid, owner.gid, now, now])
+                current = db.lastInsertedRowID
+            }
+        }
+        return current
+    }
+
+    /// Adds `delta` to a manifest chunk's reference count (the number of entries pointing at it). When
+    /// it goes from 0 to 1 or from 1 to 0, the manifest's data chunks gain or lose that reference.
+    static func adjustManifest(_ id: ChunkID, by delta: Int, _ db: Database) throws {
+        let key = Data(id.bytes)
+        guard let before = try Int.fetchOne(db, sql: "SELECT refcount FROM chunk WHERE id = ?", arguments: [key]) else {
+            throw StoreError(.internal, "manifest chunk \(id.short) is not recorded")
+        }
+        let after = before + delta
+        guard after >= 0 else { throw StoreError(.internal, "manifest chunk \(id.short) reference count would go negative") }
+        try db.execute(sql: "UPDATE chunk SET refcount = ? WHERE id = ?", arguments: [after, key])
+        guard (before == 0) != (after == 0) else { return }
+        guard let body = try Data.fetchOne(db, sql: "SELECT body FROM manifest WHERE id = ?", arguments: [key]) else {
+            throw StoreError(.internal, "manifest \(id.short) has no body in the catalog")
+        }
+        let change = after > 0 ? 1 : -1
+        for chunk in Set(try Manifest(decoding: [UInt8](body)).entries.map(\.id)) {
+            try db.execute(sql: "UPDATE chunk SET refcount = refcount + ? WHERE id = ?", arguments: [change, Data(chunk.bytes)])
+        }
+    }
+}

@@ -1,0 +1,79 @@
+/// Plain values read from or written to the catalog.
+public struct ProviderRecord: Sendable, Equatable {
+    public let id: Int64
+    public let name: String
+    /// "dir" today; "s3", "webdav", "sftp" with the remote backends.
+    public let kind: String
+    /// Kind-specific settings as JSON (for "dir": {"path": "..."}). Never holds a plaintext secret.
+    public let config: String
+    public let quota: Int64?
+    public let usedBytes: Int64
+    public let chunkCount: Int
+}
+
+public struct BucketRecord: Sendable, Equatable {
+    public let id: Int64
+    public let name: String
+    public let rootInode: Int64
+    public let replicas: Int
+    public let createdAt: Int64
+}
+
+public struct BucketSummary: Sendable, Equatable {
+    public let bucket: BucketRecord
+    public let objects: Int
+    public let bytes: Int64
+}
+
+/// A chunk durably stored on `providers`.
+public struct StoredChunk: Sendable, Equatable {
+    public let id: ChunkID
+    public let plainSize: Int
+    public let sealedSize: Int
+    public let providers: [Int64]
+    public let isManifest: Bool
+    public init(id: ChunkID, plainSize: Int, sealedSize: Int, providers: [Int64], isManifest: Bool = false) {
+        self.id = id
+        self.plainSize = plainSize
+        self.sealedSize = sealedSize
+        self.providers = providers
+        self.isManifest = isManifest
+    }
+}
+
+public struct ObjectRecord: Sendable {
+    public let key: String
+    public let size: Int64
+    /// Nanoseconds since 1970.
+    public let mtime: Int64
+    public let manifestID: ChunkID
+    public let manifest: Manifest
+}
+
+public struct ListEntry: Sendable, Equatable {
+    /// The full key; folders end with `/`.
+    public let key: String
+    public let isFolder: Bool
+    public let size: Int64
+    /// Nanoseconds since 1970.
+    public let mtime: Int64
+}
+
+public struct CatalogStatistics: Sendable, Equatable {
+    public let objects: Int
+    /// Sum of object sizes.
+    public let logicalBytes: Int64
+    /// Referenced data chunks, each counted once.
+    public let uniqueChunks: Int
+    public let uniquePlainBytes: Int64
+    public let uniqueSealedBytes: Int64
+    /// All chunks the catalog knows (data and manifests, referenced or not).
+    public let totalChunks: Int
+    /// Sealed bytes of all chunks, one copy each.
+    public let storedBytes: Int64
+    /// Sealed bytes summed over every replica on every provider.
+    public let replicaBytes: Int64
+    /// Chunks no object refers to any more (kept until garbage collection).
+    public let unreferencedChunks: Int
+    public let unreferencedBytes: Int64
+}

@@ -1,0 +1,100 @@
+import COpenSSL
+
+/// A 256-bit secret. Its description never shows the bytes.
+public struct SecretKey: Sendable, Equatable, CustomStringConvertible {
+    public static let byteCount = 32
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == Self.byteCount, "a SecretKey is 32 bytes")
+        self.bytes = bytes
+    }
+
+    public static func random() -> SecretKey { SecretKey(bytes: Crypto.randomBytes(byteCount)) }
+
+    /// A subkey for one purpose: HMAC-SHA256(self, label). Distinct labels give independent keys.
+    public func derive(_ label: String) -> SecretKey {
+        SecretKey(bytes: Crypto.hmacSHA256(key: bytes, Array(label.utf8)))
+    }
+
+    public var description: String { "SecretKey(redacted)" }
+}
+
+/// OpenSSL's primitives as the store uses them. Every function checks OpenSSL's return value.
+public enum Crypto {
+    public static let nonceSize = 12
+    public static let tagSize = 16
+
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let ok = out.withUnsafeMutableBufferPointer { a67_random_bytes($0.baseAddress, count) }
+        precondition(ok == 1, "OpenSSL RAND_bytes failed")
+        return out
+    }
+
+    public static func hmacSHA256(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
+        data.withUnsafeBufferPointer { hmacSHA256(key: key, $0) }
+    }
+
+    public static func hmacSHA256(key: [UInt8], _ data: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let ok = key.withUnsafeBufferPointer { k in
+            out.withUnsafeMutableBufferPointer { o in
+                a67_hmac_sha256(k.baseAddress, k.count, data.baseAddress, data.count, o.baseAddress)
+            }
+        }
+        precondition(ok == 1, "OpenSSL HMAC-SHA256 failed")
+        return out
+    }
+
+    public static func sha256(_ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let ok = data.withUnsafeBufferPointer { d in
+            out.withUnsafeMutableBufferPointer { a67_sha256(d.baseAddress, d.count, $0.baseAddress) }
+        }
+        precondition(ok == 1, "OpenSSL SHA-256 failed")
+        return out
+    }
+
+    /// scrypt(passphrase, salt, N = 2^logN, r, p) -> 32-byte key.
+    public static func scrypt(passphrase: [UInt8], salt: [UInt8], logN: UInt8, r: UInt8, p: UInt8) throws -> SecretKey {
+        var out = [UInt8](repeating: 0, count: 32)
+        let ok = passphrase.withUnsafeBufferPointer { pw in
+            salt.withUnsafeBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { o in
+                    a67_scrypt(pw.baseAddress, pw.count, s.baseAddress, s.count,
+                               UInt64(1) << UInt64(logN), UInt64(r), UInt64(p), o.baseAddress, 32)
+                }
+            }
+        }
+        guard ok == 1 else {
+            throw StoreError(.internal, "scrypt failed (N=2^\(logN), r=\(r), p=\(p)): not enough memory?")
+        }
+        return SecretKey(bytes: out)
+    }
+
+    /// AES-256-GCM encryption of `count` bytes at `base` in place; returns the tag.
+    static func sealInPlace(key: SecretKey, nonce: [UInt8], aad: [UInt8], _ base: UnsafeMutablePointer<UInt8>, count: Int,
+                            tag: UnsafeMutablePointer<UInt8>) {
+        let ok = key.bytes.withUnsafeBufferPointer { k in
+            nonce.withUnsafeBufferPointer { n in
+                aad.withUnsafeBufferPointer { a in
+                    a67_aes256gcm_seal(k.baseAddress, n.baseAddress, a.baseAddress, a.count, base, count, base, tag)
+                }
+            }
+        }
+        precondition(ok == 1, "OpenSSL AES-256-GCM encryption failed")
+    }
+
+    /// AES-256-GCM decryption of `count` bytes at `base` in place. False when the tag does not match.
+    static func openInPlace(key: SecretKey, nonce: UnsafePointer<UInt8>, aad: [UInt8], _ base: UnsafeMutablePointer<UInt8>,
+                            count: Int, tag: UnsafePointer<UInt8>) -> Bool {
+        key.bytes.withUnsafeBufferPointer { k in
+            aad.withUnsafeBufferPointer { a in
+                a67_aes256gcm_open(k.baseAddress, nonce, a.baseAddress, a.count, base, count, base, tag) == 1
+            }
+        }
+    }
+
+    public static var libraryVersion: String { String(cString: a67_openssl_version()) }
+}

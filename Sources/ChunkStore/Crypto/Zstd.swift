@@ -1,0 +1,65 @@
+import CZstd
+import Synchronization
+
+/// zstd one-shot compression with contexts reused from a small pool (a context holds megabytes of
+/// tables; making one per chunk would cost more than compressing small chunks).
+public enum Zstd {
+    public static let levels = 1...19
+    public static let defaultLevel = 3
+
+    private final class Context: @unchecked Sendable {
+        let cctx: OpaquePointer
+        init() { cctx = ZSTD_createCCtx() }
+        deinit { ZSTD_freeCCtx(cctx) }
+    }
+    private final class DContext: @unchecked Sendable {
+        let dctx: OpaquePointer
+        init() { dctx = ZSTD_createDCtx() }
+        deinit { ZSTD_freeDCtx(dctx) }
+    }
+    private static let compressors = Mutex<[Context]>([])
+    private static let decompressors = Mutex<[DContext]>([])
+
+    public static func compressBound(_ count: Int) -> Int { Int(ZSTD_compressBound(count)) }
+
+    /// Compresses `source` into `destination` (capacity `capacity`); returns the compressed size,
+    /// or nil when it would not fit (the caller then stores the bytes uncompressed).
+    static func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, capacity: Int,
+                         level: Int) -> Int? {
+        let context = compressors.withLock { $0.popLast() } ?? Context()
+        defer { compressors.withLock { if $0.count < 8 { $0.append(context) } } }
+        ZSTD_CCtx_setParameter(context.cctx, ZSTD_c_compressionLevel, Int32(level))
+        let written = ZSTD_compress2(context.cctx, destination, capacity, source.baseAddress, source.count)
+        if ZSTD_isError(written) != 0 {
+            ZSTD_CCtx_reset(context.cctx, ZSTD_reset_session_and_parameters)
+            return nil
+        }
+        return written
+    }
+
+    /// Decompresses one frame into a new array of at most `limit` bytes.
+    static func decompress(_ source: UnsafeRawBufferPointer, limit: Int) throws -> [UInt8] {
+        let declared = ZSTD_getFrameContentSize(source.baseAddress, source.count)
+        guard declared != a67_zstd_content_size_error(), declared != a67_zstd_content_size_unknown(),
+              declared <= UInt64(limit) else {
+            throw StoreError(.integrity, "compressed chunk body is not a zstd frame of at most \(limit) bytes")
+        }
+        let context = decompressors.withLock { $0.popLast() } ?? DContext()
+        defer { decompressors.withLock { if $0.count < 8 { $0.append(context) } } }
+        let size = Int(declared)
+        var failure: String?
+        let out = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            let r = ZSTD_decompressDCtx(context.dctx, buffer.baseAddress, size, source.baseAddress, source.count)
+            if ZSTD_isError(r) != 0 || r != size {
+                failure = ZSTD_isError(r) != 0 ? String(cString: ZSTD_getErrorName(r)) : "short frame"
+                count = 0
+            } else {
+                count = size
+            }
+        }
+        if let failure { throw StoreError(.integrity, "zstd could not decompress a chunk: \(failure)") }
+        return out
+    }
+
+    public static var libraryVersion: String { String(cString: ZSTD_versionString()) }
+}

@@ -1,0 +1,133 @@
+import Synchronization
+
+/// Streams a source into sealed chunks and commits it as one object.
+///
+/// Pipeline: one task reads 5 MiB pieces (on the blocking-I/O pool) while up to `window` chunk tasks
+/// run at once, each hashing its piece (HMAC-SHA256), and, unless the catalog already holds that ID,
+/// compressing, encrypting and storing it on its replicas. Hashing and sealing run on the cooperative
+/// threads (one per core); provider writes run on the I/O pool, so both cores stay busy while disks
+/// sync. Memory is bounded by `window` chunks whatever the object's size.
+///
+/// Visibility: the object appears only in the final catalog transaction, after every chunk and the
+/// manifest are durable. A crash before it leaves no object, only chunks recorded as unreferenced
+/// (or, for those not yet recorded, files that garbage collection reclaims), and a rerun dedupes
+/// against the recorded ones.
+public struct ObjectWriter: Sendable {
+    public let sealer: ChunkSealer
+    public let pool: any ChunkPool
+    public let catalog: Catalog
+    public let window: Int
+    /// Chunks recorded in the catalog per transaction while a put runs.
+    let recordBatch = 8
+
+    public init(sealer: ChunkSealer, pool: any ChunkPool, catalog: Catalog, window: Int = 6) {
+        self.sealer = sealer
+        self.pool = pool
+        self.catalog = catalog
+        self.window = max(1, window)
+    }
+
+    public struct Result: Sendable, Equatable {
+        public let size: Int64
+        public let chunks: Int
+        /// Chunks this put stored (the rest were already in the repository).
+        public let newChunks: Int
+        public let newSealedBytes: Int64
+        public let manifestID: ChunkID
+    }
+
+    public func write(from source: ByteSource, bucket: BucketRecord, key: String,
+                      owner: (uid: UInt32, gid: UInt32, mode: UInt32),
+                      attributes: [String: String] = [:], io: BlockingIOPool = .shared,
+                      progress: ProgressHandler? = nil) async throws -> Result {
+        let segments = try Names.keySegments(key)
+        let replicas = bucket.replicas
+        let sealer = self.sealer, pool = self.pool, catalog = self.catalog
+        let shared = PutState(batch: recordBatch)
+
+        var entries: [Manifest.Entry?] = []
+        var newChunks = 0
+        var newBytes: Int64 = 0
+        try await withThrowingTaskGroup(of: (Int, Manifest.Entry, StoredChunk?).self) { group in
+            var index = 0
+            var inFlight = 0
+            func collect(_ done: (Int, Manifest.Entry, StoredChunk?)) {
+                entries[done.0] = done.1
+                if let stored = done.2 {
+                    newChunks += 1
+                    newBytes += Int64(stored.sealedSize)
+                }
+                progress?(Int64(done.1.length))
+            }
+            while true {
+                let piece = try await io.run { try source.read(upTo: ChunkSealer.maxChunkSize) }
+                if piece.isEmpty { break }
+                if inFlight == window, let done = try await group.next() {
+                    collect(done)
+                    inFlight -= 1
+                }
+                let position = index
+                entries.append(nil)
+                group.addTask {
+                    let id = sealer.id(of: piece)
+                    let entry = Manifest.Entry(id: id, length: piece.count)
+                    // Dedupe from the catalog, and within this put: each ID is stored once.
+                    if try await catalog.chunkLocations(id) != nil { return (position, entry, nil) }
+                    guard shared.claim(id) else { return (position, entry, nil) }
+                    let sealed = sealer.seal(piece, id: id)
+                    let providers = try await pool.store(id, sealed: sealed, replicas: replicas)
+                    let stored = StoredChunk(id: id, plainSize: piece.count, sealedSize: sealed.count, providers: providers)
+                    try await catalog.recordChunks(shared.finished(stored))
+                    return (position, entry, stored)
+                }
+                inFlight += 1
+                index += 1
+                if piece.count < ChunkSealer.maxChunkSize { break }
+            }
+            while let done = try await group.next() { collect(done) }
+        }
+
+        let manifest = Manifest(entries: entries.map { $0! }, attributes: attributes)
+        guard manifest.entries.count <= Manifest.maxEntries else {
+            throw StoreError(.invalidArgument, "object \(bucket.name)/\(key) is larger than one manifest can describe (about 711 GiB)")
+        }
+        let body = manifest.encoded
+        let manifestID = sealer.id(of: body)
+        var last = shared.unrecorded()
+        if try await catalog.chunkLocations(manifestID) == nil {
+            let sealed = sealer.seal(body, id: manifestID)
+            let providers = try await pool.store(manifestID, sealed: sealed, replicas: replicas)
+            last.append(StoredChunk(id: manifestID, plainSize: body.count, sealedSize: sealed.count, providers: providers,
+                                    isManifest: true))
+        }
+        try await catalog.commitObject(bucket: bucket, segments: segments, manifestID: manifestID, manifest: manifest,
+                                       chunks: last, owner: owner)
+        return Result(size: manifest.size, chunks: manifest.entries.count, newChunks: newChunks, newSealedBytes: newBytes,
+                      manifestID: manifestID)
+    }
+}
+
+/// What the chunk tasks of one put share: the IDs already being stored, and stored chunks waiting
+/// to be recorded in the catalog (in batches, so a put costs one catalog transaction per batch).
+private final class PutState: Sendable {
+    private let claimed = Mutex<Set<ChunkID>>([])
+    private let pending = Mutex<[StoredChunk]>([])
+    private let batch: Int
+
+    init(batch: Int) { self.batch = batch }
+
+    /// True for the first task to store `id` in this put.
+    func claim(_ id: ChunkID) -> Bool { claimed.withLock { $0.insert(id).inserted } }
+
+    /// Adds a stored chunk; returns a full batch to record, or nothing.
+    func finished(_ chunk: StoredChunk) -> [StoredChunk] {
+        pending.withLock { list in
+            list.append(chunk)
+            guard list.count >= batch else { return [] }
+            defer { list.removeAll() }
+            return list
+        }
+    }
+
+    func unrecorded() -> [StoredChunk] { pending.withLock { $0 } }
+}

@@ -1,0 +1,221 @@
+import ChunkStore
+import Foundation
+
+/// One Automator67 repository: the local state under $A67_HOME (the catalog and a copy of the
+/// keyring) and the providers that hold its chunks. Opening it with keys unlocks puts and gets;
+/// the read-only catalog views (ls, stat) need no passphrase.
+public final class Repository: Sendable {
+    public let home: String
+    public let catalog: Catalog
+    let keys: RepositoryKeys?
+    public let repositoryID: String
+
+    public static let catalogFile = "catalog.db"
+    public static let keyringFile = "keyring"
+
+    public struct Settings: Sendable {
+        public var zstdLevel = Zstd.defaultLevel
+        public var scryptLogN = Keyring.defaultLogN
+        public init() {}
+    }
+
+    /// Creates a repository at `home`. Refuses when one is already there.
+    public static func initialize(home: String, passphrase: Passphrase, settings: Settings = .init()) throws -> Repository {
+        let fm = FileManager.default
+        let keyringPath = home + "/" + keyringFile
+        let catalogPath = home + "/" + catalogFile
+        if fm.fileExists(atPath: keyringPath) || fm.fileExists(atPath: catalogPath) {
+            throw StoreError(.alreadyExists, "a repository already exists at \(home); use it, or set A67_HOME to another folder")
+        }
+        guard Zstd.levels.contains(settings.zstdLevel) else {
+            throw StoreError(.invalidArgument, "zstd level \(settings.zstdLevel) is out of range: use 1 to 19")
+        }
+        do {
+            try fm.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw StoreError(.io, "cannot create \(home): \(error.localizedDescription)")
+        }
+        let master = SecretKey.random()
+        let id = Crypto.randomBytes(16)
+        let keyring = try Keyring.wrap(master: master, passphrase: passphrase, repositoryID: id, logN: settings.scryptLogN)
+        try writeAtomically(keyring.encoded, to: keyringPath)
+        let catalog = try Catalog(path: catalogPath, create: true)
+        try catalog.setSetting("repository_id", Hex.encode(id))
+        try catalog.setSetting("zstd_level", String(settings.zstdLevel))
+        try catalog.setSetting("format_version", String(ChunkSealer.formatVersion))
+        return Repository(home: home, catalog: catalog, keys: RepositoryKeys(master: master), repositoryID: Hex.encode(id))
+    }
+
+    /// Opens the repository at `home` with its keys. A wrong passphrase fails before anything is touched.
+    public static func open(home: String, passphrase: Passphrase) throws -> Repository {
+        let keyring = try localKeyring(home: home)
+        let master = try keyring.unwrap(passphrase: passphrase)
+        let catalog = try Catalog(path: home + "/" + catalogFile)
+        let id = Hex.encode(keyring.repositoryID)
+        guard try catalog.setting("repository_id") == id else {
+            throw StoreError(.integrity, "the catalog in \(home) belongs to another repository than its keyring")
+        }
+        return Repository(home: home, catalog: catalog, keys: RepositoryKeys(master: master), repositoryID: id)
+    }
+
+    /// Opens the catalog only, for read-only views.
+    public static func openCatalog(home: String) throws -> Repository {
+        let keyring = try localKeyring(home: home)
+        let catalog = try Catalog(path: home + "/" + catalogFile)
+        return Repository(home: home, catalog: catalog, keys: nil, repositoryID: Hex.encode(keyring.repositoryID))
+    }
+
+    init(home: String, catalog: Catalog, keys: RepositoryKeys?, repositoryID: String) {
+        self.home = home
+        self.catalog = catalog
+        self.keys = keys
+        self.repositoryID = repositoryID
+    }
+
+    static func localKeyring(home: String) throws -> Keyring {
+        let path = home + "/" + keyringFile
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw StoreError(.notInitialized, "no repository at \(home): run a67 init (or set A67_HOME to where your repository is)")
+        }
+        return try Keyring(decoding: [UInt8](data), source: path)
+    }
+
+    func unlocked() throws -> RepositoryKeys {
+        guard let keys else { throw StoreError(.internal, "repository opened without keys") }
+        return keys
+    }
+
+    // MARK: - Providers
+
+    /// Adds a provider and stores the keyring on it. A folder that already holds a keyring of
+    /// another repository is refused.
+    public func addProvider(name: String, spec: ProviderSpec, quota: Int64?) async throws -> ProviderRecord {
+        try Names.validateProvider(name)
+        let keys = try unlocked()
+        _ = keys
+        let existing = try catalog.providers()
+        if existing.contains(where: { $0.name == name }) {
+            throw StoreError(.alreadyExists, "a provider named \(name) already exists; pick another name")
+        }
+        if let twin = existing.first(where: { (try? ProviderSpec(kind: $0.kind, config: $0.config)) == spec }) {
+            throw StoreError(.alreadyExists, "\(spec.summary) is already provider \(twin.name) of this repository")
+        }
+        if case .directory(let path) = spec {
+            do {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            } catch {
+                throw StoreError(.providerFailure, "cannot create provider directory \(path): \(error.localizedDescription)")
+            }
+        }
+        let backend = spec.makeBackend()
+        let local = try Self.localKeyring(home: home)
+        do {
+            let present = try await backend.get(Keyring.objectName)
+            let theirs = try Keyring(decoding: present, source: "\(backend.location)/keyring")
+            guard theirs.repositoryID == local.repositoryID else {
+                throw StoreError(.conflict, "\(backend.location) already holds another Automator67 repository; choose an empty location")
+            }
+        } catch BackendError.notFound {
+            // A new location: expected.
+        } catch let error as BackendError {
+            throw StoreError(.providerFailure, "provider \(name) (\(backend.location)) cannot be read: \(error)")
+        }
+        do {
+            try await backend.put(Keyring.objectName, data: local.encoded)
+        } catch {
+            throw StoreError(.providerFailure, "provider \(name) (\(backend.location)) cannot be written: \(error)")
+        }
+        return try catalog.addProvider(name: name, kind: spec.kind, config: spec.configJSON, quota: quota)
+    }
+
+    public func providers() throws -> [(record: ProviderRecord, spec: ProviderSpec)] {
+        try catalog.providers().map { ($0, try ProviderSpec(kind: $0.kind, config: $0.config)) }
+    }
+
+    func makePool() throws -> ReplicatedPool {
+        let providers = try self.providers()
+        return ReplicatedPool(
+            members: providers.map { .init(id: $0.record.id, name: $0.record.name, backend: $0.spec.makeBackend(), quota: $0.record.quota) },
+            used: Dictionary(uniqueKeysWithValues: providers.map { ($0.record.id, $0.record.usedBytes) }))
+    }
+
+    // MARK: - Objects
+
+    public var zstdLevel: Int {
+        get throws { Int(try catalog.setting("zstd_level") ?? "") ?? Zstd.defaultLevel }
+    }
+
+    /// Puts `source` as `bucket/key`, replacing an older object of that key.
+    public func put(_ source: ByteSource, bucket: String, key: String, zstdLevel: Int? = nil,
+                    progress: ProgressHandler? = nil) async throws -> ObjectWriter.Result {
+        let keys = try unlocked()
+        let record = try catalog.bucket(bucket)
+        _ = try Names.keySegments(key)
+        let level = try zstdLevel ?? self.zstdLevel
+        guard Zstd.levels.contains(level) else {
+            throw StoreError(.invalidArgument, "zstd level \(level) is out of range: use 1 to 19")
+        }
+        let writer = ObjectWriter(sealer: ChunkSealer(keys: keys, zstdLevel: level), pool: try makePool(), catalog: catalog)
+        return try await writer.write(from: source, bucket: record, key: key,
+                                      owner: (uid: getuid(), gid: getgid(), mode: 0o644), progress: progress)
+    }
+
+    /// The object at `bucket/key`, or `notFound`.
+    public func object(bucket: String, key: String) throws -> ObjectRecord {
+        try catalog.object(bucket: try catalog.bucket(bucket), segments: try Names.keySegments(key))
+    }
+
+    /// Writes `object` (or `range` of it) to `sink`.
+    public func get(_ object: ObjectRecord, bucket: String, range: ClosedRange<Int64>? = nil, to sink: ByteSink,
+                    progress: ProgressHandler? = nil) async throws {
+        let reader = ObjectReader(sealer: ChunkSealer(keys: try unlocked()), pool: try makePool(), catalog: catalog)
+        try await reader.read(object, bucket: bucket, range: range, to: sink, progress: progress)
+    }
+
+    public func remove(bucket: String, key: String) throws {
+        _ = try unlocked()
+        try catalog.removeObject(bucket: try catalog.bucket(bucket), segments: try Names.keySegments(key))
+    }
+
+    public func list(bucket: String, prefix: String, recursive: Bool) throws -> [ListEntry] {
+        var entries: [ListEntry] = []
+        try catalog.list(bucket: try catalog.bucket(bucket), prefix: prefix, recursive: recursive) { entries.append($0) }
+        return entries
+    }
+
+    // MARK: - Buckets
+
+    public static let defaultReplicas = 2
+
+    public func createBucket(_ name: String, replicas: Int = defaultReplicas) throws -> BucketRecord {
+        _ = try unlocked()
+        guard (1...8).contains(replicas) else {
+            throw StoreError(.invalidArgument, "--replicas \(replicas) is out of range: use 1 to 8")
+        }
+        return try catalog.createBucket(name, replicas: replicas)
+    }
+
+    public func removeBucket(_ name: String) throws {
+        _ = try unlocked()
+        try catalog.removeBucket(name)
+    }
+
+    // MARK: - Files
+
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+            throw StoreError(.io, "cannot write \(path)")
+        }
+        let fd = Glibc.open(temporary, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,42 @@
+import ArgumentParser
+
+@main
+struct A67: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "a67",
+        abstract: "Automator67: one encrypted, replicated store over your free storage accounts.",
+        discussion: """
+            Files and objects are split into chunks of at most 5 MiB, compressed (zstd), encrypted \
+            (AES-256-GCM) and stored on your providers. State lives in $A67_HOME (default ~/.a67).
+
+            The passphrase comes from the file named by A67_PASSPHRASE_FILE, or A67_PASSPHRASE, or a \
+            prompt on a terminal. Read-only views (ls, stat, bucket ls, provider ls) need none.
+
+            Start here:
+              a67 init
+              a67 provider add disk1 --dir /mnt/disk1/a67
+              a67 bucket create photos
+              a67 put ./holiday.jpg photos/2026/holiday.jpg
+              a67 get photos/2026/holiday.jpg ./copy.jpg
+            Or run `a67 up` for a ready-made demo repository.
+
+            Exit codes:
+              0   success
+              1   unexpected error (a bug, or a local file that cannot be read or written)
+              2   not found: a bucket, key, provider or source file that does not exist
+              3   wrong passphrase, or none given
+              4   integrity failure: stored data is corrupted, truncated or swapped (never returned)
+              5   provider failure: a provider is unwritable, full, missing or at its quota
+              6   conflict: it already exists, or a bucket is not empty
+              7   no repository at $A67_HOME (run a67 init)
+              64  usage: invalid arguments, names, keys or ranges
+            """,
+        version: version,
+        subcommands: [
+            Init.self, Up.self, ProviderCommand.self, BucketCommand.self, Put.self, Get.self, List.self, Remove.self,
+            Stat.self, Version.self,
+        ]
+    )
+}

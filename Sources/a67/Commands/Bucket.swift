@@ -1,0 +1,90 @@
+import ArgumentParser
+import ChunkStore
+import Foundation
+import Replicator
+
+struct BucketCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bucket",
+        abstract: "Create, list and remove buckets.",
+        subcommands: [Create.self, Ls.self, Rm.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a bucket.",
+            discussion: """
+                Bucket names follow S3's rules: 3 to 63 characters of lowercase letters, digits, '.' and \
+                '-', starting and ending with a letter or digit. Each chunk of the bucket's objects is \
+                stored on --replicas providers (at most as many as there are).
+                """)
+
+        @OptionGroup var home: HomeOptions
+
+        @Argument(help: "The bucket's name.")
+        var name: String
+
+        @Option(help: "How many providers hold each chunk, 1 to 8.")
+        var replicas: Int = Repository.defaultReplicas
+
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        func run() async throws {
+            try await guarded {
+                try Names.validateBucket(name)
+                let bucket = try home.unlock().createBucket(name, replicas: replicas)
+                if json {
+                    printJSON(["name": bucket.name, "replicas": bucket.replicas])
+                } else {
+                    print("created bucket \(bucket.name) (\(bucket.replicas) replicas)")
+                }
+            }
+        }
+    }
+
+    struct Ls: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List buckets.")
+
+        @OptionGroup var home: HomeOptions
+
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        func run() async throws {
+            try await guarded {
+                let buckets = try home.catalogOnly().catalog.buckets()
+                if json {
+                    printJSON(buckets.map { b in
+                        ["name": b.bucket.name, "objects": b.objects, "bytes": b.bytes, "replicas": b.bucket.replicas,
+                         "created": isoTime(b.bucket.createdAt)] as [String: Any]
+                    })
+                    return
+                }
+                if buckets.isEmpty {
+                    print("no buckets yet: a67 bucket create NAME")
+                    return
+                }
+                printTable(["NAME", "OBJECTS", "SIZE", "REPLICAS", "CREATED"], buckets.map { b in
+                    [b.bucket.name, String(b.objects), ByteSize.format(b.bytes), String(b.bucket.replicas), isoTime(b.bucket.createdAt)]
+                })
+            }
+        }
+    }
+
+    struct Rm: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove an empty bucket (refused when it holds objects).")
+
+        @OptionGroup var home: HomeOptions
+
+        @Argument(help: "The bucket's name.")
+        var name: String
+
+        func run() async throws {
+            try await guarded {
+                try Names.validateBucket(name)
+                try home.unlock().removeBucket(name)
+                print("removed bucket \(name)")
+            }
+        }
+    }
+}
