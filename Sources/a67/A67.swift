@@ -1,7 +1,22 @@
 import ArgumentParser
+import ChunkStore
 
 @main
 struct A67: AsyncParsableCommand {
+    static func main() async {
+        MemoryTuning.configureForChunkBuffers()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let version = "0.1.0"
 
     static let configuration = CommandConfiguration(

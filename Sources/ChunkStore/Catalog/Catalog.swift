@@ -166,6 +166,15 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Every (chunk, provider) pair the catalog records, for checks that each one is really there.
+    public func allLocations() throws -> [(chunk: ChunkID, provider: Int64)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT chunk_id, provider_id FROM chunk_location").map { row in
+                (ChunkID(bytes: [UInt8](row["chunk_id"] as Data)), row["provider_id"] as Int64)
+            }
+        }
+    }
+
     // MARK: - Objects
 
     /// Makes an object visible: records its last chunks and manifest, creates the folders of its key,

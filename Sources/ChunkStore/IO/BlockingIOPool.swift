@@ -8,8 +8,9 @@ public final class BlockingIOPool: @unchecked Sendable {
     public static let shared = BlockingIOPool(threads: 12)
 
     private let condition = NSCondition()
+    /// Waiting jobs. A job leaves the queue when a thread takes it, so the buffers it captures are
+    /// freed as soon as it has run.
     private var jobs: [@Sendable () -> Void] = []
-    private var head = 0
     private let threadCount: Int
     private var started = false
 
@@ -43,13 +44,8 @@ public final class BlockingIOPool: @unchecked Sendable {
     private func work() {
         while true {
             condition.lock()
-            while head == jobs.count { condition.wait() }
-            let job = jobs[head]
-            head += 1
-            if head > 1024 && head * 2 > jobs.count {
-                jobs.removeFirst(head)
-                head = 0
-            }
+            while jobs.isEmpty { condition.wait() }
+            let job = jobs.removeFirst()
             condition.unlock()
             job()
         }

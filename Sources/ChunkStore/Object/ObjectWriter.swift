@@ -30,7 +30,8 @@ public struct ObjectWriter: Sendable {
     public struct Result: Sendable, Equatable {
         public let size: Int64
         public let chunks: Int
-        /// Chunks this put stored (the rest were already in the repository).
+        /// Data chunks this put stored (the rest were already in the repository). The manifest is
+        /// not counted.
         public let newChunks: Int
         public let newSealedBytes: Int64
         public let manifestID: ChunkID

@@ -13,7 +13,7 @@ struct Get: AsyncParsableCommand {
             partial file. Every chunk is verified; corrupted data is never returned (exit code 4).
 
             --range FIRST-LAST selects bytes FIRST to LAST inclusive, counted from 0, like HTTP: \
-            100-199, 100- (to the end), -500 (the last 500 bytes).
+            100-199, 100- (to the end), --range=-500 (the last 500 bytes; write it with '=').
             """)
 
     @OptionGroup var home: HomeOptions

@@ -1,0 +1,154 @@
+import ChunkStore
+import Foundation
+import Testing
+
+/// Runs the built `a67` binary with its own $A67_HOME, as a user would.
+final class CLI: @unchecked Sendable {
+    let home: String
+    let scratch: String
+    var environment: [String: String]
+
+    static let binary: String = {
+        if let path = ProcessInfo.processInfo.environment["A67_BIN"] { return path }
+        // .build/debug/<tests>.xctest -> .build/debug/a67
+        let tests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let beside = tests.appendingPathComponent("a67").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/a67").path
+    }()
+
+    init() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("a67-cli-\(UUID().uuidString)").path
+        home = scratch + "/home"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        environment = ["A67_HOME": home, "A67_PASSPHRASE": "test passphrase", "PATH": "/usr/bin:/bin"]
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: scratch) }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        let stdoutBytes: [UInt8]
+    }
+
+    /// Runs `a67 ARGS`, feeding `input` to standard input.
+    @discardableResult
+    func run(_ arguments: [String], input: [UInt8]? = nil, environment extra: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.environment = environment.merging(extra) { $1 }
+        let out = Pipe(), err = Pipe(), inPipe = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
+        try process.run()
+        if let input {
+            DispatchQueue.global().async {
+                inPipe.fileHandleForWriting.write(Data(input))
+                try? inPipe.fileHandleForWriting.close()
+            }
+        }
+        let collected = collect(out, err)
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: collected.0, as: UTF8.self),
+                      stderr: String(decoding: collected.1, as: UTF8.self), stdoutBytes: collected.0)
+    }
+
+    /// Runs and expects success.
+    @discardableResult
+    func ok(_ arguments: [String], input: [UInt8]? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> Result {
+        let result = try run(arguments, input: input)
+        #expect(result.status == 0, "a67 \(arguments.joined(separator: " ")) failed: \(result.stderr)", sourceLocation: sourceLocation)
+        return result
+    }
+
+    /// Runs and expects exit `status` with a message on standard error containing `message`.
+    @discardableResult
+    func fails(_ arguments: [String], status: Int32, message: String? = nil, input: [UInt8]? = nil,
+               environment extra: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation) throws -> Result {
+        let result = try run(arguments, input: input, environment: extra)
+        #expect(result.status == status, "a67 \(arguments.joined(separator: " ")) exited \(result.status), stderr: \(result.stderr)",
+                sourceLocation: sourceLocation)
+        if let message {
+            #expect(result.stderr.contains(message), "stderr was: \(result.stderr)", sourceLocation: sourceLocation)
+        }
+        return result
+    }
+
+    /// init, `count` directory providers and a bucket.
+    func setUp(providers count: Int = 2, bucket: String = "test-bucket", replicas: Int = 1) throws {
+        try ok(["init"])
+        for i in 1...count { try ok(["provider", "add", "p\(i)", "--dir", provider(i)]) }
+        try ok(["bucket", "create", bucket, "--replicas", String(replicas)])
+    }
+
+    func provider(_ i: Int) -> String { scratch + "/providers/p\(i)" }
+
+    func file(_ name: String, _ bytes: [UInt8]) -> String {
+        let path = scratch + "/" + name
+        overwrite(path, bytes)
+        return path
+    }
+
+    func read(_ path: String) -> [UInt8]? { FileManager.default.contents(atPath: path).map { [UInt8]($0) } }
+
+    /// Chunk files on a provider, by path.
+    func chunkFiles(_ i: Int) -> [String] {
+        let root = provider(i) + "/data"
+        let enumerator = FileManager.default.enumerator(atPath: root)
+        var files: [String] = []
+        while let name = enumerator?.nextObject() as? String {
+            if name.contains("/") { files.append(root + "/" + name) }
+        }
+        return files.sorted()
+    }
+
+    /// Every chunk location the catalog records is a file on that provider.
+    func everyRecordedChunkExists() throws -> Bool {
+        let catalog = try Catalog(path: home + "/catalog.db")
+        let roots = Dictionary(uniqueKeysWithValues: try catalog.providers().map { provider in
+            let config = try? JSONSerialization.jsonObject(with: Data(provider.config.utf8)) as? [String: String]
+            return (provider.id, config?["path"] ?? "")
+        })
+        return try catalog.allLocations().allSatisfy { FileManager.default.fileExists(atPath: roots[$0.provider]! + "/" + $0.chunk.objectName) }
+    }
+
+    func json(_ arguments: [String]) throws -> Any {
+        let result = try ok(arguments + ["--json"])
+        return try JSONSerialization.jsonObject(with: Data(result.stdoutBytes))
+    }
+
+    private func collect(_ out: Pipe, _ err: Pipe) -> ([UInt8], [UInt8]) {
+        let group = DispatchGroup()
+        nonisolated(unsafe) var errBytes: [UInt8] = []
+        group.enter()
+        DispatchQueue.global().async {
+            errBytes = [UInt8](err.fileHandleForReading.readDataToEndOfFile())
+            group.leave()
+        }
+        let outBytes = [UInt8](out.fileHandleForReading.readDataToEndOfFile())
+        group.wait()
+        return (outBytes, errBytes)
+    }
+}
+
+func randomBytes(_ count: Int) -> [UInt8] { Crypto.randomBytes(count) }
+
+func textBytes(_ count: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    var i = 0
+    while out.count < count {
+        out += Array("line \(i) of some very ordinary text that compresses well\n".utf8)
+        i += 1
+    }
+    return Array(out.prefix(count))
+}
+
+/// Writes a whole file; a test that cannot write its own fixtures stops here.
+func overwrite(_ path: String, _ bytes: [UInt8]) {
+    precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "cannot write \(path)")
+}

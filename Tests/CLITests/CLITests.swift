@@ -1,0 +1,279 @@
+import ChunkStore
+import Foundation
+import Testing
+
+struct CLITests {
+    static let chunk = 5 * 1024 * 1024
+
+    @Test func putGetListRemoveRoundTrip() throws {
+        let cli = try CLI()
+        try cli.setUp()
+        let data = textBytes(2 * Self.chunk + 999) + randomBytes(Self.chunk)
+        let source = cli.file("in.bin", data)
+        try cli.ok(["put", source, "test-bucket/dir/sub/in.bin"])
+        try cli.ok(["put", "-", "test-bucket/stdin.txt"], input: Array("from stdin\n".utf8))
+        try cli.ok(["get", "test-bucket/dir/sub/in.bin", cli.scratch + "/out.bin"])
+        #expect(cli.read(cli.scratch + "/out.bin") == data)
+        #expect(try cli.ok(["get", "test-bucket/stdin.txt", "-"]).stdout == "from stdin\n")
+        #expect(try cli.ok(["get", "test-bucket/dir/sub/in.bin", "-", "--range", "5242870-5242889"]).stdoutBytes
+                == Array(data[5_242_870...5_242_889]))
+        #expect(try cli.ok(["get", "test-bucket/stdin.txt", "-", "--range=-6"]).stdout == "stdin\n")
+        #expect(try cli.ok(["get", "test-bucket/stdin.txt", "-", "--range", "5-"]).stdout == "stdin\n")
+        // A folder destination receives the key's last part.
+        try FileManager.default.createDirectory(atPath: cli.scratch + "/into", withIntermediateDirectories: true)
+        try cli.ok(["get", "test-bucket/stdin.txt", cli.scratch + "/into"])
+        #expect(cli.read(cli.scratch + "/into/stdin.txt") == Array("from stdin\n".utf8))
+
+        let top = try cli.json(["ls", "test-bucket"]) as! [[String: Any]]
+        #expect(top.map { $0["key"] as! String } == ["dir/", "stdin.txt"])
+        let all = try cli.json(["ls", "test-bucket", "--recursive"]) as! [[String: Any]]
+        #expect(all.map { $0["key"] as! String } == ["dir/sub/in.bin", "stdin.txt"])
+        #expect(all[0]["size"] as? Int == data.count)
+        #expect(try cli.ok(["ls", "test-bucket/dir/"]).stdout.contains("dir/sub/"))
+
+        try cli.ok(["rm", "test-bucket/dir/sub/in.bin"])
+        #expect((try cli.json(["ls", "test-bucket", "-r"]) as! [[String: Any]]).count == 1)
+        try cli.fails(["get", "test-bucket/dir/sub/in.bin", "-"], status: 2, message: "no object test-bucket/dir/sub/in.bin")
+    }
+
+    @Test func statReportsDedupeAndCompression() throws {
+        let cli = try CLI()
+        try cli.setUp()
+        let text = cli.file("text", textBytes(3 * Self.chunk))
+        let first = try cli.json(["put", text, "test-bucket/a"]) as! [String: Any]
+        let second = try cli.json(["put", text, "test-bucket/copy/of/a"]) as! [String: Any]
+        #expect(first["newChunks"] as? Int == 3, "three data chunks")
+        #expect(second["newChunks"] as? Int == 0)
+        #expect(second["newStoredBytes"] as? Int == 0)
+        let stat = try cli.json(["stat"]) as! [String: Any]
+        #expect(stat["objects"] as? Int == 2)
+        #expect(stat["logicalBytes"] as? Int == 6 * Self.chunk)
+        #expect(stat["uniqueBytes"] as? Int == 3 * Self.chunk)
+        #expect(abs((stat["dedupeRatio"] as! Double) - 2.0) < 1e-9)
+        #expect((stat["compressionRatio"] as! Double) > 5, "ordinary text must compress")
+        #expect(try cli.ok(["stat"]).stdout.contains("dedupe ratio"))
+    }
+
+    @Test func initTwiceAndWrongPassphraseTouchNothing() throws {
+        let cli = try CLI()
+        try cli.setUp()
+        try cli.ok(["put", "-", "test-bucket/k"], input: [1, 2, 3])
+        try cli.fails(["init"], status: 6, message: "already exists")
+        let catalog = cli.read(cli.home + "/catalog.db")
+        let keyring = cli.read(cli.home + "/keyring")
+        for command in [["put", "-", "test-bucket/k2"], ["get", "test-bucket/k", "-"], ["rm", "test-bucket/k"],
+                        ["bucket", "create", "other"], ["provider", "add", "p9", "--dir", cli.scratch + "/p9"]] {
+            try cli.fails(command, status: 3, message: "wrong passphrase", input: [9],
+                          environment: ["A67_PASSPHRASE": "not the passphrase"])
+        }
+        #expect(cli.read(cli.home + "/catalog.db") == catalog, "a wrong passphrase must not change the catalog")
+        #expect(cli.read(cli.home + "/keyring") == keyring)
+        #expect(!FileManager.default.fileExists(atPath: cli.scratch + "/p9"))
+        let passFile = cli.file("pass", Array("test passphrase\n".utf8))
+        #expect(try cli.run(["get", "test-bucket/k", "-"], environment: ["A67_PASSPHRASE_FILE": passFile, "A67_PASSPHRASE": "x"])
+                    .stdoutBytes == [1, 2, 3], "the passphrase file comes first")
+    }
+
+    @Test func noPassphraseAtAllIsAClearError() throws {
+        let cli = try CLI()
+        cli.environment.removeValue(forKey: "A67_PASSPHRASE")
+        try cli.fails(["init"], status: 3, message: "no passphrase: set A67_PASSPHRASE_FILE")
+        #expect(!FileManager.default.fileExists(atPath: cli.home + "/keyring"))
+    }
+
+    @Test func badInputGetsClearErrorsAndExitCodes() throws {
+        let cli = try CLI()
+        try cli.fails(["ls", "test-bucket"], status: 7, message: "no repository")
+        try cli.setUp()
+        try cli.fails(["put", cli.scratch + "/missing", "test-bucket/k"], status: 2, message: "cannot read")
+        try cli.fails(["put", cli.scratch, "test-bucket/k"], status: 64, message: "is a directory")
+        try cli.fails(["put", "-", "no-such-bucket/k"], status: 2, message: "no bucket named no-such-bucket", input: [1])
+        try cli.fails(["put", "-", "Bad_Bucket/k"], status: 64, message: "invalid bucket name", input: [1])
+        try cli.fails(["bucket", "create", "x"], status: 64, message: "invalid bucket name")
+        for key in ["../etc/passwd", "a/../b", "a//b", "trailing/"] {
+            try cli.fails(["put", "-", "test-bucket/" + key], status: 64, message: "invalid key", input: [1])
+        }
+        try cli.fails(["put", "-", "test-bucket"], status: 64, message: "names no key", input: [1])
+        try cli.fails(["put", "-", "test-bucket/" + String(repeating: "k", count: 1100)], status: 64, message: "at most 1024 bytes", input: [1])
+        try cli.fails(["get", "test-bucket/nothing", "-"], status: 2, message: "no object")
+        try cli.ok(["put", "-", "test-bucket/small"], input: Array("0123456789".utf8))
+        for range in ["5-2", "10-20", "x-1", "-", "3"] {
+            try cli.fails(["get", "test-bucket/small", "-", "--range", range], status: 64, message: "invalid --range")
+        }
+        try cli.fails(["bucket", "create", "test-bucket"], status: 6, message: "already exists")
+        try cli.fails(["bucket", "rm", "test-bucket"], status: 6, message: "not empty")
+        try cli.fails(["bucket", "rm", "nope-bucket"], status: 2, message: "no bucket")
+        try cli.fails(["provider", "add", "p1", "--dir", cli.scratch + "/elsewhere"], status: 6, message: "already exists")
+        try cli.fails(["provider", "add", "bad name", "--dir", cli.scratch + "/x"], status: 64, message: "invalid provider name")
+        try cli.fails(["provider", "add", "q", "--dir", cli.scratch + "/q", "--quota", "lots"], status: 64, message: "as a size")
+        try cli.fails(["init", "--zstd-level", "40"], status: 64, message: "out of range")
+        try cli.ok(["rm", "test-bucket/small"])
+        try cli.ok(["bucket", "rm", "test-bucket"])
+        #expect(try cli.ok(["bucket", "ls"]).stdout.contains("no buckets"))
+    }
+
+    @Test func aProviderOfAnotherRepositoryIsRefused() throws {
+        let first = try CLI()
+        try first.setUp(providers: 1)
+        let second = try CLI()
+        try second.ok(["init"])
+        try second.fails(["provider", "add", "stolen", "--dir", first.provider(1)], status: 6, message: "another Automator67 repository")
+    }
+
+    @Test func corruptedTruncatedAndSwappedChunkFilesAreCaught() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        let data = randomBytes(2 * Self.chunk)
+        try cli.ok(["put", cli.file("in", data), "test-bucket/photos/a.jpg"])
+        let files = cli.chunkFiles(1)
+        #expect(files.count == 3, "two data chunks and a manifest")
+        let dest = cli.scratch + "/out"
+        for damage in ["flip", "truncate", "swap"] {
+            let originals = files.map { cli.read($0)! }
+            switch damage {
+            case "flip":
+                for file in files {
+                    var b = cli.read(file)!
+                    b[b.count / 2] ^= 0x40
+                    overwrite(file, b)
+                }
+            case "truncate":
+                for file in files { overwrite(file, Array(cli.read(file)!.prefix(1000))) }
+            default:
+                // Each data chunk's file holds the other's bytes.
+                let big = files.filter { cli.read($0)!.count > 1_000_000 }
+                overwrite(big[0], originals[files.firstIndex(of: big[1])!])
+                overwrite(big[1], originals[files.firstIndex(of: big[0])!])
+            }
+            let result = try cli.fails(["get", "test-bucket/photos/a.jpg", dest], status: 4, message: "test-bucket/photos/a.jpg")
+            #expect(result.stderr.contains("failed verification"), "\(damage): \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dest), "\(damage): a failed get must not leave a file")
+            let piped = try cli.run(["get", "test-bucket/photos/a.jpg", "-"])
+            #expect(piped.status == 4)
+            #expect(piped.stdoutBytes.isEmpty || data.starts(with: piped.stdoutBytes), "\(damage): never wrong bytes")
+            for (file, bytes) in zip(files, originals) { overwrite(file, bytes) }
+            try cli.ok(["get", "test-bucket/photos/a.jpg", dest])
+            #expect(cli.read(dest) == data)
+            try FileManager.default.removeItem(atPath: dest)
+        }
+    }
+
+    @Test func aFullOrUnwritableProviderFailsThePutAndLeavesNothingVisible() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        // Unwritable: the provider's folder replaced by a file.
+        try FileManager.default.removeItem(atPath: cli.provider(1))
+        overwrite(cli.provider(1), [0])
+        let data = cli.file("in", randomBytes(3 * Self.chunk))
+        try cli.fails(["put", data, "test-bucket/k"], status: 5, message: "provider p1")
+        #expect((try cli.json(["ls", "test-bucket", "-r"]) as! [Any]).isEmpty)
+        #expect((try cli.json(["stat"]) as! [String: Any])["providerBytes"] as? Int == 0, "no chunk recorded as stored")
+        #expect(try cli.everyRecordedChunkExists())
+
+        // Full: a 2 MiB tmpfs.
+        let small = try CLI()
+        try small.ok(["init"])
+        let mountPoint = small.scratch + "/small"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try shell("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint])
+        defer { _ = try? shell("/bin/umount", [mountPoint]) }
+        try small.ok(["provider", "add", "tiny", "--dir", mountPoint])
+        try small.ok(["bucket", "create", "test-bucket", "--replicas", "1"])
+        try small.fails(["put", small.file("in", randomBytes(3 * Self.chunk)), "test-bucket/k"], status: 5, message: "out of space")
+        #expect((try small.json(["ls", "test-bucket", "-r"]) as! [Any]).isEmpty)
+        let stat = try small.json(["stat"]) as! [String: Any]
+        #expect(stat["objects"] as? Int == 0)
+        #expect(try small.everyRecordedChunkExists(), "no catalog row may point at a chunk that is not stored")
+        try small.ok(["put", "-", "test-bucket/small"], input: Array("fits".utf8))
+        #expect(try small.ok(["get", "test-bucket/small", "-"]).stdout == "fits")
+    }
+
+    @Test(arguments: [SIGKILL, SIGINT])
+    func interruptedPutLeavesNoObjectAndRerunWorks(signal: Int32) throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        let data = randomBytes(8 * Self.chunk)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["put", "-", "test-bucket/big"]
+        process.environment = cli.environment
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Feed half, wait until chunks reach the provider, then interrupt mid-put.
+        input.fileHandleForWriting.write(Data(data.prefix(4 * Self.chunk)))
+        let deadline = Date().addingTimeInterval(60)
+        while cli.chunkFiles(1).count < 2 && Date() < deadline { usleep(20_000) }
+        #expect(cli.chunkFiles(1).count >= 2, "the put never stored a chunk")
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        try? input.fileHandleForWriting.close()
+        #expect(process.terminationReason == .uncaughtSignal || process.terminationStatus != 0)
+        #expect((try cli.json(["ls", "test-bucket", "-r"]) as! [Any]).isEmpty, "no partial object may be visible")
+        #expect(try cli.everyRecordedChunkExists())
+        try cli.ok(["put", cli.file("in", data), "test-bucket/big"])
+        try cli.ok(["get", "test-bucket/big", cli.scratch + "/out"])
+        #expect(cli.read(cli.scratch + "/out") == data)
+    }
+
+    @Test func embeddedDefaultRunsAndRerunsAndHelpDocumentsExitCodes() throws {
+        let cli = try CLI()
+        let first = try cli.ok(["up"])
+        #expect(first.stdout.contains("identical"))
+        #expect(first.stdout.contains("dedupe ratio"))
+        let again = try cli.json(["up"]) as! [String: Any]
+        #expect(again["created"] as? Bool == false)
+        #expect((again["providersAdded"] as? [String])?.isEmpty == true)
+        #expect((again["stat"] as? [String: Any])?["providers"] as? Int == 3)
+        let providers = try cli.json(["provider", "ls"]) as! [[String: Any]]
+        #expect(providers.count == 3)
+        #expect(providers.allSatisfy { ($0["chunks"] as? Int ?? 0) > 0 }, "two replicas over three providers use all three")
+        let help = try cli.ok(["--help"]).stdout
+        #expect(help.contains("Exit codes"))
+        #expect(help.contains("integrity failure"))
+        for sub in [["put"], ["get"], ["ls"], ["provider", "add"], ["bucket", "create"], ["stat"], ["up"]] {
+            #expect(try cli.ok(sub + ["--help"]).stdout.contains("USAGE"), "\(sub) --help")
+        }
+    }
+
+    @Test func progressIsShownOnATerminalOnly() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        let big = cli.file("big", randomBytes(6 * Self.chunk))
+        // Not a terminal: no progress line.
+        #expect(!(try cli.ok(["put", big, "test-bucket/a"]).stderr.contains("MB/s")))
+        // Under a pseudo-terminal (script(1)): a progress line with rate and ETA.
+        let command = "A67_HOME='\(cli.home)' A67_PASSPHRASE='test passphrase' '\(CLI.binary)' put '\(big)' test-bucket/b --zstd-level 19"
+        let output = try shellOutput("/usr/bin/script", ["-qec", command, "/dev/null"])
+        #expect(output.contains("ETA"), "progress output was: \(output)")
+    }
+}
+
+@discardableResult
+func shell(_ tool: String, _ arguments: [String]) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw NSError(domain: "shell", code: Int(process.terminationStatus),
+                      userInfo: [NSLocalizedDescriptionKey: "\(tool) \(arguments.joined(separator: " ")) failed"])
+    }
+    return process.terminationStatus
+}
+
+func shellOutput(_ tool: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}

@@ -1,0 +1,59 @@
+import Foundation
+
+/// A fresh folder under the temporary directory, removed when released.
+final class TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("a67-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A small tmpfs, for a provider that really runs out of space. Needs root (tests run as root).
+final class TmpfsMount {
+    let path: String
+
+    init(at path: String, size: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path]
+        try mount.run()
+        mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else {
+            throw NSError(domain: "TmpfsMount", code: Int(mount.terminationStatus),
+                          userInfo: [NSLocalizedDescriptionKey: "mount -t tmpfs failed: the tests need root"])
+        }
+        self.path = path
+    }
+
+    deinit {
+        let umount = Process()
+        umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+        umount.arguments = [path]
+        try? umount.run()
+        umount.waitUntilExit()
+    }
+}
+
+import ChunkStore
+import Testing
+
+/// Expects `body` to throw a StoreError with `code`; returns it for further checks.
+@discardableResult
+func expectStoreError(_ code: StoreError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+                      _ body: () throws -> Void) -> StoreError? {
+    let error = #expect(throws: StoreError.self, sourceLocation: sourceLocation) { try body() }
+    #expect(error?.code == code, "got \(String(describing: error))", sourceLocation: sourceLocation)
+    return error
+}
+
+/// Expects `body` to throw a BackendError matching `matches`.
+func expectBackendError(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void,
+                        where matches: (BackendError) -> Bool) async {
+    let error = await #expect(throws: BackendError.self, sourceLocation: sourceLocation) { try await body() }
+    #expect(error.map(matches) == true, "got \(String(describing: error))", sourceLocation: sourceLocation)
+}

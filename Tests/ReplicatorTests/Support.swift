@@ -1,0 +1,124 @@
+import BackendTesting
+import ChunkStore
+import Foundation
+import Replicator
+import Synchronization
+import Testing
+
+/// A fresh folder under the temporary directory, removed when released.
+final class TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("a67-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A store over in-memory (optionally fault-injecting) providers and a real catalog in a temp folder.
+struct Harness {
+    let dir: TemporaryDirectory
+    let catalog: Catalog
+    let providers: [FaultInjectingBackend]
+    let memories: [MemoryBackend]
+    let records: [ProviderRecord]
+    let sealer: ChunkSealer
+    let bucket: BucketRecord
+
+    init(providers count: Int = 3, replicas: Int = 2, quotas: [Int64?]? = nil) throws {
+        dir = try TemporaryDirectory()
+        let catalog = try Catalog(path: dir.path + "/catalog.db", create: true)
+        self.catalog = catalog
+        memories = (0..<count).map { MemoryBackend(name: "p\($0)") }
+        providers = memories.map { FaultInjectingBackend($0) }
+        records = try (0..<count).map { i in
+            try catalog.addProvider(name: "p\(i)", kind: "memory", config: "{}", quota: quotas?[i] ?? nil)
+        }
+        sealer = ChunkSealer(keys: RepositoryKeys(master: SecretKey.random()))
+        bucket = try catalog.createBucket("test-bucket", replicas: replicas)
+    }
+
+    /// A pool over the providers, with the usage the catalog records now.
+    func pool() throws -> ReplicatedPool {
+        let used = Dictionary(uniqueKeysWithValues: try catalog.providers().map { ($0.id, $0.usedBytes) })
+        return ReplicatedPool(members: zip(records, providers).map { record, backend in
+            .init(id: record.id, name: record.name, backend: backend, quota: record.quota)
+        }, used: used)
+    }
+
+    func put(_ data: [UInt8], key: String, window: Int = 6) async throws -> ObjectWriter.Result {
+        try await ObjectWriter(sealer: sealer, pool: try pool(), catalog: catalog, window: window)
+            .write(from: BytesSource(data), bucket: bucket, key: key, owner: (0, 0, 0o644))
+    }
+
+    func get(_ key: String, range: ClosedRange<Int64>? = nil) async throws -> [UInt8] {
+        let object = try catalog.object(bucket: bucket, segments: try Names.keySegments(key))
+        let sink = BytesSink()
+        try await ObjectReader(sealer: sealer, pool: try pool(), catalog: catalog).read(object, bucket: bucket.name,
+                                                                                      range: range, to: sink)
+        return sink.bytes
+    }
+
+    func keys() throws -> [String] {
+        var keys: [String] = []
+        try catalog.list(bucket: bucket, prefix: "", recursive: true) { keys.append($0.key) }
+        return keys
+    }
+
+    /// Every chunk location the catalog records is present on its provider.
+    func everyRecordedLocationExists() async throws -> Bool {
+        for (chunk, provider) in try catalog.allLocations() {
+            let index = records.firstIndex { $0.id == provider }!
+            if (try? await memories[index].head(chunk.objectName)) == nil { return false }
+        }
+        return true
+    }
+}
+
+/// An in-memory source that also counts how far reading runs ahead of the bytes handed out.
+final class BytesSource: ByteSource, @unchecked Sendable {
+    private let data: [UInt8]
+    private let offset = Mutex(0)
+    let knownSize: Int64?
+
+    init(_ data: [UInt8]) {
+        self.data = data
+        knownSize = Int64(data.count)
+    }
+
+    func read(upTo count: Int) throws -> [UInt8] {
+        offset.withLock { offset in
+            let end = min(offset + count, data.count)
+            defer { offset = end }
+            return Array(data[offset..<end])
+        }
+    }
+}
+
+final class BytesSink: ByteSink, @unchecked Sendable {
+    private let buffer = Mutex<[UInt8]>([])
+    var bytes: [UInt8] { buffer.withLock { $0 } }
+    func write(_ bytes: ArraySlice<UInt8>) throws { buffer.withLock { $0 += bytes } }
+}
+
+/// Text that compresses, with a marker every 4 KiB so that no two chunks are alike.
+func sampleBytes(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
+    var out = [UInt8]()
+    out.reserveCapacity(count + 64)
+    var n: UInt64 = seed
+    while out.count < count {
+        n = n &* 6364136223846793005 &+ 1442695040888963407
+        out += Array("block \(n % 1_000_000_007) of sample text for automator67 tests. ".utf8)
+    }
+    return Array(out.prefix(count))
+}
+
+@discardableResult
+func expectStoreError(_ code: StoreError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+                      _ body: () async throws -> Void) async -> StoreError? {
+    let error = await #expect(throws: StoreError.self, sourceLocation: sourceLocation) { try await body() }
+    #expect(error?.code == code, "got \(String(describing: error))", sourceLocation: sourceLocation)
+    return error
+}
