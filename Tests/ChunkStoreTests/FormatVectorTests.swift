@@ -179,8 +179,7 @@ struct FormatVectorTests {
         #expect(decoded == Self.manifest)
         // A manifest is stored as a chunk like any other: its ID is the HMAC of its encoding.
         #expect(Self.sealer.id(of: Self.manifest.encoded).hex == Self.manifestIDHex)
-        // (5 MiB - 24) / 36, rounded down, entries fit in one manifest chunk. (Manifest.swift's doc
-        // comment says 145,635; the code's limit is 145,634.)
+        // (5 MiB - 24) / 36, rounded down, entries fit in one manifest chunk.
         #expect(Manifest.maxEntries == 145_634)
     }
 

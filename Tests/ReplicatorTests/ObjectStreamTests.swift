@@ -116,9 +116,46 @@ struct GaugedPool: ChunkPool {
         return try await inner.store(id, sealed: sealed, replicas: replicas)
     }
 
+    func replicaCount(for replicas: Int) -> Int { inner.replicaCount(for: replicas) }
+
     func fetch<T: Sendable>(_ id: ChunkID, from locations: [Int64], open: @Sendable ([UInt8]) throws -> T) async throws -> T {
         try await inner.fetch(id, from: locations, open: open)
     }
 }
 
 import Synchronization
+
+struct SharedChunkTests {
+    @Test func aFileWhoseBytesEqualAManifestKeepsBothCountsApart() async throws {
+        let h = try Harness(providers: 1, replicas: 1)
+        let data = sampleBytes(1000)
+        _ = try await h.put(data, key: "original")
+        let object = try h.catalog.object(bucket: h.bucket, segments: ["original"])
+        // Store the manifest's own encoding as a file: its one data chunk is the manifest chunk.
+        _ = try await h.put(object.manifest.encoded, key: "looks-like-a-manifest")
+        #expect(try h.catalog.statistics().uniqueChunks == 2)
+        // Removing the original frees its data chunk even though its manifest chunk is still used as data.
+        try h.catalog.removeObject(bucket: h.bucket, segments: ["original"])
+        let stats = try h.catalog.statistics()
+        #expect(stats.uniqueChunks == 1, "only the look-alike's one data chunk is referenced")
+        #expect(stats.unreferencedChunks == 1, "the original's data chunk is unreferenced")
+        #expect(try await h.get("looks-like-a-manifest") == object.manifest.encoded)
+        try h.catalog.removeObject(bucket: h.bucket, segments: ["looks-like-a-manifest"])
+        #expect(try h.catalog.statistics().uniqueChunks == 0)
+        #expect(try h.catalog.statistics().unreferencedChunks == 3)
+    }
+
+    @Test func dedupeAddsReplicasForABucketThatWantsMore() async throws {
+        let h = try Harness(providers: 3, replicas: 1)
+        let data = sampleBytes(ChunkSealer.maxChunkSize + 10)
+        _ = try await h.put(data, key: "one-copy")
+        let safer = try h.catalog.createBucket("two-copies", replicas: 2)
+        _ = try await ObjectWriter(sealer: h.sealer, pool: try h.pool(), catalog: h.catalog)
+            .write(from: BytesSource(data), bucket: safer, key: "k", owner: (0, 0, 0o644))
+        var perChunk: [ChunkID: Set<Int64>] = [:]
+        for (chunk, provider) in try h.catalog.allLocations() { perChunk[chunk, default: []].insert(provider) }
+        let object = try h.catalog.object(bucket: safer, segments: ["k"])
+        for entry in object.manifest.entries { #expect(perChunk[entry.id]?.count == 2) }
+        #expect(perChunk[object.manifestID]?.count == 2)
+    }
+}

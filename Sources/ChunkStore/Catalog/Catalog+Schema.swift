@@ -22,10 +22,10 @@ extension Catalog {
                     created_at INTEGER NOT NULL);
                 CREATE TABLE chunk (
                     id BLOB PRIMARY KEY,
-                    kind TEXT NOT NULL CHECK (kind IN ('d', 'm')),
                     plain_size INTEGER NOT NULL,
                     sealed_size INTEGER NOT NULL,
                     refcount INTEGER NOT NULL DEFAULT 0 CHECK (refcount >= 0),
+                    entry_refs INTEGER NOT NULL DEFAULT 0 CHECK (entry_refs >= 0),
                     created_at INTEGER NOT NULL) WITHOUT ROWID;
                 CREATE TABLE chunk_location (
                     chunk_id BLOB NOT NULL REFERENCES chunk(id),

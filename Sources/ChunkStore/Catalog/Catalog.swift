@@ -156,9 +156,9 @@ public final class Catalog: Sendable {
         let now = now()
         for chunk in chunks {
             try db.execute(sql: """
-                INSERT INTO chunk(id, kind, plain_size, sealed_size, refcount, created_at) VALUES (?, ?, ?, ?, 0, ?)
+                INSERT INTO chunk(id, plain_size, sealed_size, created_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT(id) DO NOTHING
-                """, arguments: [Data(chunk.id.bytes), chunk.isManifest ? "m" : "d", chunk.plainSize, chunk.sealedSize, now])
+                """, arguments: [Data(chunk.id.bytes), chunk.plainSize, chunk.sealedSize, now])
             for provider in chunk.providers {
                 try db.execute(sql: "INSERT OR IGNORE INTO chunk_location(chunk_id, provider_id) VALUES (?, ?)",
                                arguments: [Data(chunk.id.bytes), provider])
@@ -306,12 +306,12 @@ public final class Catalog: Sendable {
             let objects = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM inode WHERE kind = 'f'")!
             let live = try Row.fetchOne(db, sql: """
                 SELECT COUNT(*) AS n, COALESCE(SUM(plain_size), 0) AS plain, COALESCE(SUM(sealed_size), 0) AS sealed
-                FROM chunk WHERE refcount > 0 AND kind = 'd'
+                FROM chunk WHERE refcount > 0
                 """)!
             let all = try Row.fetchOne(db, sql: """
                 SELECT COUNT(*) AS n, COALESCE(SUM(sealed_size), 0) AS sealed,
-                       COALESCE(SUM(CASE WHEN refcount = 0 THEN sealed_size ELSE 0 END), 0) AS unreferenced,
-                       COALESCE(SUM(CASE WHEN refcount = 0 THEN 1 ELSE 0 END), 0) AS unreferencedCount
+                       COALESCE(SUM(CASE WHEN refcount = 0 AND entry_refs = 0 THEN sealed_size ELSE 0 END), 0) AS unreferenced,
+                       COALESCE(SUM(CASE WHEN refcount = 0 AND entry_refs = 0 THEN 1 ELSE 0 END), 0) AS unreferencedCount
                 FROM chunk
                 """)!
             let replicas = try Int64.fetchOne(db, sql: """
@@ -363,16 +363,18 @@ public final class Catalog: Sendable {
         return current
     }
 
-    /// Adds `delta` to a manifest chunk's reference count (the number of entries pointing at it). When
-    /// it goes from 0 to 1 or from 1 to 0, the manifest's data chunks gain or lose that reference.
+    /// Adds `delta` to a manifest chunk's `entry_refs` (the number of namespace entries pointing at it).
+    /// When that goes from 0 to 1 or from 1 to 0, each distinct data chunk the manifest lists gains or
+    /// loses one `refcount`. The two counts are separate columns because one chunk row can be both a
+    /// manifest and a data chunk (a file whose bytes equal a manifest's encoding has the same ID).
     static func adjustManifest(_ id: ChunkID, by delta: Int, _ db: Database) throws {
         let key = Data(id.bytes)
-        guard let before = try Int.fetchOne(db, sql: "SELECT refcount FROM chunk WHERE id = ?", arguments: [key]) else {
+        guard let before = try Int.fetchOne(db, sql: "SELECT entry_refs FROM chunk WHERE id = ?", arguments: [key]) else {
             throw StoreError(.internal, "manifest chunk \(id.short) is not recorded")
         }
         let after = before + delta
         guard after >= 0 else { throw StoreError(.internal, "manifest chunk \(id.short) reference count would go negative") }
-        try db.execute(sql: "UPDATE chunk SET refcount = ? WHERE id = ?", arguments: [after, key])
+        try db.execute(sql: "UPDATE chunk SET entry_refs = ? WHERE id = ?", arguments: [after, key])
         guard (before == 0) != (after == 0) else { return }
         guard let body = try Data.fetchOne(db, sql: "SELECT body FROM manifest WHERE id = ?", arguments: [key]) else {
             throw StoreError(.internal, "manifest \(id.short) has no body in the catalog")

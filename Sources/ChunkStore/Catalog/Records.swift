@@ -31,13 +31,11 @@ public struct StoredChunk: Sendable, Equatable {
     public let plainSize: Int
     public let sealedSize: Int
     public let providers: [Int64]
-    public let isManifest: Bool
-    public init(id: ChunkID, plainSize: Int, sealedSize: Int, providers: [Int64], isManifest: Bool = false) {
+    public init(id: ChunkID, plainSize: Int, sealedSize: Int, providers: [Int64]) {
         self.id = id
         self.plainSize = plainSize
         self.sealedSize = sealedSize
         self.providers = providers
-        self.isManifest = isManifest
     }
 }
 

@@ -5,6 +5,10 @@ public protocol ChunkPool: Sendable {
     /// them; returns their IDs. Throws `StoreError(.providerFailure)` naming the provider that failed.
     func store(_ id: ChunkID, sealed: [UInt8], replicas: Int) async throws -> [Int64]
 
+    /// How many providers `store` writes for a bucket that asks for `replicas` (fewer when the pool
+    /// has fewer providers).
+    func replicaCount(for replicas: Int) -> Int
+
     /// Fetches a chunk from one of `locations` and passes its bytes to `open`, which verifies them;
     /// when fetching or `open` fails, tries the next location. Throws the last failure when none
     /// yields bytes that `open` accepts.

@@ -23,7 +23,7 @@ public struct Manifest: Sendable, Equatable {
 
     static let magic: [UInt8] = Array("A67M".utf8)
     static let version: UInt8 = 1
-    /// One manifest is one chunk: 145,635 entries, objects up to about 711 GiB.
+    /// One manifest is one chunk: (5 MiB - 24) / 36 = 145,634 entries, objects up to about 711 GiB.
     public static let maxEntries = (ChunkSealer.maxChunkSize - 24) / 36
 
     public let entries: [Entry]

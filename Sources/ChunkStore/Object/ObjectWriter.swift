@@ -73,7 +73,7 @@ public struct ObjectWriter: Sendable {
                     let id = sealer.id(of: piece)
                     let entry = Manifest.Entry(id: id, length: piece.count)
                     // Dedupe from the catalog, and within this put: each ID is stored once.
-                    if try await catalog.chunkLocations(id) != nil { return (position, entry, nil) }
+                    if try await isStored(id, replicas: replicas) { return (position, entry, nil) }
                     guard shared.claim(id) else { return (position, entry, nil) }
                     let sealed = sealer.seal(piece, id: id)
                     let providers = try await pool.store(id, sealed: sealed, replicas: replicas)
@@ -89,22 +89,30 @@ public struct ObjectWriter: Sendable {
         }
 
         let manifest = Manifest(entries: entries.map { $0! }, attributes: attributes)
-        guard manifest.entries.count <= Manifest.maxEntries else {
-            throw StoreError(.invalidArgument, "object \(bucket.name)/\(key) is larger than one manifest can describe (about 711 GiB)")
-        }
         let body = manifest.encoded
+        guard body.count <= ChunkSealer.maxChunkSize else {
+            throw StoreError(.invalidArgument, "object \(bucket.name)/\(key) is larger than one manifest chunk can describe (about 711 GiB)")
+        }
         let manifestID = sealer.id(of: body)
         var last = shared.unrecorded()
-        if try await catalog.chunkLocations(manifestID) == nil {
+        if try await !isStored(manifestID, replicas: replicas) {
             let sealed = sealer.seal(body, id: manifestID)
             let providers = try await pool.store(manifestID, sealed: sealed, replicas: replicas)
-            last.append(StoredChunk(id: manifestID, plainSize: body.count, sealedSize: sealed.count, providers: providers,
-                                    isManifest: true))
+            last.append(StoredChunk(id: manifestID, plainSize: body.count, sealedSize: sealed.count, providers: providers))
         }
         try await catalog.commitObject(bucket: bucket, segments: segments, manifestID: manifestID, manifest: manifest,
                                        chunks: last, owner: owner)
         return Result(size: manifest.size, chunks: manifest.entries.count, newChunks: newChunks, newSealedBytes: newBytes,
                       manifestID: manifestID)
+    }
+}
+
+extension ObjectWriter {
+    /// Whether the catalog already records `id` on as many providers as this put wants. A chunk first
+    /// stored for a bucket with fewer replicas is stored again, which adds the missing replicas.
+    func isStored(_ id: ChunkID, replicas: Int) async throws -> Bool {
+        guard let locations = try await catalog.chunkLocations(id) else { return false }
+        return locations.count >= pool.replicaCount(for: replicas)
     }
 }
 

@@ -35,7 +35,7 @@ public final class ReplicatedPool: ChunkPool {
         guard !members.isEmpty else {
             throw StoreError(.providerFailure, "this repository has no providers: add one with a67 provider add NAME --dir PATH")
         }
-        let wanted = min(max(1, replicas), members.count)
+        let wanted = replicaCount(for: replicas)
         let ranked = placement.rank(id, among: members.map { .init(id: $0.id, key: $0.name) })
         let size = Int64(sealed.count)
         // Reserve room on the best-ranked providers whose quota allows it.
@@ -74,6 +74,8 @@ public final class ReplicatedPool: ChunkPool {
         }
         return targets.map(\.id)
     }
+
+    public func replicaCount(for replicas: Int) -> Int { min(max(1, replicas), members.count) }
 
     public func fetch<T: Sendable>(_ id: ChunkID, from locations: [Int64],
                                    open: @Sendable ([UInt8]) throws -> T) async throws -> T {
