@@ -258,7 +258,7 @@ struct FormatVectorTests {
         let ok = body.withUnsafeMutableBufferPointer { b in
             nonce.withUnsafeBufferPointer { n in
                 tag.withUnsafeBufferPointer { t in
-                    Crypto.openInPlace(key: chunkKey, nonce: n.baseAddress!, aad: aad, b.baseAddress!, count: b.count,
+                    Crypto.open(key: chunkKey, nonce: n.baseAddress!, aad: aad, b.baseAddress!, count: b.count, into: b.baseAddress!,
                                        tag: t.baseAddress!)
                 }
             }

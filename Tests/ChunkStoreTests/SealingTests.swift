@@ -79,6 +79,12 @@ struct SealingTests {
         expectStoreError(.wrongPassphrase) { _ = try Keyring(decoding: tampered, source: "t").unwrap(passphrase: Passphrase("right")) }
     }
 
+    @Test func keyringWithReservedBytesSetIsRefused() throws {
+        var bytes = try Keyring.wrap(master: .random(), passphrase: Passphrase("p"), repositoryID: Crypto.randomBytes(16), logN: 10).encoded
+        bytes[12] = 1
+        expectStoreError(.integrity) { _ = try Keyring(decoding: bytes, source: "test") }
+    }
+
     @Test func secretsAreNeverPrinted() {
         let key = SecretKey(bytes: [UInt8](repeating: 0xab, count: 32))
         #expect(!"\(key)".contains("ab"))

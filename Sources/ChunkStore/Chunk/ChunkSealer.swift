@@ -49,28 +49,33 @@ public struct ChunkSealer: Sendable {
         return [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
             let base = out.baseAddress!
             let body = base + Self.bodyOffset
-            // Compress straight into the body; keep the result only if it is smaller.
+            // Compress straight into the body and keep the result only if it is smaller; skip zstd
+            // altogether when samples show the chunk will not shrink.
             var flags: UInt8 = 0
             var bodySize = plaintext.count
             if zstdLevel > 0, !plaintext.isEmpty {
-                let compressed = plaintext.withUnsafeBytes { src in
-                    Zstd.compress(src, into: body, capacity: plaintext.count - 1, level: zstdLevel)
+                let compressed = plaintext.withUnsafeBytes { src -> Int? in
+                    guard Zstd.looksCompressible(src) else { return nil }
+                    return Zstd.compress(src, into: body, capacity: plaintext.count - 1, level: zstdLevel)
                 }
                 if let compressed {
                     flags = Self.flagZstd
                     bodySize = compressed
                 }
             }
-            if flags == 0 {
-                plaintext.withUnsafeBufferPointer { src in
-                    if let p = src.baseAddress { body.update(from: p, count: src.count) }
-                }
-            }
             let header: [UInt8] = Self.magic + [Self.formatVersion, flags, 0, 0]
             for i in 0..<Self.headerSize { base[i] = header[i] }
             for i in 0..<Crypto.nonceSize { base[Self.headerSize + i] = nonce[i] }
-            Crypto.sealInPlace(key: chunkKey, nonce: nonce, aad: header + id.bytes, body, count: bodySize,
-                               tag: body + bodySize)
+            if flags == 0 {
+                // Stored raw: encrypt from the plaintext straight into the body, no copy first.
+                plaintext.withUnsafeBufferPointer { src in
+                    Crypto.seal(key: chunkKey, nonce: nonce, aad: header + id.bytes, src.baseAddress, count: bodySize,
+                                into: body, tag: body + bodySize)
+                }
+            } else {
+                Crypto.seal(key: chunkKey, nonce: nonce, aad: header + id.bytes, body, count: bodySize, into: body,
+                            tag: body + bodySize)
+            }
             count = Self.overhead + bodySize
         }
     }
@@ -78,7 +83,6 @@ public struct ChunkSealer: Sendable {
     /// Decrypts, decompresses and verifies a sealed chunk: the tag, the format, the plaintext's
     /// length when known, and that the plaintext hashes to `id`. Never returns unverified bytes.
     public func open(_ sealed: [UInt8], id: ChunkID, expectedLength: Int? = nil) throws -> [UInt8] {
-        var sealed = sealed
         guard sealed.count >= Self.overhead, Array(sealed[0..<4]) == Self.magic else {
             throw StoreError(.integrity, "chunk \(id.short) is not a sealed chunk (\(sealed.count) bytes, bad magic or truncated)")
         }
@@ -92,22 +96,28 @@ public struct ChunkSealer: Sendable {
         let header = Array(sealed[0..<Self.headerSize])
         let bodySize = sealed.count - Self.overhead
         let chunkKey = SecretKey(bytes: Crypto.hmacSHA256(key: dataKey.bytes, id.bytes))
-        let authentic = sealed.withUnsafeMutableBufferPointer { buf -> Bool in
-            let base = buf.baseAddress!
-            return Crypto.openInPlace(key: chunkKey, nonce: base + Self.headerSize, aad: header + id.bytes,
-                                      base + Self.bodyOffset, count: bodySize, tag: base + Self.bodyOffset + bodySize)
+        // Decrypt out of place into a new buffer: the sealed bytes are never copied or changed.
+        var authentic = false
+        let body = [UInt8](unsafeUninitializedCapacity: max(bodySize, 1)) { out, count in
+            sealed.withUnsafeBufferPointer { buf in
+                let base = buf.baseAddress!
+                authentic = Crypto.open(key: chunkKey, nonce: base + Self.headerSize, aad: header + id.bytes,
+                                        base + Self.bodyOffset, count: bodySize, into: out.baseAddress!,
+                                        tag: base + Self.bodyOffset + bodySize)
+            }
+            count = bodySize
         }
         guard authentic else {
             throw StoreError(.integrity, "chunk \(id.short) failed authentication: corrupted, truncated, or another chunk's bytes")
         }
         let plaintext: [UInt8]
         if flags & Self.flagZstd != 0 {
-            plaintext = try sealed.withUnsafeBytes { raw in
-                try Zstd.decompress(UnsafeRawBufferPointer(rebasing: raw[Self.bodyOffset..<(Self.bodyOffset + bodySize)]),
-                                    limit: Self.maxChunkSize)
-            }
+            plaintext = try body.withUnsafeBytes { try Zstd.decompress($0, limit: Self.maxChunkSize) }
         } else {
-            plaintext = Array(sealed[Self.bodyOffset..<(Self.bodyOffset + bodySize)])
+            guard bodySize <= Self.maxChunkSize else {
+                throw StoreError(.integrity, "chunk \(id.short) holds more than 5 MiB")
+            }
+            plaintext = body
         }
         if let expectedLength, plaintext.count != expectedLength {
             throw StoreError(.integrity, "chunk \(id.short) holds \(plaintext.count) bytes where its manifest says \(expectedLength)")

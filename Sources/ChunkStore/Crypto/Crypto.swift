@@ -73,25 +73,27 @@ public enum Crypto {
         return SecretKey(bytes: out)
     }
 
-    /// AES-256-GCM encryption of `count` bytes at `base` in place; returns the tag.
-    static func sealInPlace(key: SecretKey, nonce: [UInt8], aad: [UInt8], _ base: UnsafeMutablePointer<UInt8>, count: Int,
-                            tag: UnsafeMutablePointer<UInt8>) {
+    /// AES-256-GCM encryption of `count` bytes from `input` to `output` (which may be the same
+    /// memory); writes the 16-byte tag.
+    static func seal(key: SecretKey, nonce: [UInt8], aad: [UInt8], _ input: UnsafePointer<UInt8>?, count: Int,
+                     into output: UnsafeMutablePointer<UInt8>, tag: UnsafeMutablePointer<UInt8>) {
         let ok = key.bytes.withUnsafeBufferPointer { k in
             nonce.withUnsafeBufferPointer { n in
                 aad.withUnsafeBufferPointer { a in
-                    a67_aes256gcm_seal(k.baseAddress, n.baseAddress, a.baseAddress, a.count, base, count, base, tag)
+                    a67_aes256gcm_seal(k.baseAddress, n.baseAddress, a.baseAddress, a.count, input, count, output, tag)
                 }
             }
         }
         precondition(ok == 1, "OpenSSL AES-256-GCM encryption failed")
     }
 
-    /// AES-256-GCM decryption of `count` bytes at `base` in place. False when the tag does not match.
-    static func openInPlace(key: SecretKey, nonce: UnsafePointer<UInt8>, aad: [UInt8], _ base: UnsafeMutablePointer<UInt8>,
-                            count: Int, tag: UnsafePointer<UInt8>) -> Bool {
+    /// AES-256-GCM decryption of `count` bytes from `input` to `output` (which may be the same
+    /// memory). False when the tag does not match; `output` must then be discarded.
+    static func open(key: SecretKey, nonce: UnsafePointer<UInt8>, aad: [UInt8], _ input: UnsafePointer<UInt8>, count: Int,
+                     into output: UnsafeMutablePointer<UInt8>, tag: UnsafePointer<UInt8>) -> Bool {
         key.bytes.withUnsafeBufferPointer { k in
             aad.withUnsafeBufferPointer { a in
-                a67_aes256gcm_open(k.baseAddress, nonce, a.baseAddress, a.count, base, count, base, tag) == 1
+                a67_aes256gcm_open(k.baseAddress, nonce, a.baseAddress, a.count, input, count, output, tag) == 1
             }
         }
     }

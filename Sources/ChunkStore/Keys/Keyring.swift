@@ -64,7 +64,8 @@ public struct Keyring: Sendable, Equatable {
         var tag = [UInt8](repeating: 0, count: Crypto.tagSize)
         body.withUnsafeMutableBufferPointer { b in
             tag.withUnsafeMutableBufferPointer { t in
-                Crypto.sealInPlace(key: wrapping, nonce: nonce, aad: aad, b.baseAddress!, count: b.count, tag: t.baseAddress!)
+                Crypto.seal(key: wrapping, nonce: nonce, aad: aad, b.baseAddress!, count: b.count, into: b.baseAddress!,
+                            tag: t.baseAddress!)
             }
         }
         return Keyring(repositoryID: repositoryID, logN: logN, r: r, p: p, salt: salt, nonce: nonce, wrapped: body, tag: tag)
@@ -77,8 +78,8 @@ public struct Keyring: Sendable, Equatable {
         let ok = body.withUnsafeMutableBufferPointer { b in
             nonce.withUnsafeBufferPointer { n in
                 tag.withUnsafeBufferPointer { t in
-                    Crypto.openInPlace(key: wrapping, nonce: n.baseAddress!, aad: aadBytes, b.baseAddress!, count: b.count,
-                                       tag: t.baseAddress!)
+                    Crypto.open(key: wrapping, nonce: n.baseAddress!, aad: aadBytes, b.baseAddress!, count: b.count,
+                                into: b.baseAddress!, tag: t.baseAddress!)
                 }
             }
         }
@@ -100,6 +101,9 @@ public struct Keyring: Sendable, Equatable {
         }
         guard bytes[6] >= 10, bytes[6] <= 22, bytes[7] >= 1, bytes[8] >= 1 else {
             throw StoreError(.integrity, "\(source) has implausible scrypt parameters")
+        }
+        guard bytes[9..<16].allSatisfy({ $0 == 0 }) else {
+            throw StoreError(.integrity, "\(source) has non-zero reserved bytes: it was written by a newer a67 or damaged")
         }
         self.init(repositoryID: Array(bytes[16..<32]), logN: bytes[6], r: bytes[7], p: bytes[8],
                   salt: Array(bytes[32..<48]), nonce: Array(bytes[48..<60]), wrapped: Array(bytes[60..<92]),
