@@ -19,7 +19,9 @@ def size(text):
 
 
 def run(cmd, env=None, stdin=None):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS in MB, stdout)."""
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS in MB, stdout). Dirty pages left by
+    the previous step are flushed first, so that no command pays for another's writeback."""
+    os.sync()
     start = time.monotonic()
     p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=env, stdin=stdin, capture_output=True, text=True)
     seconds = time.monotonic() - start
