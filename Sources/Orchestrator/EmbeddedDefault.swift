@@ -54,14 +54,9 @@ public struct EmbeddedDefault: Sendable {
         _ = try await repository.put(try FileSource(path: source), bucket: Self.demoBucket, key: Self.demoKey)
         let putSeconds = Date().timeIntervalSince(started)
         let object = try repository.object(bucket: Self.demoBucket, key: Self.demoKey)
-        let sink = try FileSink(path: copy)
         let readStart = Date()
-        do {
+        try await FileSink.writing(to: copy) { sink in
             try await repository.get(object, bucket: Self.demoBucket, to: sink)
-            try sink.commit()
-        } catch {
-            sink.discard()
-            throw error
         }
         let getSeconds = Date().timeIntervalSince(readStart)
         let back = FileManager.default.contents(atPath: copy).map { [UInt8]($0) } ?? []

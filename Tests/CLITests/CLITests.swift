@@ -277,3 +277,55 @@ func shellOutput(_ tool: String, _ arguments: [String]) throws -> String {
     process.waitUntilExit()
     return String(decoding: data, as: UTF8.self)
 }
+
+struct GetDestinationTests {
+    @Test func devicesPipesAndSymlinksAreWrittenNotReplaced() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        let data = textBytes(100_000)
+        try cli.ok(["put", "-", "test-bucket/a.txt"], input: data)
+        // A device: written to, never replaced (this once turned /dev/null into a file).
+        try cli.ok(["get", "test-bucket/a.txt", "/dev/null"])
+        var st = stat()
+        #expect(stat("/dev/null", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR, "/dev/null must stay a device")
+        // A FIFO: its reader receives the bytes.
+        let fifo = cli.scratch + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        nonisolated(unsafe) var received: [UInt8] = []
+        let reader = Thread {
+            let fd = open(fifo, O_RDONLY)  // blocks until a67 opens the other end
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n <= 0 { break }
+                received += buffer[0..<n]
+            }
+            close(fd)
+        }
+        reader.start()
+        try cli.ok(["get", "test-bucket/a.txt", fifo])
+        while !reader.isFinished { usleep(1000) }
+        #expect(received == data)
+        #expect(lstat(fifo, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO)
+        // A symlink: the file it points at gets the bytes; the link stays a link.
+        let target = cli.file("target.txt", [1, 2, 3])
+        let link = cli.scratch + "/link.txt"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        try cli.ok(["get", "test-bucket/a.txt", link])
+        #expect(cli.read(target) == data)
+        #expect(lstat(link, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK)
+        // Nothing is left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cli.scratch).filter { $0.contains("a67-partial") }.isEmpty)
+    }
+
+    @Test func aFailedGetLeavesNoFileAndNoTemporary() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        try cli.ok(["put", cli.file("in", randomBytes(3 << 20)), "test-bucket/k"])
+        for file in cli.chunkFiles(1) { overwrite(file, Array(cli.read(file)!.prefix(64))) }
+        let dest = cli.scratch + "/out/dest.bin"
+        try FileManager.default.createDirectory(atPath: cli.scratch + "/out", withIntermediateDirectories: true)
+        try cli.fails(["get", "test-bucket/k", dest], status: 4)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cli.scratch + "/out").isEmpty)
+    }
+}

@@ -51,75 +51,113 @@ public final class FileSource: ByteSource, @unchecked Sendable {
     deinit { if owns { close(fd) } }
 
     public func read(upTo count: Int) throws -> [UInt8] {
-        var failure: SystemCallError?
-        let out = [UInt8](unsafeUninitializedCapacity: count) { buffer, filled in
-            filled = 0
-            while filled < count {
-                let n = Glibc.read(fd, buffer.baseAddress! + filled, count - filled)
-                if n > 0 { filled += n; continue }
-                if n == 0 { break }
-                if errno == EINTR { continue }
-                failure = SystemCallError(call: "read", path: path, errno: errno)
-                break
-            }
+        do throws(SystemCallError) {
+            return try readFully(fd, count: count, path: path)
+        } catch {
+            throw StoreError(.io, "cannot read \(path): \(error.reason)")
         }
-        if let failure { throw StoreError(.io, "cannot read \(path): \(String(cString: strerror(failure.errno)))") }
-        return out
     }
 }
 
-/// A file written through a temporary name and renamed into place on `commit`, so that a failed
-/// get never leaves a half-written destination; or standard output, written as it comes.
+/// Where a get writes. A regular file (or a new one) is written under a temporary name next to it
+/// (`.NAME.a67-partial-RANDOM`, created exclusively, never through a symlink), synced and renamed into
+/// place on `commit`, so a failed get never leaves a half-written destination (a kill -9 can leave
+/// the hidden temporary file). Standard output (`-`) and existing non-regular files (a terminal, a
+/// pipe, /dev/null) are written directly, never replaced.
 public final class FileSink: ByteSink, @unchecked Sendable {
-    let fd: Int32
-    let path: String
-    let temporaryPath: String?
+    private let fd: Int32
+    private let path: String
+    private let temporaryPath: String?
+    private let ownsDescriptor: Bool
+    private var finished = false
 
     public init(path: String) throws {
         if path == "-" {
             fd = 1
             self.path = "standard output"
             temporaryPath = nil
+            ownsDescriptor = false
             return
         }
-        let temp = path + ".a67-partial-\(getpid())"
-        do {
-            fd = try sys("open", temp) { open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        } catch {
-            throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(error.errno)))")
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
+            guard (st.st_mode & S_IFMT) != S_IFDIR else {
+                throw StoreError(.invalidArgument, "\(path) is a folder; name a file to write")
+            }
+            fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
+            self.path = path
+            temporaryPath = nil
+            ownsDescriptor = true
+            return
         }
-        self.path = path
-        temporaryPath = temp
+        // Write next to the file a symlink points at, so the rename replaces the file, not the link.
+        var target = path
+        if let resolved = realpath(path, nil) {
+            target = String(cString: resolved)
+            free(resolved)
+        }
+        do throws(SystemCallError) {
+            (fd, temporaryPath) = try createTemporary(near: target, mode: 0o644)
+        } catch {
+            throw StoreError(.io, "cannot write \(path): \(error.reason)")
+        }
+        self.path = target
+        ownsDescriptor = true
     }
 
     public func write(_ bytes: ArraySlice<UInt8>) throws {
-        try bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n >= 0 { done += n; continue }
-                if errno == EINTR { continue }
-                throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
-            }
+        do throws(SystemCallError) {
+            try writeAll(fd, bytes, path: path)
+        } catch {
+            throw StoreError(.io, "cannot write \(path): \(error.reason)")
         }
     }
 
-    /// Makes the written file appear under its name. Standard output has nothing to do.
+    /// Makes a written file appear under its name, durably. Nothing to do for direct destinations.
     public func commit() throws {
-        guard let temporaryPath else { return }
-        close(fd)
-        do {
+        guard !finished else { return }
+        finished = true
+        guard let temporaryPath else {
+            if ownsDescriptor { close(fd) }
+            return
+        }
+        do throws(SystemCallError) {
+            if fsync(fd) != 0 {
+                let e = errno
+                close(fd)
+                throw SystemCallError(call: "fsync", path: path, errno: e)
+            }
+            if close(fd) != 0 { throw SystemCallError(call: "close", path: path, errno: errno) }
             try sys("rename", path) { rename(temporaryPath, path) }
         } catch {
             unlink(temporaryPath)
-            throw StoreError(.io, "cannot write \(path): \(error)")
+            throw StoreError(.io, "cannot write \(path): \(error.reason)")
         }
+        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        try? syncFolder(folder.isEmpty ? "/" : folder)
     }
 
-    /// Drops a file that was not committed.
+    /// Drops what was written to a temporary file. Direct destinations keep what they received.
     public func discard() {
-        guard let temporaryPath else { return }
-        close(fd)
-        unlink(temporaryPath)
+        guard !finished else { return }
+        finished = true
+        if ownsDescriptor { close(fd) }
+        if let temporaryPath { unlink(temporaryPath) }
+    }
+
+    deinit { discard() }
+
+    /// Opens `path`, runs `body`, commits when it succeeds and discards when it throws.
+    public static func writing<T>(to path: String, _ body: (FileSink) async throws -> T) async throws -> T {
+        let sink = try FileSink(path: path)
+        do {
+            let result = try await body(sink)
+            try sink.commit()
+            return result
+        } catch {
+            sink.discard()
+            throw error
+        }
     }
 }

@@ -38,7 +38,7 @@ public final class Repository: Sendable {
         let master = SecretKey.random()
         let id = Crypto.randomBytes(16)
         let keyring = try Keyring.wrap(master: master, passphrase: passphrase, repositoryID: id, logN: settings.scryptLogN)
-        try writeAtomically(keyring.encoded, to: keyringPath)
+        try LocalFile.write(keyring.encoded, to: keyringPath)
         let catalog = try Catalog(path: catalogPath, create: true)
         try catalog.setSetting("repository_id", Hex.encode(id))
         try catalog.setSetting("zstd_level", String(settings.zstdLevel))
@@ -200,20 +200,6 @@ public final class Repository: Sendable {
         try catalog.removeBucket(name)
     }
 
-    // MARK: - Files
-
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
-            throw StoreError(.io, "cannot write \(path)")
-        }
-        let fd = Glibc.open(temporary, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
-    }
 }
 
 #if canImport(Glibc)

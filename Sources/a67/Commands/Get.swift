@@ -39,7 +39,7 @@ struct Get: AsyncParsableCommand {
             let path = try ObjectPath(object, keyRequired: true)
             try Names.validateBucket(path.bucket)
             let segments = try Names.keySegments(path.key)
-            var target = destination ?? segments.last!
+            var target = destination ?? "./" + segments.last!
             var isFolder: ObjCBool = false
             if target != "-", FileManager.default.fileExists(atPath: target, isDirectory: &isFolder), isFolder.boolValue {
                 target += "/" + segments.last!
@@ -47,18 +47,12 @@ struct Get: AsyncParsableCommand {
             let repository = try home.unlock()
             let record = try repository.object(bucket: path.bucket, key: path.key)
             let bytes = try range.map { try Self.parseRange($0, size: record.size) }
-            let sink = try FileSink(path: target)
             let length = bytes.map { $0.upperBound - $0.lowerBound + 1 } ?? record.size
             let bar = ProgressBar(label: "get", total: length)
+            defer { bar.finish() }
             let started = Date()
-            do {
+            try await FileSink.writing(to: target) { sink in
                 try await repository.get(record, bucket: path.bucket, range: bytes, to: sink, progress: bar.handler)
-                try sink.commit()
-                bar.finish()
-            } catch {
-                sink.discard()
-                bar.finish()
-                throw error
             }
             let seconds = Date().timeIntervalSince(started)
             if json {

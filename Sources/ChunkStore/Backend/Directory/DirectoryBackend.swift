@@ -101,18 +101,16 @@ public struct DirectoryBackend: Backend {
         if fd < 0 { throw classify(SystemCallError(call: "open", path: temporary, errno: errno), name: name) }
         var keep = false
         defer { if !keep { unlink(temporary) } }
-        do {
-            defer { close(fd) }
-            try data.withUnsafeBytes { raw in
-                var done = 0
-                while done < raw.count {
-                    let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                    if n > 0 { done += n; continue }
-                    if n < 0 && errno == EINTR { continue }
-                    throw classify(SystemCallError(call: "write", path: temporary, errno: n < 0 ? errno : EIO), name: name)
-                }
+        do throws(SystemCallError) {
+            try writeAll(fd, data[...], path: temporary)
+            if fdatasync(fd) != 0 {
+                let e = errno
+                close(fd)
+                throw SystemCallError(call: "fdatasync", path: temporary, errno: e)
             }
-            if fdatasync(fd) != 0 { throw classify(SystemCallError(call: "fdatasync", path: temporary, errno: errno), name: name) }
+            if close(fd) != 0 { throw SystemCallError(call: "close", path: temporary, errno: errno) }
+        } catch {
+            throw classify(error, name: name)
         }
         let target = path(name)
         let folder = name.lastIndex(of: "/").map { String(name[..<$0]) } ?? ""
@@ -122,7 +120,13 @@ public struct DirectoryBackend: Backend {
             if rename(temporary, target) != 0 { throw classify(SystemCallError(call: "rename", path: target, errno: errno), name: name) }
         }
         keep = true
-        try syncFolder(folder.isEmpty ? root : root + "/" + folder, name: name)
+        do throws(SystemCallError) {
+            try syncFolder(folder.isEmpty ? root : root + "/" + folder)
+        } catch {
+            // The new object is in place but its folder entry may not survive a crash: report the put
+            // as failed so the caller does not count on it (the object itself is complete).
+            throw classify(error, name: name)
+        }
     }
 
     private func getNow(_ name: String, range: Range<Int>?) throws -> [UInt8] {
@@ -134,20 +138,12 @@ public struct DirectoryBackend: Backend {
         let size = Int(st.st_size)
         let lower = min(range?.lowerBound ?? 0, size)
         let upper = min(range?.upperBound ?? size, size)
-        let count = max(0, upper - lower)
-        var failure: SystemCallError?
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, filled in
-            filled = 0
-            while filled < count {
-                let n = pread(fd, buffer.baseAddress! + filled, count - filled, off_t(lower + filled))
-                if n > 0 { filled += n; continue }
-                if n < 0 && errno == EINTR { continue }
-                failure = SystemCallError(call: "read", path: name, errno: n < 0 ? errno : EIO)
-                break
-            }
+        do throws(SystemCallError) {
+            // A file that shrinks under us returns fewer bytes; the reader's verification catches it.
+            return try readFully(fd, count: max(0, upper - lower), offset: lower, path: name)
+        } catch {
+            throw classify(error, name: name)
         }
-        if let failure { throw classify(failure, name: name) }
-        return bytes
     }
 
     /// Creates the folders of `relative` below the root (never the root itself).
@@ -158,18 +154,11 @@ public struct DirectoryBackend: Backend {
             let parent = current
             current += "/" + part
             if mkdir(current, 0o700) == 0 {
-                try syncFolder(parent, name: name)
+                do throws(SystemCallError) { try syncFolder(parent) } catch { throw classify(error, name: name) }
             } else if errno != EEXIST {
                 throw classify(SystemCallError(call: "mkdir", path: current, errno: errno), name: name)
             }
         }
-    }
-
-    private func syncFolder(_ folder: String, name: String) throws {
-        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd < 0 { throw classify(SystemCallError(call: "open", path: folder, errno: errno), name: name) }
-        defer { close(fd) }
-        if fsync(fd) != 0 { throw classify(SystemCallError(call: "fsync", path: folder, errno: errno), name: name) }
     }
 
     private func requireRoot() throws {

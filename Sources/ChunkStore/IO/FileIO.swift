@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SystemCallError) {
+    var done = 0
+    while done < bytes.count {
+        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+        if n > 0 { done += n; continue }
+        if n < 0 && errno == EINTR { continue }
+        throw SystemCallError(call: "write", path: path, errno: n < 0 ? errno : EIO)
+    }
+}
+
+/// Writes all of `bytes` to `fd`.
+func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, path: String) throws(SystemCallError) {
+    var failure: SystemCallError?
+    bytes.withUnsafeBytes { raw in
+        do throws(SystemCallError) { try writeAll(fd, raw, path: path) } catch { failure = error }
+    }
+    if let failure { throw failure }
+}
+
+/// Reads up to `count` bytes from `fd` (at `offset` when given, else from its position) into a new
+/// array, stopping early only at the end of the file.
+func readFully(_ fd: Int32, count: Int, offset: Int? = nil, path: String) throws(SystemCallError) -> [UInt8] {
+    var failure: SystemCallError?
+    let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, filled in
+        filled = 0
+        while filled < count {
+            let n = offset.map { pread(fd, buffer.baseAddress! + filled, count - filled, off_t($0 + filled)) }
+                ?? read(fd, buffer.baseAddress! + filled, count - filled)
+            if n > 0 { filled += n; continue }
+            if n == 0 { break }
+            if errno == EINTR { continue }
+            failure = SystemCallError(call: "read", path: path, errno: errno)
+            break
+        }
+    }
+    if let failure { throw failure }
+    return bytes
+}
+
+/// fsyncs a folder, so that a rename or a new entry in it survives a crash.
+func syncFolder(_ folder: String) throws(SystemCallError) {
+    let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if fd < 0 { throw SystemCallError(call: "open", path: folder, errno: errno) }
+    defer { close(fd) }
+    if fsync(fd) != 0 { throw SystemCallError(call: "fsync", path: folder, errno: errno) }
+}
+
+/// A new file with an unguessable name next to `path`, opened exclusively (never through a symlink).
+func createTemporary(near path: String, mode: mode_t) throws(SystemCallError) -> (fd: Int32, path: String) {
+    let slash = path.lastIndex(of: "/")
+    let folder = slash.map { String(path[..<$0]) } ?? "."
+    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    let temporary = (folder.isEmpty ? "" : folder + "/") + "." + name + ".a67-partial-" + Hex.encode(Crypto.randomBytes(6))
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+    if fd < 0 { throw SystemCallError(call: "open", path: temporary, errno: errno) }
+    return (fd, temporary)
+}
+
+/// Writes `bytes` as the file `path` atomically and durably: a temporary file in the same folder,
+/// fsync, close (checked), rename, fsync of the folder.
+func writeFileAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws(SystemCallError) {
+    let (fd, temporary) = try createTemporary(near: path, mode: mode)
+    do throws(SystemCallError) {
+        try writeAll(fd, bytes[...], path: temporary)
+        if fsync(fd) != 0 { throw SystemCallError(call: "fsync", path: temporary, errno: errno) }
+    } catch {
+        close(fd)
+        unlink(temporary)
+        throw error
+    }
+    if close(fd) != 0 {
+        let e = errno
+        unlink(temporary)
+        throw SystemCallError(call: "close", path: temporary, errno: e)
+    }
+    if rename(temporary, path) != 0 {
+        let e = errno
+        unlink(temporary)
+        throw SystemCallError(call: "rename", path: path, errno: e)
+    }
+    let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+    try syncFolder(folder.isEmpty ? "/" : folder)
+}
+
+/// Local files the repository keeps (the keyring): written atomically and durably.
+public enum LocalFile {
+    public static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o600) throws {
+        do throws(SystemCallError) {
+            try writeFileAtomically(bytes, to: path, mode: mode_t(mode))
+        } catch {
+            throw StoreError(.io, "cannot write \(path): \(error.reason)")
+        }
+    }
+}
+
+extension SystemCallError {
+    /// The message part: "No such file or directory".
+    public var reason: String { String(cString: strerror(errno)) }
+}
