@@ -26,8 +26,9 @@ public struct EmbeddedDefault: Sendable {
     public func run(passphrase: Passphrase) async throws -> (Repository, Report) {
         let created = !FileManager.default.fileExists(atPath: home + "/" + Repository.keyringFile)
         let repository = created ? try Repository.initialize(home: home, passphrase: passphrase)
-                                 : try Repository.open(home: home, passphrase: passphrase)
+                                 : try Repository.open(home: home, passphrase: { passphrase })
         var added: [String] = []
+        try? FileManager.default.createDirectory(atPath: home + "/providers", withIntermediateDirectories: true)
         let existing = Set(try repository.providers().map(\.record.name))
         for name in Self.providerNames where !existing.contains(name) {
             _ = try await repository.addProvider(name: name, spec: .directory(path: home + "/providers/" + name), quota: nil)

@@ -21,7 +21,7 @@ final class CLI: @unchecked Sendable {
     init() throws {
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("a67-cli-\(UUID().uuidString)").path
         home = scratch + "/home"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: scratch + "/providers", withIntermediateDirectories: true)
         environment = ["A67_HOME": home, "A67_PASSPHRASE": "test passphrase", "PATH": "/usr/bin:/bin"]
     }
 

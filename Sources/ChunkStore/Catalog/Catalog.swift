@@ -17,6 +17,11 @@ public final class Catalog: Sendable {
             throw StoreError(.notInitialized, "no catalog at \(path): run a67 init first (or set A67_HOME)")
         }
         self.path = path
+        if create {
+            // Readable by the owner only (SQLite gives its -wal and -shm files the same mode).
+            let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
+        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(60)
         configuration.foreignKeysEnabled = true
@@ -170,7 +175,7 @@ public final class Catalog: Sendable {
     public func allLocations() throws -> [(chunk: ChunkID, provider: Int64)] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT chunk_id, provider_id FROM chunk_location").map { row in
-                (ChunkID(bytes: [UInt8](row["chunk_id"] as Data)), row["provider_id"] as Int64)
+                (try Self.chunkID(row["chunk_id"] as Data), row["provider_id"] as Int64)
             }
         }
     }
@@ -205,7 +210,7 @@ public final class Catalog: Sendable {
                 try db.execute(sql: "UPDATE inode SET manifest = ?, size = ?, mtime = ?, ctime = ? WHERE id = ?",
                                arguments: [Data(manifestID.bytes), manifest.size, now, now, existing["id"] as Int64])
                 try Self.adjustManifest(manifestID, by: 1, db)
-                if let old = existing["manifest"] as Data? { try Self.adjustManifest(ChunkID(bytes: [UInt8](old)), by: -1, db) }
+                if let old = existing["manifest"] as Data? { try Self.adjustManifest(try Self.chunkID(old), by: -1, db) }
             } else {
                 try db.execute(sql: """
                     INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, mtime, ctime, manifest)
@@ -235,7 +240,7 @@ public final class Catalog: Sendable {
         guard let id = row["manifest"] as Data?, let body = row["body"] as Data? else {
             throw StoreError(.internal, "object \(bucket.name)/\(key) has no manifest in the catalog")
         }
-        return ObjectRecord(key: key, size: row["size"], mtime: row["mtime"], manifestID: ChunkID(bytes: [UInt8](id)),
+        return ObjectRecord(key: key, size: row["size"], mtime: row["mtime"], manifestID: try Self.chunkID(id),
                             manifest: try Manifest(decoding: [UInt8](body)))
     }
 
@@ -249,7 +254,7 @@ public final class Catalog: Sendable {
                 throw StoreError(.notFound, "no object \(bucket.name)/\(key)")
             }
             try db.execute(sql: "DELETE FROM inode WHERE id = ?", arguments: [id])
-            if let manifest = row["manifest"] as Data? { try Self.adjustManifest(ChunkID(bytes: [UInt8](manifest)), by: -1, db) }
+            if let manifest = row["manifest"] as Data? { try Self.adjustManifest(try Self.chunkID(manifest), by: -1, db) }
             // Prune implicit folders left empty, up to the root.
             var parent: Int64? = row["parent_id"]
             while let folder = parent, folder != bucket.rootInode {
@@ -325,6 +330,14 @@ public final class Catalog: Sendable {
     }
 
     // MARK: - Helpers inside transactions
+
+    /// A chunk ID read from the catalog; a row that is not 32 bytes is damage, not a crash.
+    static func chunkID(_ data: Data) throws -> ChunkID {
+        guard data.count == ChunkID.byteCount else {
+            throw StoreError(.integrity, "the catalog holds a chunk ID of \(data.count) bytes: the catalog is damaged")
+        }
+        return ChunkID(bytes: [UInt8](data))
+    }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
 

@@ -99,8 +99,11 @@ public struct Keyring: Sendable, Equatable {
         guard bytes[4] == Self.version, bytes[5] == Self.kdfScrypt else {
             throw StoreError(.integrity, "\(source) is a keyring of version \(bytes[4]) / KDF \(bytes[5]); this a67 reads version 1 with scrypt")
         }
-        guard bytes[6] >= 10, bytes[6] <= 22, bytes[7] >= 1, bytes[8] >= 1 else {
-            throw StoreError(.integrity, "\(source) has implausible scrypt parameters")
+        // Bounded before anything is authenticated: a tampered keyring must not make scrypt allocate
+        // more than 1 GiB (128 * N * r bytes) or run for minutes.
+        let logN = Int(bytes[6]), r = Int(bytes[7]), p = Int(bytes[8])
+        guard (10...20).contains(logN), (1...16).contains(r), (1...16).contains(p), 128 << logN * r <= 1 << 30 else {
+            throw StoreError(.integrity, "\(source) has implausible scrypt parameters (log2 N = \(logN), r = \(r), p = \(p))")
         }
         guard bytes[9..<16].allSatisfy({ $0 == 0 }) else {
             throw StoreError(.integrity, "\(source) has non-zero reserved bytes: it was written by a newer a67 or damaged")

@@ -27,12 +27,14 @@ public struct Passphrase: Sendable, CustomStringConvertible {
         if let text = environment["A67_PASSPHRASE"] {
             return try validated(Passphrase(text), from: "A67_PASSPHRASE")
         }
-        guard isatty(0) == 1 else {
+        let terminal = open("/dev/tty", O_RDWR | O_CLOEXEC)
+        guard terminal >= 0 else {
             throw StoreError(.wrongPassphrase, "no passphrase: set A67_PASSPHRASE_FILE to a file holding it (or A67_PASSPHRASE), or run a67 on a terminal to be asked")
         }
-        let first = try prompt("Passphrase: ")
+        defer { close(terminal) }
+        let first = try prompt("Passphrase: ", terminal: terminal)
         if confirm {
-            let second = try prompt("Passphrase again: ")
+            let second = try prompt("Passphrase again: ", terminal: terminal)
             guard first.bytes == second.bytes else {
                 throw StoreError(.wrongPassphrase, "the two passphrases differ; nothing was created")
             }
@@ -47,21 +49,59 @@ public struct Passphrase: Sendable, CustomStringConvertible {
         return p
     }
 
-    /// Reads a line from the terminal with echo off.
-    private static func prompt(_ text: String) throws -> Passphrase {
-        FileHandle.standardError.write(Data(text.utf8))
+    /// Reads a line from the controlling terminal (not standard input, which may carry data) with
+    /// echo off. Ctrl-C at the prompt restores echo before the process ends.
+    private static func prompt(_ text: String, terminal: Int32) throws -> Passphrase {
+        _ = text.withCString { write(terminal, $0, strlen($0)) }
         var saved = termios()
-        tcgetattr(0, &saved)
-        var silent = saved
-        silent.c_lflag &= ~tcflag_t(ECHO)
-        tcsetattr(0, TCSAFLUSH, &silent)
+        let isTerminal = tcgetattr(terminal, &saved) == 0
+        if isTerminal {
+            var silent = saved
+            silent.c_lflag &= ~tcflag_t(ECHO)
+            TerminalEcho.restoreOnInterrupt(terminal, saved)
+            tcsetattr(terminal, TCSANOW, &silent)  // not FLUSH: keep what was typed ahead
+        }
         defer {
-            tcsetattr(0, TCSAFLUSH, &saved)
-            FileHandle.standardError.write(Data("\n".utf8))
+            if isTerminal {
+                tcsetattr(terminal, TCSANOW, &saved)
+                TerminalEcho.clear()
+            }
+            _ = write(terminal, "\n", 1)
         }
-        guard let line = Swift.readLine(strippingNewline: true) else {
-            throw StoreError(.wrongPassphrase, "no passphrase was typed")
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while true {
+            let n = read(terminal, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                if line.isEmpty { throw StoreError(.wrongPassphrase, "no passphrase was typed") }
+                break
+            }
+            if byte == UInt8(ascii: "\n") { break }
+            line.append(byte)
         }
-        return Passphrase(line)
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        return Passphrase(String(decoding: line, as: UTF8.self))
+    }
+}
+
+/// Puts terminal echo back when SIGINT arrives during a prompt, then lets the signal end the process.
+private enum TerminalEcho {
+    nonisolated(unsafe) static var saved: (fd: Int32, state: termios)?
+
+    static func restoreOnInterrupt(_ fd: Int32, _ state: termios) {
+        saved = (fd, state)
+        signal(SIGINT) { signalNumber in
+            if var state = TerminalEcho.saved?.state, let fd = TerminalEcho.saved?.fd {
+                tcsetattr(fd, TCSANOW, &state)
+            }
+            signal(signalNumber, SIG_DFL)
+            raise(signalNumber)
+        }
+    }
+
+    static func clear() {
+        signal(SIGINT, SIG_DFL)
+        saved = nil
     }
 }

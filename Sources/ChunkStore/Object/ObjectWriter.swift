@@ -17,8 +17,6 @@ public struct ObjectWriter: Sendable {
     public let pool: any ChunkPool
     public let catalog: Catalog
     public let window: Int
-    /// Chunks recorded in the catalog per transaction while a put runs.
-    let recordBatch = 8
 
     public init(sealer: ChunkSealer, pool: any ChunkPool, catalog: Catalog, window: Int = 6) {
         self.sealer = sealer
@@ -42,9 +40,12 @@ public struct ObjectWriter: Sendable {
                       attributes: [String: String] = [:], io: BlockingIOPool = .shared,
                       progress: ProgressHandler? = nil) async throws -> Result {
         let segments = try Names.keySegments(key)
+        for (name, value) in attributes where name.utf8.count > 1024 || value.utf8.count > 65536 {
+            throw StoreError(.invalidArgument, "attribute \(name.prefix(64)) is too long: names are at most 1 KiB, values 64 KiB")
+        }
         let replicas = bucket.replicas
         let sealer = self.sealer, pool = self.pool, catalog = self.catalog
-        let shared = PutState(batch: recordBatch)
+        let claimed = ClaimedChunks()
 
         var entries: [Manifest.Entry?] = []
         var newChunks = 0
@@ -74,11 +75,15 @@ public struct ObjectWriter: Sendable {
                     let entry = Manifest.Entry(id: id, length: piece.count)
                     // Dedupe from the catalog, and within this put: each ID is stored once.
                     if try await isStored(id, replicas: replicas) { return (position, entry, nil) }
-                    guard shared.claim(id) else { return (position, entry, nil) }
+                    guard claimed.claim(id) else { return (position, entry, nil) }
+                    // After another chunk failed, the group is cancelled: store nothing more.
+                    try Task.checkCancellation()
                     let sealed = sealer.seal(piece, id: id)
+                    try Task.checkCancellation()
                     let providers = try await pool.store(id, sealed: sealed, replicas: replicas)
                     let stored = StoredChunk(id: id, plainSize: piece.count, sealedSize: sealed.count, providers: providers)
-                    try await catalog.recordChunks(shared.finished(stored))
+                    // Recorded at once, so that a rerun after an interruption reuses it.
+                    try await catalog.recordChunks([stored])
                     return (position, entry, stored)
                 }
                 inFlight += 1
@@ -94,7 +99,7 @@ public struct ObjectWriter: Sendable {
             throw StoreError(.invalidArgument, "object \(bucket.name)/\(key) is larger than one manifest chunk can describe (about 711 GiB)")
         }
         let manifestID = sealer.id(of: body)
-        var last = shared.unrecorded()
+        var last: [StoredChunk] = []
         if try await !isStored(manifestID, replicas: replicas) {
             let sealed = sealer.seal(body, id: manifestID)
             let providers = try await pool.store(manifestID, sealed: sealed, replicas: replicas)
@@ -116,27 +121,11 @@ extension ObjectWriter {
     }
 }
 
-/// What the chunk tasks of one put share: the IDs already being stored, and stored chunks waiting
-/// to be recorded in the catalog (in batches, so a put costs one catalog transaction per batch).
-private final class PutState: Sendable {
-    private let claimed = Mutex<Set<ChunkID>>([])
-    private let pending = Mutex<[StoredChunk]>([])
-    private let batch: Int
-
-    init(batch: Int) { self.batch = batch }
+/// The chunk IDs the tasks of one put are storing, so that a chunk repeated inside an object is
+/// stored once.
+private final class ClaimedChunks: Sendable {
+    private let ids = Mutex<Set<ChunkID>>([])
 
     /// True for the first task to store `id` in this put.
-    func claim(_ id: ChunkID) -> Bool { claimed.withLock { $0.insert(id).inserted } }
-
-    /// Adds a stored chunk; returns a full batch to record, or nothing.
-    func finished(_ chunk: StoredChunk) -> [StoredChunk] {
-        pending.withLock { list in
-            list.append(chunk)
-            guard list.count >= batch else { return [] }
-            defer { list.removeAll() }
-            return list
-        }
-    }
-
-    func unrecorded() -> [StoredChunk] { pending.withLock { $0 } }
+    func claim(_ id: ChunkID) -> Bool { ids.withLock { $0.insert(id).inserted } }
 }

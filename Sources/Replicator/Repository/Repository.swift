@@ -24,9 +24,12 @@ public final class Repository: Sendable {
         let fm = FileManager.default
         let keyringPath = home + "/" + keyringFile
         let catalogPath = home + "/" + catalogFile
-        if fm.fileExists(atPath: keyringPath) || fm.fileExists(atPath: catalogPath) {
+        // The keyring is written last: it marks a complete repository. A catalog without one is what an
+        // interrupted init left, and is replaced.
+        if fm.fileExists(atPath: keyringPath) {
             throw StoreError(.alreadyExists, "a repository already exists at \(home); use it, or set A67_HOME to another folder")
         }
+        for leftover in [catalogPath, catalogPath + "-wal", catalogPath + "-shm"] { try? fm.removeItem(atPath: leftover) }
         guard Zstd.levels.contains(settings.zstdLevel) else {
             throw StoreError(.invalidArgument, "zstd level \(settings.zstdLevel) is out of range: use 1 to 19")
         }
@@ -38,18 +41,19 @@ public final class Repository: Sendable {
         let master = SecretKey.random()
         let id = Crypto.randomBytes(16)
         let keyring = try Keyring.wrap(master: master, passphrase: passphrase, repositoryID: id, logN: settings.scryptLogN)
-        try LocalFile.write(keyring.encoded, to: keyringPath)
         let catalog = try Catalog(path: catalogPath, create: true)
         try catalog.setSetting("repository_id", Hex.encode(id))
         try catalog.setSetting("zstd_level", String(settings.zstdLevel))
         try catalog.setSetting("format_version", String(ChunkSealer.formatVersion))
+        try LocalFile.write(keyring.encoded, to: keyringPath)
         return Repository(home: home, catalog: catalog, keys: RepositoryKeys(master: master), repositoryID: Hex.encode(id))
     }
 
-    /// Opens the repository at `home` with its keys. A wrong passphrase fails before anything is touched.
-    public static func open(home: String, passphrase: Passphrase) throws -> Repository {
+    /// Opens the repository at `home` with its keys. A wrong passphrase fails before anything is
+    /// touched; `passphrase` is asked for only once a repository is known to be there.
+    public static func open(home: String, passphrase: () throws -> Passphrase) throws -> Repository {
         let keyring = try localKeyring(home: home)
-        let master = try keyring.unwrap(passphrase: passphrase)
+        let master = try keyring.unwrap(passphrase: try passphrase())
         let catalog = try Catalog(path: home + "/" + catalogFile)
         let id = Hex.encode(keyring.repositoryID)
         guard try catalog.setting("repository_id") == id else {
@@ -91,21 +95,27 @@ public final class Repository: Sendable {
     /// another repository is refused.
     public func addProvider(name: String, spec: ProviderSpec, quota: Int64?) async throws -> ProviderRecord {
         try Names.validateProvider(name)
-        let keys = try unlocked()
-        _ = keys
+        _ = try unlocked()
         let existing = try catalog.providers()
         if existing.contains(where: { $0.name == name }) {
             throw StoreError(.alreadyExists, "a provider named \(name) already exists; pick another name")
         }
+        var spec = spec
+        if case .directory(let path) = spec {
+            // Only the folder itself is created: a missing parent is likely an unmounted disk.
+            if mkdir(path, 0o700) != 0 && errno != EEXIST {
+                throw StoreError(.providerFailure, "cannot create provider directory \(path): \(String(cString: strerror(errno)))"
+                    + (errno == ENOENT ? " (its parent folder is missing: is the disk mounted? If the path is right, create the parent first)" : ""))
+            }
+            // One folder under two names (a trailing slash, a symlink) would put two replicas on one disk.
+            guard let resolved = realpath(path, nil) else {
+                throw StoreError(.providerFailure, "cannot resolve provider directory \(path)")
+            }
+            spec = .directory(path: String(cString: resolved))
+            free(resolved)
+        }
         if let twin = existing.first(where: { (try? ProviderSpec(kind: $0.kind, config: $0.config)) == spec }) {
             throw StoreError(.alreadyExists, "\(spec.summary) is already provider \(twin.name) of this repository")
-        }
-        if case .directory(let path) = spec {
-            do {
-                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            } catch {
-                throw StoreError(.providerFailure, "cannot create provider directory \(path): \(error.localizedDescription)")
-            }
         }
         let backend = spec.makeBackend()
         let local = try Self.localKeyring(home: home)

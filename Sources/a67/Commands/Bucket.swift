@@ -32,9 +32,15 @@ struct BucketCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 try Names.validateBucket(name)
-                let bucket = try home.unlock().createBucket(name, replicas: replicas)
+                let repository = try home.unlock()
+                let bucket = try repository.createBucket(name, replicas: replicas)
+                let providers = try repository.catalog.providers().count
+                if providers < bucket.replicas {
+                    note("warning: \(bucket.name) wants \(bucket.replicas) replicas but the repository has \(providers) provider(s); "
+                        + "chunks get one copy per provider until you add more (a67 provider add)")
+                }
                 if json {
-                    printJSON(["name": bucket.name, "replicas": bucket.replicas])
+                    printJSON(["name": bucket.name, "replicas": bucket.replicas, "providers": providers])
                 } else {
                     print("created bucket \(bucket.name) (\(bucket.replicas) replicas)")
                 }

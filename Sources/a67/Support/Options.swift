@@ -14,9 +14,9 @@ struct HomeOptions: ParsableArguments {
         return FileManager.default.homeDirectoryForCurrentUser.path + "/.a67"
     }
 
-    /// Opens the repository with its keys (asks for the passphrase).
+    /// Opens the repository with its keys (asks for the passphrase once the repository is found).
     func unlock() throws -> Repository {
-        try Repository.open(home: path, passphrase: try Passphrase.fromEnvironment())
+        try Repository.open(home: path, passphrase: { try Passphrase.fromEnvironment() })
     }
 
     /// Opens the catalog only (no passphrase).
