@@ -38,15 +38,7 @@ struct A67: AsyncParsableCommand {
             Or run `a67 up` for a ready-made demo repository.
 
             Exit codes:
-              0   success
-              1   unexpected error (a bug, or a local file that cannot be read or written)
-              2   not found: a bucket, key, provider or source file that does not exist
-              3   wrong passphrase, or none given
-              4   integrity failure: stored data is corrupted, truncated or swapped (never returned)
-              5   provider failure: a provider is unwritable, full, missing or at its quota
-              6   conflict: it already exists, or a bucket is not empty
-              7   no repository at $A67_HOME (run a67 init)
-              64  usage: invalid arguments, names, keys or ranges
+            \(ExitStatus.helpTable)
             """,
         version: version,
         subcommands: [

@@ -238,6 +238,16 @@ struct CLITests {
         let help = try cli.ok(["--help"]).stdout
         #expect(help.contains("Exit codes"))
         #expect(help.contains("integrity failure"))
+        // The README's exit-code table says what --help says.
+        let readme = try String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("README.md").path, encoding: .utf8)
+        let rows = help.split(separator: "\n").compactMap { line -> (String, String)? in
+            let parts = line.split(separator: " ", maxSplits: 1)
+            guard line.hasPrefix("  "), parts.count == 2, Int(parts[0]) != nil else { return nil }
+            return (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces))
+        }
+        #expect(rows.count == 9)
+        for (status, meaning) in rows { #expect(readme.contains("| \(status) | \(meaning) |"), "README lacks exit code \(status)") }
         for sub in [["put"], ["get"], ["ls"], ["provider", "add"], ["bucket", "create"], ["stat"], ["up"]] {
             #expect(try cli.ok(sub + ["--help"]).stdout.contains("USAGE"), "\(sub) --help")
         }

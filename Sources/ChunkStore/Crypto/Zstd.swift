@@ -26,15 +26,20 @@ public enum Zstd {
     /// or nil when it would not fit (the caller then stores the bytes uncompressed).
     static func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, capacity: Int,
                          level: Int) -> Int? {
+        withCompressor(level: level) { cctx in
+            let written = ZSTD_compress2(cctx, destination, capacity, source.baseAddress, source.count)
+            return ZSTD_isError(written) != 0 ? nil : written
+        }
+    }
+
+    /// Lends a pooled compression context set to `level`; one whose call failed is reset before reuse.
+    private static func withCompressor<T>(level: Int, _ body: (OpaquePointer) -> T?) -> T? {
         let context = compressors.withLock { $0.popLast() } ?? Context()
         defer { compressors.withLock { if $0.count < 8 { $0.append(context) } } }
         ZSTD_CCtx_setParameter(context.cctx, ZSTD_c_compressionLevel, Int32(level))
-        let written = ZSTD_compress2(context.cctx, destination, capacity, source.baseAddress, source.count)
-        if ZSTD_isError(written) != 0 {
-            ZSTD_CCtx_reset(context.cctx, ZSTD_reset_session_and_parameters)
-            return nil
-        }
-        return written
+        let result = body(context.cctx)
+        if result == nil { ZSTD_CCtx_reset(context.cctx, ZSTD_reset_session_and_parameters) }
+        return result
     }
 
     /// Whether `source` looks worth compressing: three 64 KiB samples (start, middle, end) are
@@ -44,23 +49,20 @@ public enum Zstd {
     static func looksCompressible(_ source: UnsafeRawBufferPointer) -> Bool {
         let sample = 64 * 1024
         guard source.count > 4 * sample else { return true }
-        let context = compressors.withLock { $0.popLast() } ?? Context()
-        defer { compressors.withLock { if $0.count < 8 { $0.append(context) } } }
-        ZSTD_CCtx_setParameter(context.cctx, ZSTD_c_compressionLevel, 1)
         var scratch = [UInt8](repeating: 0, count: Int(ZSTD_compressBound(sample)))
-        var input = 0, output = 0
-        for start in [0, source.count / 2 - sample / 2, source.count - sample] {
-            let written = scratch.withUnsafeMutableBytes { out in
-                ZSTD_compress2(context.cctx, out.baseAddress, out.count, source.baseAddress! + start, sample)
+        let compressed = withCompressor(level: 1) { cctx -> Int? in
+            var output = 0
+            for start in [0, source.count / 2 - sample / 2, source.count - sample] {
+                let written = scratch.withUnsafeMutableBytes { out in
+                    ZSTD_compress2(cctx, out.baseAddress, out.count, source.baseAddress! + start, sample)
+                }
+                if ZSTD_isError(written) != 0 { return nil }
+                output += written
             }
-            if ZSTD_isError(written) != 0 {
-                ZSTD_CCtx_reset(context.cctx, ZSTD_reset_session_and_parameters)
-                return true
-            }
-            input += sample
-            output += written
+            return output
         }
-        return output * 100 < input * 98
+        guard let compressed else { return true }
+        return compressed * 100 < 3 * sample * 98
     }
 
     /// Decompresses one frame into a new array of at most `limit` bytes.

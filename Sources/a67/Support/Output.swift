@@ -12,29 +12,56 @@ func guarded(_ body: () async throws -> Void) async throws {
         throw ExitCode(exitCode(for: error.code))
     } catch let error as BackendError {
         printError(error.description)
-        throw ExitCode(5)
+        throw ExitCode(ExitStatus.provider.rawValue)
     } catch let error as ExitCode {
         throw error
     } catch let error as CleanExit {
         throw error
     } catch {
         printError("\(error)")
-        throw ExitCode(1)
+        throw ExitCode(ExitStatus.failure.rawValue)
     }
 }
 
-func exitCode(for code: StoreError.Code) -> Int32 {
-    switch code {
-    case .internal, .io: return 1
-    case .notFound: return 2
-    case .wrongPassphrase: return 3
-    case .integrity: return 4
-    case .providerFailure: return 5
-    case .alreadyExists, .conflict: return 6
-    case .notInitialized: return 7
-    case .invalidArgument: return 64
+/// The exit statuses, in one place: `a67 --help` prints this table and errors map to it.
+enum ExitStatus: Int32, CaseIterable {
+    case success = 0, failure = 1, notFound = 2, passphrase = 3, integrity = 4, provider = 5, conflict = 6,
+         noRepository = 7, usage = 64
+
+    var meaning: String {
+        switch self {
+        case .success: return "success"
+        case .failure: return "unexpected error (a bug, or a local file that cannot be read or written)"
+        case .notFound: return "not found: a bucket, key, provider or source file that does not exist"
+        case .passphrase: return "wrong passphrase, or none given"
+        case .integrity: return "integrity failure: stored data is damaged or swapped (never returned)"
+        case .provider: return "provider failure: a provider is unwritable, full, missing or at its quota"
+        case .conflict: return "conflict: it already exists, or a bucket is not empty"
+        case .noRepository: return "no repository at $A67_HOME (run a67 init)"
+        case .usage: return "usage: invalid arguments, names, keys or ranges"
+        }
+    }
+
+    init(_ code: StoreError.Code) {
+        switch code {
+        case .internal, .io: self = .failure
+        case .notFound: self = .notFound
+        case .wrongPassphrase: self = .passphrase
+        case .integrity: self = .integrity
+        case .providerFailure: self = .provider
+        case .alreadyExists, .conflict: self = .conflict
+        case .notInitialized: self = .noRepository
+        case .invalidArgument: self = .usage
+        }
+    }
+
+    static var helpTable: String {
+        allCases.map { "  " + String($0.rawValue).padding(toLength: 4, withPad: " ", startingAt: 0) + $0.meaning }
+            .joined(separator: "\n")
     }
 }
+
+func exitCode(for code: StoreError.Code) -> Int32 { ExitStatus(code).rawValue }
 
 func printError(_ message: String) {
     FileHandle.standardError.write(Data("a67: error: \(message)\n".utf8))
