@@ -9,8 +9,9 @@ struct Get: AsyncParsableCommand {
         discussion: """
             DEST defaults to the key's last part in the current folder; - writes to standard output; \
             an existing folder receives the file under the key's last part. A file destination is \
-            written under a temporary name and renamed when complete, so a failed get never leaves a \
-            partial file. Every chunk is verified; corrupted data is never returned (exit code 4).
+            written under a hidden temporary name and renamed when complete, so a failed get never \
+            leaves a partial file under DEST's name; devices and pipes are written directly. Every \
+            chunk is verified; damaged data is never returned (exit code 4).
 
             --range FIRST-LAST selects bytes FIRST to LAST inclusive, counted from 0, like HTTP: \
             100-199, 100- (to the end), --range=-500 (the last 500 bytes; write it with '=').
