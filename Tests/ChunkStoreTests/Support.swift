@@ -1,16 +1,5 @@
+import BackendTesting
 import Foundation
-
-/// A fresh folder under the temporary directory, removed when released.
-final class TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("a67-test-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 /// A small tmpfs, for a provider that really runs out of space. Needs root (tests run as root).
 final class TmpfsMount {

@@ -5,18 +5,6 @@ import Replicator
 import Synchronization
 import Testing
 
-/// A fresh folder under the temporary directory, removed when released.
-final class TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("a67-test-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// A store over in-memory (optionally fault-injecting) providers and a real catalog in a temp folder.
 struct Harness {
     let dir: TemporaryDirectory
