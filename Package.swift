@@ -20,12 +20,12 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CFUSE", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
-        .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CGlibc"),
 
-        // Chunker, IDs, sealing, keyring, backends, catalog, object streams. Owns COpenSSL, CZstd, CCurl, CMalloc.
+        // Chunker, IDs, sealing, keyring, backends, catalog, object streams. Owns COpenSSL, CZstd, CCurl, CGlibc.
         .target(
             name: "ChunkStore",
-            dependencies: ["COpenSSL", "CZstd", "CCurl", "CMalloc", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["COpenSSL", "CZstd", "CCurl", "CGlibc", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // In-memory and fault-injecting backends and the shared backend conformance suite.
         .target(name: "BackendTesting", dependencies: ["ChunkStore"]),

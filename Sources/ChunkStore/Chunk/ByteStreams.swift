@@ -1,3 +1,4 @@
+import CGlibc
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -70,6 +71,7 @@ public final class FileSink: ByteSink, @unchecked Sendable {
     private let temporaryPath: String?
     private let ownsDescriptor: Bool
     private var finished = false
+    private var written: Int64 = 0
 
     public init(path: String) throws {
         if path == "-" {
@@ -112,6 +114,11 @@ public final class FileSink: ByteSink, @unchecked Sendable {
         } catch {
             throw StoreError(.io, "cannot write \(path): \(error.reason)")
         }
+        if temporaryPath != nil {
+            // Start writing this range to disk now, so that commit's fsync does not wait for the whole file.
+            _ = a67_start_writeback(fd, written, Int64(bytes.count))
+        }
+        written += Int64(bytes.count)
     }
 
     /// Makes a written file appear under its name, durably. Nothing to do for direct destinations.

@@ -1,4 +1,4 @@
-import CMalloc
+import CGlibc
 
 public enum MemoryTuning {
     /// Makes glibc's malloc keep freed chunk-sized buffers (5 MiB) for reuse instead of handing each

@@ -85,11 +85,18 @@ struct BucketCommand: AsyncParsableCommand {
         @Argument(help: "The bucket's name.")
         var name: String
 
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
         func run() async throws {
             try await guarded {
                 try Names.validateBucket(name)
                 try home.unlock().removeBucket(name)
-                print("removed bucket \(name)")
+                if json {
+                    printJSON(["bucket": name, "removed": true])
+                } else {
+                    print("removed bucket \(name)")
+                }
             }
         }
     }

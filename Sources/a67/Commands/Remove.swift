@@ -16,13 +16,20 @@ struct Remove: AsyncParsableCommand {
     @Argument(help: "The object: BUCKET/KEY.")
     var object: String
 
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
     func run() async throws {
         try await guarded {
             let path = try ObjectPath(object, keyRequired: true)
             try Names.validateBucket(path.bucket)
             _ = try Names.keySegments(path.key)
             try home.unlock().remove(bucket: path.bucket, key: path.key)
-            print("removed \(path.bucket)/\(path.key)")
+            if json {
+                printJSON(["bucket": path.bucket, "key": path.key, "removed": true])
+            } else {
+                print("removed \(path.bucket)/\(path.key)")
+            }
         }
     }
 }
