@@ -18,7 +18,7 @@ public struct ObjectWriter: Sendable {
     public let catalog: Catalog
     public let window: Int
 
-    public init(sealer: ChunkSealer, pool: any ChunkPool, catalog: Catalog, window: Int = 6) {
+    public init(sealer: ChunkSealer, pool: any ChunkPool, catalog: Catalog, window: Int = 10) {
         self.sealer = sealer
         self.pool = pool
         self.catalog = catalog
@@ -62,8 +62,9 @@ public struct ObjectWriter: Sendable {
                 progress?(Int64(done.1.length))
             }
             while true {
-                let piece = try await io.run { try source.read(upTo: ChunkSealer.maxChunkSize) }
-                if piece.isEmpty { break }
+                let piece = PlaintextPiece(try await io.run { try source.read(upTo: ChunkSealer.maxChunkSize) })
+                let length = piece.count
+                if length == 0 { break }
                 if inFlight == window, let done = try await group.next() {
                     collect(done)
                     inFlight -= 1
@@ -71,24 +72,19 @@ public struct ObjectWriter: Sendable {
                 let position = index
                 entries.append(nil)
                 group.addTask {
-                    let id = sealer.id(of: piece)
-                    let entry = Manifest.Entry(id: id, length: piece.count)
-                    // Dedupe from the catalog, and within this put: each ID is stored once.
-                    if try await isStored(id, replicas: replicas) { return (position, entry, nil) }
-                    guard claimed.claim(id) else { return (position, entry, nil) }
-                    // After another chunk failed, the group is cancelled: store nothing more.
+                    // Hash, dedupe and seal; the plaintext is freed here, before the slow provider write.
+                    let (entry, sealed) = try await prepare(piece, replicas: replicas, claimed: claimed)
+                    guard let sealed else { return (position, entry, nil) }
                     try Task.checkCancellation()
-                    let sealed = sealer.seal(piece, id: id)
-                    try Task.checkCancellation()
-                    let providers = try await pool.store(id, sealed: sealed, replicas: replicas)
-                    let stored = StoredChunk(id: id, plainSize: piece.count, sealedSize: sealed.count, providers: providers)
+                    let providers = try await pool.store(entry.id, sealed: sealed, replicas: replicas)
+                    let stored = StoredChunk(id: entry.id, plainSize: entry.length, sealedSize: sealed.count, providers: providers)
                     // Recorded at once, so that a rerun after an interruption reuses it.
                     try await catalog.recordChunks([stored])
                     return (position, entry, stored)
                 }
                 inFlight += 1
                 index += 1
-                if piece.count < ChunkSealer.maxChunkSize { break }
+                if length < ChunkSealer.maxChunkSize { break }
             }
             while let done = try await group.next() { collect(done) }
         }
@@ -113,6 +109,19 @@ public struct ObjectWriter: Sendable {
 }
 
 extension ObjectWriter {
+    /// Names a piece and, unless it is already stored (in the catalog, or by another task of this
+    /// put), seals it. Takes the plaintext out of `piece`, so it is freed when this returns.
+    func prepare(_ piece: PlaintextPiece, replicas: Int, claimed: ClaimedChunks) async throws
+        -> (entry: Manifest.Entry, sealed: [UInt8]?) {
+        let plaintext = piece.take()
+        let entry = Manifest.Entry(id: sealer.id(of: plaintext), length: plaintext.count)
+        if try await isStored(entry.id, replicas: replicas) { return (entry, nil) }
+        guard claimed.claim(entry.id) else { return (entry, nil) }
+        // After another chunk failed, the group is cancelled: seal nothing more.
+        try Task.checkCancellation()
+        return (entry, sealer.seal(plaintext, id: entry.id))
+    }
+
     /// Whether the catalog already records `id` on as many providers as this put wants. A chunk first
     /// stored for a bucket with fewer replicas is stored again, which adds the missing replicas.
     func isStored(_ id: ChunkID, replicas: Int) async throws -> Bool {
@@ -121,9 +130,23 @@ extension ObjectWriter {
     }
 }
 
+/// A piece of plaintext handed to one chunk task, which takes it out so that it can be freed as
+/// soon as the piece is sealed, while the sealed bytes are still being written.
+final class PlaintextPiece: Sendable {
+    private let bytes: Mutex<[UInt8]>
+    let count: Int
+
+    init(_ bytes: [UInt8]) {
+        count = bytes.count
+        self.bytes = Mutex(bytes)
+    }
+
+    func take() -> [UInt8] { bytes.withLock { b in defer { b = [] }; return b } }
+}
+
 /// The chunk IDs the tasks of one put are storing, so that a chunk repeated inside an object is
 /// stored once.
-private final class ClaimedChunks: Sendable {
+final class ClaimedChunks: Sendable {
     private let ids = Mutex<Set<ChunkID>>([])
 
     /// True for the first task to store `id` in this put.
