@@ -234,7 +234,8 @@ struct CLITests {
         #expect((again["stat"] as? [String: Any])?["providers"] as? Int == 3)
         let providers = try cli.json(["provider", "ls"]) as! [[String: Any]]
         #expect(providers.count == 3)
-        #expect(providers.allSatisfy { ($0["chunks"] as? Int ?? 0) > 0 }, "two replicas over three providers use all three")
+        // Two replicas of every chunk, never both on one provider: at least two providers hold chunks.
+        #expect(providers.filter { ($0["chunks"] as? Int ?? 0) > 0 }.count >= 2)
         let help = try cli.ok(["--help"]).stdout
         #expect(help.contains("Exit codes"))
         #expect(help.contains("integrity failure"))

@@ -86,7 +86,8 @@ struct FaultTests {
 
 struct PlacementTests {
     @Test func replicasNeverShareAProvider() async throws {
-        let h = try Harness(providers: 3, replicas: 2)
+        // Fixed keys: the placement is the same on every run.
+        let h = try Harness(providers: 3, replicas: 2, master: SecretKey(bytes: [UInt8](repeating: 3, count: 32)))
         _ = try await h.put(sampleBytes(8 * ChunkSealer.maxChunkSize), key: "k")
         var perChunk: [ChunkID: [Int64]] = [:]
         for (chunk, provider) in try h.catalog.allLocations() { perChunk[chunk, default: []].append(provider) }
@@ -110,11 +111,17 @@ struct PlacementTests {
     }
 
     @Test func quotaMovesPlacementOnAndFullQuotaFailsCleanly() async throws {
-        let h = try Harness(providers: 2, replicas: 1, quotas: [2 * 1024 * 1024, nil])
-        let data = (0..<6).flatMap { _ in Crypto.randomBytes(ChunkSealer.maxChunkSize) }
+        // Room for two sealed chunks on p0. With fixed keys and data the placement is the same on every
+        // run, and ranks p0 first for more than two of the twelve chunks: p0 fills up, the rest move on.
+        let sealedChunk = Int64(ChunkSealer.maxChunkSize + ChunkSealer.overhead)
+        let quota = 2 * sealedChunk
+        let h = try Harness(providers: 2, replicas: 1, quotas: [quota, nil], master: SecretKey(bytes: [UInt8](repeating: 7, count: 32)))
+        let data = seededNoise(12 * ChunkSealer.maxChunkSize, seed: 67)
         _ = try await h.put(data, key: "k")
         let used = try h.catalog.providers()
-        #expect(used[0].usedBytes <= 2 * 1024 * 1024, "quota exceeded: \(used[0].usedBytes)")
+        #expect(used[0].usedBytes <= quota, "quota exceeded: \(used[0].usedBytes)")
+        #expect(used[0].usedBytes > quota - sealedChunk, "p0 must be filled to within one chunk of its quota")
+        #expect(used[0].chunkCount + used[1].chunkCount == 13, "twelve data chunks and a manifest, one copy each")
         #expect(try await h.get("k") == data)
 
         let tight = try Harness(providers: 1, replicas: 1, quotas: [1024 * 1024])

@@ -15,7 +15,8 @@ struct Harness {
     let sealer: ChunkSealer
     let bucket: BucketRecord
 
-    init(providers count: Int = 3, replicas: Int = 2, quotas: [Int64?]? = nil) throws {
+    /// `master` fixes the keys, and so every chunk ID and placement, for tests that need them repeatable.
+    init(providers count: Int = 3, replicas: Int = 2, quotas: [Int64?]? = nil, master: SecretKey = .random()) throws {
         dir = try TemporaryDirectory()
         let catalog = try Catalog(path: dir.path + "/catalog.db", create: true)
         self.catalog = catalog
@@ -24,7 +25,7 @@ struct Harness {
         records = try (0..<count).map { i in
             try catalog.addProvider(name: "p\(i)", kind: "memory", config: "{}", quota: quotas?[i] ?? nil)
         }
-        sealer = ChunkSealer(keys: RepositoryKeys(master: SecretKey.random()))
+        sealer = ChunkSealer(keys: RepositoryKeys(master: master))
         bucket = try catalog.createBucket("test-bucket", replicas: replicas)
     }
 
@@ -89,6 +90,22 @@ final class BytesSink: ByteSink, @unchecked Sendable {
     private let buffer = Mutex<[UInt8]>([])
     var bytes: [UInt8] { buffer.withLock { $0 } }
     func write(_ bytes: ArraySlice<UInt8>) throws { buffer.withLock { $0 += bytes } }
+}
+
+/// Incompressible bytes from a fixed seed (xorshift64*), the same on every run.
+func seededNoise(_ count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed | 1
+    var out = [UInt8](repeating: 0, count: count)
+    out.withUnsafeMutableBytes { raw in
+        let words = raw.bindMemory(to: UInt64.self)
+        for i in 0..<words.count {
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            words[i] = state &* 2685821657736338717
+        }
+    }
+    return out
 }
 
 /// Text that compresses, with a marker every 4 KiB so that no two chunks are alike.

@@ -103,9 +103,9 @@ public final class Repository: Sendable {
         var spec = spec
         if case .directory(let path) = spec {
             // Only the folder itself is created: a missing parent is likely an unmounted disk.
-            if mkdir(path, 0o700) != 0 && errno != EEXIST {
-                throw StoreError(.providerFailure, "cannot create provider directory \(path): \(String(cString: strerror(errno)))"
-                    + (errno == ENOENT ? " (its parent folder is missing: is the disk mounted? If the path is right, create the parent first)" : ""))
+            if mkdir(path, 0o700) != 0, case let failure = errno, failure != EEXIST {
+                throw StoreError(.providerFailure, "cannot create provider directory \(path): \(String(cString: strerror(failure)))"
+                    + (failure == ENOENT ? " (its parent folder is missing: is the disk mounted? If the path is right, create the parent first)" : ""))
             }
             // One folder under two names (a trailing slash, a symlink) would put two replicas on one disk.
             guard let resolved = realpath(path, nil) else {
