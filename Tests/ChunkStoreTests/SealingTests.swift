@@ -89,6 +89,10 @@ struct SealingTests {
         let key = SecretKey(bytes: [UInt8](repeating: 0xab, count: 32))
         #expect(!"\(key)".contains("ab"))
         #expect(!"\(Passphrase("hunter2"))".contains("hunter2"))
+        var dumped = ""
+        dump(key, to: &dumped)
+        dump(Passphrase("hunter2"), to: &dumped)
+        #expect(!dumped.contains("171") && !dumped.contains("104"), "dump must not show key or passphrase bytes: \(dumped)")
     }
 
     @Test func passphraseSources() throws {

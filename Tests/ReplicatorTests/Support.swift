@@ -66,7 +66,7 @@ struct Harness {
     }
 }
 
-/// An in-memory source that also counts how far reading runs ahead of the bytes handed out.
+/// An in-memory byte source.
 final class BytesSource: ByteSource, @unchecked Sendable {
     private let data: [UInt8]
     private let offset = Mutex(0)

@@ -1,7 +1,7 @@
 import COpenSSL
 
-/// A 256-bit secret. Its description never shows the bytes.
-public struct SecretKey: Sendable, Equatable, CustomStringConvertible {
+/// A 256-bit secret. Neither its description nor its reflection (dump, debugger) shows the bytes.
+public struct SecretKey: Sendable, Equatable, CustomStringConvertible, CustomReflectable {
     public static let byteCount = 32
     public let bytes: [UInt8]
 
@@ -18,6 +18,7 @@ public struct SecretKey: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "SecretKey(redacted)" }
+    public var customMirror: Mirror { Mirror(self, children: []) }
 }
 
 /// OpenSSL's primitives as the store uses them. Every function checks OpenSSL's return value.

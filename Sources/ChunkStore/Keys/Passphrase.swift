@@ -3,13 +3,14 @@ import Foundation
 import Glibc
 #endif
 
-/// A passphrase in memory. Never printed: its description is redacted.
-public struct Passphrase: Sendable, CustomStringConvertible {
+/// A passphrase in memory. Never printed: its description and reflection are redacted.
+public struct Passphrase: Sendable, CustomStringConvertible, CustomReflectable {
     public let bytes: [UInt8]
 
     public init(_ text: String) { bytes = Array(text.utf8) }
 
     public var description: String { "Passphrase(redacted)" }
+    public var customMirror: Mirror { Mirror(self, children: []) }
 
     /// Where the CLI finds the passphrase, in order: the file named by A67_PASSPHRASE_FILE (its first
     /// line), A67_PASSPHRASE, or a prompt when standard input is a terminal. `confirm` asks twice
