@@ -34,12 +34,14 @@ final class CLI: @unchecked Sendable {
         let stdoutBytes: [UInt8]
     }
 
-    /// Runs `a67 ARGS`, feeding `input` to standard input.
+    /// Runs `a67 ARGS`, feeding `input` to standard input. `detached` runs it in a session of its own,
+    /// with no controlling terminal, whether or not the tests themselves run on one.
     @discardableResult
-    func run(_ arguments: [String], input: [UInt8]? = nil, environment extra: [String: String] = [:]) throws -> Result {
+    func run(_ arguments: [String], input: [UInt8]? = nil, environment extra: [String: String] = [:],
+             detached: Bool = false) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: detached ? "/usr/bin/setsid" : Self.binary)
+        process.arguments = detached ? ["--wait", Self.binary] + arguments : arguments
         process.environment = environment.merging(extra) { $1 }
         let out = Pipe(), err = Pipe(), inPipe = Pipe()
         process.standardOutput = out
@@ -69,8 +71,9 @@ final class CLI: @unchecked Sendable {
     /// Runs and expects exit `status` with a message on standard error containing `message`.
     @discardableResult
     func fails(_ arguments: [String], status: Int32, message: String? = nil, input: [UInt8]? = nil,
-               environment extra: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation) throws -> Result {
-        let result = try run(arguments, input: input, environment: extra)
+               environment extra: [String: String] = [:], detached: Bool = false,
+               sourceLocation: SourceLocation = #_sourceLocation) throws -> Result {
+        let result = try run(arguments, input: input, environment: extra, detached: detached)
         #expect(result.status == status, "a67 \(arguments.joined(separator: " ")) exited \(result.status), stderr: \(result.stderr)",
                 sourceLocation: sourceLocation)
         if let message {
