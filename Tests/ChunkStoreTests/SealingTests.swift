@@ -85,6 +85,14 @@ struct SealingTests {
         expectStoreError(.integrity) { _ = try Keyring(decoding: bytes, source: "test") }
     }
 
+    @Test(arguments: [(6, 21), (7, 17), (8, 17), (6, 9)])
+    func keyringWithImplausibleScryptParametersIsRefused(offset: Int, value: UInt8) throws {
+        var bytes = try Keyring.wrap(master: .random(), passphrase: Passphrase("p"), repositoryID: Crypto.randomBytes(16), logN: 10).encoded
+        bytes[offset] = value  // 6: log2 N, 7: r, 8: p
+        let error = expectStoreError(.integrity) { _ = try Keyring(decoding: bytes, source: "test") }
+        #expect(error?.message.contains("implausible") == true)
+    }
+
     @Test func secretsAreNeverPrinted() {
         let key = SecretKey(bytes: [UInt8](repeating: 0xab, count: 32))
         #expect(!"\(key)".contains("ab"))
