@@ -101,17 +101,16 @@ public struct DirectoryBackend: Backend {
         if fd < 0 { throw classify(SystemCallError(call: "open", path: temporary, errno: errno), name: name) }
         var keep = false
         defer { if !keep { unlink(temporary) } }
+        // The descriptor is closed exactly once on every path, and a failed close fails the put.
+        var failure: SystemCallError?
         do throws(SystemCallError) {
             try writeAll(fd, data[...], path: temporary)
-            if fdatasync(fd) != 0 {
-                let e = errno
-                close(fd)
-                throw SystemCallError(call: "fdatasync", path: temporary, errno: e)
-            }
-            if close(fd) != 0 { throw SystemCallError(call: "close", path: temporary, errno: errno) }
+            if fdatasync(fd) != 0 { throw SystemCallError(call: "fdatasync", path: temporary, errno: errno) }
         } catch {
-            throw classify(error, name: name)
+            failure = error
         }
+        if close(fd) != 0 && failure == nil { failure = SystemCallError(call: "close", path: temporary, errno: errno) }
+        if let failure { throw classify(failure, name: name) }
         let target = path(name)
         let folder = name.lastIndex(of: "/").map { String(name[..<$0]) } ?? ""
         if rename(temporary, target) != 0 {
