@@ -130,19 +130,12 @@ public final class FileSink: ByteSink, @unchecked Sendable {
             return
         }
         do throws(SystemCallError) {
-            if fsync(fd) != 0 {
-                let e = errno
-                close(fd)
-                throw SystemCallError(call: "fsync", path: path, errno: e)
-            }
-            if close(fd) != 0 { throw SystemCallError(call: "close", path: path, errno: errno) }
-            try sys("rename", path) { rename(temporaryPath, path) }
+            try finishTemporary(fd, temporaryPath, as: path)
         } catch {
-            unlink(temporaryPath)
             throw StoreError(.io, "cannot write \(path): \(error.reason)")
         }
-        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-        try? syncFolder(folder.isEmpty ? "/" : folder)
+        // The file is complete and in place; a folder that cannot be synced does not undo that.
+        try? syncFolder(parentFolder(of: path))
     }
 
     /// Drops what was written to a temporary file. Direct destinations keep what they received.

@@ -66,15 +66,11 @@ public struct ChunkSealer: Sendable {
             let header: [UInt8] = Self.magic + [Self.formatVersion, flags, 0, 0]
             for i in 0..<Self.headerSize { base[i] = header[i] }
             for i in 0..<Crypto.nonceSize { base[Self.headerSize + i] = nonce[i] }
-            if flags == 0 {
-                // Stored raw: encrypt from the plaintext straight into the body, no copy first.
-                plaintext.withUnsafeBufferPointer { src in
-                    Crypto.seal(key: chunkKey, nonce: nonce, aad: header + id.bytes, src.baseAddress, count: bodySize,
-                                into: body, tag: body + bodySize)
-                }
-            } else {
-                Crypto.seal(key: chunkKey, nonce: nonce, aad: header + id.bytes, body, count: bodySize, into: body,
-                            tag: body + bodySize)
+            // A raw chunk is encrypted from the plaintext straight into the body (no copy first); a
+            // compressed one in place in the body.
+            plaintext.withUnsafeBufferPointer { src in
+                Crypto.seal(key: chunkKey, nonce: nonce, aad: header + id.bytes, flags == 0 ? src.baseAddress : UnsafePointer(body),
+                            count: bodySize, into: body, tag: body + bodySize)
             }
             count = Self.overhead + bodySize
         }

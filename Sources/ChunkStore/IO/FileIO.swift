@@ -52,15 +52,34 @@ func syncFolder(_ folder: String) throws(SystemCallError) {
     if fsync(fd) != 0 { throw SystemCallError(call: "fsync", path: folder, errno: errno) }
 }
 
+/// The folder holding `path`: "a/b" for "a/b/c", "/" for "/c", "." for "c".
+func parentFolder(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
 /// A new file with an unguessable name next to `path`, opened exclusively (never through a symlink).
 func createTemporary(near path: String, mode: mode_t) throws(SystemCallError) -> (fd: Int32, path: String) {
-    let slash = path.lastIndex(of: "/")
-    let folder = slash.map { String(path[..<$0]) } ?? "."
-    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    let temporary = (folder.isEmpty ? "" : folder + "/") + "." + name + ".a67-partial-" + Hex.encode(Crypto.randomBytes(6))
+    let name = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
+    let folder = parentFolder(of: path)
+    let temporary = (folder == "/" ? "" : folder) + "/." + name + ".a67-partial-" + Hex.encode(Crypto.randomBytes(6))
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
     if fd < 0 { throw SystemCallError(call: "open", path: temporary, errno: errno) }
     return (fd, temporary)
+}
+
+/// Puts a written temporary file in place as `path`: fsync, close (checked), rename. The descriptor
+/// is closed on every path, and the temporary file is removed when any step fails. The caller syncs
+/// the folder.
+func finishTemporary(_ fd: Int32, _ temporary: String, as path: String) throws(SystemCallError) {
+    var failure: SystemCallError?
+    if fsync(fd) != 0 { failure = SystemCallError(call: "fsync", path: temporary, errno: errno) }
+    if close(fd) != 0 && failure == nil { failure = SystemCallError(call: "close", path: temporary, errno: errno) }
+    if failure == nil && rename(temporary, path) != 0 { failure = SystemCallError(call: "rename", path: path, errno: errno) }
+    if let failure {
+        unlink(temporary)
+        throw failure
+    }
 }
 
 /// Writes `bytes` as the file `path` atomically and durably: a temporary file in the same folder,
@@ -69,24 +88,13 @@ func writeFileAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws
     let (fd, temporary) = try createTemporary(near: path, mode: mode)
     do throws(SystemCallError) {
         try writeAll(fd, bytes[...], path: temporary)
-        if fsync(fd) != 0 { throw SystemCallError(call: "fsync", path: temporary, errno: errno) }
     } catch {
         close(fd)
         unlink(temporary)
         throw error
     }
-    if close(fd) != 0 {
-        let e = errno
-        unlink(temporary)
-        throw SystemCallError(call: "close", path: temporary, errno: e)
-    }
-    if rename(temporary, path) != 0 {
-        let e = errno
-        unlink(temporary)
-        throw SystemCallError(call: "rename", path: path, errno: e)
-    }
-    let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-    try syncFolder(folder.isEmpty ? "/" : folder)
+    try finishTemporary(fd, temporary, as: path)
+    try syncFolder(parentFolder(of: path))
 }
 
 /// Local files the repository keeps (the keyring): written atomically and durably.

@@ -160,7 +160,6 @@ public final class Repository: Sendable {
                     progress: ProgressHandler? = nil) async throws -> ObjectWriter.Result {
         let keys = try unlocked()
         let record = try catalog.bucket(bucket)
-        _ = try Names.keySegments(key)
         let level = try zstdLevel ?? self.zstdLevel
         guard Zstd.levels.contains(level) else {
             throw StoreError(.invalidArgument, "zstd level \(level) is out of range: use 1 to 19")
