@@ -18,7 +18,12 @@ final class CLI: @unchecked Sendable {
             .deletingLastPathComponent().appendingPathComponent(".build/debug/a67").path
     }()
 
+    /// a67 may exit before reading the input a test feeds it (bad-input cases do): the write must then
+    /// fail with EPIPE, not kill the test process with SIGPIPE.
+    private static let pipesMayClose: Void = { signal(SIGPIPE, SIG_IGN) }()
+
     init() throws {
+        Self.pipesMayClose
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("a67-cli-\(UUID().uuidString)").path
         home = scratch + "/home"
         try FileManager.default.createDirectory(atPath: scratch + "/providers", withIntermediateDirectories: true)
@@ -50,7 +55,7 @@ final class CLI: @unchecked Sendable {
         try process.run()
         if let input {
             DispatchQueue.global().async {
-                inPipe.fileHandleForWriting.write(Data(input))
+                try? inPipe.fileHandleForWriting.write(contentsOf: Data(input))
                 try? inPipe.fileHandleForWriting.close()
             }
         }

@@ -207,7 +207,7 @@ struct CLITests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         // Feed half, wait until the catalog records stored chunks, then interrupt mid-put.
-        input.fileHandleForWriting.write(Data(data.prefix(4 * Self.chunk)))
+        try input.fileHandleForWriting.write(contentsOf: Data(data.prefix(4 * Self.chunk)))
         let catalog = try Catalog(path: cli.home + "/catalog.db")
         let deadline = Date().addingTimeInterval(60)
         while try catalog.allLocations().count < 2 && Date() < deadline { usleep(20_000) }
@@ -298,7 +298,7 @@ func shellOutput(_ tool: String, _ arguments: [String], environment: [String: St
     process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
     try process.run()
     if let input {
-        inPipe.fileHandleForWriting.write(Data(input))
+        try? inPipe.fileHandleForWriting.write(contentsOf: Data(input))
         try? inPipe.fileHandleForWriting.close()
     }
     let data = out.fileHandleForReading.readDataToEndOfFile()
