@@ -22,15 +22,19 @@ let package = Package(
         .systemLibrary(name: "CFUSE", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CGlibc"),
 
-        // Chunker, IDs, sealing, keyring, backends, catalog, object streams. Owns COpenSSL, CZstd, CCurl, CGlibc.
+        // Chunker, IDs, sealing, keyring, backends, catalog, object streams. Owns COpenSSL, CZstd, CGlibc.
         .target(
             name: "ChunkStore",
-            dependencies: ["COpenSSL", "CZstd", "CCurl", "CGlibc", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["COpenSSL", "CZstd", "CGlibc", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // The one libcurl wrapper: pooled handles on one multi-handle thread, bridged to async. Owns CCurl.
+        .target(name: "CurlTransport", dependencies: ["CCurl", "ChunkStore"]),
+        // S3 (SigV4), WebDAV and SFTP backends over CurlTransport.
+        .target(name: "RemoteBackends", dependencies: ["ChunkStore", "CurlTransport"]),
         // In-memory and fault-injecting backends and the shared backend conformance suite.
         .target(name: "BackendTesting", dependencies: ["ChunkStore"]),
         // Placement, replicated reads and writes, the repository facade.
-        .target(name: "Replicator", dependencies: ["ChunkStore"]),
+        .target(name: "Replicator", dependencies: ["ChunkStore", "RemoteBackends"]),
         // Controller and node agent (later issues); today the embedded default.
         .target(name: "Orchestrator", dependencies: ["Replicator"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
@@ -39,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "a67",
             dependencies: [
-                "ChunkStore", "Replicator", "Orchestrator", "FUSEMount",
+                "ChunkStore", "CurlTransport", "Replicator", "Orchestrator", "FUSEMount",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,5 +51,6 @@ let package = Package(
         .testTarget(name: "ChunkStoreTests", dependencies: ["ChunkStore", "BackendTesting"]),
         .testTarget(name: "ReplicatorTests", dependencies: ["Replicator", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore"]),
+        .testTarget(name: "RemoteBackendTests", dependencies: ["RemoteBackends", "CurlTransport", "ChunkStore", "BackendTesting"]),
     ]
 )

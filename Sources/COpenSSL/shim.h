@@ -73,6 +73,12 @@ static inline int a67_hmac_sha256(const uint8_t *key, size_t key_len,
     return r != NULL && out_len == 32;
 }
 
+// MD5 of `len` bytes (for S3's Content-MD5 upload check only); writes 16 bytes to `out`.
+static inline int a67_md5(const uint8_t *data, size_t len, uint8_t *out) {
+    unsigned int out_len = 0;
+    return EVP_Digest(data, len, out, &out_len, EVP_md5(), NULL) == 1 && out_len == 16;
+}
+
 // SHA-256 of `len` bytes; writes 32 bytes to `out`. Returns 1 on success.
 static inline int a67_sha256(const uint8_t *data, size_t len, uint8_t *out) {
     unsigned int out_len = 0;

@@ -1,9 +1,5 @@
-import CCurl
-
-/// Versions of the C libraries this build links, for `a67 version`. libcurl arrives for real with
-/// the remote backends; ChunkStore owns its shim.
+/// Versions of the C libraries ChunkStore links, for `a67 version` (libcurl's is CurlTransport's).
 public enum Libraries {
     public static var openssl: String { Crypto.libraryVersion }
     public static var zstd: String { Zstd.libraryVersion }
-    public static var curl: String { String(cString: curl_version()) }
 }

@@ -74,6 +74,9 @@ public enum BackendError: Error, Sendable, Equatable, CustomStringConvertible {
     case full(String)
     /// May succeed if retried.
     case transient(String)
+    /// The provider asks us to slow down (HTTP 429, 503 SlowDown): retry, after `retryAfter` seconds
+    /// when it says.
+    case throttled(String, retryAfter: Double?)
     /// Will not succeed if retried.
     case permanent(String)
 
@@ -82,11 +85,17 @@ public enum BackendError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notFound(let name): return "\(name): no such object"
         case .full(let detail): return "out of space: \(detail)"
         case .transient(let detail): return detail
+        case .throttled(let detail, _): return detail
         case .permanent(let detail): return detail
         }
     }
 
-    public var isRetryable: Bool { if case .transient = self { return true } else { return false } }
+    public var isRetryable: Bool {
+        switch self {
+        case .transient, .throttled: return true
+        case .notFound, .full, .permanent: return false
+        }
+    }
 }
 
 extension Backend {

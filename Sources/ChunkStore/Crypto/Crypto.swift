@@ -57,6 +57,44 @@ public enum Crypto {
         return out
     }
 
+    /// MD5, for protocols that ask for it as a transfer checksum (S3's Content-MD5). Never for security.
+    public static func md5(_ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 16)
+        let ok = data.withUnsafeBufferPointer { d in
+            out.withUnsafeMutableBufferPointer { a67_md5(d.baseAddress, d.count, $0.baseAddress) }
+        }
+        precondition(ok == 1, "OpenSSL MD5 failed")
+        return out
+    }
+
+    /// A small secret sealed under `key`: nonce (12) || AES-256-GCM ciphertext || tag (16), with
+    /// `context` authenticated (so a sealed value cannot be moved to another record).
+    public static func sealBox(_ plaintext: [UInt8], key: SecretKey, context: [UInt8]) -> [UInt8] {
+        let nonce = randomBytes(nonceSize)
+        var box = nonce + [UInt8](repeating: 0, count: plaintext.count + tagSize)
+        box.withUnsafeMutableBufferPointer { out in
+            plaintext.withUnsafeBufferPointer { input in
+                seal(key: key, nonce: nonce, aad: context, input.baseAddress, count: input.count,
+                     into: out.baseAddress! + nonceSize, tag: out.baseAddress! + nonceSize + plaintext.count)
+            }
+        }
+        return box
+    }
+
+    /// Opens a `sealBox` result; nil when it was sealed under another key or context, or altered.
+    public static func openBox(_ box: [UInt8], key: SecretKey, context: [UInt8]) -> [UInt8]? {
+        guard box.count >= nonceSize + tagSize else { return nil }
+        let count = box.count - nonceSize - tagSize
+        var plaintext = [UInt8](repeating: 0, count: max(count, 1))
+        let ok = box.withUnsafeBufferPointer { input in
+            plaintext.withUnsafeMutableBufferPointer { out in
+                open(key: key, nonce: input.baseAddress!, aad: context, input.baseAddress! + nonceSize, count: count,
+                     into: out.baseAddress!, tag: input.baseAddress! + nonceSize + count)
+            }
+        }
+        return ok ? Array(plaintext.prefix(count)) : nil
+    }
+
     /// scrypt(passphrase, salt, N = 2^logN, r, p) -> 32-byte key.
     public static func scrypt(passphrase: [UInt8], salt: [UInt8], logN: UInt8, r: UInt8, p: UInt8) throws -> SecretKey {
         var out = [UInt8](repeating: 0, count: 32)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChunkStore
+import CurlTransport
 import FUSEMount
 
 struct Version: AsyncParsableCommand {
@@ -11,7 +12,7 @@ struct Version: AsyncParsableCommand {
     func run() async throws {
         let rows = [
             ("a67", A67.version), ("chunk format", String(ChunkSealer.formatVersion)), ("OpenSSL", Libraries.openssl),
-            ("zstd", Libraries.zstd), ("libcurl", Libraries.curl), ("libfuse", FUSELibrary.version),
+            ("zstd", Libraries.zstd), ("libcurl", CurlEngine.libraryVersion), ("libfuse", FUSELibrary.version),
         ]
         if json {
             printJSON(Dictionary(uniqueKeysWithValues: rows.map { ($0.0, $0.1) }))

@@ -1,0 +1,178 @@
+import ChunkStore
+import CurlTransport
+import Foundation
+
+/// Where an S3-compatible bucket is and how to reach it. No secrets: the secret key travels apart.
+public struct S3Settings: Sendable, Equatable, Codable {
+    /// "https://s3.eu-central-1.amazonaws.com", "http://127.0.0.1:8333".
+    public var endpoint: String
+    public var bucket: String
+    public var region: String
+    /// Path-style addressing (ENDPOINT/BUCKET/KEY) instead of virtual-hosted (BUCKET.HOST/KEY).
+    public var pathStyle: Bool
+    /// Objects go under this prefix ("" for the bucket's root).
+    public var prefix: String
+    public var accessKeyID: String
+
+    public init(endpoint: String, bucket: String, region: String = "us-east-1", pathStyle: Bool = false,
+                prefix: String = "", accessKeyID: String) {
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.region = region
+        self.pathStyle = pathStyle
+        self.prefix = prefix
+        self.accessKeyID = accessKeyID
+    }
+}
+
+/// Chunks in an S3-compatible bucket, signed with AWS Signature V4. Uploads carry Content-MD5 and
+/// the payload's SHA-256 (signed), so the server rejects bytes damaged on the way. PUT is atomic in
+/// S3's model: an object is visible whole or not at all.
+public struct S3Backend: Backend {
+    public let settings: S3Settings
+    let signer: SigV4Signer
+    let endpoint: Endpoint
+    let limits: TransferLimits
+    let trust: PeerTrust
+    let engine: CurlEngine
+
+    public init(settings: S3Settings, secretKey: String, limits: TransferLimits = .init(), trust: PeerTrust = .init(),
+                engine: CurlEngine = .shared) throws {
+        endpoint = try Endpoint(settings.endpoint, allowed: ["http", "https"], what: "S3 endpoint")
+        guard Self.validBucket(settings.bucket) else {
+            throw StoreError(.invalidArgument, "S3 bucket name \"\(settings.bucket)\" is not valid: use 3 to 63 lowercase letters, digits, dots and hyphens")
+        }
+        guard !settings.region.isEmpty, !settings.accessKeyID.isEmpty, !secretKey.isEmpty else {
+            throw StoreError(.invalidArgument, "an S3 provider needs a region, an access key ID and a secret key")
+        }
+        self.settings = settings
+        signer = SigV4Signer(accessKeyID: settings.accessKeyID, secretKey: secretKey, region: settings.region)
+        self.limits = limits
+        self.trust = trust
+        self.engine = engine
+    }
+
+    static func validBucket(_ name: String) -> Bool {
+        (3...63).contains(name.count) && name.allSatisfy { $0.isLowercase && $0.isASCII || $0.isNumber || $0 == "." || $0 == "-" }
+    }
+
+    public var location: String {
+        "s3 \(endpoint.origin)/\(settings.bucket)" + (settings.prefix.isEmpty ? "" : "/\(settings.prefix)")
+    }
+
+    // MARK: Backend
+
+    public func put(_ name: String, data: [UInt8]) async throws {
+        let payloadHash = Hex.encode(Crypto.sha256(data))
+        let md5 = Data(Crypto.md5(data)).base64EncodedString()
+        let response = try await send("PUT", key: name, body: data, payloadHash: payloadHash,
+                                      extraHeaders: [("Content-MD5", md5), ("Content-Type", "application/octet-stream")])
+        guard (200...299).contains(response.status) else { throw failure(response, name: name) }
+    }
+
+    public func get(_ name: String, range: Range<Int>?) async throws -> [UInt8] {
+        if let range, range.isEmpty {
+            _ = try await head(name)
+            return []
+        }
+        var headers: [(String, String)] = []
+        if let range { headers.append(("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")) }
+        let response = try await send("GET", key: name, extraHeaders: headers)
+        switch response.status {
+        case 200, 206:
+            if let length = response.header("Content-Length").flatMap(Int.init), length != response.body.count {
+                throw BackendError.transient("\(location): \(name): got \(response.body.count) of \(length) bytes")
+            }
+            if response.status == 200, let range {
+                // A server that ignored the Range header sent the whole object.
+                let end = min(range.upperBound, response.body.count)
+                return range.lowerBound < end ? Array(response.body[range.lowerBound..<end]) : []
+            }
+            return response.body
+        case 416:
+            _ = try await head(name) // past the end of an existing object: no bytes; absent: notFound
+            return []
+        default:
+            throw failure(response, name: name)
+        }
+    }
+
+    public func head(_ name: String) async throws -> ObjectInfo {
+        let response = try await send("HEAD", key: name)
+        guard response.status == 200 else { throw failure(response, name: name) }
+        guard let size = response.header("Content-Length").flatMap(Int.init) else {
+            throw BackendError.permanent("\(location): HEAD \(name) returned no Content-Length")
+        }
+        return ObjectInfo(name: name, size: size)
+    }
+
+    public func delete(_ name: String) async throws {
+        let response = try await send("DELETE", key: name)
+        guard (200...299).contains(response.status) || response.status == 404 else { throw failure(response, name: name) }
+    }
+
+    public func list(prefix: String, after: String?, limit: Int) async throws -> ListPage {
+        precondition(limit > 0)
+        var query = [("list-type", "2"), ("max-keys", String(min(limit, 1000))), ("prefix", keyPrefix + prefix)]
+        if let after { query.append(("start-after", keyPrefix + after)) }
+        let response = try await send("GET", key: nil, query: query)
+        guard response.status == 200 else { throw failure(response, name: prefix) }
+        guard let document = XMLElement.parse(response.body), document.name == "ListBucketResult" else {
+            throw BackendError.transient("\(location): the listing reply is not a ListBucketResult")
+        }
+        var objects: [ObjectInfo] = []
+        for entry in document.children("Contents") {
+            guard let key = entry.child("Key")?.text, key.hasPrefix(keyPrefix),
+                  let size = entry.child("Size").flatMap({ Int($0.text) }) else { continue }
+            objects.append(ObjectInfo(name: String(key.dropFirst(keyPrefix.count)), size: size))
+        }
+        let truncated = document.child("IsTruncated")?.text == "true"
+        return ListPage(objects: objects, nextAfter: truncated ? objects.last?.name : nil)
+    }
+
+    public func usage() async throws -> BackendUsage {
+        let all = try await listAll(prefix: "")
+        return BackendUsage(usedBytes: all.reduce(0) { $0 + Int64($1.size) }, objectCount: all.count, freeBytes: nil)
+    }
+
+    // MARK: Requests
+
+    private var keyPrefix: String {
+        settings.prefix.isEmpty ? "" : (settings.prefix.hasSuffix("/") ? settings.prefix : settings.prefix + "/")
+    }
+
+    private func send(_ method: String, key: String?, query: [(String, String)] = [], body: [UInt8]? = nil,
+                      payloadHash: String = SigV4Signer.emptyPayloadHash,
+                      extraHeaders: [(String, String)] = []) async throws -> TransferResponse {
+        let host = settings.pathStyle ? endpoint.authority : "\(settings.bucket).\(endpoint.authority)"
+        var path = endpoint.path
+        if settings.pathStyle { path += "/" + settings.bucket }
+        path += "/" + (key.map { SigV4Signer.encode(keyPrefix + $0, keepSlash: true) } ?? "")
+        let canonicalQuery = SigV4Signer.canonicalQuery(query)
+        let url = "\(endpoint.scheme)://\(host)\(path)" + (canonicalQuery.isEmpty ? "" : "?\(canonicalQuery)")
+        let headers = signer.sign(method: method, path: path, query: query,
+                                  headers: [("Host", host), ("x-amz-content-sha256", payloadHash)] + extraHeaders,
+                                  payloadHash: payloadHash)
+        let verb: TransferRequest.Method = switch method {
+        case "GET": .get
+        case "HEAD": .head
+        case "PUT": .put
+        case "DELETE": .delete
+        default: .custom(method)
+        }
+        let request = TransferRequest(verb, url, headers: headers.map { HTTPHeader($0.0, $0.1) }, body: body,
+                                      limits: limits, trust: trust)
+        do {
+            return try await engine.perform(request)
+        } catch {
+            throw RemoteErrors.classify(error, at: location, name: key ?? "listing")
+        }
+    }
+
+    private func failure(_ response: TransferResponse, name: String) -> BackendError {
+        let document = XMLElement.parse(response.body)
+        return RemoteErrors.classify(status: response.status, code: document?.child("Code")?.text,
+                                     message: document?.child("Message")?.text,
+                                     retryAfter: response.header("Retry-After"), at: location, name: name)
+    }
+}

@@ -1,0 +1,217 @@
+import ChunkStore
+import CurlTransport
+import Foundation
+
+public struct SFTPSettings: Sendable, Equatable, Codable {
+    /// "sftp://USER@HOST:PORT/PATH" (no password in it).
+    public var url: String
+    /// The host key's SHA-256 fingerprint (base64, no padding), pinned on first contact.
+    public var hostKeySHA256: String?
+
+    public init(url: String, hostKeySHA256: String? = nil) {
+        self.url = url
+        self.hostKeySHA256 = hostKeySHA256
+    }
+}
+
+/// How an SFTP provider logs in: a private key (its bytes, kept in memory) or a password.
+public enum SFTPLogin: Sendable {
+    case key(SecretFile, passphrase: String?)
+    case password(String)
+}
+
+/// Chunks on an SFTP server, through libcurl's SFTP (libssh2). A put uploads to a temporary name in
+/// the target folder (creating missing folders) and renames it over the final name in the same
+/// session, so no reader ever sees a partial object.
+public struct SFTPBackend: Backend {
+    public let settings: SFTPSettings
+    let endpoint: Endpoint
+    let user: String
+    let login: SFTPLogin
+    let limits: TransferLimits
+    let engine: CurlEngine
+
+    public init(settings: SFTPSettings, login: SFTPLogin, limits: TransferLimits = .init(), engine: CurlEngine = .shared) throws {
+        endpoint = try Endpoint(settings.url, allowed: ["sftp"], what: "SFTP URL")
+        guard let user = URLComponents(string: settings.url)?.user, !user.isEmpty else {
+            throw StoreError(.invalidArgument, "SFTP URL \"\(settings.url)\" names no user: write it as sftp://USER@HOST[:PORT]/PATH")
+        }
+        guard endpoint.path.hasPrefix("/"), endpoint.path.count > 1 else {
+            throw StoreError(.invalidArgument, "SFTP URL \"\(settings.url)\" needs a folder path: sftp://USER@HOST[:PORT]/PATH (an absolute path on the server)")
+        }
+        self.settings = settings
+        self.user = user
+        self.login = login
+        self.limits = limits
+        self.engine = engine
+    }
+
+    public var location: String { "sftp \(user)@\(endpoint.authority)\(root)" }
+
+    /// The folder on the server, decoded.
+    private var root: String { endpoint.path.removingPercentEncoding ?? endpoint.path }
+
+    // MARK: Backend
+
+    public func put(_ name: String, data: [UInt8]) async throws {
+        let folder = WebDAVBackend.folder(of: name)
+        let temporary = folder + "." + WebDAVBackend.leaf(of: name) + TreeListing.partialMarker + Hex.encode(Crypto.randomBytes(6))
+        var upload = request(.put, temporary, body: data)
+        upload.createMissingFolders = true
+        upload.sftpPostQuote = ["rename \(quoted(temporary)) \(quoted(name))"]
+        do {
+            _ = try await perform(upload, name: name)
+        } catch let error as TransferError where error.kind == .commandFailed {
+            // OpenSSH's sftp-server will not rename over an existing file: swap it out, then drop it.
+            let old = folder + "." + WebDAVBackend.leaf(of: name) + TreeListing.partialMarker + "old-" + Hex.encode(Crypto.randomBytes(6))
+            var swap = request(.head, "")
+            swap.sftpQuote = ["rename \(quoted(name)) \(quoted(old))", "rename \(quoted(temporary)) \(quoted(name))", "*rm \(quoted(old))"]
+            do {
+                _ = try await perform(swap, name: name)
+            } catch {
+                await removeQuietly(temporary)
+                throw RemoteErrors.classify(error, at: location, name: name)
+            }
+        } catch {
+            await removeQuietly(temporary)
+            throw RemoteErrors.classify(error, at: location, name: name)
+        }
+    }
+
+    public func get(_ name: String, range: Range<Int>?) async throws -> [UInt8] {
+        if let range, range.isEmpty {
+            _ = try await head(name)
+            return []
+        }
+        var fetch = request(.get, name)
+        if let range { fetch.range = "\(range.lowerBound)-\(range.upperBound - 1)" }
+        do {
+            let response = try await perform(fetch, name: name)
+            if range == nil, let length = response.contentLength, length != response.body.count {
+                throw BackendError.transient("\(location): \(name): got \(response.body.count) of \(length) bytes")
+            }
+            return response.body
+        } catch let error as TransferError where range != nil && (error.code == 33 || error.code == 36) {
+            _ = try await head(name) // a range past the end: no bytes (or notFound)
+            return []
+        } catch {
+            throw RemoteErrors.classify(error, at: location, name: name)
+        }
+    }
+
+    public func head(_ name: String) async throws -> ObjectInfo {
+        do {
+            let response = try await perform(request(.head, name), name: name)
+            guard let size = response.contentLength else {
+                throw BackendError.permanent("\(location): the server did not tell the size of \(name)")
+            }
+            return ObjectInfo(name: name, size: size)
+        } catch let error as BackendError {
+            throw error
+        } catch {
+            throw RemoteErrors.classify(error, at: location, name: name)
+        }
+    }
+
+    public func delete(_ name: String) async throws {
+        var remove = request(.head, "")
+        remove.sftpQuote = ["rm \(quoted(name))"]
+        do {
+            _ = try await perform(remove, name: name)
+        } catch let error as TransferError where error.kind == .commandFailed {
+            do {
+                _ = try await head(name)
+            } catch BackendError.notFound {
+                return // already gone
+            }
+            throw RemoteErrors.classify(error, at: location, name: name)
+        } catch {
+            throw RemoteErrors.classify(error, at: location, name: name)
+        }
+    }
+
+    public func list(prefix: String, after: String?, limit: Int) async throws -> ListPage {
+        try await TreeListing.list(prefix: prefix, after: after, limit: limit) { folder in
+            try await self.listFolder(folder)
+        }
+    }
+
+    public func usage() async throws -> BackendUsage {
+        let all = try await listAll(prefix: "")
+        return BackendUsage(usedBytes: all.reduce(0) { $0 + Int64($1.size) }, objectCount: all.count, freeBytes: nil)
+    }
+
+    // MARK: Listing
+
+    /// A folder's entries from the server's long listing ("-rw-r--r-- 1 u g SIZE Mon DD HH:MM NAME").
+    private func listFolder(_ folder: String) async throws -> [FolderEntry] {
+        let response: TransferResponse
+        do {
+            response = try await perform(request(.get, folder.isEmpty ? "" : folder, folder: true), name: folder)
+        } catch let error as TransferError where error.kind == .notFound {
+            return []
+        } catch {
+            throw RemoteErrors.classify(error, at: location, name: folder)
+        }
+        var entries: [FolderEntry] = []
+        for line in String(decoding: response.body, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 8, omittingEmptySubsequences: true)
+            guard fields.count == 9, let size = Int(fields[4]) else { continue }
+            let kind = fields[0].first
+            guard kind == "-" || kind == "d" else { continue } // links and devices are not ours
+            let name = String(fields[8]).trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
+            if name == "." || name == ".." { continue }
+            entries.append(FolderEntry(name: name, isFolder: kind == "d", size: size))
+        }
+        return entries
+    }
+
+    // MARK: Requests
+
+    /// An absolute server path, quoted for libcurl's quote commands.
+    private func quoted(_ name: String) -> String {
+        let path = root + "/" + name
+        return "\"" + path.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    private func request(_ method: TransferRequest.Method, _ name: String, body: [UInt8]? = nil, folder: Bool = false) -> TransferRequest {
+        var url = "sftp://\(endpoint.authority)\(endpoint.path)/" + SigV4Signer.encode(name, keepSlash: true)
+        if folder && !url.hasSuffix("/") { url += "/" }
+        var credentials = TransferCredentials(user: user)
+        switch login {
+        case .key(let file, let passphrase):
+            credentials.sshPrivateKeyFile = file.path
+            credentials.sshKeyPassphrase = passphrase
+        case .password(let password):
+            credentials.password = password
+        }
+        return TransferRequest(method, url, body: body, credentials: credentials, limits: limits,
+                               trust: PeerTrust(sshHostKeySHA256: settings.hostKeySHA256))
+    }
+
+    /// Runs a request; transport errors come back unclassified for the caller to look at.
+    private func perform(_ request: TransferRequest, name: String) async throws -> TransferResponse {
+        try await engine.perform(request)
+    }
+
+    private func removeQuietly(_ name: String) async {
+        var remove = request(.head, "")
+        remove.sftpQuote = ["*rm \(quoted(name))"]
+        _ = try? await engine.perform(remove)
+    }
+
+    /// Connects once and returns the server's host key fingerprint, for pinning at `provider add`.
+    public func hostKeyFingerprint() async throws -> String {
+        do {
+            let response = try await engine.perform(request(.get, "", folder: true))
+            guard let key = response.sshHostKeySHA256 else {
+                throw BackendError.permanent("\(location): libcurl did not report the host key")
+            }
+            return key
+        } catch let error as BackendError {
+            throw error
+        } catch {
+            throw RemoteErrors.classify(error, at: location, name: "")
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import ChunkStore
+import CurlTransport
+import Foundation
+import Synchronization
+
+public struct WebDAVSettings: Sendable, Equatable, Codable {
+    /// The folder to keep chunks in: "https://dav.example.com/remote.php/dav/files/me/a67".
+    public var url: String
+    public var user: String
+
+    public init(url: String, user: String) {
+        self.url = url
+        self.user = user
+    }
+}
+
+/// Chunks on a WebDAV drive with basic auth. A put uploads to a temporary name in the target folder
+/// and MOVEs it over the final name, so a broken upload never leaves a partial object under the real
+/// name (many servers write PUT bodies in place). Fan-out folders are created with MKCOL on demand.
+public struct WebDAVBackend: Backend {
+    public let settings: WebDAVSettings
+    let endpoint: Endpoint
+    let password: String
+    let limits: TransferLimits
+    let trust: PeerTrust
+    let engine: CurlEngine
+    private let knownFolders = FolderCache()
+
+    public init(settings: WebDAVSettings, password: String, limits: TransferLimits = .init(), trust: PeerTrust = .init(),
+                engine: CurlEngine = .shared) throws {
+        endpoint = try Endpoint(settings.url, allowed: ["http", "https"], what: "WebDAV URL")
+        guard !settings.user.isEmpty else { throw StoreError(.invalidArgument, "a WebDAV provider needs a user (--user)") }
+        self.settings = settings
+        self.password = password
+        self.limits = limits
+        self.trust = trust
+        self.engine = engine
+    }
+
+    public var location: String { "webdav \(endpoint.origin)\(endpoint.path)" }
+
+    // MARK: Backend
+
+    public func put(_ name: String, data: [UInt8]) async throws {
+        let folder = Self.folder(of: name)
+        let temporary = folder + "." + Self.leaf(of: name) + TreeListing.partialMarker + Hex.encode(Crypto.randomBytes(6))
+        var response = try await send(.put, temporary, body: data)
+        if response.status == 404 || response.status == 409 {
+            try await makeFolders(for: name)
+            response = try await send(.put, temporary, body: data)
+        }
+        guard (200...299).contains(response.status) else {
+            throw failure(response, name: name)
+        }
+        let moved: TransferResponse
+        do {
+            moved = try await send(.custom("MOVE"), temporary, headers: [HTTPHeader("Destination", url(name)), HTTPHeader("Overwrite", "T")])
+        } catch {
+            _ = try? await send(.delete, temporary)
+            throw error
+        }
+        guard (200...299).contains(moved.status) else {
+            _ = try? await send(.delete, temporary)
+            throw failure(moved, name: name)
+        }
+    }
+
+    public func get(_ name: String, range: Range<Int>?) async throws -> [UInt8] {
+        if let range, range.isEmpty {
+            _ = try await head(name)
+            return []
+        }
+        let response = try await send(.get, name, range: range.map { "\($0.lowerBound)-\($0.upperBound - 1)" })
+        switch response.status {
+        case 200, 206:
+            if let length = response.contentLength, length != response.body.count {
+                throw BackendError.transient("\(location): \(name): got \(response.body.count) of \(length) bytes")
+            }
+            if response.status == 200, let range {
+                let end = min(range.upperBound, response.body.count)
+                return range.lowerBound < end ? Array(response.body[range.lowerBound..<end]) : []
+            }
+            return response.body
+        case 416:
+            _ = try await head(name)
+            return []
+        default:
+            throw failure(response, name: name)
+        }
+    }
+
+    public func head(_ name: String) async throws -> ObjectInfo {
+        let response = try await send(.head, name)
+        guard response.status == 200 else { throw failure(response, name: name) }
+        guard let size = response.contentLength else {
+            throw BackendError.permanent("\(location): HEAD \(name) returned no Content-Length")
+        }
+        return ObjectInfo(name: name, size: size)
+    }
+
+    public func delete(_ name: String) async throws {
+        let response = try await send(.delete, name)
+        guard (200...299).contains(response.status) || response.status == 404 else { throw failure(response, name: name) }
+    }
+
+    public func list(prefix: String, after: String?, limit: Int) async throws -> ListPage {
+        try await TreeListing.list(prefix: prefix, after: after, limit: limit) { folder in
+            try await self.propfind(folder)
+        }
+    }
+
+    public func usage() async throws -> BackendUsage {
+        let all = try await listAll(prefix: "")
+        return BackendUsage(usedBytes: all.reduce(0) { $0 + Int64($1.size) }, objectCount: all.count, freeBytes: nil)
+    }
+
+    // MARK: Folders
+
+    /// Creates each missing folder on the way to `name` ("data/", "data/ab/").
+    private func makeFolders(for name: String) async throws {
+        var path = ""
+        for part in name.split(separator: "/").dropLast() {
+            path += part + "/"
+            if knownFolders.contains(path) { continue }
+            let response = try await send(.custom("MKCOL"), path)
+            // 201 made; 405 it exists already (some servers say 409/301 for that too).
+            guard response.status == 201 || response.status == 405 || (200...299).contains(response.status) else {
+                throw failure(response, name: path)
+            }
+            knownFolders.insert(path)
+        }
+    }
+
+    private static let propfindBody = Array("""
+        <?xml version="1.0" encoding="utf-8"?>
+        <d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/><d:getcontentlength/></d:prop></d:propfind>
+        """.utf8)
+
+    /// The entries of `folder` ("" or "data/ab/"); none when it does not exist.
+    private func propfind(_ folder: String) async throws -> [FolderEntry] {
+        let response = try await send(.custom("PROPFIND"), folder,
+                                      headers: [HTTPHeader("Depth", "1"), HTTPHeader("Content-Type", "application/xml; charset=utf-8")],
+                                      body: Self.propfindBody)
+        if response.status == 404 { return [] }
+        guard response.status == 207 else { throw failure(response, name: folder) }
+        guard let document = XMLElement.parse(response.body), document.name == "multistatus" else {
+            throw BackendError.transient("\(location): the PROPFIND reply for \"\(folder)\" is not a multistatus document")
+        }
+        let selfPath = Self.decodedPath(endpoint.path + "/" + folder)
+        var entries: [FolderEntry] = []
+        for item in document.children("response") {
+            guard let href = item.child("href")?.text else { continue }
+            let path = Self.decodedPath(href)
+            if path == selfPath || path + "/" == selfPath { continue }
+            var trimmed = path
+            while trimmed.hasSuffix("/") { trimmed.removeLast() }
+            guard let slash = trimmed.lastIndex(of: "/") else { continue }
+            let name = String(trimmed[trimmed.index(after: slash)...])
+            let props = item.descendants("prop")
+            let isFolder = props.contains { $0.child("resourcetype")?.child("collection") != nil }
+            let size = props.compactMap { $0.child("getcontentlength").flatMap { Int($0.text.trimmingCharacters(in: .whitespaces)) } }.first ?? 0
+            entries.append(FolderEntry(name: name, isFolder: isFolder, size: size))
+        }
+        return entries
+    }
+
+    /// An href's path, percent-decoded, whether the server sent a full URL or an absolute path.
+    private static func decodedPath(_ href: String) -> String {
+        let path = URLComponents(string: href)?.percentEncodedPath ?? href
+        return (path.removingPercentEncoding ?? path).replacingOccurrences(of: "//", with: "/")
+    }
+
+    // MARK: Requests
+
+    private func url(_ name: String) -> String {
+        endpoint.origin + endpoint.path + "/" + SigV4Signer.encode(name, keepSlash: true)
+    }
+
+    private func send(_ method: TransferRequest.Method, _ name: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil,
+                      range: String? = nil) async throws -> TransferResponse {
+        var request = TransferRequest(method, url(name), headers: headers, body: body, range: range,
+                                      credentials: TransferCredentials(user: settings.user, password: password),
+                                      limits: limits, trust: trust)
+        if method == .put { request.headers.append(HTTPHeader("Content-Type", "application/octet-stream")) }
+        do {
+            return try await engine.perform(request)
+        } catch {
+            throw RemoteErrors.classify(error, at: location, name: name)
+        }
+    }
+
+    private func failure(_ response: TransferResponse, name: String) -> BackendError {
+        RemoteErrors.classify(status: response.status, code: nil, message: nil, retryAfter: response.header("Retry-After"),
+                              at: location, name: name)
+    }
+
+    static func folder(of name: String) -> String {
+        name.lastIndex(of: "/").map { String(name[...$0]) } ?? ""
+    }
+
+    static func leaf(of name: String) -> String {
+        name.lastIndex(of: "/").map { String(name[name.index(after: $0)...]) } ?? name
+    }
+}
+
+/// Folders known to exist, so MKCOL is sent once per folder and process.
+final class FolderCache: Sendable {
+    private let folders = Mutex<Set<String>>([])
+    func contains(_ path: String) -> Bool { folders.withLock { $0.contains(path) } }
+    func insert(_ path: String) { folders.withLock { _ = $0.insert(path) } }
+}

@@ -1,0 +1,119 @@
+import Foundation
+
+/// Just enough XML for S3 listings and WebDAV multistatus replies: elements by local name (namespace
+/// prefixes dropped), their text with entities decoded. No DTDs, no validation.
+struct XMLElement: Sendable {
+    let name: String
+    var children: [XMLElement] = []
+    var text = ""
+
+    /// The first descendant-or-self... child named `name`.
+    func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
+    func children(_ name: String) -> [XMLElement] { children.filter { $0.name == name } }
+    /// Every descendant named `name`, depth first.
+    func descendants(_ name: String) -> [XMLElement] {
+        children.flatMap { ($0.name == name ? [$0] : []) + $0.descendants(name) }
+    }
+
+    /// Parses `bytes`; nil when they are not well-formed enough to read.
+    static func parse(_ bytes: [UInt8]) -> XMLElement? {
+        var parser = Parser(bytes: bytes)
+        return parser.document()
+    }
+
+    private struct Parser {
+        let bytes: [UInt8]
+        var at = 0
+
+        mutating func document() -> XMLElement? {
+            var stack: [XMLElement] = [XMLElement(name: "")]
+            while at < bytes.count {
+                if bytes[at] == UInt8(ascii: "<") {
+                    if starts("<?") { guard skip(past: "?>") else { return nil }; continue }
+                    if starts("<!--") { guard skip(past: "-->") else { return nil }; continue }
+                    if starts("<![CDATA[") {
+                        at += 9
+                        let start = at
+                        guard skip(past: "]]>") else { return nil }
+                        stack[stack.count - 1].text += String(decoding: bytes[start..<(at - 3)], as: UTF8.self)
+                        continue
+                    }
+                    if starts("<!") { guard skip(past: ">") else { return nil }; continue }
+                    let start = at + 1
+                    guard skip(past: ">") else { return nil }
+                    let tag = String(decoding: bytes[start..<(at - 1)], as: UTF8.self)
+                    if tag.hasPrefix("/") {
+                        guard stack.count > 1 else { return nil }
+                        let done = stack.removeLast()
+                        guard done.name == Self.localName(String(tag.dropFirst())) else { return nil }
+                        stack[stack.count - 1].children.append(done)
+                    } else {
+                        let selfClosing = tag.hasSuffix("/")
+                        let body = selfClosing ? String(tag.dropLast()) : tag
+                        let name = Self.localName(String(body.prefix { !$0.isWhitespace }))
+                        if selfClosing {
+                            stack[stack.count - 1].children.append(XMLElement(name: name))
+                        } else {
+                            stack.append(XMLElement(name: name))
+                        }
+                    }
+                } else {
+                    let start = at
+                    while at < bytes.count && bytes[at] != UInt8(ascii: "<") { at += 1 }
+                    stack[stack.count - 1].text += Self.decodeEntities(String(decoding: bytes[start..<at], as: UTF8.self))
+                }
+            }
+            guard stack.count == 1 else { return nil }
+            return stack[0].children.first
+        }
+
+        private func starts(_ marker: String) -> Bool {
+            let m = Array(marker.utf8)
+            return at + m.count <= bytes.count && Array(bytes[at..<(at + m.count)]) == m
+        }
+
+        /// Moves past the next `marker`; false when there is none.
+        private mutating func skip(past marker: String) -> Bool {
+            let m = Array(marker.utf8)
+            var i = at
+            while i + m.count <= bytes.count {
+                if bytes[i] == m[0] && Array(bytes[i..<(i + m.count)]) == m {
+                    at = i + m.count
+                    return true
+                }
+                i += 1
+            }
+            return false
+        }
+
+        static func localName(_ qualified: String) -> String {
+            let trimmed = qualified.trimmingCharacters(in: .whitespacesAndNewlines)
+            return trimmed.lastIndex(of: ":").map { String(trimmed[trimmed.index(after: $0)...]) } ?? trimmed
+        }
+
+        static func decodeEntities(_ text: String) -> String {
+            guard text.contains("&") else { return text }
+            var out = ""
+            var rest = Substring(text)
+            while let amp = rest.firstIndex(of: "&") {
+                out += rest[..<amp]
+                guard let semi = rest[amp...].firstIndex(of: ";") else { break }
+                let entity = rest[rest.index(after: amp)..<semi]
+                switch entity {
+                case "amp": out += "&"
+                case "lt": out += "<"
+                case "gt": out += ">"
+                case "quot": out += "\""
+                case "apos": out += "'"
+                default:
+                    let number = entity.hasPrefix("#x") ? UInt32(entity.dropFirst(2), radix: 16)
+                        : entity.hasPrefix("#") ? UInt32(entity.dropFirst()) : nil
+                    if let number, let scalar = Unicode.Scalar(number) { out.unicodeScalars.append(scalar) }
+                    else { out += "&\(entity);" }
+                }
+                rest = rest[rest.index(after: semi)...]
+            }
+            return out + rest
+        }
+    }
+}
