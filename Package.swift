@@ -43,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "a67",
             dependencies: [
-                "ChunkStore", "CurlTransport", "Replicator", "Orchestrator", "FUSEMount",
+                "ChunkStore", "CurlTransport", "RemoteBackends", "Replicator", "Orchestrator", "FUSEMount",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -51,6 +51,6 @@ let package = Package(
         .testTarget(name: "ChunkStoreTests", dependencies: ["ChunkStore", "BackendTesting"]),
         .testTarget(name: "ReplicatorTests", dependencies: ["Replicator", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore"]),
-        .testTarget(name: "RemoteBackendTests", dependencies: ["RemoteBackends", "CurlTransport", "ChunkStore", "BackendTesting"]),
+        .testTarget(name: "RemoteBackendTests", dependencies: ["RemoteBackends", "CurlTransport", "ChunkStore", "BackendTesting", "Replicator"]),
     ]
 )

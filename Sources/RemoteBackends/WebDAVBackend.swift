@@ -116,6 +116,17 @@ public struct WebDAVBackend: Backend {
 
     // MARK: Folders
 
+    /// Creates the provider's folder itself when it is missing (its parent must exist), the way a
+    /// directory provider's folder is created at `provider add`.
+    public func createRoot() async throws {
+        let response = try await send(.custom("MKCOL"), "")
+        guard response.status == 201 || response.status == 405 || (200...299).contains(response.status) else {
+            throw response.status == 409
+                ? BackendError.permanent("\(location): the parent folder does not exist; create it first")
+                : failure(response, name: "")
+        }
+    }
+
     /// Creates each missing folder on the way to `name` ("data/", "data/ab/").
     private func makeFolders(for name: String) async throws {
         var path = ""

@@ -56,6 +56,10 @@ extension Catalog {
                 CREATE INDEX inode_bucket ON inode(bucket_id);
                 """)
         }
+        migrator.registerMigration("v2: sealed provider credentials") { db in
+            // AES-256-GCM under the repository's secrets key; NULL for providers without credentials.
+            try db.execute(sql: "ALTER TABLE provider ADD COLUMN sealed_secret BLOB")
+        }
         return migrator
     }
 }

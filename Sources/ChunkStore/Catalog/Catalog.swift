@@ -49,14 +49,15 @@ public final class Catalog: Sendable {
 
     // MARK: - Providers
 
-    public func addProvider(name: String, kind: String, config: String, quota: Int64?) throws -> ProviderRecord {
+    public func addProvider(name: String, kind: String, config: String, quota: Int64?, sealedSecret: [UInt8]? = nil) throws -> ProviderRecord {
         try pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM provider WHERE name = ?", arguments: [name]) == true {
                 throw StoreError(.alreadyExists, "a provider named \(name) already exists; pick another name")
             }
-            try db.execute(sql: "INSERT INTO provider(name, kind, config, quota, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [name, kind, config, quota, Date().timeIntervalSince1970])
-            return ProviderRecord(id: db.lastInsertedRowID, name: name, kind: kind, config: config, quota: quota, usedBytes: 0, chunkCount: 0)
+            try db.execute(sql: "INSERT INTO provider(name, kind, config, quota, created_at, sealed_secret) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [name, kind, config, quota, Date().timeIntervalSince1970, sealedSecret.map { Data($0) }])
+            return ProviderRecord(id: db.lastInsertedRowID, name: name, kind: kind, config: config, quota: quota, usedBytes: 0,
+                                  chunkCount: 0, sealedSecret: sealedSecret)
         }
     }
 
@@ -64,7 +65,7 @@ public final class Catalog: Sendable {
     public func providers() throws -> [ProviderRecord] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT p.id, p.name, p.kind, p.config, p.quota,
+                SELECT p.id, p.name, p.kind, p.config, p.quota, p.sealed_secret,
                        COALESCE(SUM(c.sealed_size), 0) AS used, COUNT(c.id) AS chunks
                 FROM provider p
                 LEFT JOIN chunk_location l ON l.provider_id = p.id
@@ -72,7 +73,8 @@ public final class Catalog: Sendable {
                 GROUP BY p.id ORDER BY p.name
                 """).map { row in
                 ProviderRecord(id: row["id"], name: row["name"], kind: row["kind"], config: row["config"], quota: row["quota"],
-                               usedBytes: row["used"], chunkCount: row["chunks"])
+                               usedBytes: row["used"], chunkCount: row["chunks"],
+                               sealedSecret: (row["sealed_secret"] as Data?).map { [UInt8]($0) })
             }
         }
     }

@@ -2,13 +2,15 @@
 public struct ProviderRecord: Sendable, Equatable {
     public let id: Int64
     public let name: String
-    /// "dir" today; "s3", "webdav", "sftp" with the remote backends.
+    /// "dir", "s3", "webdav" or "sftp".
     public let kind: String
     /// Kind-specific settings as JSON (for "dir": {"path": "..."}). Never holds a plaintext secret.
     public let config: String
     public let quota: Int64?
     public let usedBytes: Int64
     public let chunkCount: Int
+    /// The provider's credentials sealed under the repository's secrets key (see FORMAT.md), if any.
+    public let sealedSecret: [UInt8]?
 }
 
 public struct BucketRecord: Sendable, Equatable {

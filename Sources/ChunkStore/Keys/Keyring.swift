@@ -5,11 +5,14 @@ public struct RepositoryKeys: Sendable {
     public let idKey: SecretKey
     /// Seals chunks: chunk key = HMAC-SHA256(dataKey, ID).
     public let dataKey: SecretKey
+    /// Seals provider credentials in the catalog.
+    public let secretsKey: SecretKey
 
     public init(master: SecretKey) {
         self.master = master
         idKey = master.derive("automator67/v1/chunk-id")
         dataKey = master.derive("automator67/v1/chunk-data")
+        secretsKey = master.derive("automator67/v1/provider-secrets")
     }
 }
 

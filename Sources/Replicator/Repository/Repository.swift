@@ -1,5 +1,6 @@
 import ChunkStore
 import Foundation
+import RemoteBackends
 
 /// One Automator67 repository: the local state under $A67_HOME (the catalog and a copy of the
 /// keyring) and the providers that hold its chunks. Opening it with keys unlocks puts and gets;
@@ -91,17 +92,20 @@ public final class Repository: Sendable {
 
     // MARK: - Providers
 
-    /// Adds a provider and stores the keyring on it. A folder that already holds a keyring of
-    /// another repository is refused.
-    public func addProvider(name: String, spec: ProviderSpec, quota: Int64?) async throws -> ProviderRecord {
+    /// Adds a provider and stores the keyring on it. A location that already holds a keyring of
+    /// another repository is refused. `secret` (remote providers) is sealed into the catalog. An SFTP
+    /// host without a pinned key is trusted on first use: its fingerprint is pinned here.
+    public func addProvider(name: String, spec: ProviderSpec, secret: ProviderSecret? = nil,
+                            quota: Int64?) async throws -> (record: ProviderRecord, spec: ProviderSpec) {
         try Names.validateProvider(name)
-        _ = try unlocked()
+        let keys = try unlocked()
         let existing = try catalog.providers()
         if existing.contains(where: { $0.name == name }) {
             throw StoreError(.alreadyExists, "a provider named \(name) already exists; pick another name")
         }
         var spec = spec
-        if case .directory(let path) = spec {
+        switch spec {
+        case .directory(let path):
             // Only the folder itself is created: a missing parent is likely an unmounted disk.
             if mkdir(path, 0o700) != 0, case let failure = errno, failure != EEXIST {
                 throw StoreError(.providerFailure, "cannot create provider directory \(path): \(String(cString: strerror(failure)))"
@@ -113,11 +117,29 @@ public final class Repository: Sendable {
             }
             spec = .directory(path: String(cString: resolved))
             free(resolved)
+        case .sftp(var settings, let options) where settings.hostKeySHA256 == nil:
+            guard case let backend as RetryingBackend = try spec.makeBackend(secret: secret),
+                  let sftp = backend.wrapped as? SFTPBackend else { break }
+            do {
+                settings.hostKeySHA256 = try await sftp.hostKeyFingerprint()
+            } catch {
+                throw StoreError(.providerFailure, "provider \(name) (\(sftp.location)) cannot be reached: \(error)")
+            }
+            spec = .sftp(settings, options)
+        default:
+            break
         }
-        if let twin = existing.first(where: { (try? ProviderSpec(kind: $0.kind, config: $0.config)) == spec }) {
+        if let twin = existing.first(where: { (try? ProviderSpec(kind: $0.kind, config: $0.config))?.identity == spec.identity }) {
             throw StoreError(.alreadyExists, "\(spec.summary) is already provider \(twin.name) of this repository")
         }
-        let backend = spec.makeBackend()
+        let backend = try spec.makeBackend(secret: secret)
+        if case let retrying as RetryingBackend = backend, let webdav = retrying.wrapped as? WebDAVBackend {
+            do {
+                try await webdav.createRoot()
+            } catch {
+                throw StoreError(.providerFailure, "provider \(name) (\(webdav.location)) cannot be set up: \(error)")
+            }
+        }
         let local = try Self.localKeyring(home: home)
         do {
             let present = try await backend.get(Keyring.objectName)
@@ -135,17 +157,27 @@ public final class Repository: Sendable {
         } catch {
             throw StoreError(.providerFailure, "provider \(name) (\(backend.location)) cannot be written: \(error)")
         }
-        return try catalog.addProvider(name: name, kind: spec.kind, config: spec.configJSON, quota: quota)
+        let sealed = secret?.seal(keys: keys, repositoryID: repositoryID, provider: name)
+        let record = try catalog.addProvider(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed)
+        return (record, spec)
     }
 
     public func providers() throws -> [(record: ProviderRecord, spec: ProviderSpec)] {
         try catalog.providers().map { ($0, try ProviderSpec(kind: $0.kind, config: $0.config)) }
     }
 
+    /// The provider's backend, its credentials unsealed (needs the repository's keys).
+    public func backend(for provider: (record: ProviderRecord, spec: ProviderSpec)) throws -> any Backend {
+        let secret = try provider.record.sealedSecret.map {
+            try ProviderSecret.open($0, keys: try unlocked(), repositoryID: repositoryID, provider: provider.record.name)
+        }
+        return try provider.spec.makeBackend(secret: secret)
+    }
+
     func makePool() throws -> ReplicatedPool {
         let providers = try self.providers()
         return ReplicatedPool(
-            members: providers.map { .init(id: $0.record.id, name: $0.record.name, backend: $0.spec.makeBackend(), quota: $0.record.quota) },
+            members: try providers.map { .init(id: $0.record.id, name: $0.record.name, backend: try backend(for: $0), quota: $0.record.quota) },
             used: Dictionary(uniqueKeysWithValues: providers.map { ($0.record.id, $0.record.usedBytes) }))
     }
 

@@ -1,20 +1,33 @@
 import ArgumentParser
 import ChunkStore
+import Foundation
+import RemoteBackends
 import Replicator
 
 struct ProviderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provider",
-        abstract: "Add and list the providers that hold your chunks.",
-        subcommands: [Add.self, Ls.self])
+        abstract: "Add, list and test the providers that hold your chunks.",
+        subcommands: [Add.self, Ls.self, Test.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a provider: a place chunks are stored.",
             discussion: """
-                --dir PATH: a local folder (a disk, a mounted share). It is created if missing and must \
-                not belong to another repository. The keyring is copied there, so this provider plus \
-                the passphrase is enough to recover. --quota caps what a67 stores there (500M, 10G, 1TiB).
+                Give exactly one of --dir, --s3, --webdav or --sftp:
+
+                  a67 provider add disk1 --dir /mnt/disk1/a67
+                  a67 provider add r2 --s3 https://ACCOUNT.r2.cloudflarestorage.com --bucket a67 --region auto \\
+                      --path-style --access-key-id AKID --secret-key-file ~/.r2-secret
+                  a67 provider add box --webdav https://dav.example.com/a67 --user me --password-file ~/.dav-pass
+                  a67 provider add vps --sftp sftp://me@vps.example.com:22/home/me/a67 --key-file ~/.ssh/id_ed25519
+
+                Secrets are read from files (never from the command line, where other users could see \
+                them in the process list) and stored only sealed with the repository key. The location \
+                must not belong to another repository; the keyring is copied there, so this provider \
+                plus the passphrase is enough to recover. An SFTP host key is pinned on first contact \
+                (or give --host-key-sha256 as `ssh-keygen -lf` prints it). --quota caps what a67 \
+                stores there (500M, 10G, 1TiB).
                 """)
 
         @OptionGroup var home: HomeOptions
@@ -23,7 +36,47 @@ struct ProviderCommand: AsyncParsableCommand {
         var name: String
 
         @Option(help: "A local directory to store chunks in.")
-        var dir: String
+        var dir: String?
+
+        @Option(help: ArgumentHelp("An S3-compatible endpoint URL, like https://s3.eu-central-1.amazonaws.com.", valueName: "endpoint-url"))
+        var s3: String?
+        @Option(help: "S3: the bucket (it must exist).")
+        var bucket: String?
+        @Option(help: "S3: the region to sign for.")
+        var region = "us-east-1"
+        @Flag(help: "S3: address the bucket as ENDPOINT/BUCKET rather than BUCKET.HOST (needed by most self-hosted stores).")
+        var pathStyle = false
+        @Option(help: "S3: keep objects under this prefix of the bucket.")
+        var prefix = ""
+        @Option(help: "S3: the access key ID.")
+        var accessKeyId: String?
+        @Option(help: ArgumentHelp("S3: a file holding the secret access key.", valueName: "file"))
+        var secretKeyFile: String?
+
+        @Option(help: ArgumentHelp("A WebDAV folder URL.", valueName: "url"))
+        var webdav: String?
+        @Option(help: "WebDAV: the user name.")
+        var user: String?
+        @Option(help: ArgumentHelp("WebDAV or SFTP: a file holding the password.", valueName: "file"))
+        var passwordFile: String?
+
+        @Option(help: ArgumentHelp("An SFTP location: sftp://USER@HOST[:PORT]/PATH.", valueName: "url"))
+        var sftp: String?
+        @Option(help: ArgumentHelp("SFTP: the private key file to log in with.", valueName: "file"))
+        var keyFile: String?
+        @Option(help: ArgumentHelp("SFTP: a file holding the private key's passphrase, if it has one.", valueName: "file"))
+        var keyPassphraseFile: String?
+        @Option(help: ArgumentHelp("SFTP: the host key fingerprint to expect, as `ssh-keygen -lf` prints it (SHA256:...).", valueName: "fingerprint"))
+        var hostKeySha256: String?
+
+        @Option(help: ArgumentHelp("Remote: seconds to connect before giving up.", valueName: "seconds"))
+        var connectTimeout: Double = 10
+        @Option(help: ArgumentHelp("Remote: seconds a transfer may crawl below 1 KiB/s before it is retried.", valueName: "seconds"))
+        var stallTimeout: Int = 30
+        @Option(help: ArgumentHelp("Remote: at most this many requests at once (default 8; 4 for SFTP).", valueName: "n"))
+        var maxRequests: Int?
+        @Option(help: ArgumentHelp("Remote over TLS: a PEM file of CAs to trust instead of the system's.", valueName: "file"))
+        var caFile: String?
 
         @Option(help: "The most a67 may store there, like 500M, 10G or 1TiB.")
         var quota: String?
@@ -35,15 +88,84 @@ struct ProviderCommand: AsyncParsableCommand {
             try await guarded {
                 try Names.validateProvider(name)
                 let limit = try quota.map(ByteSize.parse)
+                let (spec, secret) = try specification()
                 let repository = try home.unlock()
-                let record = try await repository.addProvider(name: name, spec: .directory(path: absolute(dir)), quota: limit)
+                let added = try await repository.addProvider(name: name, spec: spec, secret: secret, quota: limit)
+                var pinned: String?
+                if case .sftp(let settings, _) = added.spec, hostKeySha256 == nil { pinned = settings.hostKeySHA256 }
                 if json {
-                    printJSON(["name": record.name, "kind": record.kind, "location": absolute(dir),
-                               "quota": record.quota.map { $0 as Any } ?? NSNull()])
+                    printJSON(["name": added.record.name, "kind": added.record.kind, "location": added.spec.summary,
+                               "quota": added.record.quota.map { $0 as Any } ?? NSNull(),
+                               "hostKeySHA256": pinned.map { $0 as Any } ?? NSNull()])
                 } else {
-                    print("added provider \(record.name): directory \(absolute(dir))" + (limit.map { ", quota \(ByteSize.format($0))" } ?? ""))
+                    print("added provider \(added.record.name): \(added.record.kind) \(added.spec.summary)"
+                          + (limit.map { ", quota \(ByteSize.format($0))" } ?? ""))
+                    if let pinned { print("pinned the host key SHA256:\(pinned) (trusted on first use; compare it with `ssh-keygen -lf` on the server)") }
                 }
             }
+        }
+
+        private func specification() throws -> (ProviderSpec, ProviderSecret?) {
+            let chosen = [dir, s3, webdav, sftp].compactMap { $0 }
+            guard chosen.count == 1 else {
+                throw StoreError(.invalidArgument, chosen.isEmpty
+                    ? "say where the provider stores: --dir PATH, --s3 URL, --webdav URL or --sftp URL (see a67 provider add --help)"
+                    : "give only one of --dir, --s3, --webdav and --sftp")
+            }
+            guard connectTimeout > 0, stallTimeout > 0 else {
+                throw StoreError(.invalidArgument, "--connect-timeout and --stall-timeout must be more than 0 seconds")
+            }
+            if let maxRequests, !(1...64).contains(maxRequests) {
+                throw StoreError(.invalidArgument, "--max-requests \(maxRequests) is out of range: use 1 to 64")
+            }
+            func options(defaultRequests: Int) -> ConnectionOptions {
+                ConnectionOptions(connectTimeout: connectTimeout, stallTimeout: stallTimeout,
+                                  maxRequests: maxRequests ?? defaultRequests, caFile: caFile.map(absolute))
+            }
+            if let caFile, !FileManager.default.isReadableFile(atPath: absolute(caFile)) {
+                throw StoreError(.invalidArgument, "--ca-file \(caFile) cannot be read")
+            }
+            if let dir { return (.directory(path: absolute(dir)), nil) }
+            if let s3 {
+                guard let bucket else { throw StoreError(.invalidArgument, "--s3 needs --bucket NAME") }
+                guard let accessKeyId, !accessKeyId.isEmpty else { throw StoreError(.invalidArgument, "--s3 needs --access-key-id ID") }
+                guard let secretKeyFile else { throw StoreError(.invalidArgument, "--s3 needs --secret-key-file FILE (a file holding the secret access key)") }
+                let settings = S3Settings(endpoint: s3, bucket: bucket, region: region, pathStyle: pathStyle,
+                                          prefix: prefix.trimmingCharacters(in: CharacterSet(charactersIn: "/")), accessKeyID: accessKeyId)
+                return (.s3(settings, options(defaultRequests: 8)), .s3SecretKey(try readSecret(secretKeyFile, option: "--secret-key-file")))
+            }
+            if let webdav {
+                guard let user, !user.isEmpty else { throw StoreError(.invalidArgument, "--webdav needs --user NAME") }
+                guard let passwordFile else { throw StoreError(.invalidArgument, "--webdav needs --password-file FILE") }
+                return (.webdav(WebDAVSettings(url: webdav, user: user), options(defaultRequests: 8)),
+                        .password(try readSecret(passwordFile, option: "--password-file")))
+            }
+            let url = sftp!
+            let pin = hostKeySha256.map { $0.hasPrefix("SHA256:") ? String($0.dropFirst(7)) : $0 }.map { $0.replacingOccurrences(of: "=", with: "") }
+            let settings = SFTPSettings(url: url, hostKeySHA256: pin)
+            switch (keyFile, passwordFile) {
+            case (let keyFile?, nil):
+                guard let key = FileManager.default.contents(atPath: absolute(keyFile)), !key.isEmpty else {
+                    throw StoreError(.invalidArgument, "--key-file \(keyFile) cannot be read, or is empty")
+                }
+                let passphrase = try keyPassphraseFile.map { try readSecret($0, option: "--key-passphrase-file") }
+                return (.sftp(settings, options(defaultRequests: 4)), .sshKey([UInt8](key), passphrase: passphrase))
+            case (nil, let passwordFile?):
+                return (.sftp(settings, options(defaultRequests: 4)), .password(try readSecret(passwordFile, option: "--password-file")))
+            default:
+                throw StoreError(.invalidArgument, "--sftp needs exactly one of --key-file FILE and --password-file FILE")
+            }
+        }
+
+        /// A secret from a file, without its trailing newline.
+        private func readSecret(_ path: String, option: String) throws -> String {
+            guard let data = FileManager.default.contents(atPath: absolute(path)) else {
+                throw StoreError(.invalidArgument, "\(option) \(path) cannot be read: give a file that holds the secret")
+            }
+            var text = String(decoding: data, as: UTF8.self)
+            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+            guard !text.isEmpty else { throw StoreError(.invalidArgument, "\(option) \(path) is empty") }
+            return text
         }
     }
 
@@ -67,7 +189,7 @@ struct ProviderCommand: AsyncParsableCommand {
                     return
                 }
                 if providers.isEmpty {
-                    print("no providers yet: add one with a67 provider add NAME --dir PATH")
+                    print("no providers yet: add one with a67 provider add NAME --dir PATH (or --s3, --webdav, --sftp)")
                     return
                 }
                 printTable(["NAME", "KIND", "USED", "QUOTA", "CHUNKS", "LOCATION"], providers.map { p in
@@ -77,6 +199,39 @@ struct ProviderCommand: AsyncParsableCommand {
             }
         }
     }
-}
 
-import Foundation
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a provider live: put, get, list and delete probe objects, with latency and throughput.",
+            discussion: """
+                Reads the provider's keyring, writes a 1 KiB and an 8 MiB probe object under a67-probe/, \
+                reads them back and compares, lists, deletes, and checks they are gone. Exits non-zero \
+                naming the step that failed. Your chunks are not touched.
+                """)
+
+        @OptionGroup var home: HomeOptions
+
+        @Argument(help: "The provider's name (see a67 provider ls).")
+        var name: String
+
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        func run() async throws {
+            try await guarded {
+                let report = try await home.unlock().testProvider(name)
+                if json {
+                    printJSON(["provider": report.provider, "location": report.location,
+                               "steps": report.steps.map { ["step": $0.name, "seconds": $0.seconds] as [String: Any] },
+                               "putBytesPerSecond": report.putBytesPerSecond, "getBytesPerSecond": report.getBytesPerSecond])
+                    return
+                }
+                print("provider \(report.provider): \(report.location)")
+                printTable(["STEP", "TIME"], report.steps.map { [$0.name, String(format: "%.1f ms", $0.seconds * 1000)] })
+                print(String(format: "throughput: put %.1f MB/s, get %.1f MB/s (%@ object)", report.putBytesPerSecond / 1e6,
+                             report.getBytesPerSecond / 1e6, ByteSize.format(Int64(report.largeSize))))
+                print("ok")
+            }
+        }
+    }
+}

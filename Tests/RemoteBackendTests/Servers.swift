@@ -1,0 +1,69 @@
+import BackendTesting
+import ChunkStore
+import CurlTransport
+import Foundation
+import RemoteBackends
+import Testing
+
+/// The real servers tools/test starts on loopback (tools/servers), found through the environment it
+/// exports. Missing servers fail the tests that need them: nothing here skips.
+enum Servers {
+    static func env(_ name: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+            throw ServerMissing(variable: name)
+        }
+        return value
+    }
+
+    struct ServerMissing: Error, CustomStringConvertible {
+        let variable: String
+        var description: String {
+            "\(variable) is not set: run the tests through tools/test, which starts SeaweedFS, rclone's WebDAV server and sshd on loopback (tools/servers start DIR, then source DIR/servers.env)"
+        }
+    }
+
+    static func unique(_ label: String) -> String { "\(label)-\(Hex.encode(Crypto.randomBytes(6)))" }
+
+    // MARK: S3 (SeaweedFS)
+
+    static func s3Settings(endpoint: String? = nil, prefix: String, bucket: String? = nil) throws -> S3Settings {
+        S3Settings(endpoint: try endpoint ?? env("A67_TEST_S3_ENDPOINT"), bucket: try bucket ?? env("A67_TEST_S3_BUCKET"),
+                   region: try env("A67_TEST_S3_REGION"), pathStyle: true, prefix: prefix,
+                   accessKeyID: try env("A67_TEST_S3_ACCESS_KEY"))
+    }
+
+    static func s3(endpoint: String? = nil, prefix: String = unique("run"), secret: String? = nil,
+                   limits: TransferLimits = .init()) throws -> S3Backend {
+        try S3Backend(settings: try s3Settings(endpoint: endpoint, prefix: prefix), secretKey: try secret ?? env("A67_TEST_S3_SECRET_KEY"),
+                      limits: limits)
+    }
+
+    // MARK: WebDAV (rclone serve webdav)
+
+    /// A backend on a new, empty folder of the WebDAV server.
+    static func webdav() async throws -> WebDAVBackend {
+        let base = try env("A67_TEST_WEBDAV_URL")
+        let folder = (base.hasSuffix("/") ? base : base + "/") + unique("run")
+        let user = try env("A67_TEST_WEBDAV_USER")
+        let password = try env("A67_TEST_WEBDAV_PASSWORD")
+        let made = try await CurlEngine.shared.perform(TransferRequest(.custom("MKCOL"), folder + "/",
+                                                                       credentials: TransferCredentials(user: user, password: password)))
+        #expect(made.status == 201, "MKCOL of the test folder answered \(made.status)")
+        return try WebDAVBackend(settings: WebDAVSettings(url: folder, user: user), password: password)
+    }
+
+    // MARK: SFTP (OpenSSH sshd)
+
+    static func sftpURL() throws -> String { try env("A67_TEST_SFTP_URL") + "/" + unique("run") }
+
+    static func sftpWithKey() throws -> SFTPBackend {
+        let key = try Data(contentsOf: URL(fileURLWithPath: try env("A67_TEST_SFTP_KEY_FILE")))
+        return try SFTPBackend(settings: SFTPSettings(url: try sftpURL(), hostKeySHA256: try env("A67_TEST_SFTP_HOST_KEY_SHA256")),
+                               login: .key(try SecretFile(contents: [UInt8](key)), passphrase: nil))
+    }
+
+    static func sftpWithPassword() throws -> SFTPBackend {
+        try SFTPBackend(settings: SFTPSettings(url: try sftpURL(), hostKeySHA256: try env("A67_TEST_SFTP_HOST_KEY_SHA256")),
+                        login: .password(try env("A67_TEST_SFTP_PASSWORD")))
+    }
+}
