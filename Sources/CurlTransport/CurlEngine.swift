@@ -8,6 +8,9 @@ import Synchronization
 /// requests. Request bodies are read by libcurl straight out of the caller's buffer; response bodies
 /// are written into one buffer sized from Content-Length.
 public final class CurlEngine: @unchecked Sendable {
+    /// For HTTP providers. SFTP backends each have their own engine (see `SFTPBackend`): libcurl
+    /// reuses an SSH connection without checking its host key again, so connections must not be
+    /// shared between providers that pin different keys.
     public static let shared = CurlEngine()
 
     /// libcurl's version line ("7.88.1"), for `a67 version`.
@@ -19,14 +22,23 @@ public final class CurlEngine: @unchecked Sendable {
     private let idle = Mutex<[EasyHandle]>([])
     private static let idleLimit = 32
 
-    private init() {
+    /// A new engine with its own thread and connection cache. The thread ends soon after the
+    /// engine is released.
+    public init() {
         _ = Self.globalInit
         guard let multi = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
         self.multi = multi
         _ = a67_curlm_setopt_long(multi, CURLMOPT_MAXCONNECTS, 64)
-        let thread = Thread { [unowned self] in self.loop() }
+        let thread = Thread { [weak self] in
+            while let engine = self { engine.turn() }
+        }
         thread.name = "a67-curl"
         thread.start()
+    }
+
+    deinit {
+        curl_multi_cleanup(multi)
+        for handle in idle.withLock({ $0 }) { curl_easy_cleanup(handle.raw) }
     }
 
     private static let globalInit: Void = { _ = curl_global_init(Int(CURL_GLOBAL_ALL)) }()
@@ -65,26 +77,26 @@ public final class CurlEngine: @unchecked Sendable {
         if !kept { curl_easy_cleanup(handle) }
     }
 
-    private func loop() {
+    /// One turn of the loop thread: start queued transfers, move data, finish completed ones, and
+    /// wait (at most a second) for sockets or a wakeup.
+    private func turn() {
         var running: Int32 = 0
-        while true {
-            for transfer in pending.withLock({ list in defer { list.removeAll() }; return list }) {
-                let added = curl_multi_add_handle(multi, transfer.handle)
-                if added != CURLM_OK {
-                    finish(transfer, code: CURLE_FAILED_INIT, removeFromMulti: false)
-                }
+        for transfer in pending.withLock({ list in defer { list.removeAll() }; return list }) {
+            let added = curl_multi_add_handle(multi, transfer.handle)
+            if added != CURLM_OK {
+                finish(transfer, code: CURLE_FAILED_INIT, removeFromMulti: false)
             }
-            _ = curl_multi_perform(multi, &running)
-            var easy: UnsafeMutableRawPointer?
-            var result = CURLE_OK
-            while a67_curlm_next_done(multi, &easy, &result) == 1, let easy {
-                var context: UnsafeMutableRawPointer?
-                _ = a67_curl_getinfo_private(easy, &context)
-                guard let context else { continue }
-                finish(Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue(), code: result, removeFromMulti: true)
-            }
-            _ = curl_multi_poll(multi, nil, 0, 1000, nil)
         }
+        _ = curl_multi_perform(multi, &running)
+        var easy: UnsafeMutableRawPointer?
+        var result = CURLE_OK
+        while a67_curlm_next_done(multi, &easy, &result) == 1, let easy {
+            var context: UnsafeMutableRawPointer?
+            _ = a67_curl_getinfo_private(easy, &context)
+            guard let context else { continue }
+            finish(Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue(), code: result, removeFromMulti: true)
+        }
+        _ = curl_multi_poll(multi, nil, 0, 1000, nil)
     }
 
     private func finish(_ transfer: Transfer, code: CURLcode, removeFromMulti: Bool) {
@@ -150,6 +162,7 @@ private final class Transfer: @unchecked Sendable {
         set(CURLOPT_SSL_VERIFYPEER, 1)
         set(CURLOPT_SSL_VERIFYHOST, 2)
         if let caFile = request.trust.caFile { set(CURLOPT_CAINFO, caFile) }
+        if request.freshConnection { set(CURLOPT_FRESH_CONNECT, 1) }
 
         check(a67_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, writeCallback))
         check(a67_curl_setopt_ptr(handle, CURLOPT_WRITEDATA, pointer))
@@ -250,7 +263,8 @@ private final class Transfer: @unchecked Sendable {
         let detail = String(cString: errorBuffer)
         let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         return .failure(TransferError(tooLarge ? .responseTooLarge : Self.kind(of: code), code: Int(code.rawValue),
-                                      message: tooLarge ? "the response is larger than \(request.limits.maxResponseBytes) bytes" : message))
+                                      message: tooLarge ? "the response is larger than \(request.limits.maxResponseBytes) bytes" : message,
+                                      sshHostKeySHA256: hostKey))
     }
 
     private static func kind(of code: CURLcode) -> TransferError.Kind {

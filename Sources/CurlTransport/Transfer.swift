@@ -88,6 +88,8 @@ public struct TransferRequest: Sendable {
     public var sftpPostQuote: [String]
     /// SFTP uploads create missing parent folders.
     public var createMissingFolders: Bool
+    /// Open a new connection rather than reuse a cached one (to see the peer's identity afresh).
+    public var freshConnection: Bool
 
     public init(_ method: Method, _ url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil,
                 range: String? = nil, credentials: TransferCredentials = .init(), limits: TransferLimits = .init(),
@@ -103,6 +105,7 @@ public struct TransferRequest: Sendable {
         sftpQuote = []
         sftpPostQuote = []
         createMissingFolders = false
+        freshConnection = false
     }
 }
 
@@ -156,11 +159,14 @@ public struct TransferError: Error, Sendable, Equatable, CustomStringConvertible
     public let code: Int
     /// libcurl's message. Holds no credentials: they never enter a URL.
     public let message: String
+    /// The SSH host key seen before the failure, if the transfer got that far.
+    public let sshHostKeySHA256: String?
 
-    public init(_ kind: Kind, code: Int, message: String) {
+    public init(_ kind: Kind, code: Int, message: String, sshHostKeySHA256: String? = nil) {
         self.kind = kind
         self.code = code
         self.message = message
+        self.sshHostKeySHA256 = sshHostKeySHA256
     }
 
     public var description: String { message }

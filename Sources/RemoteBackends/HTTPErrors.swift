@@ -34,7 +34,8 @@ enum RemoteErrors {
         case 507: return .full(detail)
         case 429, 503:
             return .throttled(detail, retryAfter: retryAfter.flatMap(parseRetryAfter))
-        case 408, 500...599: return .transient(detail)
+        // 423: WebDAV's Locked (another request holds the resource): passes.
+        case 408, 423, 500...599: return .transient(detail)
         default:
             if code == "QuotaExceeded" || code == "EntityTooLarge" && status == 400 { return .full(detail) }
             return .permanent(detail)

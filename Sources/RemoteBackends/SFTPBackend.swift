@@ -31,7 +31,9 @@ public struct SFTPBackend: Backend {
     let limits: TransferLimits
     let engine: CurlEngine
 
-    public init(settings: SFTPSettings, login: SFTPLogin, limits: TransferLimits = .init(), engine: CurlEngine = .shared) throws {
+    /// `engine`: by default one of its own, so its SSH connections (verified against this
+    /// provider's pinned host key) are never reused by another provider.
+    public init(settings: SFTPSettings, login: SFTPLogin, limits: TransferLimits = .init(), engine: CurlEngine? = nil) throws {
         endpoint = try Endpoint(settings.url, allowed: ["sftp"], what: "SFTP URL")
         guard let user = URLComponents(string: settings.url)?.user, !user.isEmpty else {
             throw StoreError(.invalidArgument, "SFTP URL \"\(settings.url)\" names no user: write it as sftp://USER@HOST[:PORT]/PATH")
@@ -43,7 +45,7 @@ public struct SFTPBackend: Backend {
         self.user = user
         self.login = login
         self.limits = limits
-        self.engine = engine
+        self.engine = engine ?? CurlEngine()
     }
 
     public var location: String { "sftp \(user)@\(endpoint.authority)\(root)" }
@@ -62,16 +64,25 @@ public struct SFTPBackend: Backend {
         do {
             _ = try await perform(upload, name: name)
         } catch let error as TransferError where error.kind == .commandFailed {
-            // OpenSSH's sftp-server will not rename over an existing file: swap it out, then drop it.
-            let old = folder + "." + WebDAVBackend.leaf(of: name) + TreeListing.partialMarker + "old-" + Hex.encode(Crypto.randomBytes(6))
-            var swap = request(.head, "")
-            swap.sftpQuote = ["rename \(quoted(name)) \(quoted(old))", "rename \(quoted(temporary)) \(quoted(name))", "*rm \(quoted(old))"]
-            do {
-                _ = try await perform(swap, name: name)
-            } catch {
-                await removeQuietly(temporary)
-                throw RemoteErrors.classify(error, at: location, name: name)
+            // OpenSSH's sftp-server will not rename over an existing file: move it aside, move ours in,
+            // drop the old one. A concurrent put of the same name can slip in between: try again.
+            var lastError: Error = error
+            for _ in 0..<4 {
+                let old = folder + "." + WebDAVBackend.leaf(of: name) + TreeListing.partialMarker + "old-" + Hex.encode(Crypto.randomBytes(6))
+                var swap = request(.head, "")
+                swap.sftpQuote = ["*rename \(quoted(name)) \(quoted(old))", "rename \(quoted(temporary)) \(quoted(name))", "*rm \(quoted(old))"]
+                do {
+                    _ = try await perform(swap, name: name)
+                    return
+                } catch let failure as TransferError where failure.kind == .commandFailed {
+                    lastError = failure
+                } catch {
+                    lastError = error
+                    break
+                }
             }
+            await removeQuietly(temporary)
+            throw RemoteErrors.classify(lastError, at: location, name: name)
         } catch {
             await removeQuietly(temporary)
             throw RemoteErrors.classify(error, at: location, name: name)
@@ -202,16 +213,17 @@ public struct SFTPBackend: Backend {
 
     /// Connects once and returns the server's host key fingerprint, for pinning at `provider add`.
     public func hostKeyFingerprint() async throws -> String {
+        let seen: String?
+        var probe = request(.get, "", folder: true)
+        probe.freshConnection = true // a reused connection would not show the key again
         do {
-            let response = try await engine.perform(request(.get, "", folder: true))
-            guard let key = response.sshHostKeySHA256 else {
-                throw BackendError.permanent("\(location): libcurl did not report the host key")
-            }
-            return key
-        } catch let error as BackendError {
-            throw error
+            seen = try await engine.perform(probe).sshHostKeySHA256
+        } catch let error as TransferError where error.kind == .notFound {
+            seen = error.sshHostKeySHA256 // the folder does not exist yet: the host answered all the same
         } catch {
             throw RemoteErrors.classify(error, at: location, name: "")
         }
+        guard let seen else { throw BackendError.permanent("\(location): libcurl did not report the host key") }
+        return seen
     }
 }

@@ -43,15 +43,17 @@ import Testing
         try cli.ok(["init"])
         let added = try Self.addRemotes(cli)
         #expect(added.contains("pinned the host key SHA256:\(try Self.env("A67_TEST_SFTP_HOST_KEY_SHA256"))"))
-        try cli.ok(["bucket", "create", "b", "--replicas", "3"])
+        try cli.ok(["bucket", "create", "remote", "--replicas", "3"])
         let data = randomBytes(12 << 20)
-        try cli.ok(["put", cli.file("in", data), "b/k"])
+        try cli.ok(["put", cli.file("in", data), "remote/k"])
         let out = cli.scratch + "/out"
-        try cli.ok(["get", "b/k", out])
-        #expect(cli.read(out) == data)
+        try cli.ok(["get", "remote/k", out])
+        let same = cli.read(out) == data
+        #expect(same, "the object read back differs")
         let providers = try cli.json(["provider", "ls", "--json"]) as? [[String: Any]] ?? []
         #expect(providers.map { $0["kind"] as? String } == ["webdav", "s3", "sftp"])
-        #expect(providers.allSatisfy { ($0["chunks"] as? Int) == 3 }, "\(providers)")
+        // Three replicas on three providers: every chunk (3 data, 1 manifest) on each.
+        #expect(providers.allSatisfy { ($0["chunks"] as? Int) == 4 }, "\(providers)")
         for name in ["s3", "dav", "ssh"] {
             let report = try cli.ok(["provider", "test", name])
             #expect(report.stdout.contains("ok"))
@@ -65,12 +67,12 @@ import Testing
         let cli = try CLI()
         try cli.ok(["init"])
         var said = try Self.addRemotes(cli)
-        try cli.ok(["bucket", "create", "b", "--replicas", "3"])
+        try cli.ok(["bucket", "create", "remote", "--replicas", "3"])
 
         // In a process listing, while a put that holds every provider open is running.
         let put = Process()
         put.executableURL = URL(fileURLWithPath: CLI.binary)
-        put.arguments = ["put", "-", "b/streamed"]
+        put.arguments = ["put", "-", "remote/streamed"]
         put.environment = cli.environment
         let input = Pipe(), output = Pipe()
         put.standardInput = input
@@ -84,7 +86,7 @@ import Testing
                 listing += String(decoding: cmdline.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) + "\n"
             }
         }
-        #expect(listing.contains("b/streamed"), "the running put was not in the listing")
+        #expect(listing.contains("remote/streamed"), "the running put was not in the listing")
         try input.fileHandleForWriting.close()
         put.waitUntilExit()
         #expect(put.terminationStatus == 0)
