@@ -27,7 +27,8 @@ final class FaultProxy: Sendable {
             line.append(b)
         }
         guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
             throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "faultproxy.py did not start (mode \(mode))"])
         }
         self.port = port
@@ -41,11 +42,13 @@ final class FaultProxy: Sendable {
         ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 
+    /// Kills the proxy (SIGKILL: it keeps no state worth a clean exit, and a test process may
+    /// have SIGTERM blocked, which children inherit).
     func stop() {
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: logPath)
     }
 
-    deinit { if process.isRunning { process.terminate() } }
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }

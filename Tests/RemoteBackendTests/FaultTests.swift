@@ -91,7 +91,7 @@ import Testing
     @Test func tricklingServerHitsTheLowSpeedTimeout() async throws {
         let prefix = Servers.unique("fault")
         try await Servers.s3(prefix: prefix).put("data/aa/slow", data: Crypto.randomBytes(64 << 10))
-        let (proxy, backend) = try Self.proxied("trickle", limits: TransferLimits(connectTimeout: 2, stallSeconds: 2), prefix: prefix)
+        let (proxy, backend) = try Self.proxied("trickle-body", limits: TransferLimits(connectTimeout: 2, stallSeconds: 2), prefix: prefix)
         defer { proxy.stop() }
         let error = await #expect(throws: BackendError.self) { _ = try await backend.get("data/aa/slow") }
         guard case .transient(let message)? = error else { Issue.record("expected transient, got \(String(describing: error))"); return }
