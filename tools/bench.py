@@ -1,9 +1,10 @@
-"""tools/bench: a67 put/get throughput and peak RSS, beside this machine's ceiling and restic.
+"""tools/bench: a67 put/get throughput and peak RSS, beside this machine's ceiling and restic; and
+put/get against S3, WebDAV and SFTP servers on loopback, beside `rclone copy` to the same servers.
 
 Everything is measured in the same run, because these machines are shared and noisy: only the
 ratios are meaningful. Run it through tools/bench, which installs and builds first.
 """
-import argparse, json, os, random, re, shutil, subprocess, sys, time
+import argparse, json, os, random, re, shutil, subprocess, sys, time, urllib.parse
 from datetime import datetime, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,10 +114,18 @@ def main():
     parser.add_argument("--big", default="4G", help="size of the stream for the RSS growth check (default 4G; 0 skips)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each measurement; the best is kept (default 2)")
     parser.add_argument("--dir", default="/var/tmp/a67-bench", help="working folder (needs 3x --size free)")
+    parser.add_argument("--remote-size", default="512M",
+                        help="size of the random file put to the loopback servers (default 512M; 0 skips them)")
+    parser.add_argument("--only-remote", action="store_true", help="measure only the loopback servers")
     args = parser.parse_args()
     count, big, repeats = size(args.size), size(args.big), max(1, args.repeats)
     work = args.dir
     os.makedirs(work, exist_ok=True)
+    remote_count = size(args.remote_size)
+    remote_results = remote(work, remote_count, repeats) if remote_count else None
+    if args.only_remote:
+        report(args, count, {}, {}, {}, None, remote_results)
+        return
     files = make_files(work, count)
 
     ceilings, results, inputs = {}, {}, {}
@@ -196,10 +205,116 @@ def main():
             shutil.rmtree(d, ignore_errors=True)
         growth = {"putRSS": big_put_rss, "getRSS": big_get_rss}
 
-    report(args, count, inputs, ceilings, results, growth)
+    report(args, count, inputs, ceilings, results, growth, remote_results)
 
 
-def report(args, count, inputs, ceilings, results, growth):
+def remote(work, count, repeats):
+    """a67 put/get against each loopback server (one provider, one replica), and rclone copy of the
+    same file to the same server, in the same run."""
+    state = os.path.join(work, "servers")
+    shutil.rmtree(state, ignore_errors=True)
+    os.makedirs(state, mode=0o700)
+    print("starting the loopback servers...", file=sys.stderr)
+    subprocess.run([os.path.join(ROOT, "tools/servers"), "start", state], check=True)
+    try:
+        env = {}
+        with open(os.path.join(state, "servers.env")) as f:
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                env[key] = value.strip("'")
+        source = os.path.join(work, "remote.bin")
+        if not os.path.exists(source) or os.path.getsize(source) != count:
+            with open(source, "wb") as f:
+                left = count
+                while left:
+                    n = min(left, 64 << 20)
+                    f.write(os.urandom(n))
+                    left -= n
+        rclone_config = os.path.join(work, "rclone.conf")
+        open(rclone_config, "w").close()
+        obscured = lambda secret: subprocess.run(["rclone", "obscure", secret], capture_output=True, text=True,
+                                                 check=True).stdout.strip()
+        sftp = urllib.parse.urlparse(env["A67_TEST_SFTP_URL"])
+        kinds = {
+            "S3 (SeaweedFS)": {
+                "add": ["--s3", env["A67_TEST_S3_ENDPOINT"], "--bucket", env["A67_TEST_S3_BENCH_BUCKET"],
+                        "--region", env["A67_TEST_S3_REGION"], "--path-style", "--access-key-id",
+                        env["A67_TEST_S3_ACCESS_KEY"], "--secret-key-file", env["A67_TEST_S3_SECRET_FILE"], "--prefix"],
+                "rclone": {"TYPE": "s3", "PROVIDER": "Other", "ENV_AUTH": "false",
+                           "ACCESS_KEY_ID": env["A67_TEST_S3_ACCESS_KEY"], "SECRET_ACCESS_KEY": env["A67_TEST_S3_SECRET_KEY"],
+                           "REGION": env["A67_TEST_S3_REGION"], "ENDPOINT": env["A67_TEST_S3_ENDPOINT"],
+                           "FORCE_PATH_STYLE": "true"},
+                "path": lambda run: f"{env['A67_TEST_S3_BENCH_BUCKET']}/rclone-{run}/file",
+                "where": lambda run: f"a67-{run}",
+            },
+            "WebDAV (rclone serve webdav)": {
+                "add": ["--user", env["A67_TEST_WEBDAV_USER"], "--password-file", env["A67_TEST_WEBDAV_PASSWORD_FILE"], "--webdav"],
+                "rclone": {"TYPE": "webdav", "VENDOR": "other", "URL": env["A67_TEST_WEBDAV_URL"],
+                           "USER": env["A67_TEST_WEBDAV_USER"], "PASS": obscured(env["A67_TEST_WEBDAV_PASSWORD"])},
+                "path": lambda run: f"rclone-{run}/file",
+                "where": lambda run: env["A67_TEST_WEBDAV_URL"] + f"a67-{run}",
+            },
+            "SFTP (OpenSSH)": {
+                "add": ["--key-file", env["A67_TEST_SFTP_KEY_FILE"], "--sftp"],
+                "rclone": {"TYPE": "sftp", "HOST": sftp.hostname, "PORT": str(sftp.port), "USER": sftp.username,
+                           "KEY_FILE": env["A67_TEST_SFTP_KEY_FILE"], "DISABLE_HASHCHECK": "true"},
+                "path": lambda run: f"{sftp.path}/rclone-{run}/file",
+                "where": lambda run: env["A67_TEST_SFTP_URL"] + f"/a67-{run}",
+            },
+        }
+        results = {}
+        out = os.path.join(work, "remote-out.bin")
+        for label, kind in kinds.items():
+            print(f"a67 and rclone copy against {label}...", file=sys.stderr)
+            renv = dict(os.environ, RCLONE_CONFIG=rclone_config,
+                        **{f"RCLONE_CONFIG_BENCH_{k}": v for k, v in kind["rclone"].items()})
+            renv.pop("AWS_CA_BUNDLE", None)  # rclone's S3 client refuses it for plain-HTTP endpoints
+            state_box = {}
+
+            def a67_put():
+                run_id = random.randrange(1 << 40)
+                home = os.path.join(work, "remote-home")
+                shutil.rmtree(home, ignore_errors=True)
+                aenv = dict(os.environ, A67_HOME=home, A67_PASSPHRASE="bench passphrase")
+                subprocess.run([A67, "init"], env=aenv, check=True, capture_output=True)
+                subprocess.run([A67, "provider", "add", "remote"] + kind["add"] + [kind["where"](run_id)], env=aenv,
+                               check=True, capture_output=True)
+                subprocess.run([A67, "bucket", "create", "bench", "--replicas", "1"], env=aenv, check=True, capture_output=True)
+                state_box["env"] = aenv
+                return run([A67, "put", source, "bench/remote"], aenv)
+
+            def a67_get():
+                if os.path.exists(out):
+                    os.remove(out)
+                return run([A67, "get", "bench/remote", out], state_box["env"])
+
+            put_s, put_rss, _ = best(repeats, a67_put)
+            get_s, get_rss, _ = best(repeats, a67_get)
+            identical = subprocess.run(["cmp", "-s", source, out]).returncode == 0
+            os.remove(out)
+
+            def rclone_up():
+                state_box["rpath"] = "bench:" + kind["path"](random.randrange(1 << 40))
+                return run(["rclone", "copyto", source, state_box["rpath"]], renv)
+
+            def rclone_down():
+                if os.path.exists(out):
+                    os.remove(out)
+                return run(["rclone", "copyto", state_box["rpath"], out], renv)
+
+            up_s = best(repeats, rclone_up)[0]
+            down_s = best(repeats, rclone_down)[0]
+            os.remove(out)
+            results[label] = {"put": mbps(count, put_s), "get": mbps(count, get_s), "putRSS": put_rss, "getRSS": get_rss,
+                              "rcloneUp": mbps(count, up_s), "rcloneDown": mbps(count, down_s), "identical": identical}
+        shutil.rmtree(os.path.join(work, "remote-home"), ignore_errors=True)
+        return {"size": count, "results": results}
+    finally:
+        print("stopping the loopback servers...", file=sys.stderr)
+        subprocess.run([os.path.join(ROOT, "tools/servers"), "stop", state])
+
+
+def report(args, count, inputs, ceilings, results, growth, remote_results=None):
     lines = [f"## tools/bench, {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
              "",
              f"Machine: {CORES} cores; files of {args.size}; one directory provider; zstd level 3; "
@@ -226,6 +341,17 @@ def report(args, count, inputs, ceilings, results, growth):
     if growth:
         lines += [f"Peak RSS for a {args.big} random stream: put {growth['putRSS']:.0f} MB, get {growth['getRSS']:.0f} MB "
                   f"(no growth with size when close to the {args.size} figures).", ""]
+    if remote_results:
+        lines += [f"### Remote providers on loopback ({remote_results['size'] >> 20} MiB random file, one provider, one replica)", "",
+                  "a67 encrypts and verifies; rclone copy moves the plain file. Both talk to the same server in the same run.",
+                  "",
+                  "| server | a67 put MB/s | rclone copy up | a67 / rclone | a67 get MB/s | rclone copy down | a67 / rclone | peak RSS put / get | identical |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for label, r in remote_results["results"].items():
+            lines.append(f"| {label} | {r['put']:.0f} | {r['rcloneUp']:.0f} | {r['put']/r['rcloneUp']:.2f} | {r['get']:.0f} | "
+                         f"{r['rcloneDown']:.0f} | {r['get']/r['rcloneDown']:.2f} | {r['putRSS']:.0f} / {r['getRSS']:.0f} MB | "
+                         f"{'yes' if r['identical'] else 'NO'} |")
+        lines.append("")
     text = "\n".join(lines)
     print(text)
     os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)

@@ -29,6 +29,8 @@ public enum BackendConformance {
         try check(try await b.head("data/aa/big") == ObjectInfo(name: "data/aa/big", size: big.count), "head reports the wrong size")
         try await b.put("empty", data: [])
         try check(try await b.get("empty") == [], "an empty object does not read back empty")
+        try check(try await b.head("empty") == ObjectInfo(name: "empty", size: 0), "head of an empty object is wrong")
+        try check(try await b.get("empty", range: 0..<0) == [], "an empty range of an empty object is not empty")
         try await b.delete("data/aa/big")
         try await b.delete("empty")
     }

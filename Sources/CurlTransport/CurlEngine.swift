@@ -64,6 +64,7 @@ public final class CurlEngine: @unchecked Sendable {
             }
         } onCancel: {
             transfer.cancelled.store(true, ordering: .relaxed)
+            curl_multi_wakeup(multi) // the loop's next turn runs the progress callback, which aborts
         }
     }
 
@@ -146,9 +147,15 @@ private final class Transfer: @unchecked Sendable {
         retained = context
         let pointer = context.toOpaque()
         var status = CURLE_OK
-        func check(_ code: CURLcode) { if status == CURLE_OK && code != CURLE_OK { status = code } }
-        func set(_ option: CURLoption, _ value: Int) { check(a67_curl_setopt_long(handle, option, value)) }
-        func set(_ option: CURLoption, _ value: String) { check(value.withCString { a67_curl_setopt_ptr(handle, option, $0) }) }
+        var failed: CURLoption?
+        func check(_ code: CURLcode, _ option: CURLoption? = nil) {
+            if status == CURLE_OK && code != CURLE_OK {
+                status = code
+                failed = option
+            }
+        }
+        func set(_ option: CURLoption, _ value: Int) { check(a67_curl_setopt_long(handle, option, value), option) }
+        func set(_ option: CURLoption, _ value: String) { check(value.withCString { a67_curl_setopt_ptr(handle, option, $0) }, option) }
 
         set(CURLOPT_URL, request.url)
         check(a67_curl_setopt_ptr(handle, CURLOPT_PRIVATE, pointer))
@@ -181,15 +188,15 @@ private final class Transfer: @unchecked Sendable {
             set(CURLOPT_CUSTOMREQUEST, verb)
             if request.body != nil { set(CURLOPT_UPLOAD, 1) }
         }
-        if let upload = request.body {
+        // An upload without a body sends zero bytes (never whatever libcurl's default reader finds on stdin).
+        let upload = request.body ?? (request.method == .put ? [] : nil)
+        if let upload {
             set(CURLOPT_UPLOAD, 1)
             check(a67_curl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(upload.count)))
             check(a67_curl_setopt_data_callback(handle, CURLOPT_READFUNCTION, readCallback))
             check(a67_curl_setopt_ptr(handle, CURLOPT_READDATA, pointer))
             check(a67_curl_setopt_seek_callback(handle, seekCallback))
             check(a67_curl_setopt_ptr(handle, CURLOPT_SEEKDATA, pointer))
-        } else if request.method == .put {
-            check(a67_curl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, 0))
         }
         if let range = request.range { set(CURLOPT_RANGE, range) }
 
@@ -227,7 +234,7 @@ private final class Transfer: @unchecked Sendable {
         }
         if status != CURLE_OK {
             throw TransferError(.other, code: Int(status.rawValue),
-                                message: "libcurl refused an option: \(String(cString: curl_easy_strerror(status)))")
+                                message: "libcurl refused option \(failed.map { String($0.rawValue) } ?? "?"): \(String(cString: curl_easy_strerror(status)))")
         }
     }
 
@@ -313,7 +320,7 @@ private final class Transfer: @unchecked Sendable {
     }
 
     fileprivate func fillUpload(_ buffer: UnsafeMutableRawBufferPointer) -> Int {
-        guard let upload = request.body else { return 0 }
+        guard let upload = request.body, uploadOffset < upload.count else { return 0 }
         let count = min(buffer.count, upload.count - uploadOffset)
         upload.withUnsafeBytes { source in
             buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[uploadOffset..<(uploadOffset + count)]))

@@ -11,7 +11,8 @@ enum Fingerprint {
 }
 
 /// A secret that libssh2 must read from a path (an SSH private key), held in an anonymous in-memory
-/// file (memfd) instead of on disk. `path` names it for this process only, until `close`.
+/// file (memfd) instead of on disk. `path` (/proc/self/fd/N) names it until the object is released;
+/// like the process's memory, it is readable by the same user (and root), by nobody else.
 public final class SecretFile: Sendable {
     public let path: String
     private let descriptor: Int32

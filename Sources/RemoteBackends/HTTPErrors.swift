@@ -28,7 +28,10 @@ enum RemoteErrors {
         let said = [code, message].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
         let detail = "\(location): HTTP \(status)" + (said.isEmpty ? "" : " (\(said))")
         switch status {
-        case 404: return .notFound(name)
+        case 404:
+            // A missing bucket is a misconfigured or deleted provider, not a missing chunk.
+            if code == "NoSuchBucket" { return .permanent("\(detail): the bucket does not exist (was it deleted, or is the name or region wrong?)") }
+            return .notFound(name)
         case 401, 403:
             return .permanent("\(detail): access denied; check the access key and secret (or user and password), and that they may use this bucket or folder")
         case 507: return .full(detail)
@@ -38,6 +41,7 @@ enum RemoteErrors {
         case 408, 423, 500...599: return .transient(detail)
         default:
             if code == "QuotaExceeded" || code == "EntityTooLarge" && status == 400 { return .full(detail) }
+            if code == "RequestTimeout" { return .transient(detail) }
             return .permanent(detail)
         }
     }
@@ -64,7 +68,9 @@ struct Endpoint: Sendable, Equatable {
     init(_ text: String, allowed schemes: Set<String>, what: String) throws {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
               schemes.contains(scheme), let host = components.host, !host.isEmpty else {
-            throw StoreError(.invalidArgument, "\(what) \"\(text)\" is not a URL I can use: write it as \(schemes.sorted().map { "\($0)://HOST[:PORT]/..." }.joined(separator: " or "))")
+            // Never echo a password someone put in the URL.
+            let shown = text.range(of: "@").map { "…" + text[$0.lowerBound...] } ?? text
+            throw StoreError(.invalidArgument, "\(what) \"\(shown)\" is not a URL I can use: write it as \(schemes.sorted().map { "\($0)://HOST[:PORT]/..." }.joined(separator: " or "))")
         }
         guard components.password == nil else {
             throw StoreError(.invalidArgument, "\(what) must not carry a password: pass it in a file with --password-file or --secret-key-file")
@@ -85,4 +91,7 @@ struct Endpoint: Sendable, Equatable {
     }
 
     var origin: String { "\(scheme)://\(authority)" }
+
+    /// 127.0.0.1, ::1 or localhost: traffic that never leaves the machine.
+    var isLoopback: Bool { ["127.0.0.1", "::1", "localhost"].contains(host.lowercased()) || host.hasPrefix("127.") }
 }

@@ -127,6 +127,9 @@ public struct S3Backend: Backend {
             objects.append(ObjectInfo(name: String(key.dropFirst(keyPrefix.count)), size: size))
         }
         let truncated = document.child("IsTruncated")?.text == "true"
+        if truncated && objects.isEmpty {
+            throw BackendError.transient("\(location): a listing page came back empty but truncated (does the server ignore start-after?)")
+        }
         return ListPage(objects: objects, nextAfter: truncated ? objects.last?.name : nil)
     }
 

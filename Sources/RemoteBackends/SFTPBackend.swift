@@ -38,8 +38,8 @@ public struct SFTPBackend: Backend {
         guard let user = URLComponents(string: settings.url)?.user, !user.isEmpty else {
             throw StoreError(.invalidArgument, "SFTP URL \"\(settings.url)\" names no user: write it as sftp://USER@HOST[:PORT]/PATH")
         }
-        guard endpoint.path.hasPrefix("/"), endpoint.path.count > 1 else {
-            throw StoreError(.invalidArgument, "SFTP URL \"\(settings.url)\" needs a folder path: sftp://USER@HOST[:PORT]/PATH (an absolute path on the server)")
+        guard endpoint.path.hasPrefix("/"), endpoint.path.count > 1, !endpoint.path.contains("~") else {
+            throw StoreError(.invalidArgument, "SFTP URL \"\(settings.url)\" needs an absolute folder path: sftp://USER@HOST[:PORT]/PATH, like sftp://me@host/home/me/a67 (no ~)")
         }
         self.settings = settings
         self.user = user
@@ -67,10 +67,14 @@ public struct SFTPBackend: Backend {
             // OpenSSH's sftp-server will not rename over an existing file: move it aside, move ours in,
             // drop the old one. A concurrent put of the same name can slip in between: try again.
             var lastError: Error = error
+            var olds: [String] = []
             for _ in 0..<4 {
                 let old = folder + "." + WebDAVBackend.leaf(of: name) + TreeListing.partialMarker + "old-" + Hex.encode(Crypto.randomBytes(6))
+                olds.append(old)
                 var swap = request(.head, "")
-                swap.sftpQuote = ["*rename \(quoted(name)) \(quoted(old))", "rename \(quoted(temporary)) \(quoted(name))", "*rm \(quoted(old))"]
+                // Every earlier attempt's aside-file is removed too, whichever rename failed then.
+                swap.sftpQuote = ["*rename \(quoted(name)) \(quoted(old))", "rename \(quoted(temporary)) \(quoted(name))"]
+                    + olds.map { "*rm \(quoted($0))" }
                 do {
                     _ = try await perform(swap, name: name)
                     return
@@ -81,10 +85,10 @@ public struct SFTPBackend: Backend {
                     break
                 }
             }
-            await removeQuietly(temporary)
+            await removeQuietly([temporary] + olds)
             throw RemoteErrors.classify(lastError, at: location, name: name)
         } catch {
-            await removeQuietly(temporary)
+            await removeQuietly([temporary])
             throw RemoteErrors.classify(error, at: location, name: name)
         }
     }
@@ -113,10 +117,13 @@ public struct SFTPBackend: Backend {
     public func head(_ name: String) async throws -> ObjectInfo {
         do {
             let response = try await perform(request(.head, name), name: name)
-            guard let size = response.contentLength else {
-                throw BackendError.permanent("\(location): the server did not tell the size of \(name)")
+            if let size = response.contentLength { return ObjectInfo(name: name, size: size) }
+            // libcurl reports no size for an empty file: ask the folder.
+            let leaf = WebDAVBackend.leaf(of: name)
+            guard let entry = try await listFolder(WebDAVBackend.folder(of: name)).first(where: { $0.name == leaf && !$0.isFolder }) else {
+                throw BackendError.notFound(name)
             }
-            return ObjectInfo(name: name, size: size)
+            return ObjectInfo(name: name, size: entry.size)
         } catch let error as BackendError {
             throw error
         } catch {
@@ -160,6 +167,9 @@ public struct SFTPBackend: Backend {
         do {
             response = try await perform(request(.get, folder.isEmpty ? "" : folder, folder: true), name: folder)
         } catch let error as TransferError where error.kind == .notFound {
+            guard !folder.isEmpty else {
+                throw BackendError.permanent("\(location): the provider's folder does not exist (was it removed, or is the path wrong?)")
+            }
             return []
         } catch {
             throw RemoteErrors.classify(error, at: location, name: folder)
@@ -205,10 +215,12 @@ public struct SFTPBackend: Backend {
         try await engine.perform(request)
     }
 
-    private func removeQuietly(_ name: String) async {
+    /// Removes leftovers of a failed put, even when the calling task was cancelled.
+    private func removeQuietly(_ names: [String]) async {
         var remove = request(.head, "")
-        remove.sftpQuote = ["*rm \(quoted(name))"]
-        _ = try? await engine.perform(remove)
+        remove.sftpQuote = names.map { "*rm \(quoted($0))" }
+        let engine = self.engine
+        await Task.detached { _ = try? await engine.perform(remove) }.value
     }
 
     /// Connects once and returns the server's host key fingerprint, for pinning at `provider add`.

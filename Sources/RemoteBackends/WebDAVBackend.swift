@@ -39,6 +39,12 @@ public struct WebDAVBackend: Backend {
 
     public var location: String { "webdav \(endpoint.origin)\(endpoint.path)" }
 
+    /// Whether basic auth to `url` would cross the network unencrypted (plain http to another machine).
+    public static func sendsPasswordInClear(_ url: String) -> Bool {
+        guard let endpoint = try? Endpoint(url, allowed: ["http", "https"], what: "") else { return false }
+        return endpoint.scheme == "http" && !endpoint.isLoopback
+    }
+
     // MARK: Backend
 
     public func put(_ name: String, data: [UInt8]) async throws {
@@ -46,7 +52,8 @@ public struct WebDAVBackend: Backend {
         let temporary = folder + "." + Self.leaf(of: name) + TreeListing.partialMarker + Hex.encode(Crypto.randomBytes(6))
         var response = try await send(.put, temporary, body: data)
         if response.status == 404 || response.status == 409 {
-            try await makeFolders(for: name)
+            // A parent folder is missing: never made, or removed on the server since we made it.
+            try await makeFolders(for: name, trustCache: false)
             response = try await send(.put, temporary, body: data)
         }
         guard (200...299).contains(response.status) else {
@@ -56,11 +63,11 @@ public struct WebDAVBackend: Backend {
         do {
             moved = try await send(.custom("MOVE"), temporary, headers: [HTTPHeader("Destination", url(name)), HTTPHeader("Overwrite", "T")])
         } catch {
-            _ = try? await send(.delete, temporary)
+            await removeQuietly(temporary)
             throw error
         }
         guard (200...299).contains(moved.status) else {
-            _ = try? await send(.delete, temporary)
+            await removeQuietly(temporary)
             throw failure(moved, name: name)
         }
     }
@@ -127,14 +134,20 @@ public struct WebDAVBackend: Backend {
         }
     }
 
+    /// Removes a temporary upload, even when the calling task was cancelled (a cancelled put must
+    /// not leave hidden objects behind).
+    private func removeQuietly(_ name: String) async {
+        await Task.detached { _ = try? await self.send(.delete, name) }.value
+    }
+
     /// Creates each missing folder on the way to `name` ("data/", "data/ab/").
-    private func makeFolders(for name: String) async throws {
+    private func makeFolders(for name: String, trustCache: Bool) async throws {
         var path = ""
         for part in name.split(separator: "/").dropLast() {
             path += part + "/"
-            if knownFolders.contains(path) { continue }
+            if trustCache && knownFolders.contains(path) { continue }
             let response = try await send(.custom("MKCOL"), path)
-            // 201 made; 405 it exists already (some servers say 409/301 for that too).
+            // 201 made; 405 Method Not Allowed: it exists already.
             guard response.status == 201 || response.status == 405 || (200...299).contains(response.status) else {
                 throw failure(response, name: path)
             }
@@ -152,7 +165,12 @@ public struct WebDAVBackend: Backend {
         let response = try await send(.custom("PROPFIND"), folder,
                                       headers: [HTTPHeader("Depth", "1"), HTTPHeader("Content-Type", "application/xml; charset=utf-8")],
                                       body: Self.propfindBody)
-        if response.status == 404 { return [] }
+        if response.status == 404 {
+            guard !folder.isEmpty else {
+                throw BackendError.permanent("\(location): the provider's folder does not exist (was it removed, or is the URL wrong?)")
+            }
+            return []
+        }
         guard response.status == 207 else { throw failure(response, name: folder) }
         guard let document = XMLElement.parse(response.body), document.name == "multistatus" else {
             throw BackendError.transient("\(location): the PROPFIND reply for \"\(folder)\" is not a multistatus document")

@@ -97,7 +97,10 @@ struct XMLElement: Sendable {
             var rest = Substring(text)
             while let amp = rest.firstIndex(of: "&") {
                 out += rest[..<amp]
-                guard let semi = rest[amp...].firstIndex(of: ";") else { break }
+                guard let semi = rest[amp...].firstIndex(of: ";") else {
+                    rest = rest[amp...]
+                    break
+                }
                 let entity = rest[rest.index(after: amp)..<semi]
                 switch entity {
                 case "amp": out += "&"

@@ -148,3 +148,17 @@ private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
     }
     return false
 }
+
+extension RemoteProviderTests {
+    @Test func webdavPasswordsDoNotCrossTheNetworkInClear() throws {
+        let cli = try CLI()
+        try cli.ok(["init"])
+        try cli.fails(["provider", "add", "x", "--webdav", "http://dav.example.com/a67", "--user", "u",
+                       "--password-file", cli.file("p", Array("p".utf8))], status: 64, message: "Use https")
+        try cli.fails(["provider", "add", "x", "--webdav", "dav://me:hunter2@dav.example.com/a67", "--user", "u",
+                       "--password-file", cli.file("p", Array("p".utf8))], status: 64, message: "not a URL I can use")
+        let shown = try cli.run(["provider", "add", "x", "--webdav", "dav://me:hunter2@dav.example.com/a67", "--user", "u",
+                                 "--password-file", cli.file("p", Array("p".utf8))])
+        #expect(!shown.stderr.contains("hunter2"))
+    }
+}

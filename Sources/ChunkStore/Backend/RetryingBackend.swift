@@ -85,7 +85,10 @@ public final class RetryingBackend: Backend {
         while true {
             counters.withLock { $0.attempts += 1; if attempt > 1 { $0.retries += 1 } }
             do {
-                return try await gate.withPermit { try await operation() }
+                return try await gate.withPermit {
+                    try Task.checkCancellation() // it may have waited for the permit past its cancellation
+                    return try await operation()
+                }
             } catch let error as BackendError where error.isRetryable {
                 guard attempt < policy.maxAttempts else {
                     let note = " (gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"))"

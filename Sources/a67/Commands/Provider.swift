@@ -28,6 +28,10 @@ struct ProviderCommand: AsyncParsableCommand {
                 plus the passphrase is enough to recover. An SFTP host key is pinned on first contact \
                 (or give --host-key-sha256 as `ssh-keygen -lf` prints it). --quota caps what a67 \
                 stores there (500M, 10G, 1TiB).
+
+                S3 credentials need read, write, delete and list on the bucket (without list, S3 \
+                answers 403 instead of 404 for a missing chunk). SFTP cannot ask the server to \
+                fsync, so a put there is durable as far as the server's own writes are.
                 """)
 
         @OptionGroup var home: HomeOptions
@@ -53,8 +57,10 @@ struct ProviderCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("S3: a file holding the secret access key.", valueName: "file"))
         var secretKeyFile: String?
 
-        @Option(help: ArgumentHelp("A WebDAV folder URL.", valueName: "url"))
+        @Option(help: ArgumentHelp("A WebDAV folder URL (created if missing; its parent must exist).", valueName: "url"))
         var webdav: String?
+        @Flag(help: "WebDAV: allow plain http to another machine (the password then crosses the network readable).")
+        var insecureHttp = false
         @Option(help: "WebDAV: the user name.")
         var user: String?
         @Option(help: ArgumentHelp("WebDAV or SFTP: a file holding the password.", valueName: "file"))
@@ -137,6 +143,9 @@ struct ProviderCommand: AsyncParsableCommand {
             if let webdav {
                 guard let user, !user.isEmpty else { throw StoreError(.invalidArgument, "--webdav needs --user NAME") }
                 guard let passwordFile else { throw StoreError(.invalidArgument, "--webdav needs --password-file FILE") }
+                if WebDAVBackend.sendsPasswordInClear(webdav) && !insecureHttp {
+                    throw StoreError(.invalidArgument, "\(webdav) is plain http to another machine: the password would cross the network readable. Use https, or add --insecure-http if you accept that")
+                }
                 return (.webdav(WebDAVSettings(url: webdav, user: user), options(defaultRequests: 8)),
                         .password(try readSecret(passwordFile, option: "--password-file")))
             }
