@@ -4,17 +4,18 @@
 // @convention(c) closures.
 #ifndef A67_CCURL_SHIM_H
 #define A67_CCURL_SHIM_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <curl/curl.h>
-#include <sys/mman.h>
+#include <linux/memfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 // Macros Swift does not import.
 static const long a67_curlauth_basic = (long)CURLAUTH_BASIC;
 
 // An anonymous in-memory file for a secret libssh2 must read from a path (see SecretFile).
-static inline int a67_memfd_secret(void) { return memfd_create("a67-secret", MFD_CLOEXEC); }
+// (The system call directly: glibc declares memfd_create only under _GNU_SOURCE, which would give
+// this module other definitions of shared types than the modules Swift builds beside it.)
+static inline int a67_memfd_secret(void) { return (int)syscall(SYS_memfd_create, "a67-secret", MFD_CLOEXEC); }
 
 typedef size_t (*a67_curl_data_callback)(char *buffer, size_t size, size_t count, void *context);
 typedef int (*a67_curl_seek_callback)(void *context, curl_off_t offset, int origin);

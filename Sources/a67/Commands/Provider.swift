@@ -17,10 +17,13 @@ struct ProviderCommand: AsyncParsableCommand {
                 Give exactly one of --dir, --s3, --webdav or --sftp:
 
                   a67 provider add disk1 --dir /mnt/disk1/a67
-                  a67 provider add r2 --s3 https://ACCOUNT.r2.cloudflarestorage.com --bucket a67 --region auto \\
-                      --path-style --access-key-id AKID --secret-key-file ~/.r2-secret
-                  a67 provider add box --webdav https://dav.example.com/a67 --user me --password-file ~/.dav-pass
-                  a67 provider add vps --sftp sftp://me@vps.example.com:22/home/me/a67 --key-file ~/.ssh/id_ed25519
+                  a67 provider add r2 --s3 https://ACCT.r2.cloudflarestorage.com \\
+                      --bucket a67 --region auto --path-style \\
+                      --access-key-id AKID --secret-key-file ~/.r2-secret
+                  a67 provider add box --webdav https://dav.example.com/a67 \\
+                      --user me --password-file ~/.dav-pass
+                  a67 provider add vps --key-file ~/.ssh/id_ed25519 \\
+                      --sftp sftp://me@vps.example.com:22/home/me/a67
 
                 Secrets are read from files (never from the command line, where other users could see \
                 them in the process list) and stored only sealed with the repository key. The location \
