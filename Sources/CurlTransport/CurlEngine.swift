@@ -13,7 +13,7 @@ public final class CurlEngine: @unchecked Sendable {
     /// shared between providers that pin different keys.
     public static let shared = CurlEngine()
 
-    /// libcurl's version line ("7.88.1"), for `a67 version`.
+    /// libcurl's version line ("libcurl/7.88.1 OpenSSL/3.0 … libssh2/1.10.0 …"), for `a67 version`.
     public static var libraryVersion: String { String(cString: curl_version()) }
 
     // The multi handle is touched only by the loop thread, except curl_multi_wakeup (thread-safe).
