@@ -267,11 +267,13 @@ private final class Transfer: @unchecked Sendable {
                                              contentLength: length >= 0 ? Int(length) : nil, sshHostKeySHA256: hostKey))
         }
         if cancelled.load(ordering: .relaxed) { return .failure(CancellationError()) }
+        var microseconds: curl_off_t = -1
+        _ = a67_curl_getinfo_off(handle, CURLINFO_TOTAL_TIME_T, &microseconds)
         let detail = String(cString: errorBuffer)
         let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         return .failure(TransferError(tooLarge ? .responseTooLarge : Self.kind(of: code), code: Int(code.rawValue),
                                       message: tooLarge ? "the response is larger than \(request.limits.maxResponseBytes) bytes" : message,
-                                      sshHostKeySHA256: hostKey))
+                                      sshHostKeySHA256: hostKey, seconds: microseconds >= 0 ? Double(microseconds) / 1e6 : nil))
     }
 
     private static func kind(of code: CURLcode) -> TransferError.Kind {

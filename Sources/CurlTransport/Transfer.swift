@@ -161,12 +161,16 @@ public struct TransferError: Error, Sendable, Equatable, CustomStringConvertible
     public let message: String
     /// The SSH host key seen before the failure, if the transfer got that far.
     public let sshHostKeySHA256: String?
+    /// How long libcurl worked on the transfer before it failed (its own clock: the time the calling
+    /// task took to resume is not in it).
+    public let seconds: Double?
 
-    public init(_ kind: Kind, code: Int, message: String, sshHostKeySHA256: String? = nil) {
+    public init(_ kind: Kind, code: Int, message: String, sshHostKeySHA256: String? = nil, seconds: Double? = nil) {
         self.kind = kind
         self.code = code
         self.message = message
         self.sshHostKeySHA256 = sshHostKeySHA256
+        self.seconds = seconds
     }
 
     public var description: String { message }
