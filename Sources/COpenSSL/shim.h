@@ -73,6 +73,12 @@ static inline int a67_hmac_sha256(const uint8_t *key, size_t key_len,
     return r != NULL && out_len == 32;
 }
 
+// Initialises libcrypto without its atexit cleanup: a process that exits (on an error, say) while
+// other threads still hash or decrypt must not have OpenSSL's state freed under them. Returns 1.
+static inline int a67_openssl_init_without_atexit(void) {
+    return OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+}
+
 // MD5 of `len` bytes (for S3's Content-MD5 upload check only); writes 16 bytes to `out`.
 static inline int a67_md5(const uint8_t *data, size_t len, uint8_t *out) {
     unsigned int out_len = 0;

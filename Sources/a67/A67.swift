@@ -5,6 +5,7 @@ import ChunkStore
 struct A67: AsyncParsableCommand {
     static func main() async {
         MemoryTuning.configureForChunkBuffers()
+        Crypto.prepareLibrary()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

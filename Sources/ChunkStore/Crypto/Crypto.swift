@@ -138,4 +138,11 @@ public enum Crypto {
     }
 
     public static var libraryVersion: String { String(cString: a67_openssl_version()) }
+
+    /// Initialises OpenSSL without its exit-time cleanup. Call first thing in a program: otherwise
+    /// exit() frees OpenSSL's state while worker threads may still use it (seen as a crash when a
+    /// get failed verification and exited with chunks still being checked).
+    public static func prepareLibrary() {
+        precondition(a67_openssl_init_without_atexit() == 1, "OpenSSL failed to initialise")
+    }
 }
