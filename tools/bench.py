@@ -58,16 +58,21 @@ def disk_write(path):
     return rate
 
 
-def make_files(work, count):
-    rand = os.path.join(work, "random.bin")
-    text = os.path.join(work, "text.bin")
-    if not os.path.exists(rand) or os.path.getsize(rand) != count:
-        with open(rand, "wb") as f:
+def random_file(path, count):
+    """`count` random bytes at `path`, kept from an earlier run when the size matches."""
+    if not os.path.exists(path) or os.path.getsize(path) != count:
+        with open(path, "wb") as f:
             left = count
             while left:
                 n = min(left, 64 << 20)
                 f.write(os.urandom(n))
                 left -= n
+    return path
+
+
+def make_files(work, count):
+    rand = random_file(os.path.join(work, "random.bin"), count)
+    text = os.path.join(work, "text.bin")
     if not os.path.exists(text) or os.path.getsize(text) != count:
         # Text like logs and source: words from a fixed vocabulary in random order, numbers mixed in.
         rng = random.Random(67)
@@ -222,14 +227,7 @@ def remote(work, count, repeats):
             for line in f:
                 key, _, value = line.strip().partition("=")
                 env[key] = value.strip("'")
-        source = os.path.join(work, "remote.bin")
-        if not os.path.exists(source) or os.path.getsize(source) != count:
-            with open(source, "wb") as f:
-                left = count
-                while left:
-                    n = min(left, 64 << 20)
-                    f.write(os.urandom(n))
-                    left -= n
+        source = random_file(os.path.join(work, "remote.bin"), count)
         rclone_config = os.path.join(work, "rclone.conf")
         open(rclone_config, "w").close()
         obscured = lambda secret: subprocess.run(["rclone", "obscure", secret], capture_output=True, text=True,

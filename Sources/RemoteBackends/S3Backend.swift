@@ -71,39 +71,15 @@ public struct S3Backend: Backend {
     }
 
     public func get(_ name: String, range: Range<Int>?) async throws -> [UInt8] {
-        if let range, range.isEmpty {
-            _ = try await head(name)
-            return []
-        }
-        var headers: [(String, String)] = []
-        if let range { headers.append(("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")) }
-        let response = try await send("GET", key: name, extraHeaders: headers)
-        switch response.status {
-        case 200, 206:
-            if let length = response.header("Content-Length").flatMap(Int.init), length != response.body.count {
-                throw BackendError.transient("\(location): \(name): got \(response.body.count) of \(length) bytes")
-            }
-            if response.status == 200, let range {
-                // A server that ignored the Range header sent the whole object.
-                let end = min(range.upperBound, response.body.count)
-                return range.lowerBound < end ? Array(response.body[range.lowerBound..<end]) : []
-            }
-            return response.body
-        case 416:
-            _ = try await head(name) // past the end of an existing object: no bytes; absent: notFound
-            return []
-        default:
-            throw failure(response, name: name)
-        }
+        // The Range header is signed like any other, so it goes in with the headers rather than
+        // through libcurl's range option.
+        try await HTTPGet.read(name, range: range, at: location, head: { try await head(name) },
+                               send: { try await send("GET", key: name, extraHeaders: $0.map { [("Range", "bytes=\($0)")] } ?? []) },
+                               failure: { failure($0, name: name) })
     }
 
     public func head(_ name: String) async throws -> ObjectInfo {
-        let response = try await send("HEAD", key: name)
-        guard response.status == 200 else { throw failure(response, name: name) }
-        guard let size = response.header("Content-Length").flatMap(Int.init) else {
-            throw BackendError.permanent("\(location): HEAD \(name) returned no Content-Length")
-        }
-        return ObjectInfo(name: name, size: size)
+        try HTTPGet.size(try await send("HEAD", key: name), name: name, at: location, failure: { failure($0, name: name) })
     }
 
     public func delete(_ name: String) async throws {
@@ -133,10 +109,7 @@ public struct S3Backend: Backend {
         return ListPage(objects: objects, nextAfter: truncated ? objects.last?.name : nil)
     }
 
-    public func usage() async throws -> BackendUsage {
-        let all = try await listAll(prefix: "")
-        return BackendUsage(usedBytes: all.reduce(0) { $0 + Int64($1.size) }, objectCount: all.count, freeBytes: nil)
-    }
+    public func usage() async throws -> BackendUsage { try await usageFromListing() }
 
     // MARK: Requests
 

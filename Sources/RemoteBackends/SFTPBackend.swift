@@ -154,10 +154,7 @@ public struct SFTPBackend: Backend {
         }
     }
 
-    public func usage() async throws -> BackendUsage {
-        let all = try await listAll(prefix: "")
-        return BackendUsage(usedBytes: all.reduce(0) { $0 + Int64($1.size) }, objectCount: all.count, freeBytes: nil)
-    }
+    public func usage() async throws -> BackendUsage { try await usageFromListing() }
 
     // MARK: Listing
 

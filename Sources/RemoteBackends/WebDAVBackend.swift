@@ -73,36 +73,12 @@ public struct WebDAVBackend: Backend {
     }
 
     public func get(_ name: String, range: Range<Int>?) async throws -> [UInt8] {
-        if let range, range.isEmpty {
-            _ = try await head(name)
-            return []
-        }
-        let response = try await send(.get, name, range: range.map { "\($0.lowerBound)-\($0.upperBound - 1)" })
-        switch response.status {
-        case 200, 206:
-            if let length = response.contentLength, length != response.body.count {
-                throw BackendError.transient("\(location): \(name): got \(response.body.count) of \(length) bytes")
-            }
-            if response.status == 200, let range {
-                let end = min(range.upperBound, response.body.count)
-                return range.lowerBound < end ? Array(response.body[range.lowerBound..<end]) : []
-            }
-            return response.body
-        case 416:
-            _ = try await head(name)
-            return []
-        default:
-            throw failure(response, name: name)
-        }
+        try await HTTPGet.read(name, range: range, at: location, head: { try await head(name) },
+                               send: { try await send(.get, name, range: $0) }, failure: { failure($0, name: name) })
     }
 
     public func head(_ name: String) async throws -> ObjectInfo {
-        let response = try await send(.head, name)
-        guard response.status == 200 else { throw failure(response, name: name) }
-        guard let size = response.contentLength else {
-            throw BackendError.permanent("\(location): HEAD \(name) returned no Content-Length")
-        }
-        return ObjectInfo(name: name, size: size)
+        try HTTPGet.size(try await send(.head, name), name: name, at: location, failure: { failure($0, name: name) })
     }
 
     public func delete(_ name: String) async throws {
@@ -116,10 +92,7 @@ public struct WebDAVBackend: Backend {
         }
     }
 
-    public func usage() async throws -> BackendUsage {
-        let all = try await listAll(prefix: "")
-        return BackendUsage(usedBytes: all.reduce(0) { $0 + Int64($1.size) }, objectCount: all.count, freeBytes: nil)
-    }
+    public func usage() async throws -> BackendUsage { try await usageFromListing() }
 
     // MARK: Folders
 

@@ -101,6 +101,13 @@ public enum BackendError: Error, Sendable, Equatable, CustomStringConvertible {
 extension Backend {
     public func get(_ name: String) async throws -> [UInt8] { try await get(name, range: nil) }
 
+    /// Usage summed over a full listing, for providers that do not report their own (free space
+    /// unknown).
+    public func usageFromListing() async throws -> BackendUsage {
+        let all = try await listAll(prefix: "")
+        return BackendUsage(usedBytes: all.reduce(0) { $0 + Int64($1.size) }, objectCount: all.count, freeBytes: nil)
+    }
+
     /// Every object under `prefix`, following pages.
     public func listAll(prefix: String, pageSize: Int = 1000) async throws -> [ObjectInfo] {
         var all: [ObjectInfo] = []

@@ -48,22 +48,18 @@ public enum Crypto {
         return out
     }
 
-    public static func sha256(_ data: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        let ok = data.withUnsafeBufferPointer { d in
-            out.withUnsafeMutableBufferPointer { a67_sha256(d.baseAddress, d.count, $0.baseAddress) }
-        }
-        precondition(ok == 1, "OpenSSL SHA-256 failed")
-        return out
-    }
+    public static func sha256(_ data: [UInt8]) -> [UInt8] { digest(data, size: 32, "SHA-256", a67_sha256) }
 
     /// MD5, for protocols that ask for it as a transfer checksum (S3's Content-MD5). Never for security.
-    public static func md5(_ data: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 16)
+    public static func md5(_ data: [UInt8]) -> [UInt8] { digest(data, size: 16, "MD5", a67_md5) }
+
+    private static func digest(_ data: [UInt8], size: Int, _ name: String,
+                               _ function: (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UInt8>?) -> Int32) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: size)
         let ok = data.withUnsafeBufferPointer { d in
-            out.withUnsafeMutableBufferPointer { a67_md5(d.baseAddress, d.count, $0.baseAddress) }
+            out.withUnsafeMutableBufferPointer { function(d.baseAddress, d.count, $0.baseAddress) }
         }
-        precondition(ok == 1, "OpenSSL MD5 failed")
+        precondition(ok == 1, "OpenSSL \(name) failed")
         return out
     }
 
