@@ -1,3 +1,4 @@
+import BackendTesting
 import Testing
 import ChunkStore
 

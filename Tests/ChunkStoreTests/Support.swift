@@ -49,15 +49,6 @@ final class TmpfsMount {
 import ChunkStore
 import Testing
 
-/// Expects `body` to throw a StoreError with `code`; returns it for further checks.
-@discardableResult
-func expectStoreError(_ code: StoreError.Code, sourceLocation: SourceLocation = #_sourceLocation,
-                      _ body: () throws -> Void) -> StoreError? {
-    let error = #expect(throws: StoreError.self, sourceLocation: sourceLocation) { try body() }
-    #expect(error?.code == code, "got \(String(describing: error))", sourceLocation: sourceLocation)
-    return error
-}
-
 /// Expects `body` to throw a BackendError matching `matches`.
 func expectBackendError(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void,
                         where matches: (BackendError) -> Bool) async {

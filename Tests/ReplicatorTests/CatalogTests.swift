@@ -1,3 +1,4 @@
+import BackendTesting
 import ChunkStore
 import Replicator
 import Testing
@@ -31,7 +32,7 @@ struct CatalogTests {
         let h = try Harness(providers: 1, replicas: 1)
         _ = try await h.put([1], key: "deep/er/file")
         _ = try await h.put([2], key: "deep/other")
-        expectStoreErrorSync(.conflict) { try h.catalog.removeBucket(h.bucket.name) }
+        expectStoreError(.conflict) { try h.catalog.removeBucket(h.bucket.name) }
         try h.catalog.removeObject(bucket: h.bucket, segments: ["deep", "er", "file"])
         #expect(try h.keys() == ["deep/other"])
         try h.catalog.removeObject(bucket: h.bucket, segments: ["deep", "other"])
@@ -39,21 +40,13 @@ struct CatalogTests {
         try h.catalog.list(bucket: h.bucket, prefix: "", recursive: false) { all.append($0) }
         #expect(all.isEmpty)
         try h.catalog.removeBucket(h.bucket.name)
-        expectStoreErrorSync(.notFound) { _ = try h.catalog.bucket(h.bucket.name) }
-        expectStoreErrorSync(.notFound) { try h.catalog.removeObject(bucket: h.bucket, segments: ["nothing"]) }
+        expectStoreError(.notFound) { _ = try h.catalog.bucket(h.bucket.name) }
+        expectStoreError(.notFound) { try h.catalog.removeObject(bucket: h.bucket, segments: ["nothing"]) }
     }
 
     @Test func bucketNamesAreUnique() throws {
         let h = try Harness()
-        expectStoreErrorSync(.alreadyExists) { _ = try h.catalog.createBucket(h.bucket.name, replicas: 1) }
-        expectStoreErrorSync(.invalidArgument) { _ = try h.catalog.createBucket("Bad_Name", replicas: 1) }
+        expectStoreError(.alreadyExists) { _ = try h.catalog.createBucket(h.bucket.name, replicas: 1) }
+        expectStoreError(.invalidArgument) { _ = try h.catalog.createBucket("Bad_Name", replicas: 1) }
     }
-}
-
-@discardableResult
-func expectStoreErrorSync(_ code: StoreError.Code, sourceLocation: SourceLocation = #_sourceLocation,
-                          _ body: () throws -> Void) -> StoreError? {
-    let error = #expect(throws: StoreError.self, sourceLocation: sourceLocation) { try body() }
-    #expect(error?.code == code, "got \(String(describing: error))", sourceLocation: sourceLocation)
-    return error
 }
