@@ -278,3 +278,33 @@ struct FormatVectorTests {
         }
     }
 }
+
+/// Provider credentials as the catalog stores them (FORMAT.md, "Provider credentials"). Checked
+/// independently with Python: `AESGCM(H(master, b"automator67/v1/provider-secrets")).encrypt(nonce,
+/// plaintext, context)` gives the box after its 12-byte nonce.
+struct ProviderSecretVectorTests {
+    static let secretsKeyHex = "ac2db21ffde77e7e00d46c24b480e6136a154ed195cc4dd09728153005890118"
+    /// Repository ID `10 11 … 1f`, provider `r2`.
+    static let context = Array("automator67/v1/provider-secret\0101112131415161718191a1b1c1d1e1f\0r2".utf8)
+    static let plaintext = Array(#"{"kind":"s3-secret-key","value":"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}"#.utf8)
+    static let boxHex = "a0a1a2a3a4a5a6a7a8a9aaab4af90529959af28c10e238bd3ac0eb9b1b07bd82e8732b90835f20947d4664a7ae2afcb6"
+        + "0312813a5e355bf7eacd5a6779dbf52a032e859fd5d1dec90ddb6f16f96968260672aeb5ef56f92fe513786de804e57a6537f2653e1e72"
+
+    @Test func secretsKeyAndSealedLayout() throws {
+        let keys = FormatVectorTests.keys
+        #expect(Hex.encode(keys.secretsKey.bytes) == Self.secretsKeyHex)
+        let box = Crypto.sealBox(Self.plaintext, key: keys.secretsKey, context: Self.context, nonce: FormatVectorTests.nonce)
+        #expect(Hex.encode(box) == Self.boxHex)
+        #expect(Crypto.openBox(box, key: keys.secretsKey, context: Self.context) == Self.plaintext)
+    }
+
+    @Test func sealedSecretsOpenOnlyInTheirOwnContext() {
+        let keys = FormatVectorTests.keys
+        let box = Crypto.sealBox(Self.plaintext, key: keys.secretsKey, context: Self.context)
+        #expect(Crypto.openBox(box, key: keys.secretsKey, context: Array("automator67/v1/provider-secret\0other\0r2".utf8)) == nil)
+        #expect(Crypto.openBox(box, key: keys.dataKey, context: Self.context) == nil)
+        var altered = box
+        altered[20] ^= 1
+        #expect(Crypto.openBox(altered, key: keys.secretsKey, context: Self.context) == nil)
+    }
+}

@@ -66,7 +66,12 @@ public enum Crypto {
     /// A small secret sealed under `key`: nonce (12) || AES-256-GCM ciphertext || tag (16), with
     /// `context` authenticated (so a sealed value cannot be moved to another record).
     public static func sealBox(_ plaintext: [UInt8], key: SecretKey, context: [UInt8]) -> [UInt8] {
-        let nonce = randomBytes(nonceSize)
+        sealBox(plaintext, key: key, context: context, nonce: randomBytes(nonceSize))
+    }
+
+    /// `sealBox` with a given nonce: for the format's test vectors only.
+    static func sealBox(_ plaintext: [UInt8], key: SecretKey, context: [UInt8], nonce: [UInt8]) -> [UInt8] {
+        precondition(nonce.count == nonceSize)
         var box = nonce + [UInt8](repeating: 0, count: plaintext.count + tagSize)
         box.withUnsafeMutableBufferPointer { out in
             plaintext.withUnsafeBufferPointer { input in
