@@ -10,6 +10,8 @@ public final class FaultInjectingBackend: Backend {
         case fail(BackendError)
         /// Return the object's bytes changed by this function (gets only).
         case corrupt(@Sendable ([UInt8]) -> [UInt8])
+        /// Answer after this many seconds (a slow provider), then as usual.
+        case delay(Double)
     }
 
     public struct Rule: Sendable {
@@ -51,7 +53,11 @@ public final class FaultInjectingBackend: Backend {
     }
 
     public func put(_ name: String, data: [UInt8]) async throws {
-        if case .fail(let error) = fault(for: .put, name) { throw error }
+        switch fault(for: .put, name) {
+        case .fail(let error): throw error
+        case .delay(let seconds): try await Task.sleep(for: .seconds(seconds))
+        default: break
+        }
         try await wrapped.put(name, data: data)
     }
 
@@ -59,6 +65,9 @@ public final class FaultInjectingBackend: Backend {
         switch fault(for: .get, name) {
         case .fail(let error): throw error
         case .corrupt(let change): return change(try await wrapped.get(name, range: range))
+        case .delay(let seconds):
+            try await Task.sleep(for: .seconds(seconds))
+            return try await wrapped.get(name, range: range)
         case nil: return try await wrapped.get(name, range: range)
         }
     }

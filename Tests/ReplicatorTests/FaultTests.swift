@@ -6,8 +6,8 @@ import Testing
 struct FaultTests {
     static let chunk = ChunkSealer.maxChunkSize
 
-    @Test func failingProviderFailsThePutAndNothingBecomesVisible() async throws {
-        let h = try Harness(providers: 2, replicas: 2)
+    @Test func failingProviderFailsAPutThatWantsEveryReplicaAndNothingBecomesVisible() async throws {
+        let h = try Harness(providers: 2, replicas: 2, minReplicas: 2)
         h.providers[1].inject(.fail(.permanent("disk on fire")), on: .put, matching: { $0.hasPrefix("data/") })
         let error = await expectStoreError(.providerFailure) { _ = try await h.put(sampleBytes(3 * Self.chunk), key: "k") }
         #expect(error?.message.contains("p1") == true, "the error must name the provider")
@@ -23,6 +23,26 @@ struct FaultTests {
         #expect(try await h.everyRecordedLocationExists())
     }
 
+    @Test func failingProviderLeavesAPutUnderReplicatedAboveItsMinimum() async throws {
+        let h = try Harness(providers: 2, replicas: 2)
+        h.providers[1].inject(.fail(.permanent("disk on fire")), on: .put, matching: { $0.hasPrefix("data/") })
+        let data = sampleBytes(3 * Self.chunk)
+        let result = try await h.put(data, key: "k")
+        #expect(result.underReplicated == 4, "three data chunks and the manifest have one replica of two")
+        #expect(try h.catalog.underReplicated().count == 4)
+        #expect(try h.catalog.replicationSummary().underReplicatedChunks == 4)
+        #expect(try await h.get("k") == data)
+        #expect(try await h.everyRecordedLocationExists())
+    }
+
+    @Test func tooFewHealthyProvidersFailsNamingThem() async throws {
+        let h = try Harness(providers: 2, replicas: 2)
+        for p in h.providers { p.inject(.fail(.transient("connection refused")), on: .put) }
+        let error = await expectStoreError(.providerFailure) { _ = try await h.put(sampleBytes(100), key: "k") }
+        #expect(error?.message.contains("p0") == true && error?.message.contains("p1") == true, "\(error?.message ?? "")")
+        #expect(try h.keys().isEmpty)
+    }
+
     @Test func fullProviderFailsThePutCleanly() async throws {
         let h = try Harness(providers: 1, replicas: 1)
         h.providers[0].inject(.fail(.full("no space left")), on: .put, times: 1)
@@ -35,11 +55,20 @@ struct FaultTests {
         let h = try Harness(providers: 2, replicas: 2)
         let data = sampleBytes(2 * Self.chunk)
         _ = try await h.put(data, key: "k")
-        for provider in h.providers {
+        var damagedCount = 0
+        for (index, provider) in h.providers.enumerated() {
             provider.inject(.corrupt { bytes in var b = bytes; b[b.count / 2] ^= 0xff; return b }, on: .get)
             #expect(try await h.get("k") == data, "the other replica must serve the read")
             provider.clearFaults()
+            // The copies read from it were marked bad: no longer counted, queued for repair.
+            let damaged = try h.catalog.underReplicated()
+            damagedCount += damaged.count
+            #expect(damaged.allSatisfy { !$0.providers.contains(h.records[index].id) })
+            // (The bytes at rest were fine: put the locations back, as repair would.)
+            for chunk in damaged { try h.catalog.addLocations(chunk.id, providers: [h.records[index].id]) }
         }
+        // Each data chunk is read from its first-ranked provider (the manifest comes from the catalog).
+        #expect(damagedCount == 2, "each data chunk met a bad copy once (\(damagedCount))")
     }
 
     @Test func corruptionOnEveryReplicaIsAnIntegrityErrorAndNoWrongBytes() async throws {

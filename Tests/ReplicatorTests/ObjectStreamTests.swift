@@ -92,6 +92,8 @@ struct ObjectStreamTests {
         #expect(stats.uniquePlainBytes == 100)
         #expect(stats.unreferencedChunks == 3, "two old data chunks and the old manifest")
         try h.catalog.removeObject(bucket: h.bucket, segments: ["k"])
+        #expect(try h.catalog.statistics().unreferencedChunks == 3, "a deleted object keeps its chunks while in the trash")
+        #expect(try h.catalog.purgeTrash(deletedBefore: .max) == 1)
         #expect(try h.catalog.statistics().unreferencedChunks == 5)
         #expect(try h.keys().isEmpty)
     }
@@ -109,16 +111,16 @@ struct GaugedPool: ChunkPool {
     let inner: ReplicatedPool
     let gauge: InFlightGauge
 
-    func store(_ id: ChunkID, sealed: [UInt8], replicas: Int) async throws -> [Int64] {
+    func store(_ id: ChunkID, sealed: [UInt8], policy: ReplicaPolicy, existing: [Int64]) async throws -> [Int64] {
         gauge.enter()
         defer { gauge.leave() }
         try await Task.sleep(for: .milliseconds(20))  // a slow provider, so that stores overlap
-        return try await inner.store(id, sealed: sealed, replicas: replicas)
+        return try await inner.store(id, sealed: sealed, policy: policy, existing: existing)
     }
 
     func replicaCount(for replicas: Int) -> Int { inner.replicaCount(for: replicas) }
 
-    func fetch<T: Sendable>(_ id: ChunkID, from locations: [Int64], open: @Sendable ([UInt8]) throws -> T) async throws -> T {
+    func fetch<T: Sendable>(_ id: ChunkID, from locations: [Int64], open: @escaping @Sendable ([UInt8]) throws -> T) async throws -> T {
         try await inner.fetch(id, from: locations, open: open)
     }
 }
@@ -136,11 +138,13 @@ struct SharedChunkTests {
         #expect(try h.catalog.statistics().uniqueChunks == 2)
         // Removing the original frees its data chunk even though its manifest chunk is still used as data.
         try h.catalog.removeObject(bucket: h.bucket, segments: ["original"])
+        _ = try h.catalog.purgeTrash(deletedBefore: .max)
         let stats = try h.catalog.statistics()
         #expect(stats.uniqueChunks == 1, "only the look-alike's one data chunk is referenced")
         #expect(stats.unreferencedChunks == 1, "the original's data chunk is unreferenced")
         #expect(try await h.get("looks-like-a-manifest") == object.manifest.encoded)
         try h.catalog.removeObject(bucket: h.bucket, segments: ["looks-like-a-manifest"])
+        _ = try h.catalog.purgeTrash(deletedBefore: .max)
         #expect(try h.catalog.statistics().uniqueChunks == 0)
         #expect(try h.catalog.statistics().unreferencedChunks == 3)
     }

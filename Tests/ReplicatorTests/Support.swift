@@ -16,25 +16,27 @@ struct Harness {
     let bucket: BucketRecord
 
     /// `master` fixes the keys, and so every chunk ID and placement, for tests that need them repeatable.
-    init(providers count: Int = 3, replicas: Int = 2, quotas: [Int64?]? = nil, master: SecretKey = .random()) throws {
+    init(providers count: Int = 3, replicas: Int = 2, minReplicas: Int = 1, quotas: [Int64?]? = nil, groups: [String]? = nil,
+         master: SecretKey = .random()) throws {
         dir = try TemporaryDirectory()
         let catalog = try Catalog(path: dir.path + "/catalog.db", create: true)
         self.catalog = catalog
         memories = (0..<count).map { MemoryBackend(name: "p\($0)") }
         providers = memories.map { FaultInjectingBackend($0) }
         records = try (0..<count).map { i in
-            try catalog.addProvider(name: "p\(i)", kind: "memory", config: "{}", quota: quotas?[i] ?? nil)
+            try catalog.addProvider(name: "p\(i)", kind: "memory", config: "{}", quota: quotas?[i] ?? nil, group: groups?[i])
         }
         sealer = ChunkSealer(keys: RepositoryKeys(master: master))
-        bucket = try catalog.createBucket("test-bucket", replicas: replicas)
+        bucket = try catalog.createBucket("test-bucket", replicas: replicas, minReplicas: minReplicas)
     }
 
     /// A pool over the providers, with the usage the catalog records now.
     func pool() throws -> ReplicatedPool {
         let used = Dictionary(uniqueKeysWithValues: try catalog.providers().map { ($0.id, $0.usedBytes) })
+        let catalog = self.catalog
         return ReplicatedPool(members: zip(records, providers).map { record, backend in
-            .init(id: record.id, name: record.name, backend: backend, quota: record.quota)
-        }, used: used)
+            .init(id: record.id, name: record.name, backend: backend, quota: record.quota, group: record.group)
+        }, used: used, onDamage: { chunk, provider, _ in try? catalog.forgetLocation(chunk, provider: provider) })
     }
 
     func put(_ data: [UInt8], key: String, window: Int = 6) async throws -> ObjectWriter.Result {

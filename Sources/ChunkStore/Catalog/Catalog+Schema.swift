@@ -60,6 +60,37 @@ extension Catalog {
             // AES-256-GCM under the repository's secrets key; NULL for providers without credentials.
             try db.execute(sql: "ALTER TABLE provider ADD COLUMN sealed_secret BLOB")
         }
+        migrator.registerMigration("v3: replication, health, trash, orphans") { db in
+            try db.execute(sql: """
+                ALTER TABLE provider ADD COLUMN fault_group TEXT;
+                ALTER TABLE provider ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
+                ALTER TABLE provider ADD COLUMN health_breaker TEXT;
+                ALTER TABLE provider ADD COLUMN health_latency REAL;
+                ALTER TABLE provider ADD COLUMN health_error_rate REAL;
+                ALTER TABLE provider ADD COLUMN health_requests INTEGER;
+                ALTER TABLE provider ADD COLUMN health_checked_at INTEGER;
+                ALTER TABLE bucket ADD COLUMN min_replicas INTEGER NOT NULL DEFAULT 1;
+                ALTER TABLE chunk ADD COLUMN want INTEGER NOT NULL DEFAULT 1;
+                UPDATE chunk SET want = MAX(1, (SELECT COUNT(*) FROM chunk_location l WHERE l.chunk_id = chunk.id));
+                CREATE TABLE trash (
+                    id INTEGER PRIMARY KEY,
+                    bucket_id INTEGER NOT NULL REFERENCES bucket(id),
+                    key TEXT NOT NULL,
+                    manifest BLOB NOT NULL REFERENCES manifest(id),
+                    size INTEGER NOT NULL,
+                    mtime INTEGER NOT NULL,
+                    mode INTEGER NOT NULL,
+                    uid INTEGER NOT NULL,
+                    gid INTEGER NOT NULL,
+                    deleted_at INTEGER NOT NULL);
+                CREATE INDEX trash_key ON trash(bucket_id, key, deleted_at);
+                CREATE TABLE orphan (
+                    provider_id INTEGER NOT NULL REFERENCES provider(id),
+                    name TEXT NOT NULL,
+                    first_seen INTEGER NOT NULL,
+                    PRIMARY KEY (provider_id, name)) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

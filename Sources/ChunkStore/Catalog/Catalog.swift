@@ -20,7 +20,7 @@ public final class Catalog: Sendable {
         if create {
             // Readable by the owner only (SQLite gives its -wal and -shm files the same mode).
             let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-            if fd >= 0 { close(fd) }
+            if fd >= 0 { Glibc.close(fd) }
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(60)
@@ -33,6 +33,9 @@ public final class Catalog: Sendable {
             throw StoreError(.io, "cannot open the catalog \(path): \(error.message ?? error.description)")
         }
     }
+
+    /// Closes the database (before its file is replaced).
+    public func close() throws { try pool.close() }
 
     // MARK: - Settings
 
@@ -49,15 +52,17 @@ public final class Catalog: Sendable {
 
     // MARK: - Providers
 
-    public func addProvider(name: String, kind: String, config: String, quota: Int64?, sealedSecret: [UInt8]? = nil) throws -> ProviderRecord {
+    public func addProvider(name: String, kind: String, config: String, quota: Int64?, sealedSecret: [UInt8]? = nil,
+                            group: String? = nil) throws -> ProviderRecord {
         try pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM provider WHERE name = ?", arguments: [name]) == true {
                 throw StoreError(.alreadyExists, "a provider named \(name) already exists; pick another name")
             }
-            try db.execute(sql: "INSERT INTO provider(name, kind, config, quota, created_at, sealed_secret) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [name, kind, config, quota, Date().timeIntervalSince1970, sealedSecret.map { Data($0) }])
+            try db.execute(sql: """
+                INSERT INTO provider(name, kind, config, quota, created_at, sealed_secret, fault_group) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [name, kind, config, quota, Date().timeIntervalSince1970, sealedSecret.map { Data($0) }, group])
             return ProviderRecord(id: db.lastInsertedRowID, name: name, kind: kind, config: config, quota: quota, usedBytes: 0,
-                                  chunkCount: 0, sealedSecret: sealedSecret)
+                                  chunkCount: 0, sealedSecret: sealedSecret, group: group ?? name)
         }
     }
 
@@ -65,30 +70,39 @@ public final class Catalog: Sendable {
     public func providers() throws -> [ProviderRecord] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT p.id, p.name, p.kind, p.config, p.quota, p.sealed_secret,
+                SELECT p.id, p.name, p.kind, p.config, p.quota, p.sealed_secret, p.fault_group, p.state,
+                       p.health_breaker, p.health_latency, p.health_error_rate, p.health_requests, p.health_checked_at,
                        COALESCE(SUM(c.sealed_size), 0) AS used, COUNT(c.id) AS chunks
                 FROM provider p
                 LEFT JOIN chunk_location l ON l.provider_id = p.id
                 LEFT JOIN chunk c ON c.id = l.chunk_id
                 GROUP BY p.id ORDER BY p.name
                 """).map { row in
-                ProviderRecord(id: row["id"], name: row["name"], kind: row["kind"], config: row["config"], quota: row["quota"],
-                               usedBytes: row["used"], chunkCount: row["chunks"],
-                               sealedSecret: (row["sealed_secret"] as Data?).map { [UInt8]($0) })
+                var health: ProviderHealthRecord?
+                if let breaker = row["health_breaker"] as String? {
+                    health = ProviderHealthRecord(breaker: breaker, latencySeconds: row["health_latency"],
+                                                  errorRate: row["health_error_rate"] ?? 0, requests: row["health_requests"] ?? 0,
+                                                  checkedAt: row["health_checked_at"] ?? 0)
+                }
+                return ProviderRecord(id: row["id"], name: row["name"], kind: row["kind"], config: row["config"], quota: row["quota"],
+                                      usedBytes: row["used"], chunkCount: row["chunks"],
+                                      sealedSecret: (row["sealed_secret"] as Data?).map { [UInt8]($0) },
+                                      group: row["fault_group"] ?? row["name"], state: row["state"], health: health)
             }
         }
     }
 
     // MARK: - Buckets
 
-    public func createBucket(_ name: String, replicas: Int) throws -> BucketRecord {
+    public func createBucket(_ name: String, replicas: Int, minReplicas: Int = 1) throws -> BucketRecord {
         try Names.validateBucket(name)
         return try pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM bucket WHERE name = ?", arguments: [name]) == true {
                 throw StoreError(.alreadyExists, "bucket \(name) already exists")
             }
             let now = Self.now()
-            try db.execute(sql: "INSERT INTO bucket(name, replicas, created_at) VALUES (?, ?, ?)", arguments: [name, replicas, now])
+            try db.execute(sql: "INSERT INTO bucket(name, replicas, min_replicas, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [name, replicas, minReplicas, now])
             let bucketID = db.lastInsertedRowID
             try db.execute(sql: """
                 INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, mtime, ctime)
@@ -96,20 +110,21 @@ public final class Catalog: Sendable {
                 """, arguments: [bucketID, 0o755, getuid(), getgid(), now, now])
             let root = db.lastInsertedRowID
             try db.execute(sql: "UPDATE bucket SET root_inode = ? WHERE id = ?", arguments: [root, bucketID])
-            return BucketRecord(id: bucketID, name: name, rootInode: root, replicas: replicas, createdAt: now)
+            return BucketRecord(id: bucketID, name: name, rootInode: root, replicas: replicas, createdAt: now, minReplicas: minReplicas)
         }
     }
 
     public func buckets() throws -> [BucketSummary] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT b.id, b.name, b.root_inode, b.replicas, b.created_at,
+                SELECT b.id, b.name, b.root_inode, b.replicas, b.created_at, b.min_replicas,
                        (SELECT COUNT(*) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f') AS objects,
                        (SELECT COALESCE(SUM(size), 0) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f') AS bytes
                 FROM bucket b ORDER BY b.name
                 """).map { row in
                 BucketSummary(bucket: BucketRecord(id: row["id"], name: row["name"], rootInode: row["root_inode"],
-                                                   replicas: row["replicas"], createdAt: row["created_at"]),
+                                                   replicas: row["replicas"], createdAt: row["created_at"],
+                                                   minReplicas: row["min_replicas"]),
                               objects: row["objects"], bytes: row["bytes"])
             }
         }
@@ -118,13 +133,14 @@ public final class Catalog: Sendable {
     public func bucket(_ name: String) throws -> BucketRecord {
         try Names.validateBucket(name)
         let row = try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, name, root_inode, replicas, created_at FROM bucket WHERE name = ?", arguments: [name])
+            try Row.fetchOne(db, sql: "SELECT id, name, root_inode, replicas, created_at, min_replicas FROM bucket WHERE name = ?",
+                             arguments: [name])
         }
         guard let row else {
             throw StoreError(.notFound, "no bucket named \(name): a67 bucket ls lists them, a67 bucket create \(name) makes it")
         }
         return BucketRecord(id: row["id"], name: row["name"], rootInode: row["root_inode"], replicas: row["replicas"],
-                            createdAt: row["created_at"])
+                            createdAt: row["created_at"], minReplicas: row["min_replicas"])
     }
 
     /// Removes an empty bucket; refuses one that holds anything.
@@ -136,6 +152,11 @@ public final class Catalog: Sendable {
             guard entries == 0 else {
                 throw StoreError(.conflict, "bucket \(name) is not empty (\(entries) entries): remove its objects first (a67 ls \(name) --recursive)")
             }
+            // Its deleted objects go with it: they could not be brought back into a bucket that is gone.
+            for manifest in try Data.fetchAll(db, sql: "SELECT manifest FROM trash WHERE bucket_id = ?", arguments: [bucket.id]) {
+                try Self.adjustManifest(try Self.chunkID(manifest), by: -1, db)
+            }
+            try db.execute(sql: "DELETE FROM trash WHERE bucket_id = ?", arguments: [bucket.id])
             try db.execute(sql: "DELETE FROM inode WHERE bucket_id = ?", arguments: [bucket.id])
             try db.execute(sql: "DELETE FROM bucket WHERE id = ?", arguments: [bucket.id])
         }
@@ -163,9 +184,9 @@ public final class Catalog: Sendable {
         let now = now()
         for chunk in chunks {
             try db.execute(sql: """
-                INSERT INTO chunk(id, plain_size, sealed_size, created_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT(id) DO NOTHING
-                """, arguments: [Data(chunk.id.bytes), chunk.plainSize, chunk.sealedSize, now])
+                INSERT INTO chunk(id, plain_size, sealed_size, created_at, want) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET want = MAX(want, excluded.want)
+                """, arguments: [Data(chunk.id.bytes), chunk.plainSize, chunk.sealedSize, now, chunk.want])
             for provider in chunk.providers {
                 try db.execute(sql: "INSERT OR IGNORE INTO chunk_location(chunk_id, provider_id) VALUES (?, ?)",
                                arguments: [Data(chunk.id.bytes), provider])
@@ -246,17 +267,26 @@ public final class Catalog: Sendable {
                             manifest: try Manifest(decoding: [UInt8](body)))
     }
 
-    /// Removes the object at `segments`, and the folders that existed only because of it.
+    /// Removes the object at `segments`, and the folders that existed only because of it. The object
+    /// goes to the bucket's trash, still holding its chunks, until `purgeTrash` drops it (a67 gc, after
+    /// the retention period); `undelete` brings it back.
     public func removeObject(bucket: BucketRecord, segments: [String]) throws {
         try pool.write { db in
             let key = segments.joined(separator: "/")
             guard let id = try Self.resolve(bucket: bucket, segments, db),
-                  let row = try Row.fetchOne(db, sql: "SELECT kind, manifest, parent_id FROM inode WHERE id = ?", arguments: [id]),
+                  let row = try Row.fetchOne(db, sql: "SELECT kind, manifest, parent_id, size, mtime, mode, uid, gid FROM inode WHERE id = ?",
+                                             arguments: [id]),
                   row["kind"] as String == "f" else {
                 throw StoreError(.notFound, "no object \(bucket.name)/\(key)")
             }
             try db.execute(sql: "DELETE FROM inode WHERE id = ?", arguments: [id])
-            if let manifest = row["manifest"] as Data? { try Self.adjustManifest(try Self.chunkID(manifest), by: -1, db) }
+            if let manifest = row["manifest"] as Data? {
+                // The namespace entry's reference moves to the trash entry: the chunks stay referenced.
+                try db.execute(sql: """
+                    INSERT INTO trash(bucket_id, key, manifest, size, mtime, mode, uid, gid, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [bucket.id, key, manifest, row["size"] as Int64, row["mtime"] as Int64, row["mode"] as Int64,
+                                     row["uid"] as Int64, row["gid"] as Int64, Self.now()])
+            }
             // Prune implicit folders left empty, up to the root.
             var parent: Int64? = row["parent_id"]
             while let folder = parent, folder != bucket.rootInode {

@@ -40,12 +40,12 @@ public enum Names {
     }
 
     /// Provider names: 1 to 32 characters of letters, digits, `-` and `_`.
-    public static func validateProvider(_ name: String) throws {
+    public static func validateProvider(_ name: String, what: String = "provider name") throws {
         let ok = (1...32).contains(name.utf8.count) && name.utf8.allSatisfy { c in
             (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f
         }
         guard ok else {
-            throw StoreError(.invalidArgument, "invalid provider name \"\(name)\": use 1 to 32 letters, digits, '-' or '_'")
+            throw StoreError(.invalidArgument, "invalid \(what) \"\(name)\": use 1 to 32 letters, digits, '-' or '_'")
         }
     }
 }

@@ -11,6 +11,31 @@ public struct ProviderRecord: Sendable, Equatable {
     public let chunkCount: Int
     /// The provider's credentials sealed under the repository's secrets key (see FORMAT.md), if any.
     public let sealedSecret: [UInt8]?
+    /// The failure domain (one cloud account, one disk): two replicas never share one. Defaults to the
+    /// provider's own name.
+    public var group: String = ""
+    /// "active", or "draining" (no new chunks; a67 provider drain moves the rest off).
+    public var state: String = "active"
+    /// What the last command that used the provider saw of it, if any.
+    public var health: ProviderHealthRecord? = nil
+}
+
+/// A provider's health as last recorded: breaker state, latency and error rate.
+public struct ProviderHealthRecord: Sendable, Equatable {
+    /// "closed", "open" or "half-open".
+    public let breaker: String
+    public let latencySeconds: Double?
+    public let errorRate: Double
+    public let requests: Int
+    /// Nanoseconds since 1970.
+    public let checkedAt: Int64
+    public init(breaker: String, latencySeconds: Double?, errorRate: Double, requests: Int, checkedAt: Int64) {
+        self.breaker = breaker
+        self.latencySeconds = latencySeconds
+        self.errorRate = errorRate
+        self.requests = requests
+        self.checkedAt = checkedAt
+    }
 }
 
 public struct BucketRecord: Sendable, Equatable {
@@ -19,6 +44,8 @@ public struct BucketRecord: Sendable, Equatable {
     public let rootInode: Int64
     public let replicas: Int
     public let createdAt: Int64
+    /// The fewest replicas a put settles for when providers fail (the rest are left to repair).
+    public var minReplicas: Int = 1
 }
 
 public struct BucketSummary: Sendable, Equatable {
@@ -33,11 +60,14 @@ public struct StoredChunk: Sendable, Equatable {
     public let plainSize: Int
     public let sealedSize: Int
     public let providers: [Int64]
-    public init(id: ChunkID, plainSize: Int, sealedSize: Int, providers: [Int64]) {
+    /// The replicas it should have (repair restores that many).
+    public let want: Int
+    public init(id: ChunkID, plainSize: Int, sealedSize: Int, providers: [Int64], want: Int) {
         self.id = id
         self.plainSize = plainSize
         self.sealedSize = sealedSize
         self.providers = providers
+        self.want = want
     }
 }
 

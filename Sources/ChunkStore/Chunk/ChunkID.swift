@@ -27,6 +27,15 @@ public struct ChunkID: Hashable, Sendable, Comparable, CustomStringConvertible {
         return "data/\(h.prefix(2))/\(h)"
     }
 
+    /// The chunk an object name on a provider stands for, or nil for any other name.
+    public init?(objectName name: String) {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "data", parts[2].count == 64, parts[2].prefix(2) == parts[1],
+              parts[2].utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
+              let id = ChunkID(hex: String(parts[2])) else { return nil }
+        self = id
+    }
+
     public static func < (a: ChunkID, b: ChunkID) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
 }
 

@@ -7,12 +7,15 @@ public struct RepositoryKeys: Sendable {
     public let dataKey: SecretKey
     /// Seals provider credentials in the catalog.
     public let secretsKey: SecretKey
+    /// Seals the catalog root pointer on every provider.
+    public let rootKey: SecretKey
 
     public init(master: SecretKey) {
         self.master = master
         idKey = master.derive("automator67/v1/chunk-id")
         dataKey = master.derive("automator67/v1/chunk-data")
         secretsKey = master.derive("automator67/v1/provider-secrets")
+        rootKey = master.derive("automator67/v1/catalog-root")
     }
 }
 

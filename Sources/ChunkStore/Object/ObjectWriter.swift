@@ -33,6 +33,9 @@ public struct ObjectWriter: Sendable {
         public let newChunks: Int
         public let newSealedBytes: Int64
         public let manifestID: ChunkID
+        /// Chunks (the manifest included) stored with fewer replicas than the bucket wants, because
+        /// providers failed: repair restores them.
+        public let underReplicated: Int
     }
 
     public func write(from source: ByteSource, bucket: BucketRecord, key: String,
@@ -43,21 +46,27 @@ public struct ObjectWriter: Sendable {
         for (name, value) in attributes where name.utf8.count > 1024 || value.utf8.count > 65536 {
             throw StoreError(.invalidArgument, "attribute \(name.prefix(64)) is too long: names are at most 1 KiB, values 64 KiB")
         }
-        let replicas = bucket.replicas
+        let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
         let sealer = self.sealer, pool = self.pool, catalog = self.catalog
         let claimed = ClaimedChunks()
 
         var entries: [Manifest.Entry?] = []
         var newChunks = 0
         var newBytes: Int64 = 0
-        try await withThrowingTaskGroup(of: (Int, Manifest.Entry, StoredChunk?).self) { group in
+        var underReplicated = 0
+        let wanted = pool.replicaCount(for: policy.replicas)
+        try await withThrowingTaskGroup(of: (Int, Manifest.Entry, StoredChunk?, Bool).self) { group in
             var index = 0
             var inFlight = 0
-            func collect(_ done: (Int, Manifest.Entry, StoredChunk?)) {
+            // (position, entry, what this put stored of it, whether the chunk is new to the repository)
+            func collect(_ done: (Int, Manifest.Entry, StoredChunk?, Bool)) {
                 entries[done.0] = done.1
                 if let stored = done.2 {
-                    newChunks += 1
-                    newBytes += Int64(stored.sealedSize)
+                    if stored.providers.count < wanted { underReplicated += 1 }
+                    if done.3 {
+                        newChunks += 1
+                        newBytes += Int64(stored.sealedSize)
+                    }
                 }
                 progress?(Int64(done.1.length))
             }
@@ -73,14 +82,15 @@ public struct ObjectWriter: Sendable {
                 entries.append(nil)
                 group.addTask {
                     // Hash, dedupe and seal; the plaintext is freed here, before the slow provider write.
-                    let (entry, sealed) = try await prepare(piece, replicas: replicas, claimed: claimed)
-                    guard let sealed else { return (position, entry, nil) }
+                    let (entry, sealed, existing) = try await prepare(piece, policy: policy, claimed: claimed)
+                    guard let sealed else { return (position, entry, nil, false) }
                     try Task.checkCancellation()
-                    let providers = try await pool.store(entry.id, sealed: sealed, replicas: replicas)
-                    let stored = StoredChunk(id: entry.id, plainSize: entry.length, sealedSize: sealed.count, providers: providers)
+                    let added = try await pool.store(entry.id, sealed: sealed, policy: policy, existing: existing)
+                    let stored = StoredChunk(id: entry.id, plainSize: entry.length, sealedSize: sealed.count,
+                                             providers: existing + added, want: policy.replicas)
                     // Recorded at once, so that a rerun after an interruption reuses it.
                     try await catalog.recordChunks([stored])
-                    return (position, entry, stored)
+                    return (position, entry, stored, existing.isEmpty)
                 }
                 inFlight += 1
                 index += 1
@@ -96,37 +106,37 @@ public struct ObjectWriter: Sendable {
         }
         let manifestID = sealer.id(of: body)
         var last: [StoredChunk] = []
-        if try await !isStored(manifestID, replicas: replicas) {
+        let existing = try await catalog.chunkLocations(manifestID) ?? []
+        if existing.count < wanted {
             let sealed = sealer.seal(body, id: manifestID)
-            let providers = try await pool.store(manifestID, sealed: sealed, replicas: replicas)
-            last.append(StoredChunk(id: manifestID, plainSize: body.count, sealedSize: sealed.count, providers: providers))
+            let added = try await pool.store(manifestID, sealed: sealed, policy: policy, existing: existing)
+            if existing.count + added.count < wanted { underReplicated += 1 }
+            last.append(StoredChunk(id: manifestID, plainSize: body.count, sealedSize: sealed.count, providers: existing + added,
+                                    want: policy.replicas))
         }
         try await catalog.commitObject(bucket: bucket, segments: segments, manifestID: manifestID, manifest: manifest,
                                        chunks: last, owner: owner)
         return Result(size: manifest.size, chunks: manifest.entries.count, newChunks: newChunks, newSealedBytes: newBytes,
-                      manifestID: manifestID)
+                      manifestID: manifestID, underReplicated: underReplicated)
     }
 }
 
 extension ObjectWriter {
     /// Names a piece and, unless it is already stored (in the catalog, or by another task of this
     /// put), seals it. Takes the plaintext out of `piece`, so it is freed when this returns.
-    func prepare(_ piece: PlaintextPiece, replicas: Int, claimed: ClaimedChunks) async throws
-        -> (entry: Manifest.Entry, sealed: [UInt8]?) {
+    /// A chunk the catalog holds on fewer providers than this put wants (first stored for a bucket
+    /// with fewer replicas, or left under-replicated by a failure) is sealed again and stored on more
+    /// providers: `existing` are those that already hold it.
+    func prepare(_ piece: PlaintextPiece, policy: ReplicaPolicy, claimed: ClaimedChunks) async throws
+        -> (entry: Manifest.Entry, sealed: [UInt8]?, existing: [Int64]) {
         let plaintext = piece.take()
         let entry = Manifest.Entry(id: sealer.id(of: plaintext), length: plaintext.count)
-        if try await isStored(entry.id, replicas: replicas) { return (entry, nil) }
-        guard claimed.claim(entry.id) else { return (entry, nil) }
+        let existing = try await catalog.chunkLocations(entry.id) ?? []
+        if existing.count >= pool.replicaCount(for: policy.replicas) { return (entry, nil, existing) }
+        guard claimed.claim(entry.id) else { return (entry, nil, existing) }
         // After another chunk failed, the group is cancelled: seal nothing more.
         try Task.checkCancellation()
-        return (entry, sealer.seal(plaintext, id: entry.id))
-    }
-
-    /// Whether the catalog already records `id` on as many providers as this put wants. A chunk first
-    /// stored for a bucket with fewer replicas is stored again, which adds the missing replicas.
-    func isStored(_ id: ChunkID, replicas: Int) async throws -> Bool {
-        guard let locations = try await catalog.chunkLocations(id) else { return false }
-        return locations.count >= pool.replicaCount(for: replicas)
+        return (entry, sealer.seal(plaintext, id: entry.id), existing)
     }
 }
 

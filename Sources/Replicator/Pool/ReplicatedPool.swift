@@ -1,21 +1,50 @@
 import ChunkStore
+import Foundation
 import Synchronization
 
-/// A `ChunkPool` over several providers: each chunk is written to the top `replicas` providers of
-/// its rendezvous ranking that have room under their quota, in parallel, and read from the first
-/// location that returns bytes which verify, falling back to the others.
+/// A `ChunkPool` over several providers.
+///
+/// Writes: a chunk goes to the best-ranked providers of its weighted rendezvous order (weights follow
+/// free capacity under each provider's quota), never two in one failure group, skipping providers
+/// whose breaker is open, that are draining or at their quota, all in parallel. A provider that fails
+/// is replaced by the next in the order, so one dead provider does not fail a put while others have
+/// room.
+///
+/// Reads: replicas are tried healthiest and fastest first; each is verified by `open`. On an error or
+/// bad bytes the next replica is tried and a damaged or missing copy is reported to `onDamage` (the
+/// repository forgets that location, which queues the chunk for repair). When the first replica is
+/// slower than its recent 95th percentile, a hedged request goes to the next one and the first good
+/// answer wins.
 public final class ReplicatedPool: ChunkPool {
     public struct Member: Sendable {
         public let id: Int64
         public let name: String
         public let backend: any Backend
         public let quota: Int64?
-        public init(id: Int64, name: String, backend: any Backend, quota: Int64?) {
+        /// The failure domain; two replicas never share one.
+        public let group: String
+        /// Draining providers take no new chunks but are still read.
+        public let draining: Bool
+        public let health: ProviderHealth
+
+        public init(id: Int64, name: String, backend: any Backend, quota: Int64?, group: String? = nil,
+                    draining: Bool = false, health: ProviderHealth = ProviderHealth()) {
             self.id = id
             self.name = name
             self.backend = backend
             self.quota = quota
+            self.group = group ?? name
+            self.draining = draining
+            self.health = health
         }
+    }
+
+    /// Why a replica was given up on.
+    public enum Damage: Sendable, Equatable {
+        /// The provider answered that the chunk is not there.
+        case missing
+        /// The bytes failed verification.
+        case corrupt
     }
 
     public let members: [Member]
@@ -23,89 +52,302 @@ public final class ReplicatedPool: ChunkPool {
     private let placement = RendezvousPlacement()
     /// Bytes placed on each provider, including writes in flight (reserved before they start).
     private let used: Mutex<[Int64: Int64]>
+    private let onDamage: @Sendable (ChunkID, Int64, Damage) -> Void
+    /// Hedged reads started (for tests and status).
+    private let hedges = Atomic<Int>(0)
 
     /// `used`: the bytes the catalog already places on each provider.
-    public init(members: [Member], used: [Int64: Int64]) {
+    public init(members: [Member], used: [Int64: Int64],
+                onDamage: @escaping @Sendable (ChunkID, Int64, Damage) -> Void = { _, _, _ in }) {
         self.members = members
         byID = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0) })
         self.used = Mutex(used)
+        self.onDamage = onDamage
     }
 
-    public func store(_ id: ChunkID, sealed: [UInt8], replicas: Int) async throws -> [Int64] {
+    public func member(_ id: Int64) -> Member? { byID[id] }
+
+    public var hedgedReads: Int { hedges.load(ordering: .relaxed) }
+
+    /// Providers that accept new chunks.
+    private var writable: [Member] { members.filter { !$0.draining } }
+
+    public func replicaCount(for replicas: Int) -> Int {
+        min(max(1, replicas), Set(writable.map(\.group)).count)
+    }
+
+    /// Placement weights: a provider with a quota weighs its free room under it, relative to the
+    /// largest quota; one without a quota weighs as much as the largest.
+    func candidates(excluding: Set<Int64>) -> [RendezvousPlacement.Candidate] {
+        let largest = Double(members.compactMap(\.quota).max() ?? 1)
+        return used.withLock { used in
+            writable.filter { !excluding.contains($0.id) }.map { member in
+                var weight = 1.0
+                if let quota = member.quota {
+                    weight = max(Double(quota - used[member.id, default: 0]), 0) / max(largest, 1)
+                }
+                return .init(id: member.id, key: member.name, weight: max(weight, 1e-9))
+            }
+        }
+    }
+
+    /// The providers `id` should live on now, best first (for rebalance): the top of its ranking, one
+    /// per failure group.
+    public func idealPlacement(_ id: ChunkID, replicas: Int) -> [Int64] {
+        var groups: Set<String> = []
+        var chosen: [Int64] = []
+        for candidate in placement.rank(id, among: candidates(excluding: [])) where chosen.count < replicaCount(for: replicas) {
+            let member = byID[candidate.id]!
+            if groups.insert(member.group).inserted { chosen.append(member.id) }
+        }
+        return chosen
+    }
+
+    private enum WriteOutcome: Sendable {
+        case stored(Int64)
+        case failed(Int64, BackendError?, String)
+    }
+
+    public func store(_ id: ChunkID, sealed: [UInt8], policy: ReplicaPolicy, existing: [Int64]) async throws -> [Int64] {
         guard !members.isEmpty else {
             throw StoreError(.providerFailure, "this repository has no providers: add one with a67 provider add NAME --dir PATH")
         }
-        let wanted = replicaCount(for: replicas)
-        let ranked = placement.rank(id, among: members.map { .init(id: $0.id, key: $0.name) })
+        let wanted = replicaCount(for: policy.replicas)
+        let minimum = min(policy.minimum, wanted)
+        let need = wanted - existing.count
+        guard need > 0 else { return [] }
+        let ranked = placement.rank(id, among: candidates(excluding: Set(existing))).map { byID[$0.id]! }
         let size = Int64(sealed.count)
-        // Reserve room on the best-ranked providers whose quota allows it.
-        let targets: [Member] = used.withLock { used in
-            var chosen: [Member] = []
-            for candidate in ranked where chosen.count < wanted {
-                let member = byID[candidate.id]!
+        var groupsTaken = Set(existing.compactMap { byID[$0]?.group })
+        var tried: Set<Int64> = []
+        var skipped: [String: String] = [:]  // name -> why it was passed over
+        var failures: [String] = []
+        var stored: [Int64] = []
+
+        /// Reserves room on a provider under its quota; false when it has none.
+        func reserve(_ member: Member) -> Bool {
+            used.withLock { used in
                 let now = used[member.id, default: 0]
-                if let quota = member.quota, now + size > quota { continue }
+                if let quota = member.quota, now + size > quota { return false }
                 used[member.id] = now + size
-                chosen.append(member)
+                return true
             }
-            return chosen
         }
-        guard targets.count == wanted else {
-            release(targets, size)
-            let full = members.filter { m in !targets.contains { $0.id == m.id } }.map(\.name).sorted()
-            throw StoreError(.providerFailure, "not enough room for \(wanted) replica(s) of a chunk: provider(s) \(full.joined(separator: ", ")) are at their quota; raise a quota or add a provider")
-        }
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for member in targets {
+
+        await withTaskGroup(of: WriteOutcome.self) { group in
+            var inFlight = 0
+            /// Starts a write on the best provider not yet tried whose group is free; false if none is left.
+            func launchNext() -> Bool {
+                for member in ranked where !tried.contains(member.id) && !groupsTaken.contains(member.group) {
+                    if !member.health.isAvailable {
+                        skipped[member.name] = "its circuit breaker is open after repeated failures"
+                        continue
+                    }
+                    guard reserve(member) else {
+                        skipped[member.name] = "it is at its quota"
+                        tried.insert(member.id)
+                        continue
+                    }
+                    guard member.health.admit() else {
+                        release([member], size)
+                        skipped[member.name] = "its circuit breaker is open after repeated failures"
+                        continue
+                    }
+                    tried.insert(member.id)
+                    skipped[member.name] = nil
+                    groupsTaken.insert(member.group)
                     group.addTask {
                         do {
                             try await member.backend.put(id.objectName, data: sealed)
+                            return .stored(member.id)
                         } catch {
-                            throw StoreError(.providerFailure, "provider \(member.name) (\(member.backend.location)) could not store chunk \(id.short): \(error)")
+                            return .failed(member.id, error as? BackendError, "\(error)")
                         }
                     }
+                    inFlight += 1
+                    return true
                 }
-                try await group.waitForAll()
+                return false
             }
-        } catch {
-            release(targets, size)
-            throw error
+            for _ in 0..<need where !launchNext() { break }
+            while let outcome = await group.next() {
+                inFlight -= 1
+                switch outcome {
+                case .stored(let provider):
+                    byID[provider]!.health.succeeded()
+                    stored.append(provider)
+                case .failed(let provider, let error, let message):
+                    let member = byID[provider]!
+                    if case .full = error { member.health.markFull() } else { member.health.failed() }
+                    release([member], size)
+                    groupsTaken.remove(member.group)
+                    failures.append("\(member.name) (\(member.backend.location)): \(message)")
+                    if stored.count + inFlight < need && !Task.isCancelled { _ = launchNext() }
+                }
+            }
         }
-        return targets.map(\.id)
+        let total = existing.count + stored.count
+        if total >= minimum && (total >= wanted || stored.count > 0 || existing.count > 0) {
+            return stored
+        }
+        release(stored.compactMap { byID[$0] }, size)
+        var reasons = failures
+        reasons += skipped.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
+        let detail = reasons.isEmpty ? "" : ": " + reasons.joined(separator: "; ")
+        throw StoreError(.providerFailure, "chunk \(id.short) could not be stored on enough providers: it has \(total) of \(wanted) replicas, at least \(minimum) needed\(detail). Check the providers (a67 provider ls --probe), raise a quota or add a provider")
     }
 
-    public func replicaCount(for replicas: Int) -> Int { min(max(1, replicas), members.count) }
-
-    public func fetch<T: Sendable>(_ id: ChunkID, from locations: [Int64],
-                                   open: @Sendable ([UInt8]) throws -> T) async throws -> T {
-        var failures: [String] = []
-        var integrity = false
-        // Members in ranking order first: the same chunk is read from the same provider each time.
-        let order = placement.rank(id, among: locations.compactMap { byID[$0] }.map { .init(id: $0.id, key: $0.name) })
-        for candidate in order {
-            let member = byID[candidate.id]!
-            let sealed: [UInt8]
-            do {
-                sealed = try await member.backend.get(id.objectName, range: nil)
-            } catch let error as BackendError {
-                if case .notFound = error { integrity = true }
-                failures.append("\(member.name): \(error)")
-                continue
+    /// Stores `sealed` on exactly `targets` (rebalance moves a replica to a chosen provider), in
+    /// parallel; returns those that succeeded.
+    public func store(_ id: ChunkID, sealed: [UInt8], on targets: [Int64]) async -> [Int64] {
+        let size = Int64(sealed.count)
+        return await withTaskGroup(of: Int64?.self) { group in
+            for target in targets {
+                guard let member = byID[target] else { continue }
+                used.withLock { $0[member.id, default: 0] += size }
+                group.addTask {
+                    do {
+                        try await member.backend.put(id.objectName, data: sealed)
+                        member.health.succeeded()
+                        return member.id
+                    } catch {
+                        member.health.failed()
+                        return nil
+                    }
+                }
             }
-            do {
-                return try open(sealed)
-            } catch let error as StoreError {
-                integrity = integrity || error.code == .integrity
-                failures.append("\(member.name): \(error.message)")
+            var stored: [Int64] = []
+            for await result in group {
+                if let result { stored.append(result) }
             }
+            release(targets.filter { !stored.contains($0) }.compactMap { byID[$0] }, size)
+            return stored
         }
-        if failures.isEmpty { failures.append("no provider of this repository holds it") }
-        throw StoreError(integrity ? .integrity : .providerFailure,
-                         "chunk \(id.short) could not be read: \(failures.joined(separator: "; "))")
+    }
+
+    /// Deletes `id`'s copy on `provider` (after the catalog stopped pointing at it).
+    public func deleteCopy(_ id: ChunkID, on provider: Int64, size: Int) async throws {
+        guard let member = byID[provider] else { return }
+        try await member.backend.delete(id.objectName)
+        used.withLock { $0[provider, default: 0] -= Int64(size) }
     }
 
     private func release(_ members: [Member], _ size: Int64) {
         used.withLock { used in for member in members { used[member.id, default: 0] -= size } }
+    }
+
+    // MARK: - Reads
+
+    private enum ReadOutcome<T: Sendable>: Sendable {
+        case opened(T)
+        case failed(Int64, String, integrity: Bool)
+        case hedge
+    }
+
+    /// `locations` in the order to read them: providers whose breaker admits requests first, then the
+    /// faster ones (by their recent median read), ties broken by the chunk's rendezvous order.
+    func readOrder(_ id: ChunkID, _ locations: [Int64]) -> [Member] {
+        let ranked = placement.rank(id, among: locations.compactMap { byID[$0] }.map { .init(id: $0.id, key: $0.name) })
+        let indexed = ranked.enumerated().map { (index: $0.offset, member: byID[$0.element.id]!) }
+        return indexed.sorted { a, b in
+            let aUp = a.member.health.isAvailable, bUp = b.member.health.isAvailable
+            if aUp != bUp { return aUp }
+            let aTime = a.member.health.typicalReadSeconds, bTime = b.member.health.typicalReadSeconds
+            if let aTime, let bTime, abs(aTime - bTime) > 0.25 * min(aTime, bTime) { return aTime < bTime }
+            return a.index < b.index
+        }.map(\.member)
+    }
+
+    public func fetch<T: Sendable>(_ id: ChunkID, from locations: [Int64],
+                                   open: @escaping @Sendable ([UInt8]) throws -> T) async throws -> T {
+        let order = readOrder(id, locations)
+        var failures: [String] = []
+        var integrity = false
+        let onDamage = self.onDamage
+        let result: T? = await withTaskGroup(of: ReadOutcome<T>.self) { group in
+            var next = 0
+            var running = 0
+            /// Starts a read from the next replica; one whose breaker is open is passed over unless it
+            /// is the last one left. False when none is left.
+            func launch() -> Bool {
+                var chosen: Member?
+                while next < order.count, chosen == nil {
+                    let member = order[next]
+                    next += 1
+                    if member.health.admit() || next == order.count {
+                        chosen = member
+                    } else {
+                        failures.append("\(member.name): skipped, its circuit breaker is open")
+                    }
+                }
+                guard let member = chosen else { return false }
+                running += 1
+                group.addTask {
+                    let started = ContinuousClock.now
+                    let sealed: [UInt8]
+                    do {
+                        sealed = try await member.backend.get(id.objectName, range: nil)
+                    } catch let error as BackendError {
+                        if case .notFound = error {
+                            member.health.succeeded()
+                            onDamage(id, member.id, .missing)
+                            return .failed(member.id, "\(member.name): \(error)", integrity: true)
+                        }
+                        if Task.isCancelled { member.health.abandoned() } else { member.health.failed() }
+                        return .failed(member.id, "\(member.name): \(error)", integrity: false)
+                    } catch {
+                        member.health.abandoned()
+                        return .failed(member.id, "\(member.name): \(error)", integrity: false)
+                    }
+                    let elapsed = started.duration(to: .now)
+                    member.health.succeeded(readSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                    do {
+                        return .opened(try open(sealed))
+                    } catch let error as StoreError {
+                        if error.code == .integrity { onDamage(id, member.id, .corrupt) }
+                        return .failed(member.id, "\(member.name): \(error.message)", integrity: error.code == .integrity)
+                    } catch {
+                        return .failed(member.id, "\(member.name): \(error)", integrity: false)
+                    }
+                }
+                return true
+            }
+            func armHedge() {
+                guard next < order.count, let p95 = order[next - 1].health.readP95 else { return }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(max(p95, 0.002)))
+                    return .hedge
+                }
+            }
+            guard launch() else { return nil }
+            armHedge()
+            while let outcome = await group.next() {
+                switch outcome {
+                case .opened(let value):
+                    group.cancelAll()
+                    return value
+                case .failed(_, let message, let bad):
+                    running -= 1
+                    failures.append(message)
+                    integrity = integrity || bad
+                    if launch() {
+                        armHedge()
+                    } else if running == 0 {
+                        group.cancelAll()
+                        return nil
+                    }
+                case .hedge:
+                    if running > 0 && next < order.count && !Task.isCancelled && launch() {
+                        hedges.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+            return nil
+        }
+        if let result { return result }
+        try Task.checkCancellation()
+        if failures.isEmpty { failures.append("no provider of this repository holds it") }
+        throw StoreError(integrity ? .integrity : .providerFailure,
+                         "chunk \(id.short) could not be read: \(failures.joined(separator: "; "))")
     }
 }

@@ -1,6 +1,7 @@
 import ChunkStore
 import Foundation
 import RemoteBackends
+import Synchronization
 
 /// One Automator67 repository: the local state under $A67_HOME (the catalog and a copy of the
 /// keyring) and the providers that hold its chunks. Opening it with keys unlocks puts and gets;
@@ -70,6 +71,11 @@ public final class Repository: Sendable {
         return Repository(home: home, catalog: catalog, keys: nil, repositoryID: Hex.encode(keyring.repositoryID))
     }
 
+    /// The pool over the providers, built once and rebuilt when providers change; each provider's
+    /// health outlives rebuilds.
+    private let cachedPool = Mutex<ReplicatedPool?>(nil)
+    private let healths = Mutex<[Int64: ProviderHealth]>([:])
+
     init(home: String, catalog: Catalog, keys: RepositoryKeys?, repositoryID: String) {
         self.home = home
         self.catalog = catalog
@@ -96,8 +102,9 @@ public final class Repository: Sendable {
     /// another repository is refused. `secret` (remote providers) is sealed into the catalog. An SFTP
     /// host without a pinned key is trusted on first use: its fingerprint is pinned here.
     public func addProvider(name: String, spec: ProviderSpec, secret: ProviderSecret? = nil,
-                            quota: Int64?) async throws -> (record: ProviderRecord, spec: ProviderSpec) {
+                            quota: Int64?, group: String? = nil) async throws -> (record: ProviderRecord, spec: ProviderSpec) {
         try Names.validateProvider(name)
+        if let group { try Names.validateProvider(group, what: "group") }
         let keys = try unlocked()
         let existing = try catalog.providers()
         if existing.contains(where: { $0.name == name }) {
@@ -158,7 +165,9 @@ public final class Repository: Sendable {
             throw StoreError(.providerFailure, "provider \(name) (\(backend.location)) cannot be written: \(error)")
         }
         let sealed = secret?.seal(keys: keys, repositoryID: repositoryID, provider: name)
-        let record = try catalog.addProvider(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed)
+        let record = try catalog.addProvider(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed,
+                                             group: group)
+        invalidatePool()
         return (record, spec)
     }
 
@@ -174,11 +183,50 @@ public final class Repository: Sendable {
         return try provider.spec.makeBackend(secret: secret)
     }
 
+    /// The pool over this repository's providers (built on first use, kept until providers change).
+    public func pool() throws -> ReplicatedPool {
+        if let pool = cachedPool.withLock({ $0 }) { return pool }
+        let pool = try makePool()
+        cachedPool.withLock { $0 = pool }
+        return pool
+    }
+
+    func invalidatePool() { cachedPool.withLock { $0 = nil } }
+
     func makePool() throws -> ReplicatedPool {
         let providers = try self.providers()
+        let policy = try breakerPolicy()
+        let catalog = self.catalog
         return ReplicatedPool(
-            members: try providers.map { .init(id: $0.record.id, name: $0.record.name, backend: try backend(for: $0), quota: $0.record.quota) },
-            used: Dictionary(uniqueKeysWithValues: providers.map { ($0.record.id, $0.record.usedBytes) }))
+            members: try providers.map { provider in
+                let health = healths.withLock { $0[provider.record.id, default: ProviderHealth(policy: policy)] }
+                healths.withLock { $0[provider.record.id] = health }
+                return .init(id: provider.record.id, name: provider.record.name, backend: try backend(for: provider),
+                             quota: provider.record.quota, group: provider.record.group,
+                             draining: provider.record.state == "draining", health: health)
+            },
+            used: Dictionary(uniqueKeysWithValues: providers.map { ($0.record.id, $0.record.usedBytes) }),
+            onDamage: { chunk, provider, _ in
+                // The copy is gone or bad: forget it, so that status counts the chunk as under-replicated
+                // and repair stores it again. The last recorded copy is never forgotten here.
+                try? catalog.forgetLocation(chunk, provider: provider)
+            })
+    }
+
+    /// The breaker thresholds: catalog settings, else the defaults.
+    public func breakerPolicy() throws -> BreakerPolicy {
+        var policy = BreakerPolicy()
+        if let value = try catalog.setting(BreakerPolicy.failuresSetting), let n = Int(value) { policy.failureThreshold = n }
+        if let value = try catalog.setting(BreakerPolicy.openSecondsSetting), let s = Double(value) { policy.openSeconds = s }
+        return BreakerPolicy(failureThreshold: policy.failureThreshold, openSeconds: policy.openSeconds)
+    }
+
+    /// Records what this process saw of each provider it used, for a67 provider ls.
+    public func saveHealth() {
+        let seen = healths.withLock { $0 }
+        for (provider, health) in seen where health.requests > 0 {
+            try? catalog.setProviderHealth(provider, health.record())
+        }
     }
 
     // MARK: - Objects
@@ -196,7 +244,10 @@ public final class Repository: Sendable {
         guard Zstd.levels.contains(level) else {
             throw StoreError(.invalidArgument, "zstd level \(level) is out of range: use 1 to 19")
         }
-        let writer = ObjectWriter(sealer: ChunkSealer(keys: keys, zstdLevel: level), pool: try makePool(), catalog: catalog)
+        // Shared with other puts, exclusive of garbage collection (see RepositoryLock).
+        let lock = try RepositoryLock(home: home, exclusive: false)
+        defer { lock.release() }
+        let writer = ObjectWriter(sealer: ChunkSealer(keys: keys, zstdLevel: level), pool: try pool(), catalog: catalog)
         return try await writer.write(from: source, bucket: record, key: key,
                                       owner: (uid: getuid(), gid: getgid(), mode: 0o644), progress: progress)
     }
@@ -209,7 +260,7 @@ public final class Repository: Sendable {
     /// Writes `object` (or `range` of it) to `sink`.
     public func get(_ object: ObjectRecord, bucket: String, range: ClosedRange<Int64>? = nil, to sink: ByteSink,
                     progress: ProgressHandler? = nil) async throws {
-        let reader = ObjectReader(sealer: ChunkSealer(keys: try unlocked()), pool: try makePool(), catalog: catalog)
+        let reader = ObjectReader(sealer: ChunkSealer(keys: try unlocked()), pool: try pool(), catalog: catalog)
         try await reader.read(object, bucket: bucket, range: range, to: sink, progress: progress)
     }
 
@@ -228,12 +279,15 @@ public final class Repository: Sendable {
 
     public static let defaultReplicas = 2
 
-    public func createBucket(_ name: String, replicas: Int = defaultReplicas) throws -> BucketRecord {
+    public func createBucket(_ name: String, replicas: Int = defaultReplicas, minReplicas: Int = 1) throws -> BucketRecord {
         _ = try unlocked()
         guard (1...8).contains(replicas) else {
             throw StoreError(.invalidArgument, "--replicas \(replicas) is out of range: use 1 to 8")
         }
-        return try catalog.createBucket(name, replicas: replicas)
+        guard (1...replicas).contains(minReplicas) else {
+            throw StoreError(.invalidArgument, "--min-replicas \(minReplicas) is out of range: use 1 to --replicas (\(replicas))")
+        }
+        return try catalog.createBucket(name, replicas: replicas, minReplicas: minReplicas)
     }
 
     public func removeBucket(_ name: String) throws {

@@ -1,0 +1,145 @@
+import ChunkStore
+import Foundation
+import Synchronization
+
+/// When a provider's circuit breaker opens and how long it stays open.
+public struct BreakerPolicy: Sendable, Equatable {
+    /// Consecutive failed requests that open the breaker.
+    public var failureThreshold: Int
+    /// Seconds an open breaker refuses requests before it lets one probe through (half-open).
+    public var openSeconds: Double
+
+    public init(failureThreshold: Int = 5, openSeconds: Double = 30) {
+        self.failureThreshold = max(1, failureThreshold)
+        self.openSeconds = max(0, openSeconds)
+    }
+
+    /// Catalog settings that override the defaults (a67 config set breaker.failures 3, ...).
+    public static let failuresSetting = "breaker.failures"
+    public static let openSecondsSetting = "breaker.open_seconds"
+}
+
+/// One provider's health as this process sees it: a circuit breaker (closed, open, half-open) over
+/// its recent requests, its error rate and latency.
+///
+/// Closed: requests flow; `failureThreshold` consecutive failures open it. Open: requests are refused
+/// without being sent (a dead provider costs nothing) until `openSeconds` pass. Half-open: one
+/// request, the health probe, goes through; success closes the breaker, failure opens it again.
+public final class ProviderHealth: Sendable {
+    public enum State: String, Sendable { case closed, open, halfOpen = "half-open" }
+
+    private struct Inner {
+        var state = State.closed
+        var consecutiveFailures = 0
+        var openedAt: ContinuousClock.Instant?
+        var probeInFlight = false
+        /// The last outcomes, true for a failure.
+        var outcomes: [Bool] = []
+        /// Seconds taken by recent successful chunk reads.
+        var readLatencies: [Double] = []
+        var requests = 0
+        var full = false
+    }
+
+    public let policy: BreakerPolicy
+    private let inner = Mutex(Inner())
+    private static let window = 64
+
+    public init(policy: BreakerPolicy = .init()) { self.policy = policy }
+
+    public var state: State { inner.withLock { Self.current($0, policy) } }
+
+    private static func current(_ inner: Inner, _ policy: BreakerPolicy) -> State {
+        if inner.state == .open, let openedAt = inner.openedAt, openedAt.duration(to: .now) >= .seconds(policy.openSeconds) {
+            return .halfOpen
+        }
+        return inner.state
+    }
+
+    /// Whether a request may go to the provider now. In half-open state, only one (the probe) may.
+    public func admit() -> Bool {
+        inner.withLock { inner in
+            switch Self.current(inner, policy) {
+            case .closed:
+                return true
+            case .open:
+                return false
+            case .halfOpen:
+                guard !inner.probeInFlight else { return false }
+                inner.state = .halfOpen
+                inner.probeInFlight = true
+                return true
+            }
+        }
+    }
+
+    /// Whether a placement should consider the provider (admits without claiming the probe).
+    public var isAvailable: Bool { inner.withLock { Self.current($0, policy) != .open && !$0.full } }
+
+    /// The provider said it is out of space: no more chunks go there in this process.
+    public func markFull() { inner.withLock { $0.full = true } }
+
+    public func succeeded(readSeconds: Double? = nil) {
+        inner.withLock { inner in
+            inner.requests += 1
+            inner.consecutiveFailures = 0
+            inner.state = .closed
+            inner.openedAt = nil
+            inner.probeInFlight = false
+            Self.push(&inner.outcomes, false)
+            if let readSeconds { Self.push(&inner.readLatencies, readSeconds) }
+        }
+    }
+
+    public func failed() {
+        inner.withLock { inner in
+            inner.requests += 1
+            inner.consecutiveFailures += 1
+            Self.push(&inner.outcomes, true)
+            let wasProbe = inner.state == .halfOpen
+            inner.probeInFlight = false
+            if wasProbe || inner.consecutiveFailures >= policy.failureThreshold {
+                inner.state = .open
+                inner.openedAt = .now
+            }
+        }
+    }
+
+    /// A request that was let through but not finished (cancelled): frees the probe slot.
+    public func abandoned() { inner.withLock { $0.probeInFlight = false } }
+
+    /// Appends to a sliding window of the last `window` values.
+    private static func push<T>(_ list: inout [T], _ value: T) {
+        list.append(value)
+        if list.count > window { list.removeFirst(list.count - window) }
+    }
+
+    public var errorRate: Double {
+        inner.withLock { inner in
+            inner.outcomes.isEmpty ? 0 : Double(inner.outcomes.filter { $0 }.count) / Double(inner.outcomes.count)
+        }
+    }
+
+    public var requests: Int { inner.withLock { $0.requests } }
+
+    /// The median of recent chunk reads, for ranking replicas; nil before any.
+    public var typicalReadSeconds: Double? { inner.withLock { Self.percentile($0.readLatencies, 0.5) } }
+
+    /// The 95th percentile of recent chunk reads: a read slower than this gets a hedged second request.
+    /// Nil until there are enough samples to say.
+    public var readP95: Double? {
+        inner.withLock { $0.readLatencies.count >= 8 ? Self.percentile($0.readLatencies, 0.95) : nil }
+    }
+
+    static func percentile(_ values: [Double], _ p: Double) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded(.up)))]
+    }
+
+    /// What `a67 provider ls` shows.
+    public func record() -> ProviderHealthRecord {
+        ProviderHealthRecord(breaker: state.rawValue, latencySeconds: typicalReadSeconds, errorRate: errorRate,
+                             requests: requests, checkedAt: Int64(Date().timeIntervalSince1970 * 1_000_000_000))
+    }
+}

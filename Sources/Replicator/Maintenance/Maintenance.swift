@@ -1,0 +1,386 @@
+import ChunkStore
+import Foundation
+
+/// Scrub, repair, drain, rebalance, garbage collection and undelete: each a CLI command now, and a
+/// background loop of the server later. All of them work from the catalog's record of where every
+/// chunk is, and change that record only after the providers did what it says.
+extension Repository {
+    // MARK: - Scrub
+
+    public struct ScrubReport: Sendable {
+        public var replicasChecked = 0
+        public var bytesChecked: Int64 = 0
+        /// "provider: chunk: what was wrong", for every replica that was missing or did not verify.
+        public var missing: [String] = []
+        public var corrupt: [String] = []
+        /// Replicas that could not be read for another reason (the provider was unreachable): not judged.
+        public var unreadable: [String] = []
+        public var seconds = 0.0
+    }
+
+    /// Reads every recorded replica and verifies it (decrypts, checks the ID and length). A missing or
+    /// damaged replica is forgotten, so that repair stores it again. At most `rate` bytes per second
+    /// when given.
+    public func scrub(rate: Double? = nil, parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> ScrubReport {
+        let sealer = ChunkSealer(keys: try unlocked())
+        let pool = try pool()
+        let catalog = self.catalog
+        let work = try catalog.allChunks().flatMap { chunk in chunk.providers.map { (chunk, $0) } }
+        let started = ContinuousClock.now
+        var report = ScrubReport()
+        let pacer = Pacer(rate: rate)
+        try await forEach(work, parallel: parallel) { item -> (String, Int)? in
+            let (chunk, provider) = item
+            guard let member = pool.member(provider) else { return nil }
+            let sealed: [UInt8]
+            do {
+                sealed = try await member.backend.get(chunk.id.objectName, range: nil)
+            } catch BackendError.notFound {
+                try catalog.forgetLocation(chunk.id, provider: provider, evenLast: true)
+                return ("missing", 0) as (String, Int)?
+            } catch {
+                return ("unreadable \(error)", 0)
+            }
+            await pacer.pace(sealed.count)
+            do {
+                _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
+                return ("ok", sealed.count)
+            } catch {
+                try catalog.forgetLocation(chunk.id, provider: provider, evenLast: true)
+                return ("corrupt", sealed.count)
+            }
+        } collect: { item, outcome in
+            guard let (verdict, bytes) = outcome else { return }
+            let what = "\(pool.member(item.1)?.name ?? "?"): chunk \(item.0.id.short)"
+            report.replicasChecked += 1
+            report.bytesChecked += Int64(bytes)
+            switch verdict {
+            case "ok": break
+            case "missing": report.missing.append(what)
+            case "corrupt": report.corrupt.append(what)
+            default: report.unreadable.append(what + ": " + verdict.dropFirst("unreadable ".count))
+            }
+            progress?(Int64(bytes))
+        }
+        report.seconds = started.duration(to: .now).seconds
+        saveHealth()
+        return report
+    }
+
+    // MARK: - Repair
+
+    public struct RepairReport: Sendable {
+        public var chunksRepaired = 0
+        public var replicasAdded = 0
+        public var bytesCopied: Int64 = 0
+        /// Chunks still short of replicas afterwards, with why.
+        public var failed: [String] = []
+        /// Chunks no provider holds a good copy of.
+        public var lost: [String] = []
+        public var seconds = 0.0
+    }
+
+    /// Brings every chunk in use back to the replicas it should have, copying from a surviving replica
+    /// (verified first) to providers chosen as for a new write.
+    public func repair(parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> RepairReport {
+        let sealer = ChunkSealer(keys: try unlocked())
+        let pool = try pool()
+        let catalog = self.catalog
+        let started = ContinuousClock.now
+        var report = RepairReport()
+        try await forEach(try catalog.underReplicated(), parallel: parallel) { chunk -> Result<[Int64], StoreError> in
+            guard !chunk.providers.isEmpty else {
+                return .failure(StoreError(.integrity, "chunk \(chunk.id.short): no copy is recorded anywhere"))
+            }
+            do {
+                let sealed = try await pool.fetch(chunk.id, from: chunk.providers) { sealed in
+                    _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
+                    return sealed
+                }
+                // The read may have found some copies bad and forgotten them.
+                let current = try await catalog.chunkLocations(chunk.id) ?? []
+                let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: current)
+                try catalog.addLocations(chunk.id, providers: added)
+                return .success(added)
+            } catch let error as StoreError {
+                return .failure(error)
+            }
+        } collect: { chunk, outcome in
+            switch outcome {
+            case .success(let added):
+                if !added.isEmpty {
+                    report.chunksRepaired += 1
+                    report.replicasAdded += added.count
+                    report.bytesCopied += Int64(chunk.sealedSize * added.count)
+                    progress?(Int64(chunk.sealedSize))
+                }
+                if chunk.providers.count + added.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
+                    report.failed.append("chunk \(chunk.id.short): \(chunk.providers.count + added.count) of \(chunk.want) replicas (not enough providers with room)")
+                }
+            case .failure(let error) where error.code == .integrity:
+                report.lost.append("chunk \(chunk.id.short): \(error.message)")
+            case .failure(let error):
+                report.failed.append("chunk \(chunk.id.short): \(error.message)")
+            }
+        }
+        report.seconds = started.duration(to: .now).seconds
+        saveHealth()
+        return report
+    }
+
+    // MARK: - Drain, remove, rebalance
+
+    public struct MoveReport: Sendable {
+        public var chunksMoved = 0
+        public var bytesMoved: Int64 = 0
+        public var chunksSeen = 0
+        public var failed: [String] = []
+        public var seconds = 0.0
+    }
+
+    /// Moves every chunk off a provider: each gets its replicas elsewhere first, then the copy on the
+    /// drained provider is deleted. The provider takes no new chunks from the moment drain starts.
+    public func drain(provider name: String, parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> MoveReport {
+        let sealer = ChunkSealer(keys: try unlocked())
+        guard let provider = try providers().first(where: { $0.record.name == name }) else {
+            throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
+        }
+        let id = provider.record.id
+        try catalog.setProviderState(id, "draining")
+        invalidatePool()
+        let pool = try pool()
+        let catalog = self.catalog
+        let started = ContinuousClock.now
+        var report = MoveReport()
+        try await forEach(try catalog.chunks(on: id), parallel: parallel) { chunk -> String? in
+            let others = chunk.providers.filter { $0 != id }
+            do {
+                if others.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
+                    let sealed = try await pool.fetch(chunk.id, from: chunk.providers) { sealed in
+                        _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
+                        return sealed
+                    }
+                    let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: others)
+                    try catalog.addLocations(chunk.id, providers: added)
+                    if others.isEmpty && added.isEmpty { return "chunk \(chunk.id.short): no other provider could take it" }
+                }
+                try catalog.forgetLocation(chunk.id, provider: id)
+                guard try await catalog.chunkLocations(chunk.id)?.contains(id) != true else {
+                    return "chunk \(chunk.id.short): \(name) still holds its only copy"
+                }
+                try await pool.deleteCopy(chunk.id, on: id, size: chunk.sealedSize)
+                return nil
+            } catch {
+                return "chunk \(chunk.id.short): \(error)"
+            }
+        } collect: { chunk, failure in
+            report.chunksSeen += 1
+            if let failure {
+                report.failed.append(failure)
+            } else {
+                report.chunksMoved += 1
+                report.bytesMoved += Int64(chunk.sealedSize)
+                progress?(Int64(chunk.sealedSize))
+            }
+        }
+        report.seconds = started.duration(to: .now).seconds
+        saveHealth()
+        return report
+    }
+
+    /// Removes a provider from the repository. Refuses while it holds the only copy of anything in use
+    /// (drain it first). Its other chunks become under-replicated until `repair` runs. Nothing is
+    /// deleted on the provider itself.
+    public func removeProvider(_ name: String) throws -> (chunksLeft: Int, underReplicated: Int) {
+        _ = try unlocked()
+        guard let provider = try providers().first(where: { $0.record.name == name }) else {
+            throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
+        }
+        let held = provider.record.chunkCount
+        try catalog.removeProvider(provider.record.id, name: name)
+        invalidatePool()
+        return (held, try catalog.underReplicated().count)
+    }
+
+    /// Moves replicas to where placement puts them now (after providers were added or quotas changed):
+    /// a chunk whose best-ranked providers changed gets a copy on each new one, then loses the copies
+    /// it no longer needs. With equal weights, adding one provider to N moves about 1/(N+1) of replicas.
+    public func rebalance(parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> MoveReport {
+        let sealer = ChunkSealer(keys: try unlocked())
+        let pool = try pool()
+        let catalog = self.catalog
+        let started = ContinuousClock.now
+        var report = MoveReport()
+        try await forEach(try catalog.allChunks(), parallel: parallel) { chunk -> (moved: Int, failure: String?) in
+            let ideal = pool.idealPlacement(chunk.id, replicas: chunk.want)
+            let missing = ideal.filter { !chunk.providers.contains($0) }
+            guard !missing.isEmpty, !chunk.providers.isEmpty else { return (0, nil) }
+            do {
+                let sealed = try await pool.fetch(chunk.id, from: chunk.providers) { sealed in
+                    _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
+                    return sealed
+                }
+                let added = await pool.store(chunk.id, sealed: sealed, on: missing)
+                try catalog.addLocations(chunk.id, providers: added)
+                // Copies outside the ideal set go, as many as were added, worst-ranked first.
+                let surplus = chunk.providers.filter { !ideal.contains($0) }.prefix(added.count)
+                for provider in surplus {
+                    try catalog.forgetLocation(chunk.id, provider: provider)
+                    try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
+                }
+                return (added.count, added.count < missing.count ? "chunk \(chunk.id.short): \(missing.count - added.count) copies could not be written" : nil)
+            } catch {
+                return (0, "chunk \(chunk.id.short): \(error)")
+            }
+        } collect: { chunk, outcome in
+            report.chunksSeen += 1
+            if outcome.moved > 0 {
+                report.chunksMoved += 1
+                report.bytesMoved += Int64(chunk.sealedSize * outcome.moved)
+                progress?(Int64(chunk.sealedSize))
+            }
+            if let failure = outcome.failure { report.failed.append(failure) }
+        }
+        report.seconds = started.duration(to: .now).seconds
+        saveHealth()
+        return report
+    }
+
+    // MARK: - Garbage collection
+
+    public static let defaultGraceSeconds: Double = 3600
+    public static let defaultTrashDays: Double = 30
+    public static let trashDaysSetting = "trash.retention_days"
+
+    public struct GCReport: Sendable {
+        public var trashPurged = 0
+        public var chunksDeleted = 0
+        public var bytesFreed: Int64 = 0
+        public var orphansDeleted = 0
+        public var orphansWaiting = 0
+        /// Providers whose listing failed: nothing was deleted there on the strength of it.
+        public var skippedProviders: [String] = []
+        public var failed: [String] = []
+    }
+
+    /// Mark and sweep. Drops trash entries older than the retention period; deletes chunks no live
+    /// manifest refers to that were recorded more than `grace` seconds ago; and deletes objects found on
+    /// a provider that the catalog does not place there once they have been seen for `grace` seconds
+    /// (left by an interrupted put). A provider whose listing fails is skipped entirely.
+    /// Runs with the repository's exclusive lock, so no put is between storing and recording a chunk.
+    public func collectGarbage(grace: Double = defaultGraceSeconds, trashDays: Double? = nil) async throws -> GCReport {
+        _ = try unlocked()
+        let lock = try RepositoryLock(home: home, exclusive: true)
+        defer { lock.release() }
+        let pool = try pool()
+        var report = GCReport()
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
+        let retention = try trashDays ?? Double(catalog.setting(Self.trashDaysSetting) ?? "") ?? Self.defaultTrashDays
+        report.trashPurged = try catalog.purgeTrash(deletedBefore: now - Int64(retention * 86_400 * 1e9))
+        let cutoff = now - Int64(grace * 1e9)
+
+        for chunk in try catalog.unreferencedChunks(recordedBefore: cutoff) {
+            // Forget first: from here on no put dedupes against it; then delete the copies.
+            guard try catalog.forgetUnreferencedChunk(chunk.id) else { continue }
+            for provider in chunk.providers {
+                do {
+                    try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
+                } catch {
+                    report.failed.append("\(pool.member(provider)?.name ?? "?"): chunk \(chunk.id.short): \(error)")
+                }
+            }
+            report.chunksDeleted += 1
+            report.bytesFreed += Int64(chunk.sealedSize * chunk.providers.count)
+        }
+
+        // Snapshot chunks are in no catalog: those of the snapshots kept locally and of every root
+        // pointer on the providers stay.
+        var keep = try snapshotChunkIDs()
+        for root in await rootsOnProviders() { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
+        for member in pool.members {
+            let listing: [ObjectInfo]
+            do {
+                listing = try await member.backend.listAll(prefix: "data/")
+            } catch {
+                report.skippedProviders.append("\(member.name): \(error)")
+                continue
+            }
+            let recorded = try catalog.chunkIDs(on: member.id)
+            var strays: [String] = []
+            var sizes: [String: Int] = [:]
+            for object in listing {
+                guard let id = ChunkID(objectName: object.name), !recorded.contains(id), !keep.contains(id) else { continue }
+                strays.append(object.name)
+                sizes[object.name] = object.size
+            }
+            let expired = try catalog.noteOrphans(strays, provider: member.id, now: now, cutoff: cutoff)
+            report.orphansWaiting += strays.count - expired.count
+            for name in expired {
+                // Recorded since the listing (a repair, a put): keep it.
+                if let id = ChunkID(objectName: name), try catalog.chunkIDs(on: member.id).contains(id) { continue }
+                do {
+                    try await member.backend.delete(name)
+                    try catalog.forgetOrphan(name, provider: member.id)
+                    report.orphansDeleted += 1
+                    report.bytesFreed += Int64(sizes[name] ?? 0)
+                } catch {
+                    report.failed.append("\(member.name): \(name): \(error)")
+                }
+            }
+        }
+        saveHealth()
+        return report
+    }
+
+    // MARK: - Trash
+
+    public func undelete(bucket: String, key: String) throws -> Catalog.TrashEntry {
+        _ = try unlocked()
+        return try catalog.undelete(bucket: try catalog.bucket(bucket), segments: try Names.keySegments(key))
+    }
+
+    public func trash(bucket: String?) throws -> [Catalog.TrashEntry] {
+        try catalog.trash(bucket: try bucket.map { try catalog.bucket($0) })
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// Runs `body` on `items` with at most `parallel` at once, handing each result to `collect` in
+/// completion order on the caller's task.
+func forEach<Item: Sendable, Output: Sendable>(
+    _ items: [Item], parallel: Int, _ body: @escaping @Sendable (Item) async throws -> Output,
+    collect: (Item, Output) throws -> Void
+) async throws {
+    try await withThrowingTaskGroup(of: (Item, Output).self) { group in
+        var next = 0
+        func launch() {
+            let item = items[next]
+            next += 1
+            group.addTask { (item, try await body(item)) }
+        }
+        while next < items.count && next < max(1, parallel) { launch() }
+        while let (item, output) = try await group.next() {
+            try collect(item, output)
+            if next < items.count { launch() }
+        }
+    }
+}
+
+/// Keeps a loop to at most `rate` bytes per second.
+actor Pacer {
+    let rate: Double?
+    private var bytes = 0.0
+    private let started = ContinuousClock.now
+
+    init(rate: Double?) { self.rate = rate }
+
+    func pace(_ count: Int) async {
+        guard let rate, rate > 0 else { return }
+        bytes += Double(count)
+        let due = bytes / rate - started.duration(to: .now).seconds
+        if due > 0 { try? await Task.sleep(for: .seconds(due)) }
+    }
+}

@@ -1,0 +1,131 @@
+import ChunkStore
+import Foundation
+
+extension Repository {
+    public struct RecoveryReport: Sendable {
+        /// The provider the snapshot was read from, and its sequence number.
+        public let source: String
+        public let sequence: Int64
+        /// Nanoseconds since 1970.
+        public let snapshotTime: Int64
+        public let providers: Int
+        public let buckets: Int
+        public let objects: Int
+        /// Providers of the recovered catalog that could not be reached (repair restores what they held).
+        public let unreachable: [String]
+        public let underReplicatedChunks: Int
+    }
+
+    /// Rebuilds a repository at `home` (which must hold none) from one provider and the passphrase:
+    /// reads the keyring there, unlocks it, reads the sealed root pointer, fetches and verifies the
+    /// catalog snapshot it names, and installs it. Then it asks every provider of the recovered catalog
+    /// for its root pointer and, if one holds a newer snapshot, installs that one instead. Providers
+    /// that cannot be reached are reported; their chunks are read from the other replicas, and
+    /// `repair` restores full replication.
+    public static func recover(home: String, passphrase: Passphrase, from spec: ProviderSpec, secret: ProviderSecret?,
+                               progress: ProgressHandler? = nil) async throws -> (Repository, RecoveryReport) {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: home + "/" + keyringFile) {
+            throw StoreError(.alreadyExists, "a repository already exists at \(home): recover into an empty folder (set A67_HOME or --home to another one)")
+        }
+        let backend = try spec.makeBackend(secret: secret)
+        let keyringBytes: [UInt8]
+        do {
+            keyringBytes = try await backend.get(Keyring.objectName)
+        } catch BackendError.notFound {
+            throw StoreError(.notFound, "\(backend.location) holds no Automator67 repository (no keyring there): check the location and credentials")
+        } catch {
+            throw StoreError(.providerFailure, "\(backend.location) cannot be read: \(error)")
+        }
+        let keyring = try Keyring(decoding: keyringBytes, source: "\(backend.location)/keyring")
+        let keys = RepositoryKeys(master: try keyring.unwrap(passphrase: passphrase))
+        let repositoryID = Hex.encode(keyring.repositoryID)
+        let sealer = ChunkSealer(keys: keys)
+
+        func readRoot(_ backend: any Backend, _ source: String) async throws -> SnapshotRoot {
+            let sealed: [UInt8]
+            do {
+                sealed = try await backend.get(rootObjectName)
+            } catch BackendError.notFound {
+                throw StoreError(.notFound, "\(source) holds the keyring but no catalog snapshot (root pointer): it was never snapshotted to, or was emptied")
+            }
+            return try openRoot(sealed, keys: keys, repositoryID: repositoryID, source: source)
+        }
+        func fetchSnapshot(_ root: SnapshotRoot, from backend: any Backend, _ source: String) async throws -> [UInt8] {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(Int(root.size))
+            for chunk in root.chunks {
+                guard let id = ChunkID(hex: chunk.id) else {
+                    throw StoreError(.integrity, "the root pointer on \(source) names a malformed chunk ID")
+                }
+                let sealed: [UInt8]
+                do {
+                    sealed = try await backend.get(id.objectName)
+                } catch {
+                    throw StoreError(.providerFailure, "catalog snapshot \(root.sequence) chunk \(id.short) cannot be read from \(source): \(error)")
+                }
+                bytes += try sealer.open(sealed, id: id, expectedLength: chunk.length)
+                progress?(Int64(chunk.length))
+            }
+            guard bytes.count == root.size else {
+                throw StoreError(.integrity, "catalog snapshot \(root.sequence) from \(source) is \(bytes.count) bytes, its root pointer says \(root.size)")
+            }
+            return bytes
+        }
+
+        var root = try await readRoot(backend, backend.location)
+        var source = backend.location
+        var snapshot = try await fetchSnapshot(root, from: backend, source)
+
+        do {
+            try fm.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw StoreError(.io, "cannot create \(home): \(error.localizedDescription)")
+        }
+        let catalogPath = home + "/" + catalogFile
+        func install(_ bytes: [UInt8]) throws -> Catalog {
+            for leftover in [catalogPath, catalogPath + "-wal", catalogPath + "-shm"] { try? fm.removeItem(atPath: leftover) }
+            try LocalFile.write(bytes, to: catalogPath)
+            let catalog = try Catalog(path: catalogPath)
+            guard try catalog.setting("repository_id") == repositoryID else {
+                throw StoreError(.integrity, "the catalog snapshot on \(source) belongs to another repository than its keyring")
+            }
+            return catalog
+        }
+        var catalog = try install(snapshot)
+
+        // A provider that missed later snapshots (it was down) holds an older one: look for newer ones.
+        var repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID)
+        var unreachable: [String] = []
+        var newest: (root: SnapshotRoot, backend: any Backend, name: String)?
+        for provider in try repository.providers() where provider.spec.identity != spec.identity {
+            do {
+                let other = try repository.backend(for: provider)
+                let theirs = try await readRoot(other, provider.record.name)
+                if theirs.sequence > (newest?.root.sequence ?? root.sequence) { newest = (theirs, other, provider.record.name) }
+            } catch {
+                unreachable.append("\(provider.record.name): \(error)")
+            }
+        }
+        if let newest, let newer = try? await fetchSnapshot(newest.root, from: newest.backend, newest.name) {
+            root = newest.root
+            source = newest.name
+            snapshot = newer
+            try catalog.close()
+            catalog = try install(snapshot)
+            repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID)
+        }
+
+        // The keyring last: it marks a complete repository.
+        try LocalFile.write(keyring.encoded, to: home + "/" + keyringFile)
+        var state = SnapshotState()
+        state.snapshots = [root]
+        try repository.saveSnapshotState(state)
+        let stats = try catalog.statistics()
+        let report = RecoveryReport(source: source, sequence: root.sequence, snapshotTime: root.createdAt,
+                                    providers: try catalog.providers().count, buckets: try catalog.buckets().count,
+                                    objects: stats.objects, unreachable: unreachable,
+                                    underReplicatedChunks: try catalog.underReplicated().count)
+        return (repository, report)
+    }
+}
