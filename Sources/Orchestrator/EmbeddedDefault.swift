@@ -54,6 +54,8 @@ public struct EmbeddedDefault: Sendable {
         let started = Date()
         _ = try await repository.put(try FileSource(path: source), bucket: Self.demoBucket, key: Self.demoKey)
         let putSeconds = Date().timeIntervalSince(started)
+        // The catalog goes to the providers too: this home folder can be lost (a67 recover).
+        try await repository.snapshotCatalog()
         let object = try repository.object(bucket: Self.demoBucket, key: Self.demoKey)
         let readStart = Date()
         try await FileSink.writing(to: copy) { sink in

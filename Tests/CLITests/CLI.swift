@@ -59,10 +59,64 @@ final class CLI: @unchecked Sendable {
                 try? inPipe.fileHandleForWriting.close()
             }
         }
-        let collected = collect(out, err)
+        let collected = Self.collect(out, err)
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: collected.0, as: UTF8.self),
                       stderr: String(decoding: collected.1, as: UTF8.self), stdoutBytes: collected.0)
+    }
+
+    /// A running `a67` whose standard input the test feeds piece by piece (to act in the middle of a put).
+    final class Running: @unchecked Sendable {
+        let process: Process
+        let input: FileHandle
+        private let out = Pipe(), err = Pipe()
+        private var collected: (stdout: [UInt8], stderr: [UInt8])?
+        private let done = DispatchSemaphore(value: 0)
+
+        init(_ cli: CLI, _ arguments: [String]) throws {
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: CLI.binary)
+            process.arguments = arguments
+            process.environment = cli.environment
+            let inPipe = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = inPipe
+            input = inPipe.fileHandleForWriting
+            try process.run()
+            let out = self.out, err = self.err
+            DispatchQueue.global().async { [self] in
+                collected = CLI.collect(out, err)
+                done.signal()
+            }
+        }
+
+        /// Writes to its standard input; false once it stopped reading.
+        @discardableResult
+        func feed(_ bytes: [UInt8]) -> Bool { (try? input.write(contentsOf: Data(bytes))) != nil }
+
+        /// Closes its input and waits for it to exit.
+        func finish() -> Result {
+            try? input.close()
+            process.waitUntilExit()
+            done.wait()
+            return Result(status: process.terminationStatus, stdout: String(decoding: collected!.stdout, as: UTF8.self),
+                          stderr: String(decoding: collected!.stderr, as: UTF8.self), stdoutBytes: collected!.stdout)
+        }
+
+        func killHard() { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    func start(_ arguments: [String]) throws -> Running { try Running(self, arguments) }
+
+    /// Waits until `condition` holds (polling every 10 ms), for at most `seconds`; false if it never did.
+    func waitUntil(seconds: Double = 120, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
     }
 
     /// Runs and expects success.
@@ -105,7 +159,20 @@ final class CLI: @unchecked Sendable {
     func read(_ path: String) -> [UInt8]? { FileManager.default.contents(atPath: path).map { [UInt8]($0) } }
 
     /// Chunk files on a provider, by path.
+    /// The files of the chunks the catalog records on provider `i` (not the catalog snapshot's own).
     func chunkFiles(_ i: Int) -> [String] {
+        let root = provider(i) + "/data"
+        let recorded = Set(((try? Catalog(path: home + "/catalog.db").allLocations()) ?? []).map(\.chunk.hex))
+        let enumerator = FileManager.default.enumerator(atPath: root)
+        var files: [String] = []
+        while let name = enumerator?.nextObject() as? String {
+            if name.contains("/"), recorded.contains(String(name.split(separator: "/").last!)) { files.append(root + "/" + name) }
+        }
+        return files.sorted()
+    }
+
+    /// Every chunk file on provider `i`, the catalog snapshot's included.
+    func allChunkFiles(_ i: Int) -> [String] {
         let root = provider(i) + "/data"
         let enumerator = FileManager.default.enumerator(atPath: root)
         var files: [String] = []
@@ -130,7 +197,7 @@ final class CLI: @unchecked Sendable {
         return try JSONSerialization.jsonObject(with: Data(result.stdoutBytes))
     }
 
-    private func collect(_ out: Pipe, _ err: Pipe) -> ([UInt8], [UInt8]) {
+    static func collect(_ out: Pipe, _ err: Pipe) -> ([UInt8], [UInt8]) {
         let group = DispatchGroup()
         nonisolated(unsafe) var errBytes: [UInt8] = []
         group.enter()

@@ -169,7 +169,7 @@ struct CLITests {
         try FileManager.default.removeItem(atPath: cli.provider(1))
         overwrite(cli.provider(1), [0])
         let data = cli.file("in", randomBytes(3 * Self.chunk))
-        try cli.fails(["put", data, "test-bucket/k"], status: 5, message: "provider p1")
+        try cli.fails(["put", data, "test-bucket/k"], status: 5, message: "p1 (directory")
         #expect((try cli.json(["ls", "test-bucket", "-r"]) as! [Any]).isEmpty)
         #expect((try cli.json(["stat"]) as! [String: Any])["providerBytes"] as? Int == 0, "no chunk recorded as stored")
         #expect(try cli.everyRecordedChunkExists())

@@ -10,6 +10,13 @@ extension Catalog {
         public let sealedSize: Int
         public let want: Int
         public let providers: [Int64]
+        public init(id: ChunkID, plainSize: Int, sealedSize: Int, want: Int, providers: [Int64]) {
+            self.id = id
+            self.plainSize = plainSize
+            self.sealedSize = sealedSize
+            self.want = want
+            self.providers = providers
+        }
     }
 
     // MARK: - Locations
@@ -56,6 +63,15 @@ extension Catalog {
             try Row.fetchAll(db, sql: Self.placementSelect + """
                 WHERE c.refcount > 0 OR c.entry_refs > 0
                 GROUP BY c.id HAVING COUNT(l.provider_id) < c.want ORDER BY COUNT(l.provider_id), c.id
+                """).map(Self.placement)
+        }
+    }
+
+    /// Every chunk in use (by an object or by a deleted object in the trash), with its locations.
+    public func chunksInUse() throws -> [ChunkPlacement] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: Self.placementSelect + """
+                WHERE c.refcount > 0 OR c.entry_refs > 0 GROUP BY c.id ORDER BY c.id
                 """).map(Self.placement)
         }
     }

@@ -105,6 +105,17 @@ public final class ProviderHealth: Sendable {
         }
     }
 
+    /// Opens the breaker now (a health probe found the provider down).
+    public func trip() {
+        inner.withLock { inner in
+            inner.requests += 1
+            Self.push(&inner.outcomes, true)
+            inner.state = .open
+            inner.openedAt = .now
+            inner.probeInFlight = false
+        }
+    }
+
     /// A request that was let through but not finished (cancelled): frees the probe slot.
     public func abandoned() { inner.withLock { $0.probeInFlight = false } }
 

@@ -25,7 +25,14 @@ extension Repository {
         let sealer = ChunkSealer(keys: try unlocked())
         let pool = try pool()
         let catalog = self.catalog
-        let work = try catalog.allChunks().flatMap { chunk in chunk.providers.map { (chunk, $0) } }
+        // The chunks of the latest catalog snapshot are checked too, on every provider that holds them.
+        var state = loadSnapshotState()
+        var work = try catalog.allChunks().flatMap { chunk in chunk.providers.map { (chunk, $0) } }
+        for chunk in state.snapshots.last?.chunks ?? [] {
+            guard let id = ChunkID(hex: chunk.id) else { continue }
+            let placement = Catalog.ChunkPlacement(id: id, plainSize: chunk.length, sealedSize: 0, want: 0, providers: [])
+            work += (state.holders[chunk.id] ?? []).map { (placement, $0) }
+        }
         let started = ContinuousClock.now
         var report = ScrubReport()
         let pacer = Pacer(rate: rate)
@@ -36,7 +43,7 @@ extension Repository {
             do {
                 sealed = try await member.backend.get(chunk.id.objectName, range: nil)
             } catch BackendError.notFound {
-                try catalog.forgetLocation(chunk.id, provider: provider, evenLast: true)
+                if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider, evenLast: true) }
                 return ("missing", 0) as (String, Int)?
             } catch {
                 return ("unreadable \(error)", 0)
@@ -46,7 +53,7 @@ extension Repository {
                 _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
                 return ("ok", sealed.count)
             } catch {
-                try catalog.forgetLocation(chunk.id, provider: provider, evenLast: true)
+                if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider, evenLast: true) }
                 return ("corrupt", sealed.count)
             }
         } collect: { item, outcome in
@@ -54,6 +61,10 @@ extension Repository {
             let what = "\(pool.member(item.1)?.name ?? "?"): chunk \(item.0.id.short)"
             report.replicasChecked += 1
             report.bytesChecked += Int64(bytes)
+            if verdict == "missing" || verdict == "corrupt", item.0.want == 0 {
+                // A snapshot chunk: the next snapshot stores it there again.
+                state.holders[item.0.id.hex]?.removeAll { $0 == item.1 }
+            }
             switch verdict {
             case "ok": break
             case "missing": report.missing.append(what)
@@ -63,6 +74,7 @@ extension Repository {
             progress?(Int64(bytes))
         }
         report.seconds = started.duration(to: .now).seconds
+        if !report.missing.isEmpty || !report.corrupt.isEmpty { try saveSnapshotState(state) }
         saveHealth()
         return report
     }
@@ -77,18 +89,33 @@ extension Repository {
         public var failed: [String] = []
         /// Chunks no provider holds a good copy of.
         public var lost: [String] = []
+        /// Providers that did not answer the probe: their copies were not counted.
+        public var providersDown: [String] = []
         public var seconds = 0.0
     }
 
-    /// Brings every chunk in use back to the replicas it should have, copying from a surviving replica
-    /// (verified first) to providers chosen as for a new write.
+    /// Brings every chunk in use back to the replicas it should have on providers that answer now,
+    /// copying from a surviving replica (verified first) to providers chosen as for a new write.
+    ///
+    /// Every provider is probed first. The copies on one that does not answer (its directory deleted,
+    /// its server gone) do not count: its chunks get new replicas elsewhere, and its breaker stays open
+    /// so nothing new goes there. Its locations stay recorded, in case it comes back (then those chunks
+    /// have a spare copy until a67 provider rm or rebalance); a67 provider rm forgets them.
     public func repair(parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> RepairReport {
         let sealer = ChunkSealer(keys: try unlocked())
         let pool = try pool()
         let catalog = self.catalog
         let started = ContinuousClock.now
         var report = RepairReport()
-        try await forEach(try catalog.underReplicated(), parallel: parallel) { chunk -> Result<[Int64], StoreError> in
+        let down = Set(try await probeProviders().filter { $0.error != nil }.compactMap { result in
+            pool.members.first { $0.name == result.provider }?.id
+        })
+        report.providersDown = pool.members.filter { down.contains($0.id) }.map(\.name)
+        let reachableGroups = Set(pool.members.filter { !$0.draining && !down.contains($0.id) }.map(\.group)).count
+        let work = try down.isEmpty ? catalog.underReplicated() : catalog.chunksInUse().filter { chunk in
+            chunk.providers.filter { !down.contains($0) }.count < chunk.want
+        }
+        try await forEach(work, parallel: parallel) { chunk -> Result<[Int64], StoreError> in
             guard !chunk.providers.isEmpty else {
                 return .failure(StoreError(.integrity, "chunk \(chunk.id.short): no copy is recorded anywhere"))
             }
@@ -98,7 +125,7 @@ extension Repository {
                     return sealed
                 }
                 // The read may have found some copies bad and forgotten them.
-                let current = try await catalog.chunkLocations(chunk.id) ?? []
+                let current = (try await catalog.chunkLocations(chunk.id) ?? []).filter { !down.contains($0) }
                 let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: current)
                 try catalog.addLocations(chunk.id, providers: added)
                 return .success(added)
@@ -114,8 +141,9 @@ extension Repository {
                     report.bytesCopied += Int64(chunk.sealedSize * added.count)
                     progress?(Int64(chunk.sealedSize))
                 }
-                if chunk.providers.count + added.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
-                    report.failed.append("chunk \(chunk.id.short): \(chunk.providers.count + added.count) of \(chunk.want) replicas (not enough providers with room)")
+                let live = chunk.providers.filter { !down.contains($0) }.count + added.count
+                if live < min(chunk.want, reachableGroups) || live == 0 {
+                    report.failed.append("chunk \(chunk.id.short): \(live) of \(chunk.want) replicas on providers that answer (not enough of them with room)")
                 }
             case .failure(let error) where error.code == .integrity:
                 report.lost.append("chunk \(chunk.id.short): \(error.message)")

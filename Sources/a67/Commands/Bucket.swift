@@ -15,7 +15,9 @@ struct BucketCommand: AsyncParsableCommand {
             discussion: """
                 Bucket names follow S3's rules: 3 to 63 characters of lowercase letters, digits, '.' and \
                 '-', starting and ending with a letter or digit. Each chunk of the bucket's objects is \
-                stored on --replicas providers (at most as many as there are).
+                stored on --replicas providers (at most as many as there are, never two in one failure \
+                group). When providers fail during a put, it settles for --min-replicas and leaves the \
+                rest to a67 repair; with fewer healthy providers than that, the put fails.
                 """)
 
         @OptionGroup var home: HomeOptions
@@ -26,6 +28,9 @@ struct BucketCommand: AsyncParsableCommand {
         @Option(help: "How many providers hold each chunk, 1 to 8.")
         var replicas: Int = Repository.defaultReplicas
 
+        @Option(help: "The fewest replicas a put settles for while providers fail, 1 to --replicas.")
+        var minReplicas: Int = 1
+
         @Flag(help: "Print the result as JSON.")
         var json = false
 
@@ -33,14 +38,15 @@ struct BucketCommand: AsyncParsableCommand {
             try await guarded {
                 try Names.validateBucket(name)
                 let repository = try home.unlock()
-                let bucket = try repository.createBucket(name, replicas: replicas)
+                let bucket = try repository.createBucket(name, replicas: replicas, minReplicas: minReplicas)
+                try await commit(repository)
                 let providers = try repository.catalog.providers().count
                 if providers < bucket.replicas {
                     note("warning: \(bucket.name) wants \(bucket.replicas) replicas but the repository has \(providers) provider(s); "
                         + "chunks get one copy per provider until you add more (a67 provider add)")
                 }
                 if json {
-                    printJSON(["name": bucket.name, "replicas": bucket.replicas, "providers": providers])
+                    printJSON(["name": bucket.name, "replicas": bucket.replicas, "minReplicas": bucket.minReplicas, "providers": providers])
                 } else {
                     print("created bucket \(bucket.name) (\(bucket.replicas) replicas)")
                 }
@@ -78,7 +84,7 @@ struct BucketCommand: AsyncParsableCommand {
     }
 
     struct Rm: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove an empty bucket (refused when it holds objects).")
+        static let configuration = CommandConfiguration(abstract: "Remove an empty bucket (refused when it holds objects; its trash goes with it).")
 
         @OptionGroup var home: HomeOptions
 
@@ -91,7 +97,9 @@ struct BucketCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 try Names.validateBucket(name)
-                try home.unlock().removeBucket(name)
+                let repository = try home.unlock()
+                try repository.removeBucket(name)
+                try await commit(repository)
                 if json {
                     printJSON(["bucket": name, "removed": true])
                 } else {

@@ -8,7 +8,7 @@ struct ProviderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provider",
         abstract: "Add, list and test the providers that hold your chunks.",
-        subcommands: [Add.self, Ls.self, Test.self])
+        subcommands: [Add.self, Ls.self, Test.self, Drain.self, Rm.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -42,53 +42,13 @@ struct ProviderCommand: AsyncParsableCommand {
         @Argument(help: "A name for the provider: 1 to 32 letters, digits, '-' or '_'.")
         var name: String
 
-        @Option(help: "A local directory to store chunks in.")
-        var dir: String?
+        @OptionGroup var location: ProviderLocation
 
-        @Option(help: ArgumentHelp("An S3-compatible endpoint URL, like https://s3.eu-central-1.amazonaws.com.", valueName: "endpoint-url"))
-        var s3: String?
-        @Option(help: "S3: the bucket (it must exist).")
-        var bucket: String?
-        @Option(help: "S3: the region to sign for.")
-        var region = "us-east-1"
-        @Flag(help: "S3: address the bucket as ENDPOINT/BUCKET rather than BUCKET.HOST (needed by most self-hosted stores).")
-        var pathStyle = false
-        @Option(help: "S3: keep objects under this prefix of the bucket.")
-        var prefix = ""
-        @Option(help: "S3: the access key ID.")
-        var accessKeyId: String?
-        @Option(help: ArgumentHelp("S3: a file holding the secret access key.", valueName: "file"))
-        var secretKeyFile: String?
-
-        @Option(help: ArgumentHelp("A WebDAV folder URL (created if missing; its parent must exist).", valueName: "url"))
-        var webdav: String?
-        @Flag(help: "WebDAV: allow plain http to another machine (the password then crosses the network readable).")
-        var insecureHttp = false
-        @Option(help: "WebDAV: the user name.")
-        var user: String?
-        @Option(help: ArgumentHelp("WebDAV or SFTP: a file holding the password.", valueName: "file"))
-        var passwordFile: String?
-
-        @Option(help: ArgumentHelp("An SFTP location: sftp://USER@HOST[:PORT]/PATH.", valueName: "url"))
-        var sftp: String?
-        @Option(help: ArgumentHelp("SFTP: the private key file to log in with.", valueName: "file"))
-        var keyFile: String?
-        @Option(help: ArgumentHelp("SFTP: a file holding the private key's passphrase, if it has one.", valueName: "file"))
-        var keyPassphraseFile: String?
-        @Option(help: ArgumentHelp("SFTP: the host key fingerprint to expect, as `ssh-keygen -lf` prints it (SHA256:...).", valueName: "fingerprint"))
-        var hostKeySha256: String?
-
-        @Option(help: ArgumentHelp("Remote: seconds to connect before giving up.", valueName: "seconds"))
-        var connectTimeout: Double = 10
-        @Option(help: ArgumentHelp("Remote: seconds a transfer may crawl below 1 KiB/s before it is retried.", valueName: "seconds"))
-        var stallTimeout: Int = 30
-        @Option(help: ArgumentHelp("Remote: at most this many requests at once (default 8; 4 for SFTP).", valueName: "n"))
-        var maxRequests: Int?
-        @Option(help: ArgumentHelp("Remote over TLS: a PEM file of CAs to trust instead of the system's.", valueName: "file"))
-        var caFile: String?
-
-        @Option(help: "The most a67 may store there, like 500M, 10G or 1TiB.")
+        @Option(help: "The most a67 may store there, like 500M, 10G or 1TiB. Placement weighs providers by their free room under it.")
         var quota: String?
+
+        @Option(help: ArgumentHelp("A failure domain (one cloud account, one disk): two replicas of a chunk never share a group. Default: the provider's own name.", valueName: "name"))
+        var group: String?
 
         @Flag(help: "Print the result as JSON.")
         var json = false
@@ -97,11 +57,14 @@ struct ProviderCommand: AsyncParsableCommand {
             try await guarded {
                 try Names.validateProvider(name)
                 let limit = try quota.map(ByteSize.parse)
-                let (spec, secret) = try specification()
+                if let group { try Names.validateProvider(group, what: "group") }
+                let (spec, secret) = try location.specification()
                 let repository = try home.unlock()
-                let added = try await repository.addProvider(name: name, spec: spec, secret: secret, quota: limit)
+                let added = try await repository.addProvider(name: name, spec: spec, secret: secret, quota: limit, group: group)
+                // The new provider gets the catalog snapshot and root pointer at once.
+                try await commit(repository)
                 var pinned: String?
-                if case .sftp(let settings, _) = added.spec, hostKeySha256 == nil { pinned = settings.hostKeySHA256 }
+                if case .sftp(let settings, _) = added.spec, location.hostKeySha256 == nil { pinned = settings.hostKeySHA256 }
                 if json {
                     printJSON(["name": added.record.name, "kind": added.record.kind, "location": added.spec.summary,
                                "quota": added.record.quota.map { $0 as Any } ?? NSNull(),
@@ -114,89 +77,49 @@ struct ProviderCommand: AsyncParsableCommand {
             }
         }
 
-        private func specification() throws -> (ProviderSpec, ProviderSecret?) {
-            let chosen = [dir, s3, webdav, sftp].compactMap { $0 }
-            guard chosen.count == 1 else {
-                throw StoreError(.invalidArgument, chosen.isEmpty
-                    ? "say where the provider stores: --dir PATH, --s3 URL, --webdav URL or --sftp URL (see a67 provider add --help)"
-                    : "give only one of --dir, --s3, --webdav and --sftp")
-            }
-            guard connectTimeout > 0, stallTimeout > 0 else {
-                throw StoreError(.invalidArgument, "--connect-timeout and --stall-timeout must be more than 0 seconds")
-            }
-            if let maxRequests, !(1...64).contains(maxRequests) {
-                throw StoreError(.invalidArgument, "--max-requests \(maxRequests) is out of range: use 1 to 64")
-            }
-            func options(defaultRequests: Int) -> ConnectionOptions {
-                ConnectionOptions(connectTimeout: connectTimeout, stallTimeout: stallTimeout,
-                                  maxRequests: maxRequests ?? defaultRequests, caFile: caFile.map(absolute))
-            }
-            if let caFile, !FileManager.default.isReadableFile(atPath: absolute(caFile)) {
-                throw StoreError(.invalidArgument, "--ca-file \(caFile) cannot be read")
-            }
-            if let dir { return (.directory(path: absolute(dir)), nil) }
-            if let s3 {
-                guard let bucket else { throw StoreError(.invalidArgument, "--s3 needs --bucket NAME") }
-                guard let accessKeyId, !accessKeyId.isEmpty else { throw StoreError(.invalidArgument, "--s3 needs --access-key-id ID") }
-                guard let secretKeyFile else { throw StoreError(.invalidArgument, "--s3 needs --secret-key-file FILE (a file holding the secret access key)") }
-                let settings = S3Settings(endpoint: s3, bucket: bucket, region: region, pathStyle: pathStyle,
-                                          prefix: prefix.trimmingCharacters(in: CharacterSet(charactersIn: "/")), accessKeyID: accessKeyId)
-                return (.s3(settings, options(defaultRequests: 8)), .s3SecretKey(try readSecret(secretKeyFile, option: "--secret-key-file")))
-            }
-            if let webdav {
-                guard let user, !user.isEmpty else { throw StoreError(.invalidArgument, "--webdav needs --user NAME") }
-                guard let passwordFile else { throw StoreError(.invalidArgument, "--webdav needs --password-file FILE") }
-                if WebDAVBackend.sendsPasswordInClear(webdav) && !insecureHttp {
-                    throw StoreError(.invalidArgument, "\(webdav) is plain http to another machine: the password would cross the network readable. Use https, or add --insecure-http if you accept that")
-                }
-                return (.webdav(WebDAVSettings(url: webdav, user: user), options(defaultRequests: 8)),
-                        .password(try readSecret(passwordFile, option: "--password-file")))
-            }
-            let url = sftp!
-            let pin = hostKeySha256.map { $0.hasPrefix("SHA256:") ? String($0.dropFirst(7)) : $0 }.map { $0.replacingOccurrences(of: "=", with: "") }
-            let settings = SFTPSettings(url: url, hostKeySHA256: pin)
-            switch (keyFile, passwordFile) {
-            case (let keyFile?, nil):
-                guard let key = FileManager.default.contents(atPath: absolute(keyFile)), !key.isEmpty else {
-                    throw StoreError(.invalidArgument, "--key-file \(keyFile) cannot be read, or is empty")
-                }
-                let passphrase = try keyPassphraseFile.map { try readSecret($0, option: "--key-passphrase-file") }
-                return (.sftp(settings, options(defaultRequests: 4)), .sshKey([UInt8](key), passphrase: passphrase))
-            case (nil, let passwordFile?):
-                return (.sftp(settings, options(defaultRequests: 4)), .password(try readSecret(passwordFile, option: "--password-file")))
-            default:
-                throw StoreError(.invalidArgument, "--sftp needs exactly one of --key-file FILE and --password-file FILE")
-            }
-        }
-
-        /// A secret from a file, without its trailing newline.
-        private func readSecret(_ path: String, option: String) throws -> String {
-            guard let data = FileManager.default.contents(atPath: absolute(path)) else {
-                throw StoreError(.invalidArgument, "\(option) \(path) cannot be read: give a file that holds the secret")
-            }
-            var text = String(decoding: data, as: UTF8.self)
-            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-            guard !text.isEmpty else { throw StoreError(.invalidArgument, "\(option) \(path) is empty") }
-            return text
-        }
     }
 
     struct Ls: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List providers with what they hold.")
+        static let configuration = CommandConfiguration(
+            abstract: "List providers with their state, health and what they hold.",
+            discussion: """
+                STATE is active, or draining (no new chunks). BREAKER is the circuit breaker as the last \
+                command that used the provider left it: closed (healthy), open (failing: skipped), \
+                half-open (being probed). LATENCY is the median chunk read, ERRORS the share of failed \
+                requests. --probe asks every provider now (needs the passphrase for remote credentials).
+                """)
 
         @OptionGroup var home: HomeOptions
+
+        @Flag(help: "Probe every provider now instead of showing what the last command saw.")
+        var probe = false
 
         @Flag(help: "Print the result as JSON.")
         var json = false
 
         func run() async throws {
             try await guarded {
-                let providers = try home.catalogOnly().providers()
+                var probes: [String: Repository.ProbeResult] = [:]
+                let repository: Repository
+                if probe {
+                    repository = try home.unlock()
+                    for result in try await repository.probeProviders() { probes[result.provider] = result }
+                } else {
+                    repository = try home.catalogOnly()
+                }
+                let providers = try repository.providers()
                 if json {
                     printJSON(providers.map { p in
-                        ["name": p.record.name, "kind": p.record.kind, "location": p.spec.summary,
-                         "usedBytes": p.record.usedBytes, "chunks": p.record.chunkCount,
-                         "quota": p.record.quota.map { $0 as Any } ?? NSNull()] as [String: Any]
+                        var entry: [String: Any] = [
+                            "name": p.record.name, "kind": p.record.kind, "location": p.spec.summary, "state": p.record.state,
+                            "group": p.record.group, "usedBytes": p.record.usedBytes, "chunks": p.record.chunkCount,
+                            "quota": p.record.quota.map { $0 as Any } ?? NSNull(),
+                            "breaker": p.record.health?.breaker ?? NSNull(),
+                            "latencySeconds": p.record.health?.latencySeconds.map { $0 as Any } ?? NSNull(),
+                            "errorRate": p.record.health?.errorRate ?? NSNull(),
+                            "checkedAt": p.record.health.map { isoTime($0.checkedAt) as Any } ?? NSNull()]
+                        if let result = probes[p.record.name] { entry["probeError"] = result.error ?? NSNull() }
+                        return entry
                     })
                     return
                 }
@@ -204,10 +127,94 @@ struct ProviderCommand: AsyncParsableCommand {
                     print("no providers yet: add one with a67 provider add NAME --dir PATH (or --s3, --webdav, --sftp)")
                     return
                 }
-                printTable(["NAME", "KIND", "USED", "QUOTA", "CHUNKS", "LOCATION"], providers.map { p in
-                    [p.record.name, p.record.kind, ByteSize.format(p.record.usedBytes),
-                     p.record.quota.map(ByteSize.format) ?? "-", String(p.record.chunkCount), p.spec.summary]
+                printTable(["NAME", "KIND", "STATE", "BREAKER", "LATENCY", "ERRORS", "USED", "QUOTA", "CHUNKS", "GROUP", "LOCATION"],
+                           providers.map { p in
+                    let health = p.record.health
+                    return [p.record.name, p.record.kind, p.record.state, health?.breaker ?? "-",
+                            health?.latencySeconds.map { String(format: "%.1f ms", $0 * 1000) } ?? "-",
+                            health.map { String(format: "%.0f%%", $0.errorRate * 100) } ?? "-",
+                            ByteSize.format(p.record.usedBytes), p.record.quota.map(ByteSize.format) ?? "-",
+                            String(p.record.chunkCount), p.record.group, p.spec.summary]
                 })
+                for result in probes.values.sorted(by: { $0.provider < $1.provider }) where result.error != nil {
+                    note("\(result.provider): \(result.error!)")
+                }
+            }
+        }
+    }
+
+    struct Drain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move every chunk off a provider, so that it can be removed.",
+            discussion: """
+                The provider takes no new chunks from now on. Each chunk it holds is copied to other \
+                providers (chosen as for a new write, verified first) before its copy there is deleted. \
+                Safe to interrupt and run again. Then: a67 provider rm NAME.
+                """)
+
+        @OptionGroup var home: HomeOptions
+
+        @Argument(help: "The provider's name (see a67 provider ls).")
+        var name: String
+
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        func run() async throws {
+            try await guarded {
+                let repository = try home.unlock()
+                let held = try repository.providers().first { $0.record.name == name }?.record.usedBytes
+                let bar = ProgressBar(label: "drain", total: held)
+                let report = try await repository.drain(provider: name, progress: bar.handler)
+                bar.finish()
+                try await commit(repository)
+                if json {
+                    printJSON(["provider": name, "chunksMoved": report.chunksMoved, "bytesMoved": report.bytesMoved,
+                               "failed": report.failed, "seconds": report.seconds])
+                } else {
+                    print("drained \(name): \(report.chunksMoved) of \(report.chunksSeen) chunk(s) moved (\(ByteSize.format(report.bytesMoved))) in "
+                        + String(format: "%.1f s", report.seconds))
+                    for failure in report.failed.prefix(20) { note("  not moved: \(failure)") }
+                }
+                guard report.failed.isEmpty else {
+                    throw StoreError(.providerFailure, "\(report.failed.count) chunk(s) could not be moved off \(name); fix the providers and run drain again")
+                }
+                if !json { print("\(name) now holds nothing: remove it with a67 provider rm \(name)") }
+            }
+        }
+    }
+
+    struct Rm: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a provider from the repository.",
+            discussion: """
+                Refused while the provider holds the only copy of anything: drain it first. Chunks it held \
+                that have copies elsewhere count as under-replicated until a67 repair restores them. \
+                Nothing is deleted on the provider itself.
+                """)
+
+        @OptionGroup var home: HomeOptions
+
+        @Argument(help: "The provider's name (see a67 provider ls).")
+        var name: String
+
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        func run() async throws {
+            try await guarded {
+                let repository = try home.unlock()
+                let removed = try repository.removeProvider(name)
+                try await commit(repository)
+                if json {
+                    printJSON(["provider": name, "removed": true, "chunksItHeld": removed.chunksLeft,
+                               "underReplicatedChunks": removed.underReplicated])
+                } else {
+                    print("removed provider \(name)")
+                    if removed.underReplicated > 0 {
+                        print("\(removed.underReplicated) chunk(s) are now under-replicated: run a67 repair")
+                    }
+                }
             }
         }
     }

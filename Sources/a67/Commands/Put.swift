@@ -7,7 +7,9 @@ struct Put: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Store a file (or standard input) as an object.",
         discussion: """
-            SRC is a file, or - for standard input. The object appears only once all of it is stored; \
+            SRC is a file, or - for standard input. The object appears only once all of it is stored on \
+            the bucket's number of providers (or, while some fail, on at least its --min-replicas, with a \
+            warning: a67 repair restores the rest); \
             an interrupted put leaves no object, and running it again reuses what was already stored. \
             Content already in the repository (in any bucket) is not stored again. A progress line is \
             shown on a terminal for transfers over 8 MiB.
@@ -45,6 +47,7 @@ struct Put: AsyncParsableCommand {
                 result = try await repository.put(input, bucket: target.bucket, key: target.key, zstdLevel: zstdLevel,
                                                   progress: bar.handler)
                 bar.finish()
+                try await commit(repository)
             } catch {
                 bar.finish()
                 throw error
@@ -53,11 +56,15 @@ struct Put: AsyncParsableCommand {
             if json {
                 printJSON(["bucket": target.bucket, "key": target.key, "size": result.size, "chunks": result.chunks,
                            "newChunks": result.newChunks, "newStoredBytes": result.newSealedBytes,
-                           "seconds": seconds, "manifest": result.manifestID.hex])
+                           "seconds": seconds, "manifest": result.manifestID.hex, "underReplicatedChunks": result.underReplicated])
             } else {
                 print("put \(target.bucket)/\(target.key): \(ByteSize.format(result.size)) in \(result.chunks) chunk(s), "
                     + "\(result.newChunks) new (\(ByteSize.format(result.newSealedBytes)) stored), "
                     + String(format: "%.2f s, ", seconds) + rate(result.size, seconds))
+            }
+            if result.underReplicated > 0 {
+                note("warning: \(result.underReplicated) chunk(s) have fewer replicas than \(target.bucket) wants, because providers failed "
+                    + "(a67 provider ls shows which); the object is stored, and a67 repair restores the missing replicas")
             }
         }
     }

@@ -7,8 +7,8 @@ struct Remove: AsyncParsableCommand {
         commandName: "rm",
         abstract: "Remove an object.",
         discussion: """
-            The object disappears from its bucket at once. Chunks no other object uses stay on the \
-            providers as unreferenced (a67 stat counts them) until garbage collection reclaims them.
+            The object disappears from its bucket at once and goes to the trash for 30 days (a67 \
+            undelete brings it back); after that, a67 gc reclaims the chunks no other object uses.
             """)
 
     @OptionGroup var home: HomeOptions
@@ -24,7 +24,9 @@ struct Remove: AsyncParsableCommand {
             let path = try ObjectPath(object, keyRequired: true)
             try Names.validateBucket(path.bucket)
             _ = try Names.keySegments(path.key)
-            try home.unlock().remove(bucket: path.bucket, key: path.key)
+            let repository = try home.unlock()
+            try repository.remove(bucket: path.bucket, key: path.key)
+            try await commit(repository)
             if json {
                 printJSON(["bucket": path.bucket, "key": path.key, "removed": true])
             } else {

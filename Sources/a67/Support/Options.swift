@@ -48,3 +48,29 @@ struct ObjectPath {
         }
     }
 }
+
+/// Ends a command that changed the repository: records what it saw of each provider's health, then
+/// snapshots the catalog onto the providers. The command exits only once the snapshot is there, so a
+/// machine lost right after it loses nothing (a67 recover).
+func commit(_ repository: Repository) async throws {
+    repository.saveHealth()
+    let report = try await repository.snapshotCatalog()
+    if !report.behind.isEmpty {
+        note("warning: the catalog snapshot did not reach \(report.behind.joined(separator: ", ")) (they keep an older one; the next change retries)")
+    }
+}
+
+/// "90s", "15m", "2h", "7d" or plain seconds.
+func parseDuration(_ text: String, option: String) throws -> Double {
+    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+    var number = Substring(text)
+    var scale = 1.0
+    if let last = text.last, let unit = units[last] {
+        number = text.dropLast()
+        scale = unit
+    }
+    guard let value = Double(number), value >= 0, value.isFinite else {
+        throw StoreError(.invalidArgument, "\(option) \(text) is not a duration: write seconds, or a number with s, m, h or d (like 90s, 2h, 7d)")
+    }
+    return value * scale
+}
