@@ -16,19 +16,25 @@ import Testing
 
     static func unique(_ label: String) -> String { "\(label)-\(Hex.encode(Crypto.randomBytes(6)))" }
 
+    /// The `provider add` options of one fresh location of each remote kind, by provider name.
+    static func remoteLocations() throws -> [(name: String, flags: [String])] {
+        [
+            ("s3", ["--s3", try env("A67_TEST_S3_ENDPOINT"), "--bucket", try env("A67_TEST_S3_BUCKET"),
+                    "--region", try env("A67_TEST_S3_REGION"), "--path-style", "--prefix", unique("cli"),
+                    "--access-key-id", try env("A67_TEST_S3_ACCESS_KEY"), "--secret-key-file", try env("A67_TEST_S3_SECRET_FILE")]),
+            ("dav", ["--webdav", try env("A67_TEST_WEBDAV_URL") + unique("cli"),
+                     "--user", try env("A67_TEST_WEBDAV_USER"), "--password-file", try env("A67_TEST_WEBDAV_PASSWORD_FILE")]),
+            ("ssh", ["--sftp", try env("A67_TEST_SFTP_URL") + "/" + unique("cli"),
+                     "--password-file", try env("A67_TEST_SFTP_PASSWORD_FILE")]),
+        ]
+    }
+
     /// Adds one provider of each remote kind; returns the commands' combined output.
-    static func addRemotes(_ cli: CLI) throws -> String {
+    @discardableResult
+    static func addRemotes(_ cli: CLI, _ locations: [(name: String, flags: [String])]? = nil) throws -> String {
         var output = ""
-        for arguments in [
-            ["provider", "add", "s3", "--s3", try env("A67_TEST_S3_ENDPOINT"), "--bucket", try env("A67_TEST_S3_BUCKET"),
-             "--region", try env("A67_TEST_S3_REGION"), "--path-style", "--prefix", unique("cli"),
-             "--access-key-id", try env("A67_TEST_S3_ACCESS_KEY"), "--secret-key-file", try env("A67_TEST_S3_SECRET_FILE")],
-            ["provider", "add", "dav", "--webdav", try env("A67_TEST_WEBDAV_URL") + unique("cli"),
-             "--user", try env("A67_TEST_WEBDAV_USER"), "--password-file", try env("A67_TEST_WEBDAV_PASSWORD_FILE")],
-            ["provider", "add", "ssh", "--sftp", try env("A67_TEST_SFTP_URL") + "/" + unique("cli"),
-             "--password-file", try env("A67_TEST_SFTP_PASSWORD_FILE")],
-        ] {
-            let result = try cli.ok(arguments)
+        for (name, flags) in try locations ?? remoteLocations() {
+            let result = try cli.ok(["provider", "add", name] + flags)
             output += result.stdout + result.stderr
         }
         return output
@@ -160,5 +166,33 @@ extension RemoteProviderTests {
         let shown = try cli.run(["provider", "add", "x", "--webdav", "dav://me:hunter2@dav.example.com/a67", "--user", "u",
                                  "--password-file", cli.file("p", Array("p".utf8))])
         #expect(!shown.stderr.contains("hunter2"))
+    }
+
+    @Test func recoveryFromEachRemoteKindGetsEveryObjectBack() throws {
+        let cli = try CLI()
+        try cli.ok(["init"])
+        let locations = try Self.remoteLocations()
+        try Self.addRemotes(cli, locations)
+        try cli.ok(["bucket", "create", "remote", "--replicas", "2"])
+        var objects: [String: [UInt8]] = [:]
+        for (i, size) in [0, 5000, (5 << 20) * 2 + 11].enumerated() {
+            objects["remote/o\(i)"] = randomBytes(size)
+            try cli.ok(["put", cli.file("in\(i)", objects["remote/o\(i)"]!), "remote/o\(i)"])
+        }
+        for (name, flags) in locations {
+            try FileManager.default.removeItem(atPath: cli.home)
+            let report = try cli.json(["recover"] + flags) as! [String: Any]
+            #expect(report["objects"] as? Int == 3, "from \(name): \(report)")
+            #expect((report["unreachable"] as? [String])?.isEmpty == true, "from \(name): \(report)")
+            for (path, bytes) in objects {
+                let out = cli.scratch + "/check"
+                try cli.ok(["get", path, out])
+                #expect(cli.read(out) == bytes, "\(path) differs after recovering from \(name)")
+                try FileManager.default.removeItem(atPath: out)
+            }
+            // The credentials came back too: every provider answers.
+            let probed = try cli.json(["provider", "ls", "--probe"]) as! [[String: Any]]
+            #expect(probed.allSatisfy { $0["probeError"] is NSNull }, "from \(name): \(probed)")
+        }
     }
 }
