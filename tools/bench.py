@@ -113,6 +113,73 @@ def fresh_repository(work):
     return env, (home, providers)
 
 
+def replication(work, count, repair_count, repeats):
+    """Issue 4's targets: put with R=2 on two directory providers against R=1 on the same two (the
+    replicas are written in parallel); scrub throughput of stored data; repair time after losing a
+    provider that held about 2 GiB (three providers, R=2)."""
+    def repository(providers, replicas, place=work):
+        home = os.path.join(work, "rhome")
+        for d in [home] + [os.path.join(p, f"rprov{i}") for i in range(1, 4) for p in {work, place}]:
+            shutil.rmtree(d, ignore_errors=True)
+        env = dict(os.environ, A67_HOME=home, A67_PASSPHRASE="bench passphrase")
+        subprocess.run([A67, "init"], env=env, check=True, capture_output=True)
+        for i in range(1, providers + 1):
+            subprocess.run([A67, "provider", "add", f"p{i}", "--dir", os.path.join(place, f"rprov{i}")], env=env, check=True,
+                           capture_output=True)
+        subprocess.run([A67, "bucket", "create", "bench", "--replicas", str(replicas)], env=env, check=True, capture_output=True)
+        return env
+
+    source = os.path.join(work, "replication.bin")
+    random_file(source, count)
+    results = {"size": count, "repairSize": repair_count, "disk": max(disk_write(work) for _ in range(repeats))}
+    # Two directory providers on this machine's one disk share its write bandwidth, so R=2 writes twice
+    # the bytes through one disk; in memory (tmpfs) they do not, which isolates the parallel writing.
+    memory = "/dev/shm/a67-bench-replication"
+    places = [("disk", work)] + ([("memory", memory)] if os.path.isdir("/dev/shm") else [])
+    for label, place in places:
+        os.makedirs(place, exist_ok=True)
+        for replicas in (1, 2):
+            print(f"replication: put with R={replicas} on two providers ({label})...", file=sys.stderr)
+
+            def put():
+                env = repository(2, replicas, place)
+                seconds, rss, _ = run([A67, "put", source, "bench/x"], env)
+                return seconds, rss, env
+            seconds, _, env = best(repeats, put)
+            results[f"putR{replicas}-{label}"] = mbps(count, seconds)
+        if label == "memory":
+            shutil.rmtree(memory, ignore_errors=True)
+    env = repository(2, 2)
+    run([A67, "put", source, "bench/x"], env)
+    print("replication: scrub...", file=sys.stderr)
+    # env is the R=2 repository: every chunk twice.
+    scrubs = [json.loads(run([A67, "scrub", "--json"], env)[2]) for _ in range(repeats)]
+    best_scrub = max(scrubs, key=lambda r: r["bytesChecked"] / r["seconds"])
+    results["scrub"] = best_scrub["bytesChecked"] / best_scrub["seconds"] / 1e6
+    results["scrubBytes"] = best_scrub["bytesChecked"]
+    os.remove(source)
+
+    print(f"replication: repair after losing a provider ({repair_count >> 20} MiB put, three providers, R=2)...",
+          file=sys.stderr)
+    source = os.path.join(work, "repair.bin")
+    random_file(source, repair_count)
+    timings = []
+    for _ in range(repeats):
+        env = repository(3, 2)
+        run([A67, "put", source, "bench/x"], env)
+        lost = max(json.loads(run([A67, "provider", "ls", "--json"], env)[2]), key=lambda p: p["usedBytes"])
+        shutil.rmtree(lost["location"])
+        seconds, _, out = run([A67, "repair", "--json"], env)
+        report = json.loads(out)
+        timings.append((seconds, lost["usedBytes"], report["bytesCopied"], report["providersDown"]))
+    os.remove(source)
+    seconds, held, copied, down = min(timings)
+    results.update({"repairSeconds": seconds, "repairHeld": held, "repairCopied": copied, "repairDown": down})
+    for d in ["rhome"] + [f"rprov{i}" for i in range(1, 4)]:
+        shutil.rmtree(os.path.join(work, d), ignore_errors=True)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", default="1G", help="size of each test file (default 1G)")
@@ -122,15 +189,25 @@ def main():
     parser.add_argument("--remote-size", default="512M",
                         help="size of the random file put to the loopback servers (default 512M; 0 skips them)")
     parser.add_argument("--only-remote", action="store_true", help="measure only the loopback servers")
+    parser.add_argument("--replication-size", default="1G",
+                        help="size of the file for the R=2 vs R=1 put and the scrub (default 1G; 0 skips replication)")
+    parser.add_argument("--repair-size", default="3G",
+                        help="size put to three providers with R=2 before one is lost (default 3G: each holds about 2 GiB)")
+    parser.add_argument("--only-replication", action="store_true", help="measure only replication, scrub and repair")
     args = parser.parse_args()
     count, big, repeats = size(args.size), size(args.big), max(1, args.repeats)
     work = args.dir
     os.makedirs(work, exist_ok=True)
+    replication_count = size(args.replication_size)
+    if args.only_replication:
+        report(args, count, {}, {}, {}, None, None, replication(work, replication_count, size(args.repair_size), repeats))
+        return
     remote_count = size(args.remote_size)
     remote_results = remote(work, remote_count, repeats) if remote_count else None
     if args.only_remote:
         report(args, count, {}, {}, {}, None, remote_results)
         return
+    replication_results = replication(work, replication_count, size(args.repair_size), repeats) if replication_count else None
     files = make_files(work, count)
 
     ceilings, results, inputs = {}, {}, {}
@@ -210,7 +287,7 @@ def main():
             shutil.rmtree(d, ignore_errors=True)
         growth = {"putRSS": big_put_rss, "getRSS": big_get_rss}
 
-    report(args, count, inputs, ceilings, results, growth, remote_results)
+    report(args, count, inputs, ceilings, results, growth, remote_results, replication_results)
 
 
 def remote(work, count, repeats):
@@ -312,7 +389,7 @@ def remote(work, count, repeats):
         subprocess.run([os.path.join(ROOT, "tools/servers"), "stop", state])
 
 
-def report(args, count, inputs, ceilings, results, growth, remote_results=None):
+def report(args, count, inputs, ceilings, results, growth, remote_results=None, replication_results=None):
     lines = [f"## tools/bench, {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
              "",
              f"Machine: {CORES} cores; files of {args.size}; one directory provider; zstd level 3; "
@@ -350,6 +427,22 @@ def report(args, count, inputs, ceilings, results, growth, remote_results=None):
                          f"{r['rcloneDown']:.0f} | {r['get']/r['rcloneDown']:.2f} | {r['putRSS']:.0f} / {r['getRSS']:.0f} MB | "
                          f"{'yes' if r['identical'] else 'NO'} |")
         lines.append("")
+    if replication_results:
+        r = replication_results
+        lines += ["### Replication, scrub, repair (directory providers on this machine's one disk)", "",
+                  "| measure | a67 | target |",
+                  "|---|---|---|",
+                  f"| put MB/s, R=2 on two providers / R=1 on the same two, both on this disk ({r['size'] >> 20} MiB random; "
+                  f"disk ceiling {r['disk'] / 1e6:.0f} MB/s, R=2 writes {2 * r['putR2-disk']:.0f} MB/s) | "
+                  f"{r['putR2-disk']:.0f} / {r['putR1-disk']:.0f} = {r['putR2-disk'] / r['putR1-disk']:.2f} | >= 0.90 |",
+                  ] + ([f"| put MB/s, R=2 / R=1, both providers in memory (tmpfs: no shared disk) | "
+                        f"{r['putR2-memory']:.0f} / {r['putR1-memory']:.0f} = {r['putR2-memory'] / r['putR1-memory']:.2f} | >= 0.90 |"]
+                       if "putR2-memory" in r else []) + [
+                  f"| scrub MB/s of stored data ({r['scrubBytes'] >> 20} MiB: every replica read, decrypted, verified) | "
+                  f"{r['scrub']:.0f} | >= 200 |",
+                  f"| repair after losing a provider that held {r['repairHeld'] / 2**30:.2f} GiB ({r['repairCopied'] / 2**30:.2f} GiB copied; "
+                  f"down: {', '.join(r['repairDown'])}) | {r['repairSeconds']:.1f} s | < 60 s |",
+                  ""]
     text = "\n".join(lines)
     print(text)
     os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)

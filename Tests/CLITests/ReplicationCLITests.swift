@@ -111,6 +111,23 @@ import Testing
         #expect(try get(cli, "k") == data)
     }
 
+    @Test func scrubNeverJudgesCopiesOnAProviderThatDoesNotAnswer() throws {
+        let cli = try Self.threeProviders()
+        let data = randomBytes(3 * Self.chunk)
+        try cli.ok(["put", cli.file("in", data), "bkt/k"])
+        // p2's disk "unmounted": its folder is gone for a while.
+        try FileManager.default.moveItem(atPath: cli.provider(2), toPath: cli.scratch + "/p2-unmounted")
+        let scrub = try cli.run(["scrub", "--json"])
+        #expect(scrub.status == 5, "unreadable, not damaged: \(scrub.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(scrub.stdoutBytes)) as! [String: Any]
+        #expect((report["missing"] as? [Any])?.isEmpty == true && (report["corrupt"] as? [Any])?.isEmpty == true, "\(report)")
+        #expect((try Self.status(cli))["underReplicatedChunks"] as? Int == 0, "nothing was forgotten")
+        // Back again: every copy is still counted, and checks out.
+        try FileManager.default.moveItem(atPath: cli.scratch + "/p2-unmounted", toPath: cli.provider(2))
+        try cli.ok(["scrub"])
+        #expect(try get(cli, "k") == data)
+    }
+
     @Test func aProviderAtItsQuotaIsPassedOverAndNoPutFails() throws {
         let cli = try Self.threeProviders(quota: "12M")
         var all: [[UInt8]] = []

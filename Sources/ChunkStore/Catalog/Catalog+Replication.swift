@@ -56,13 +56,19 @@ extension Catalog {
                               want: row["want"], providers: list.split(separator: ",").compactMap { Int64($0) }.sorted())
     }
 
+    /// How many replicas a chunk that wants `want` can have: no more than there are failure groups
+    /// among the active providers.
+    private static let reachableWant = """
+        MIN(c.want, (SELECT COUNT(DISTINCT COALESCE(p.fault_group, p.name)) FROM provider p WHERE p.state = 'active'))
+        """
+
     /// Chunks still in use (by an object or a deleted object in the trash) with fewer recorded replicas
-    /// than they should have, fewest first.
+    /// than they should have (capped by the number of failure groups), fewest first.
     public func underReplicated() throws -> [ChunkPlacement] {
         try pool.read { db in
             try Row.fetchAll(db, sql: Self.placementSelect + """
                 WHERE c.refcount > 0 OR c.entry_refs > 0
-                GROUP BY c.id HAVING COUNT(l.provider_id) < c.want ORDER BY COUNT(l.provider_id), c.id
+                GROUP BY c.id HAVING COUNT(l.provider_id) < \(Self.reachableWant) ORDER BY COUNT(l.provider_id), c.id
                 """).map(Self.placement)
         }
     }
@@ -234,14 +240,6 @@ extension Catalog {
         }
     }
 
-    /// Whether a put could still need `id` (it is recorded and referenced, or recorded recently).
-    public func isChunkLive(_ id: ChunkID) throws -> Bool {
-        try pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE id = ? AND (refcount > 0 OR entry_refs > 0)",
-                              arguments: [Data(id.bytes)]) == true
-        }
-    }
-
     /// The chunk IDs recorded at `provider`, as a set for the orphan sweep.
     public func chunkIDs(on provider: Int64) throws -> Set<ChunkID> {
         try pool.read { db in
@@ -306,7 +304,7 @@ extension Catalog {
             var underBytes: Int64 = 0
             for row in try Row.fetchAll(db, sql: """
                 SELECT n, n < want AS under, COUNT(*) AS chunks, SUM(sealed_size) AS bytes FROM (
-                    SELECT c.sealed_size, c.want, COUNT(l.provider_id) AS n FROM chunk c
+                    SELECT c.sealed_size, \(Self.reachableWant) AS want, COUNT(l.provider_id) AS n FROM chunk c
                     LEFT JOIN chunk_location l ON l.chunk_id = c.id
                     WHERE c.refcount > 0 OR c.entry_refs > 0 GROUP BY c.id)
                 GROUP BY n, under

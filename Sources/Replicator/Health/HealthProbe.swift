@@ -21,7 +21,7 @@ extension Repository {
                     do {
                         _ = try await member.backend.head(Keyring.objectName)
                         let seconds = started.duration(to: .now).seconds
-                        member.health.succeeded(readSeconds: seconds)
+                        member.health.succeeded(probeSeconds: seconds)
                         return ProbeResult(provider: member.name, seconds: seconds, error: nil)
                     } catch {
                         member.health.trip()

@@ -39,6 +39,8 @@ public final class ProviderHealth: Sendable {
         var readLatencies: [Double] = []
         var requests = 0
         var full = false
+        /// The last health probe's round trip (a HEAD): kept apart from chunk reads, whose size differs.
+        var probeSeconds: Double?
     }
 
     public let policy: BreakerPolicy
@@ -76,11 +78,25 @@ public final class ProviderHealth: Sendable {
     /// Whether a placement should consider the provider (admits without claiming the probe).
     public var isAvailable: Bool { inner.withLock { Self.current($0, policy) != .open && !$0.full } }
 
-    /// The provider said it is out of space: no more chunks go there in this process.
-    public func markFull() { inner.withLock { $0.full = true } }
-
-    public func succeeded(readSeconds: Double? = nil) {
+    /// The provider said it is out of space: no more chunks go there in this process. (An answer, so
+    /// not a failure of the breaker's kind.)
+    public func markFull() {
         inner.withLock { inner in
+            inner.full = true
+            inner.requests += 1
+            inner.probeInFlight = false
+            if inner.state == .halfOpen {
+                inner.state = .closed
+                inner.openedAt = nil
+            }
+        }
+    }
+
+    public var isFull: Bool { inner.withLock { $0.full } }
+
+    public func succeeded(readSeconds: Double? = nil, probeSeconds: Double? = nil) {
+        inner.withLock { inner in
+            if let probeSeconds { inner.probeSeconds = probeSeconds }
             inner.requests += 1
             inner.consecutiveFailures = 0
             inner.state = .closed
@@ -150,7 +166,8 @@ public final class ProviderHealth: Sendable {
 
     /// What `a67 provider ls` shows.
     public func record() -> ProviderHealthRecord {
-        ProviderHealthRecord(breaker: state.rawValue, latencySeconds: typicalReadSeconds, errorRate: errorRate,
+        ProviderHealthRecord(breaker: state.rawValue, latencySeconds: typicalReadSeconds ?? inner.withLock { $0.probeSeconds },
+                             errorRate: errorRate,
                              requests: requests, checkedAt: Int64(Date().timeIntervalSince1970 * 1_000_000_000))
     }
 }

@@ -19,14 +19,21 @@ extension Repository {
     }
 
     /// Reads every recorded replica and verifies it (decrypts, checks the ID and length). A missing or
-    /// damaged replica is forgotten, so that repair stores it again. At most `rate` bytes per second
-    /// when given.
+    /// damaged replica is forgotten (never the last recorded copy), so that repair stores it again. Every
+    /// provider is probed first: the replicas of one that does not answer are reported as not checked,
+    /// never judged missing on the strength of an unmounted disk or a server that is down. At most
+    /// `rate` bytes per second when given.
     public func scrub(rate: Double? = nil, parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> ScrubReport {
         let sealer = ChunkSealer(keys: try unlocked())
         let pool = try pool()
         let catalog = self.catalog
+        let probes = try await probeProviders()
+        let down = Dictionary(uniqueKeysWithValues: probes.compactMap { result in
+            result.error.flatMap { error in pool.members.first { $0.name == result.provider }.map { ($0.id, error) } }
+        })
         // The chunks of the latest catalog snapshot are checked too, on every provider that holds them.
-        var state = loadSnapshotState()
+        let state = loadSnapshotState()
+        var damagedSnapshotCopies: [(String, Int64)] = []
         var work = try catalog.allChunks().flatMap { chunk in chunk.providers.map { (chunk, $0) } }
         for chunk in state.snapshots.last?.chunks ?? [] {
             guard let id = ChunkID(hex: chunk.id) else { continue }
@@ -39,11 +46,12 @@ extension Repository {
         try await forEach(work, parallel: parallel) { item -> (String, Int)? in
             let (chunk, provider) = item
             guard let member = pool.member(provider) else { return nil }
+            if let error = down[provider] { return ("unreadable the provider does not answer: \(error)", 0) }
             let sealed: [UInt8]
             do {
                 sealed = try await member.backend.get(chunk.id.objectName, range: nil)
             } catch BackendError.notFound {
-                if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider, evenLast: true) }
+                if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider) }
                 return ("missing", 0) as (String, Int)?
             } catch {
                 return ("unreadable \(error)", 0)
@@ -53,7 +61,7 @@ extension Repository {
                 _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
                 return ("ok", sealed.count)
             } catch {
-                if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider, evenLast: true) }
+                if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider) }
                 return ("corrupt", sealed.count)
             }
         } collect: { item, outcome in
@@ -63,7 +71,7 @@ extension Repository {
             report.bytesChecked += Int64(bytes)
             if verdict == "missing" || verdict == "corrupt", item.0.want == 0 {
                 // A snapshot chunk: the next snapshot stores it there again.
-                state.holders[item.0.id.hex]?.removeAll { $0 == item.1 }
+                damagedSnapshotCopies.append((item.0.id.hex, item.1))
             }
             switch verdict {
             case "ok": break
@@ -74,7 +82,11 @@ extension Repository {
             progress?(Int64(bytes))
         }
         report.seconds = started.duration(to: .now).seconds
-        if !report.missing.isEmpty || !report.corrupt.isEmpty { try saveSnapshotState(state) }
+        if !damagedSnapshotCopies.isEmpty {
+            try updateSnapshotState { state in
+                for (id, provider) in damagedSnapshotCopies { state.holders[id]?.removeAll { $0 == provider } }
+            }
+        }
         saveHealth()
         return report
     }
@@ -103,6 +115,9 @@ extension Repository {
     /// have a spare copy until a67 provider rm or rebalance); a67 provider rm forgets them.
     public func repair(parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> RepairReport {
         let sealer = ChunkSealer(keys: try unlocked())
+        // Stores before it records, like a put: shared with puts, exclusive of gc.
+        let lock = try RepositoryLock(home: home, exclusive: false)
+        defer { lock.release() }
         let pool = try pool()
         let catalog = self.catalog
         let started = ContinuousClock.now
@@ -170,6 +185,8 @@ extension Repository {
     /// drained provider is deleted. The provider takes no new chunks from the moment drain starts.
     public func drain(provider name: String, parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> MoveReport {
         let sealer = ChunkSealer(keys: try unlocked())
+        let lock = try RepositoryLock(home: home, exclusive: false)
+        defer { lock.release() }
         guard let provider = try providers().first(where: { $0.record.name == name }) else {
             throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
         }
@@ -181,13 +198,17 @@ extension Repository {
         let started = ContinuousClock.now
         var report = MoveReport()
         try await forEach(try catalog.chunks(on: id), parallel: parallel) { chunk -> String? in
-            let others = chunk.providers.filter { $0 != id }
+            var others = chunk.providers.filter { $0 != id }
+            let open: @Sendable ([UInt8]) throws -> [UInt8] = { sealed in
+                _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
+                return sealed
+            }
             do {
+                // A surviving copy must be there and good before this one goes: read one back. If none
+                // is, the others do not count and this copy is moved as if it were the only one.
+                if !others.isEmpty, (try? await pool.fetch(chunk.id, from: others, open: open)) == nil { others = [] }
                 if others.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
-                    let sealed = try await pool.fetch(chunk.id, from: chunk.providers) { sealed in
-                        _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
-                        return sealed
-                    }
+                    let sealed = try await pool.fetch(chunk.id, from: [id] + others, open: open)
                     let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: others)
                     try catalog.addLocations(chunk.id, providers: added)
                     if others.isEmpty && added.isEmpty { return "chunk \(chunk.id.short): no other provider could take it" }
@@ -235,6 +256,8 @@ extension Repository {
     /// it no longer needs. With equal weights, adding one provider to N moves about 1/(N+1) of replicas.
     public func rebalance(parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> MoveReport {
         let sealer = ChunkSealer(keys: try unlocked())
+        let lock = try RepositoryLock(home: home, exclusive: false)
+        defer { lock.release() }
         let pool = try pool()
         let catalog = self.catalog
         let started = ContinuousClock.now
@@ -250,13 +273,16 @@ extension Repository {
                 }
                 let added = await pool.store(chunk.id, sealed: sealed, on: missing)
                 try catalog.addLocations(chunk.id, providers: added)
-                // Copies outside the ideal set go, as many as were added, worst-ranked first.
-                let surplus = chunk.providers.filter { !ideal.contains($0) }.prefix(added.count)
-                for provider in surplus {
+                guard added.count == missing.count else {
+                    // Keep every old copy: the chunk now has more, never fewer, and the groups stay apart.
+                    return (added.count, "chunk \(chunk.id.short): \(missing.count - added.count) copies could not be written; its old copies stay")
+                }
+                // The ideal set is complete (distinct groups): the copies outside it go.
+                for provider in chunk.providers where !ideal.contains(provider) {
                     try catalog.forgetLocation(chunk.id, provider: provider)
                     try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
                 }
-                return (added.count, added.count < missing.count ? "chunk \(chunk.id.short): \(missing.count - added.count) copies could not be written" : nil)
+                return (added.count, nil)
             } catch {
                 return (0, "chunk \(chunk.id.short): \(error)")
             }
@@ -306,11 +332,15 @@ extension Repository {
         let retention = try trashDays ?? Double(catalog.setting(Self.trashDaysSetting) ?? "") ?? Self.defaultTrashDays
         report.trashPurged = try catalog.purgeTrash(deletedBefore: now - Int64(retention * 86_400 * 1e9))
         let cutoff = now - Int64(grace * 1e9)
+        // Snapshot chunks are in no catalog: those of the snapshots kept locally and of every root
+        // pointer on the providers stay (a data chunk can have a snapshot chunk's ID: same bytes).
+        var keep = try snapshotChunkIDs()
+        for root in await rootsOnProviders() { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
 
         for chunk in try catalog.unreferencedChunks(recordedBefore: cutoff) {
             // Forget first: from here on no put dedupes against it; then delete the copies.
             guard try catalog.forgetUnreferencedChunk(chunk.id) else { continue }
-            for provider in chunk.providers {
+            for provider in chunk.providers where !keep.contains(chunk.id) {
                 do {
                     try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
                 } catch {
@@ -321,10 +351,6 @@ extension Repository {
             report.bytesFreed += Int64(chunk.sealedSize * chunk.providers.count)
         }
 
-        // Snapshot chunks are in no catalog: those of the snapshots kept locally and of every root
-        // pointer on the providers stay.
-        var keep = try snapshotChunkIDs()
-        for root in await rootsOnProviders() { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
         for member in pool.members {
             let listing: [ObjectInfo]
             do {

@@ -5,8 +5,8 @@ import Synchronization
 /// A `ChunkPool` over several providers.
 ///
 /// Writes: a chunk goes to the best-ranked providers of its weighted rendezvous order (weights follow
-/// free capacity under each provider's quota), never two in one failure group, skipping providers
-/// whose breaker is open, that are draining or at their quota, all in parallel. A provider that fails
+/// each provider's declared capacity, its quota), never two in one failure group, skipping providers
+/// whose breaker is open, that are draining, full or at their quota, all in parallel. A provider that fails
 /// is replaced by the next in the order, so one dead provider does not fail a put while others have
 /// room.
 ///
@@ -76,18 +76,15 @@ public final class ReplicatedPool: ChunkPool {
         min(max(1, replicas), Set(writable.map(\.group)).count)
     }
 
-    /// Placement weights: a provider with a quota weighs its free room under it, relative to the
-    /// largest quota; one without a quota weighs as much as the largest.
+    /// Placement weights: a provider with a quota weighs its quota relative to the largest quota; one
+    /// without weighs as much as the largest. The weights depend only on declared limits, so a chunk's
+    /// ranking does not drift as providers fill (rebalance converges); free room is a filter instead:
+    /// a provider whose quota has no room for a chunk is passed over.
     func candidates(excluding: Set<Int64>) -> [RendezvousPlacement.Candidate] {
         let largest = Double(members.compactMap(\.quota).max() ?? 1)
-        return used.withLock { used in
-            writable.filter { !excluding.contains($0.id) }.map { member in
-                var weight = 1.0
-                if let quota = member.quota {
-                    weight = max(Double(quota - used[member.id, default: 0]), 0) / max(largest, 1)
-                }
-                return .init(id: member.id, key: member.name, weight: max(weight, 1e-9))
-            }
+        return writable.filter { !excluding.contains($0.id) }.map { member in
+            let weight = member.quota.map { Double($0) / max(largest, 1) } ?? 1
+            return .init(id: member.id, key: member.name, weight: max(weight, 1e-9))
         }
     }
 
@@ -139,6 +136,10 @@ public final class ReplicatedPool: ChunkPool {
             /// Starts a write on the best provider not yet tried whose group is free; false if none is left.
             func launchNext() -> Bool {
                 for member in ranked where !tried.contains(member.id) && !groupsTaken.contains(member.group) {
+                    if member.health.isFull {
+                        skipped[member.name] = "it answered that it is full"
+                        continue
+                    }
                     if !member.health.isAvailable {
                         skipped[member.name] = "its circuit breaker is open after repeated failures"
                         continue
@@ -240,8 +241,9 @@ public final class ReplicatedPool: ChunkPool {
 
     private enum ReadOutcome<T: Sendable>: Sendable {
         case opened(T)
-        case failed(Int64, String, integrity: Bool)
-        case hedge
+        case failed(String, integrity: Bool)
+        /// The hedge timer armed after the `launch`-th read fired.
+        case hedge(launch: Int)
     }
 
     /// `locations` in the order to read them: providers whose breaker admits requests first, then the
@@ -250,7 +252,7 @@ public final class ReplicatedPool: ChunkPool {
         let ranked = placement.rank(id, among: locations.compactMap { byID[$0] }.map { .init(id: $0.id, key: $0.name) })
         let indexed = ranked.enumerated().map { (index: $0.offset, member: byID[$0.element.id]!) }
         return indexed.sorted { a, b in
-            let aUp = a.member.health.isAvailable, bUp = b.member.health.isAvailable
+            let aUp = a.member.health.state != .open, bUp = b.member.health.state != .open
             if aUp != bUp { return aUp }
             let aTime = a.member.health.typicalReadSeconds, bTime = b.member.health.typicalReadSeconds
             if let aTime, let bTime, abs(aTime - bTime) > 0.25 * min(aTime, bTime) { return aTime < bTime }
@@ -258,95 +260,101 @@ public final class ReplicatedPool: ChunkPool {
         }.map(\.member)
     }
 
+    /// One read of `id` from `member`, verified by `open`.
+    private func attempt<T: Sendable>(_ id: ChunkID, _ member: Member,
+                                      _ open: @escaping @Sendable ([UInt8]) throws -> T) async -> ReadOutcome<T> {
+        let started = ContinuousClock.now
+        let sealed: [UInt8]
+        do {
+            sealed = try await member.backend.get(id.objectName, range: nil)
+        } catch let error as BackendError {
+            if case .notFound = error {
+                member.health.succeeded()
+                onDamage(id, member.id, .missing)
+                return .failed("\(member.name): \(error)", integrity: true)
+            }
+            if Task.isCancelled { member.health.abandoned() } else { member.health.failed() }
+            return .failed("\(member.name): \(error)", integrity: false)
+        } catch {
+            member.health.abandoned()
+            return .failed("\(member.name): \(error)", integrity: false)
+        }
+        member.health.succeeded(readSeconds: started.duration(to: .now).seconds)
+        do {
+            return .opened(try open(sealed))
+        } catch let error as StoreError {
+            if error.code == .integrity { onDamage(id, member.id, .corrupt) }
+            return .failed("\(member.name): \(error.message)", integrity: error.code == .integrity)
+        } catch {
+            return .failed("\(member.name): \(error)", integrity: false)
+        }
+    }
+
     public func fetch<T: Sendable>(_ id: ChunkID, from locations: [Int64],
                                    open: @escaping @Sendable ([UInt8]) throws -> T) async throws -> T {
         let order = readOrder(id, locations)
         var failures: [String] = []
-        var integrity = false
-        let onDamage = self.onDamage
-        let result: T? = await withTaskGroup(of: ReadOutcome<T>.self) { group in
-            var next = 0
-            var running = 0
-            /// Starts a read from the next replica; one whose breaker is open is passed over unless it
-            /// is the last one left. False when none is left.
-            func launch() -> Bool {
-                var chosen: Member?
-                while next < order.count, chosen == nil {
-                    let member = order[next]
-                    next += 1
-                    if member.health.admit() || next == order.count {
-                        chosen = member
-                    } else {
-                        failures.append("\(member.name): skipped, its circuit breaker is open")
-                    }
+        var judged = 0  // replicas found missing or bad
+        // Reads and hedge timers are unstructured tasks reporting to one stream, so that the first
+        // verified answer returns at once, even while a losing read is stuck in a blocking call (a
+        // directory read cannot be interrupted); the losers are cancelled and finish on their own.
+        let (stream, continuation) = AsyncStream<ReadOutcome<T>>.makeStream()
+        var tasks: [Task<Void, Never>] = []
+        defer {
+            for task in tasks { task.cancel() }
+            continuation.finish()
+        }
+        var next = 0
+        var running = 0
+        /// Starts a read from the next replica; one whose breaker is open is passed over unless it is
+        /// the last one left. False when none is left.
+        func launch() -> Bool {
+            var chosen: Member?
+            while next < order.count, chosen == nil {
+                let member = order[next]
+                next += 1
+                if member.health.admit() || next == order.count {
+                    chosen = member
+                } else {
+                    failures.append("\(member.name): skipped, its circuit breaker is open")
                 }
-                guard let member = chosen else { return false }
-                running += 1
-                group.addTask {
-                    let started = ContinuousClock.now
-                    let sealed: [UInt8]
-                    do {
-                        sealed = try await member.backend.get(id.objectName, range: nil)
-                    } catch let error as BackendError {
-                        if case .notFound = error {
-                            member.health.succeeded()
-                            onDamage(id, member.id, .missing)
-                            return .failed(member.id, "\(member.name): \(error)", integrity: true)
-                        }
-                        if Task.isCancelled { member.health.abandoned() } else { member.health.failed() }
-                        return .failed(member.id, "\(member.name): \(error)", integrity: false)
-                    } catch {
-                        member.health.abandoned()
-                        return .failed(member.id, "\(member.name): \(error)", integrity: false)
-                    }
-                    let elapsed = started.duration(to: .now)
-                    member.health.succeeded(readSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-                    do {
-                        return .opened(try open(sealed))
-                    } catch let error as StoreError {
-                        if error.code == .integrity { onDamage(id, member.id, .corrupt) }
-                        return .failed(member.id, "\(member.name): \(error.message)", integrity: error.code == .integrity)
-                    } catch {
-                        return .failed(member.id, "\(member.name): \(error)", integrity: false)
-                    }
-                }
-                return true
             }
-            func armHedge() {
-                guard next < order.count, let p95 = order[next - 1].health.readP95 else { return }
-                group.addTask {
+            guard let member = chosen else { return false }
+            running += 1
+            tasks.append(Task { continuation.yield(await self.attempt(id, member, open)) })
+            // A hedged request to the next replica if this one is slower than its usual 95th percentile.
+            if next < order.count, let p95 = member.health.readP95 {
+                let launched = next
+                tasks.append(Task {
                     try? await Task.sleep(for: .seconds(max(p95, 0.002)))
-                    return .hedge
-                }
+                    if !Task.isCancelled { continuation.yield(.hedge(launch: launched)) }
+                })
             }
-            guard launch() else { return nil }
-            armHedge()
-            while let outcome = await group.next() {
+            return true
+        }
+        if launch() {
+            reading: for await outcome in stream {
                 switch outcome {
                 case .opened(let value):
-                    group.cancelAll()
                     return value
-                case .failed(_, let message, let bad):
+                case .failed(let message, let bad):
                     running -= 1
                     failures.append(message)
-                    integrity = integrity || bad
-                    if launch() {
-                        armHedge()
-                    } else if running == 0 {
-                        group.cancelAll()
-                        return nil
-                    }
-                case .hedge:
-                    if running > 0 && next < order.count && !Task.isCancelled && launch() {
+                    if bad { judged += 1 }
+                    if Task.isCancelled || (!launch() && running == 0) { break reading }
+                case .hedge(let launched):
+                    // Only the timer of the latest read counts, and only while it is still out.
+                    if launched == next && running > 0 && !Task.isCancelled && launch() {
                         hedges.add(1, ordering: .relaxed)
                     }
                 }
             }
-            return nil
         }
-        if let result { return result }
         try Task.checkCancellation()
         if failures.isEmpty { failures.append("no provider of this repository holds it") }
+        // An integrity failure only when every replica was found missing or bad: one that could not be
+        // reached may still be good.
+        let integrity = judged > 0 && judged == order.count
         throw StoreError(integrity ? .integrity : .providerFailure,
                          "chunk \(id.short) could not be read: \(failures.joined(separator: "; "))")
     }

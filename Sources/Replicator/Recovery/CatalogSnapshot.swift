@@ -84,6 +84,15 @@ extension Repository {
         try LocalFile.write([UInt8](try JSONEncoder().encode(state)), to: snapshotStatePath)
     }
 
+    /// Changes the snapshot record under the snapshot lock (a snapshot may be running beside).
+    func updateSnapshotState(_ change: (inout SnapshotState) -> Void) throws {
+        let lock = try RepositoryLock(home: home, exclusive: true, name: "snapshot.lock")
+        defer { lock.release() }
+        var state = loadSnapshotState()
+        change(&state)
+        try saveSnapshotState(state)
+    }
+
     /// The chunks of the snapshots kept (garbage collection must not take them).
     func snapshotChunkIDs() throws -> Set<ChunkID> {
         Set(loadSnapshotState().snapshots.flatMap { $0.chunks.compactMap { ChunkID(hex: $0.id) } })
@@ -95,6 +104,9 @@ extension Repository {
     @discardableResult
     public func snapshotCatalog() async throws -> SnapshotReport {
         let keys = try unlocked()
+        // Stores before it records (in snapshots.json): shared with puts, exclusive of gc.
+        let storing = try RepositoryLock(home: home, exclusive: false)
+        defer { storing.release() }
         let lock = try RepositoryLock(home: home, exclusive: true, name: "snapshot.lock")
         defer { lock.release() }
         var state = loadSnapshotState()

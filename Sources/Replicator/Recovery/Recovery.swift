@@ -13,6 +13,9 @@ extension Repository {
         public let objects: Int
         /// Providers of the recovered catalog that could not be reached (repair restores what they held).
         public let unreachable: [String]
+        /// Set when a provider holds a newer snapshot than the one installed but it could not be read:
+        /// the recovered catalog may miss the latest changes.
+        public let newerSnapshotUnread: String?
         public let underReplicatedChunks: Int
     }
 
@@ -97,34 +100,53 @@ extension Repository {
         // A provider that missed later snapshots (it was down) holds an older one: look for newer ones.
         var repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID)
         var unreachable: [String] = []
-        var newest: (root: SnapshotRoot, backend: any Backend, name: String)?
-        for provider in try repository.providers() where provider.spec.identity != spec.identity {
+        var others: [(root: SnapshotRoot, backend: any Backend, name: String, id: Int64)] = []
+        var sequences: [String: Int64] = [:]
+        for provider in try repository.providers() {
+            if provider.spec.identity == spec.identity {
+                sequences[String(provider.record.id)] = root.sequence
+                continue
+            }
             do {
                 let other = try repository.backend(for: provider)
                 let theirs = try await readRoot(other, provider.record.name)
-                if theirs.sequence > (newest?.root.sequence ?? root.sequence) { newest = (theirs, other, provider.record.name) }
+                others.append((theirs, other, provider.record.name, provider.record.id))
+                sequences[String(provider.record.id)] = theirs.sequence
             } catch {
                 unreachable.append("\(provider.record.name): \(error)")
             }
         }
-        if let newest, let newer = try? await fetchSnapshot(newest.root, from: newest.backend, newest.name) {
-            root = newest.root
-            source = newest.name
-            snapshot = newer
+        // The newest snapshot that can be read wins; one that cannot is reported, never skipped silently.
+        var newerUnread: String?
+        for candidate in others.sorted(by: { $0.root.sequence > $1.root.sequence }) where candidate.root.sequence > root.sequence {
+            do {
+                snapshot = try await fetchSnapshot(candidate.root, from: candidate.backend, candidate.name)
+            } catch {
+                if newerUnread == nil {
+                    newerUnread = "\(candidate.name) holds snapshot \(candidate.root.sequence), which could not be read (\(error))"
+                }
+                continue
+            }
+            root = candidate.root
+            source = candidate.name
             try catalog.close()
             catalog = try install(snapshot)
             repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID)
+            break
         }
 
         // The keyring last: it marks a complete repository.
         try LocalFile.write(keyring.encoded, to: home + "/" + keyringFile)
+        // Every root seen is remembered, so that the next snapshot's sequence is higher than all of them
+        // (a provider that missed it must never look newer to a later recovery).
         var state = SnapshotState()
         state.snapshots = [root]
+        state.roots = sequences
         try repository.saveSnapshotState(state)
         let stats = try catalog.statistics()
         let report = RecoveryReport(source: source, sequence: root.sequence, snapshotTime: root.createdAt,
                                     providers: try catalog.providers().count, buckets: try catalog.buckets().count,
-                                    objects: stats.objects, unreachable: unreachable,
+                                    objects: stats.objects, unreachable: unreachable, newerSnapshotUnread: newerUnread,
                                     underReplicatedChunks: try catalog.underReplicated().count)
         return (repository, report)
     }

@@ -311,10 +311,14 @@ struct Recover: AsyncParsableCommand {
             let passphrase = try Passphrase.fromEnvironment()
             let (repository, report) = try await Repository.recover(home: home.path, passphrase: passphrase, from: spec, secret: secret)
             repository.saveHealth()
+            if let newer = report.newerSnapshotUnread {
+                note("warning: \(newer): this catalog may miss the latest changes. Fix that provider and recover again into an empty folder to get them")
+            }
             if json {
                 printJSON(["home": repository.home, "source": report.source, "snapshot": report.sequence,
                            "snapshotTime": isoTime(report.snapshotTime), "providers": report.providers, "buckets": report.buckets,
                            "objects": report.objects, "unreachable": report.unreachable,
+                           "newerSnapshotUnread": report.newerSnapshotUnread ?? NSNull(),
                            "underReplicatedChunks": report.underReplicatedChunks])
                 return
             }

@@ -85,8 +85,8 @@ struct ProviderCommand: AsyncParsableCommand {
             discussion: """
                 STATE is active, or draining (no new chunks). BREAKER is the circuit breaker as the last \
                 command that used the provider left it: closed (healthy), open (failing: skipped), \
-                half-open (being probed). LATENCY is the median chunk read, ERRORS the share of failed \
-                requests. --probe asks every provider now (needs the passphrase for remote credentials).
+                half-open (being probed). LATENCY is the median chunk read (or, before any, the last \
+                probe's round trip), ERRORS the share of failed requests among the last 64. --probe asks every provider now (needs the passphrase for remote credentials).
                 """)
 
         @OptionGroup var home: HomeOptions
@@ -179,7 +179,7 @@ struct ProviderCommand: AsyncParsableCommand {
                 guard report.failed.isEmpty else {
                     throw StoreError(.providerFailure, "\(report.failed.count) chunk(s) could not be moved off \(name); fix the providers and run drain again")
                 }
-                if !json { print("\(name) now holds nothing: remove it with a67 provider rm \(name)") }
+                if !json { print("\(name) now holds none of your chunks: remove it with a67 provider rm \(name)") }
             }
         }
     }
