@@ -1,4 +1,5 @@
 import ChunkStore
+import Dispatch
 import Synchronization
 
 /// Wraps a backend and injects faults by rule, for unit tests of everything above backends.
@@ -12,6 +13,9 @@ public final class FaultInjectingBackend: Backend {
         case corrupt(@Sendable ([UInt8]) -> [UInt8])
         /// Answer after this many seconds (a slow provider), then as usual.
         case delay(Double)
+        /// Like `delay`, but the wait ignores cancellation, as a read stuck in a blocking system call
+        /// would (gets only).
+        case stall(Double)
     }
 
     public struct Rule: Sendable {
@@ -67,6 +71,11 @@ public final class FaultInjectingBackend: Backend {
         case .corrupt(let change): return change(try await wrapped.get(name, range: range))
         case .delay(let seconds):
             try await Task.sleep(for: .seconds(seconds))
+            return try await wrapped.get(name, range: range)
+        case .stall(let seconds):
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { done.resume() }
+            }
             return try await wrapped.get(name, range: range)
         case nil: return try await wrapped.get(name, range: range)
         }

@@ -44,7 +44,8 @@ struct A67: AsyncParsableCommand {
         version: version,
         subcommands: [
             Init.self, Up.self, ProviderCommand.self, BucketCommand.self, Put.self, Get.self, List.self, Remove.self,
-            Stat.self, Status.self, Scrub.self, Repair.self, Rebalance.self, GC.self, Undelete.self, Recover.self, Config.self,
+            Stat.self, Status.self, Scrub.self, Repair.self, Rebalance.self, GC.self, Undelete.self, Snapshot.self, Recover.self,
+            Config.self,
             Version.self,
         ]
     )

@@ -295,6 +295,34 @@ import Testing
         try checkEverything()
     }
 
+    @Test func aProviderThatMissedSnapshotsCatchesUpAndRecoveryFindsTheNewest() throws {
+        let cli = try Self.threeProviders()
+        let first = randomBytes(1000)
+        try cli.ok(["put", cli.file("a", first), "bkt/a"])
+        // p3 is away while another object is put: its root pointer stays behind.
+        try FileManager.default.moveItem(atPath: cli.provider(3), toPath: cli.scratch + "/p3-away")
+        let second = randomBytes(2000)
+        let put = try cli.run(["put", cli.file("b", second), "bkt/b"])
+        #expect(put.status == 0 && put.stderr.contains("did not reach p3"), "\(put.stderr)")
+        try FileManager.default.moveItem(atPath: cli.scratch + "/p3-away", toPath: cli.provider(3))
+        // Recovery from the stale p3 still finds the newest snapshot on p1 and p2.
+        let home = cli.home
+        try FileManager.default.moveItem(atPath: home, toPath: cli.scratch + "/home-kept")
+        let recovered = try cli.json(["recover", "--dir", cli.provider(3)]) as! [String: Any]
+        #expect(recovered["objects"] as? Int == 2 && ["p1", "p2"].contains(recovered["source"] as? String), "\(recovered)")
+        try FileManager.default.removeItem(atPath: home)
+        try FileManager.default.moveItem(atPath: cli.scratch + "/home-kept", toPath: home)
+        // A snapshot from a timer brings p3 up to date: then p3 alone is enough.
+        let snapshot = try cli.json(["snapshot"]) as! [String: Any]
+        #expect((snapshot["behind"] as? [String])?.isEmpty == true && (snapshot["providers"] as? [String])?.count == 3, "\(snapshot)")
+        #expect((try cli.json(["snapshot"]) as! [String: Any])["unchanged"] as? Bool == true, "nothing changed: nothing written")
+        try FileManager.default.removeItem(atPath: home)
+        try FileManager.default.removeItem(atPath: cli.provider(1))
+        try FileManager.default.removeItem(atPath: cli.provider(2))
+        let alone = try cli.json(["recover", "--dir", cli.provider(3)]) as! [String: Any]
+        #expect(alone["objects"] as? Int == 2, "\(alone)")
+    }
+
     @Test func recoverRefusesAFullHomeAndAWrongPassphrase() throws {
         let cli = try Self.threeProviders()
         try cli.fails(["recover", "--dir", cli.provider(1)], status: 6, message: "already exists")

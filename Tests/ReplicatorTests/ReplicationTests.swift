@@ -100,16 +100,48 @@ struct ReplicationTests {
         for _ in 0..<20 {
             _ = try await pool.fetch(id, from: h.records.map(\.id)) { try h.sealer.open($0, id: id) }
         }
-        // The provider read first now stalls for a minute: the hedge must answer long before.
+        // The provider read first now stalls for 40 s in a wait that cancellation cannot cut short (as a
+        // blocking read would): the hedge must answer, and the fetch return, long before.
         let before = h.providers.map { $0.calls(.get) }
         _ = try await pool.fetch(id, from: h.records.map(\.id)) { try h.sealer.open($0, id: id) }
         let first = h.providers.indices.first { h.providers[$0].calls(.get) > before[$0] }!
         #expect(pool.hedgedReads == 0, "a fast read is not hedged")
-        h.providers[first].inject(.delay(60), on: .get, times: 1)
+        h.providers[first].inject(.stall(40), on: .get, times: 1)
         let started = ContinuousClock.now
         let plaintext = try await pool.fetch(id, from: h.records.map(\.id)) { try h.sealer.open($0, id: id) }
         #expect(plaintext == data)
         #expect(pool.hedgedReads == 1)
-        #expect(started.duration(to: .now) < .seconds(30), "the hedged read answered, not the stalled one")
+        #expect(started.duration(to: .now) < .seconds(20), "the hedged read answered, without waiting for the stalled one")
+    }
+
+    @Test func aMissingCopyAndAnUnreachableOneIsNotAnIntegrityFailure() async throws {
+        let h = try Harness(providers: 2, replicas: 2)
+        _ = try await h.put(sampleBytes(100), key: "k")
+        let object = try h.catalog.object(bucket: h.bucket, segments: ["k"])
+        let id = object.manifest.entries[0].id
+        try await h.memories[0].delete(id.objectName)
+        h.providers[1].inject(.fail(.transient("connection refused")), on: .get)
+        // The copy on p1 may well be fine: a provider failure, not "damaged".
+        let error = await expectStoreError(.providerFailure) { _ = try await h.get("k") }
+        #expect(error?.message.contains("connection refused") == true)
+        // Both judged bad: integrity.
+        h.providers[1].clearFaults()
+        h.memories[1].tamper(id.objectName) { b in var b = b; b[b.count / 2] ^= 1; return b }
+        try h.catalog.addLocations(id, providers: h.records.map(\.id))
+        await expectStoreError(.integrity) { _ = try await h.get("k") }
+    }
+
+    @Test func weightsFollowDeclaredQuotasAndDoNotDriftAsProvidersFill() throws {
+        let h = try Harness(providers: 3, replicas: 1, quotas: [10 << 30, 5 << 30, nil])
+        let pool = try h.pool()
+        let before = (0..<200).map { i in pool.idealPlacement(ChunkID(bytes: Crypto.sha256(Array("c\(i)".utf8))), replicas: 1) }
+        // Filling p0 (a put's reservation) does not move any chunk's ideal place.
+        let filled = ReplicatedPool(members: pool.members, used: [h.records[0].id: 9 << 30])
+        let after = (0..<200).map { i in filled.idealPlacement(ChunkID(bytes: Crypto.sha256(Array("c\(i)".utf8))), replicas: 1) }
+        #expect(before == after)
+        // p1 declares half of p0's quota: it is first for clearly fewer chunks.
+        let firsts = before.map { $0[0] }
+        let p0 = firsts.filter { $0 == h.records[0].id }.count, p1 = firsts.filter { $0 == h.records[1].id }.count
+        #expect(p1 < p0, "p0 \(p0), p1 \(p1)")
     }
 }

@@ -27,10 +27,7 @@ extension Repository {
         let sealer = ChunkSealer(keys: try unlocked())
         let pool = try pool()
         let catalog = self.catalog
-        let probes = try await probeProviders()
-        let down = Dictionary(uniqueKeysWithValues: probes.compactMap { result in
-            result.error.flatMap { error in pool.members.first { $0.name == result.provider }.map { ($0.id, error) } }
-        })
+        let down = try await providersDown(pool)
         // The chunks of the latest catalog snapshot are checked too, on every provider that holds them.
         let state = loadSnapshotState()
         var damagedSnapshotCopies: [(String, Int64)] = []
@@ -122,9 +119,7 @@ extension Repository {
         let catalog = self.catalog
         let started = ContinuousClock.now
         var report = RepairReport()
-        let down = Set(try await probeProviders().filter { $0.error != nil }.compactMap { result in
-            pool.members.first { $0.name == result.provider }?.id
-        })
+        let down = Set(try await providersDown(pool).keys)
         report.providersDown = pool.members.filter { down.contains($0.id) }.map(\.name)
         let reachableGroups = Set(pool.members.filter { !$0.draining && !down.contains($0.id) }.map(\.group)).count
         let work = try down.isEmpty ? catalog.underReplicated() : catalog.chunksInUse().filter { chunk in
@@ -135,10 +130,7 @@ extension Repository {
                 return .failure(StoreError(.integrity, "chunk \(chunk.id.short): no copy is recorded anywhere"))
             }
             do {
-                let sealed = try await pool.fetch(chunk.id, from: chunk.providers) { sealed in
-                    _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
-                    return sealed
-                }
+                let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Self.verifier(chunk, sealer))
                 // The read may have found some copies bad and forgotten them.
                 let current = (try await catalog.chunkLocations(chunk.id) ?? []).filter { !down.contains($0) }
                 let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: current)
@@ -199,10 +191,7 @@ extension Repository {
         var report = MoveReport()
         try await forEach(try catalog.chunks(on: id), parallel: parallel) { chunk -> String? in
             var others = chunk.providers.filter { $0 != id }
-            let open: @Sendable ([UInt8]) throws -> [UInt8] = { sealed in
-                _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
-                return sealed
-            }
+            let open = Self.verifier(chunk, sealer)
             do {
                 // A surviving copy must be there and good before this one goes: read one back. If none
                 // is, the others do not count and this copy is moved as if it were the only one.
@@ -267,10 +256,7 @@ extension Repository {
             let missing = ideal.filter { !chunk.providers.contains($0) }
             guard !missing.isEmpty, !chunk.providers.isEmpty else { return (0, nil) }
             do {
-                let sealed = try await pool.fetch(chunk.id, from: chunk.providers) { sealed in
-                    _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
-                    return sealed
-                }
+                let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Self.verifier(chunk, sealer))
                 let added = await pool.store(chunk.id, sealed: sealed, on: missing)
                 try catalog.addLocations(chunk.id, providers: added)
                 guard added.count == missing.count else {
@@ -395,6 +381,27 @@ extension Repository {
 
     public func trash(bucket: String?) throws -> [Catalog.TrashEntry] {
         try catalog.trash(bucket: try bucket.map { try catalog.bucket($0) })
+    }
+}
+
+extension Repository {
+    /// Checks a sealed copy of `chunk` as a get would and hands back the sealed bytes, to store again.
+    static func verifier(_ chunk: Catalog.ChunkPlacement, _ sealer: ChunkSealer) -> @Sendable ([UInt8]) throws -> [UInt8] {
+        { sealed in
+            _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
+            return sealed
+        }
+    }
+
+    /// Probes every provider; those that did not answer, with why.
+    func providersDown(_ pool: ReplicatedPool) async throws -> [Int64: String] {
+        var down: [Int64: String] = [:]
+        for result in try await probeProviders() {
+            if let error = result.error, let member = pool.members.first(where: { $0.name == result.provider }) {
+                down[member.id] = error
+            }
+        }
+        return down
     }
 }
 

@@ -391,3 +391,40 @@ struct Config: AsyncParsableCommand {
         }
     }
 }
+
+struct Snapshot: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Snapshot the catalog onto every provider now (for a timer).",
+        discussion: """
+            Every command that changes the repository already ends with a snapshot; run this from a \
+            timer (cron, a systemd timer) so that a provider that missed one while it was down catches \
+            up. Only the parts of the catalog that changed are stored; when nothing changed and every \
+            provider is up to date, nothing is written.
+
+              */30 * * * *  A67_PASSPHRASE_FILE=~/.a67-passphrase a67 snapshot --json > /dev/null
+            """)
+
+    @OptionGroup var home: HomeOptions
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func run() async throws {
+        try await guarded {
+            let repository = try home.unlock()
+            let report = try await repository.snapshotCatalog()
+            if json {
+                printJSON(["sequence": report.sequence, "size": report.size, "chunks": report.chunks,
+                           "chunksStored": report.chunksStored, "providers": report.providers, "behind": report.behind,
+                           "unchanged": report.unchanged])
+            } else {
+                print("catalog snapshot \(report.sequence): \(ByteSize.format(report.size)) in \(report.chunks) chunk(s), "
+                    + "\(report.chunksStored) stored now" + (report.unchanged ? " (unchanged)" : "")
+                    + "; on \(report.providers.joined(separator: ", "))")
+            }
+            if !report.behind.isEmpty {
+                throw StoreError(.providerFailure, "the snapshot could not reach \(report.behind.joined(separator: ", ")): they keep an older one")
+            }
+        }
+    }
+}
