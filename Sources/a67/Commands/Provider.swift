@@ -7,7 +7,7 @@ import Replicator
 struct ProviderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provider",
-        abstract: "Add, list and test the providers that hold your chunks.",
+        abstract: "Add, list, test, drain and remove the providers that hold your chunks.",
         subcommands: [Add.self, Ls.self, Test.self, Drain.self, Rm.self])
 
     struct Add: AsyncParsableCommand {

@@ -5,7 +5,7 @@ import Replicator
 struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rm",
-        abstract: "Remove an object.",
+        abstract: "Remove an object (it stays in the trash for 30 days: a67 undelete).",
         discussion: """
             The object disappears from its bucket at once and goes to the trash for 30 days (a67 \
             undelete brings it back); after that, a67 gc reclaims the chunks no other object uses.
