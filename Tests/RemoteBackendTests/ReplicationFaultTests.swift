@@ -12,53 +12,14 @@ import Testing
 @Suite struct RemoteReplicationFaultTests {
     static let chunk = ChunkSealer.maxChunkSize
 
-    /// A byte source that runs `action` once, when `after` bytes have been read.
-    final class TriggeringSource: ByteSource, @unchecked Sendable {
-        private let data: [UInt8]
-        private let after: Int
-        private let action: @Sendable () -> Void
-        private let offset = Mutex(0)
-        let knownSize: Int64?
-
-        init(_ data: [UInt8], after: Int, action: @escaping @Sendable () -> Void) {
-            self.data = data
-            self.after = after
-            self.action = action
-            knownSize = Int64(data.count)
-        }
-
-        func read(upTo count: Int) throws -> [UInt8] {
-            let (slice, fire) = offset.withLock { offset -> ([UInt8], Bool) in
-                let end = min(offset + count, data.count)
-                defer { offset = end }
-                return (Array(data[offset..<end]), offset < after && end >= after)
-            }
-            if fire { action() }
-            return slice
-        }
-    }
-
     @Test func theS3ServerDyingDuringALargePutCostsNothingAndRepairRestoresR() async throws {
         let folder = try TemporaryDirectory()
-        var settings = Repository.Settings()
-        settings.scryptLogN = 10
-        let repository = try Repository.initialize(home: folder.path + "/home", passphrase: Passphrase("p"), settings: settings)
         let proxy = try FaultProxy(mode: "pass", upstream: try Servers.env("A67_TEST_S3_ENDPOINT"))
         defer { proxy.stop() }
-        let quick = ConnectionOptions(connectTimeout: 2, stallTimeout: 10)
-        _ = try await repository.addProvider(name: "s3", spec: .s3(try Servers.s3Settings(endpoint: proxy.url, prefix: Servers.unique("fault")), quick),
-                                             secret: .s3SecretKey(try Servers.env("A67_TEST_S3_SECRET_KEY")), quota: nil)
-        let dav = try Servers.env("A67_TEST_WEBDAV_URL") + Servers.unique("fault")
-        _ = try await repository.addProvider(name: "dav", spec: .webdav(WebDAVSettings(url: dav, user: try Servers.env("A67_TEST_WEBDAV_USER")), quick),
-                                             secret: .password(try Servers.env("A67_TEST_WEBDAV_PASSWORD")), quota: nil)
-        _ = try await repository.addProvider(name: "ssh", spec: .sftp(SFTPSettings(url: try Servers.sftpURL(),
-                                                                                   hostKeySHA256: try Servers.env("A67_TEST_SFTP_HOST_KEY_SHA256")),
-                                                                      ConnectionOptions(connectTimeout: 2, stallTimeout: 10, maxRequests: 4)),
-                                             secret: .password(try Servers.env("A67_TEST_SFTP_PASSWORD")), quota: nil)
-        _ = try repository.createBucket("fault", replicas: 2)
+        let repository = try await Self.threeRemotes(folder, s3Endpoint: proxy.url)
 
         let data = Crypto.randomBytes(16 * Self.chunk)
-        let source = TriggeringSource(data, after: 4 * Self.chunk) { proxy.stop() }
+        let source = BytesSource(data, after: 4 * Self.chunk) { proxy.stop() }
         _ = try await repository.put(source, bucket: "fault", key: "big")
         let object = try repository.object(bucket: "fault", key: "big")
         #expect(try await read(repository, object) == data, "every byte is there with S3 gone")
@@ -82,5 +43,99 @@ import Testing
         let sink = Sink()
         try await repository.get(object, bucket: "fault", to: sink)
         return sink.bytes.withLock { $0 }
+    }
+
+    /// A repository over the three real servers (S3, WebDAV, SFTP), R=2.
+    static func threeRemotes(_ folder: TemporaryDirectory, s3Endpoint: String? = nil) async throws -> Repository {
+        let repository = try Servers.repository(folder)
+        let quick = ConnectionOptions(connectTimeout: 2, stallTimeout: 10)
+        _ = try await repository.addProvider(name: "s3", spec: .s3(try Servers.s3Settings(endpoint: s3Endpoint, prefix: Servers.unique("maint")), quick),
+                                             secret: .s3SecretKey(try Servers.env("A67_TEST_S3_SECRET_KEY")), quota: nil)
+        let dav = try Servers.env("A67_TEST_WEBDAV_URL") + Servers.unique("maint")
+        _ = try await repository.addProvider(name: "dav", spec: .webdav(WebDAVSettings(url: dav, user: try Servers.env("A67_TEST_WEBDAV_USER")), quick),
+                                             secret: .password(try Servers.env("A67_TEST_WEBDAV_PASSWORD")), quota: nil)
+        _ = try await repository.addProvider(name: "ssh", spec: .sftp(SFTPSettings(url: try Servers.sftpURL(),
+                                                                                   hostKeySHA256: try Servers.env("A67_TEST_SFTP_HOST_KEY_SHA256")),
+                                                                      ConnectionOptions(connectTimeout: 2, stallTimeout: 10, maxRequests: 4)),
+                                             secret: .password(try Servers.env("A67_TEST_SFTP_PASSWORD")), quota: nil)
+        _ = try repository.createBucket("fault", replicas: 2)
+        return repository
+    }
+
+    static func backend(_ repository: Repository, _ name: String) throws -> any Backend {
+        try repository.backend(for: try repository.providers().first { $0.record.name == name }!)
+    }
+
+    /// For each remote kind in turn: its copies corrupted, then deleted outright; every get still
+    /// succeeds, scrub finds the damage and repair restores two good replicas.
+    @Test(arguments: ["s3", "dav", "ssh"])
+    func damagedAndDeletedCopiesOnOneRemoteAreFoundAndRepaired(victim: String) async throws {
+        let folder = try TemporaryDirectory()
+        let repository = try await Self.threeRemotes(folder)
+        let data = Crypto.randomBytes(3 * Self.chunk + 5)
+        _ = try await repository.put(BytesSource(data), bucket: "fault", key: "k")
+        let object = try repository.object(bucket: "fault", key: "k")
+        let victimID = try repository.providers().first { $0.record.name == victim }!.record.id
+        let backend = try Self.backend(repository, victim)
+        let held = try repository.catalog.chunks(on: victimID)
+        #expect(!held.isEmpty, "\(victim) holds some of the chunks")
+
+        // Every copy on the victim corrupted (one byte flipped), through the provider's own protocol.
+        for chunk in held {
+            var bytes = try await backend.get(chunk.id.objectName)
+            bytes[bytes.count / 2] ^= 0x10
+            try await backend.put(chunk.id.objectName, data: bytes)
+        }
+        #expect(try await read(repository, object) == data, "the other replicas serve every get")
+        // The get forgot the bad copies it met; scrub finds the rest: every copy on the victim.
+        let scrub = try await repository.scrub()
+        #expect(!scrub.corrupt.isEmpty || held.count == 0)
+        #expect(try repository.catalog.underReplicated().count == held.count, "\(scrub.corrupt)")
+        let repaired = try await repository.repair()
+        #expect(repaired.failed.isEmpty && repaired.lost.isEmpty)
+        let clean = try await repository.scrub()
+        #expect(clean.corrupt.isEmpty && clean.missing.isEmpty, "after repair: \(clean.corrupt) \(clean.missing)")
+        #expect(try repository.catalog.underReplicated().isEmpty)
+
+        // Then every chunk on the victim deleted.
+        let onVictim = try repository.catalog.chunks(on: victimID).count
+        for chunk in try repository.catalog.chunks(on: victimID) { try await backend.delete(chunk.id.objectName) }
+        #expect(try await read(repository, object) == data)
+        _ = try await repository.scrub()
+        #expect(try repository.catalog.underReplicated().count == onVictim, "every deleted copy was found missing")
+        _ = try await repository.repair()
+        #expect(try repository.catalog.underReplicated().isEmpty)
+        let final = try await repository.scrub()
+        #expect(final.corrupt.isEmpty && final.missing.isEmpty && final.unreadable.isEmpty)
+        #expect(try await read(repository, object) == data)
+    }
+
+    /// gc over remote listings: stray chunk files on each remote kind are deleted after the grace
+    /// period only; a provider whose listing fails is skipped, nothing deleted there.
+    @Test func gcSweepsStrayFilesFromRemoteListingsAndSkipsAProviderWhoseListingFails() async throws {
+        let folder = try TemporaryDirectory()
+        let proxy = try FaultProxy(mode: "pass", upstream: try Servers.env("A67_TEST_S3_ENDPOINT"))
+        defer { proxy.stop() }
+        let repository = try await Self.threeRemotes(folder, s3Endpoint: proxy.url)
+        let data = Crypto.randomBytes(2 * Self.chunk)
+        _ = try await repository.put(BytesSource(data), bucket: "fault", key: "k")
+        // A stray chunk file on each provider, as a put killed before recording it would leave.
+        var strays: [String: String] = [:]
+        for name in ["s3", "dav", "ssh"] {
+            let stray = ChunkID(bytes: Crypto.randomBytes(32)).objectName
+            try await Self.backend(repository, name).put(stray, data: Crypto.randomBytes(1000))
+            strays[name] = stray
+        }
+        let early = try await repository.collectGarbage(grace: 3600)
+        #expect(early.orphansDeleted == 0 && early.orphansWaiting >= 3, "\(early)")
+        // S3's listing now fails: gc must skip it and delete nothing there.
+        proxy.stop()
+        let late = try await repository.collectGarbage(grace: 0)
+        #expect(late.skippedProviders.count == 1 && late.skippedProviders[0].hasPrefix("s3"), "\(late.skippedProviders)")
+        #expect(late.orphansDeleted == 2, "the strays on WebDAV and SFTP go: \(late)")
+        for name in ["dav", "ssh"] {
+            await #expect(throws: BackendError.self) { _ = try await Self.backend(repository, name).head(strays[name]!) }
+        }
+        #expect(try await read(repository, try repository.object(bucket: "fault", key: "k")) == data, "nothing in use was touched")
     }
 }

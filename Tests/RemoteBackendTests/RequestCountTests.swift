@@ -10,9 +10,7 @@ import Testing
 @Suite struct RequestCountTests {
     @Test func aPutSendsOneRequestPerChunkAndADuplicateNone() async throws {
         let folder = try TemporaryDirectory()
-        var settings = Repository.Settings()
-        settings.scryptLogN = 10
-        let repository = try Repository.initialize(home: folder.path + "/home", passphrase: Passphrase("p"), settings: settings)
+        let repository = try Servers.repository(folder)
         let proxy = try FaultProxy(mode: "pass", upstream: try Servers.env("A67_TEST_S3_ENDPOINT"))
         defer { proxy.stop() }
         let s3 = try Servers.s3Settings(endpoint: proxy.url, prefix: Servers.unique("count"))

@@ -3,6 +3,7 @@ import ChunkStore
 import CurlTransport
 import Foundation
 import RemoteBackends
+import Replicator
 import Testing
 
 /// The real servers tools/test starts on loopback (tools/servers), found through the environment it
@@ -23,6 +24,13 @@ enum Servers {
     }
 
     static func unique(_ label: String) -> String { "\(label)-\(Hex.encode(Crypto.randomBytes(6)))" }
+
+    /// A new repository in `folder` (a cheap scrypt: these tests are not about the passphrase).
+    static func repository(_ folder: TemporaryDirectory) throws -> Repository {
+        var settings = Repository.Settings()
+        settings.scryptLogN = 10
+        return try Repository.initialize(home: folder.path + "/home", passphrase: Passphrase("p"), settings: settings)
+    }
 
     // MARK: S3 (SeaweedFS)
 

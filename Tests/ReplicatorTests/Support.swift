@@ -68,26 +68,6 @@ struct Harness {
     }
 }
 
-/// An in-memory byte source.
-final class BytesSource: ByteSource, @unchecked Sendable {
-    private let data: [UInt8]
-    private let offset = Mutex(0)
-    let knownSize: Int64?
-
-    init(_ data: [UInt8]) {
-        self.data = data
-        knownSize = Int64(data.count)
-    }
-
-    func read(upTo count: Int) throws -> [UInt8] {
-        offset.withLock { offset in
-            let end = min(offset + count, data.count)
-            defer { offset = end }
-            return Array(data[offset..<end])
-        }
-    }
-}
-
 final class BytesSink: ByteSink, @unchecked Sendable {
     private let buffer = Mutex<[UInt8]>([])
     var bytes: [UInt8] { buffer.withLock { $0 } }
