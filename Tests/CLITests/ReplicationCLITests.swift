@@ -323,6 +323,36 @@ import Testing
         #expect(alone["objects"] as? Int == 2, "\(alone)")
     }
 
+    @Test func aBucketThatWantsEveryReplicaFailsThePutNamingTheProviderThatFailed() throws {
+        let cli = try CLI()
+        try cli.ok(["init"])
+        for i in 1...2 { try cli.ok(["provider", "add", "p\(i)", "--dir", cli.provider(i)]) }
+        try cli.ok(["bucket", "create", "strict", "--replicas", "2", "--min-replicas", "2"])
+        try cli.ok(["bucket", "create", "lenient", "--replicas", "2"])
+        try cli.fails(["bucket", "create", "wrong", "--replicas", "2", "--min-replicas", "3"], status: 64, message: "--min-replicas 3")
+        try FileManager.default.removeItem(atPath: cli.provider(2))
+        overwrite(cli.provider(2), [0])
+        let data = cli.file("in", randomBytes(Self.chunk + 1))
+        try cli.fails(["put", data, "strict/k"], status: 5, message: "p2 (directory")
+        #expect((try cli.json(["ls", "strict", "-r"]) as! [Any]).isEmpty, "nothing visible")
+        // The lenient bucket settles for one replica, says so, and repair has nowhere to add one.
+        let put = try cli.run(["put", data, "lenient/k"])
+        #expect(put.status == 0 && put.stderr.contains("fewer replicas than lenient wants"), "\(put.stderr)")
+        #expect((try Self.status(cli))["underReplicatedChunks"] as? Int == 3)
+    }
+
+    @Test func configSetsTheBreakerAndTrashSettingsAndRefusesNonsense() throws {
+        let cli = try Self.threeProviders()
+        try cli.ok(["config", "set", "breaker.failures", "2"])
+        try cli.ok(["config", "set", "trash.retention_days", "7"])
+        let shown = try cli.json(["config"]) as! [String: String]
+        #expect(shown["breaker.failures"] == "2" && shown["trash.retention_days"] == "7" && shown["breaker.open_seconds"] == "30")
+        try cli.fails(["config", "set", "breaker.failure", "2"], status: 64, message: "no setting named breaker.failure")
+        try cli.fails(["config", "set", "breaker.failures", "0"], status: 64, message: "whole number")
+        let catalog = try Catalog(path: cli.home + "/catalog.db")
+        #expect(try catalog.setting("breaker.failures") == "2")
+    }
+
     @Test func recoverRefusesAFullHomeAndAWrongPassphrase() throws {
         let cli = try Self.threeProviders()
         try cli.fails(["recover", "--dir", cli.provider(1)], status: 6, message: "already exists")

@@ -73,6 +73,9 @@ struct ProviderCommand: AsyncParsableCommand {
                     print("added provider \(added.record.name): \(added.record.kind) \(added.spec.summary)"
                           + (limit.map { ", quota \(ByteSize.format($0))" } ?? ""))
                     if let pinned { print("pinned the host key SHA256:\(pinned) (trusted on first use; compare it with `ssh-keygen -lf` on the server)") }
+                    if try repository.catalog.statistics().totalChunks > 0 {
+                        print("new chunks go to it from now on; a67 rebalance moves its share of the existing ones to it")
+                    }
                 }
             }
         }
