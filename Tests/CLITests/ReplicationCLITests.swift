@@ -156,12 +156,21 @@ import Testing
         #expect((try cli.json(["ls", "bkt", "-r"]) as! [Any]).isEmpty, "nothing of the killed put is visible")
         let stat = try cli.json(["stat"]) as! [String: Any]
         #expect((stat["unreferencedChunks"] as? Int ?? 0) >= 3)
+        // A write the kill cut short leaves a temporary file in the provider's .a67-tmp (made sure of here).
+        let leftover = cli.provider(1) + "/.a67-tmp/killed-write"
+        try? FileManager.default.createDirectory(atPath: cli.provider(1) + "/.a67-tmp", withIntermediateDirectories: true)
+        overwrite(leftover, randomBytes(4096))
         // Within the grace period nothing goes.
         let early = try cli.json(["gc"]) as! [String: Any]
         #expect(early["chunksDeleted"] as? Int == 0 && early["orphansDeleted"] as? Int == 0, "\(early)")
+        #expect(FileManager.default.fileExists(atPath: leftover))
         // After it (grace 0 here), every chunk of the put goes, recorded or not.
         let late = try cli.json(["gc", "--grace", "0"]) as! [String: Any]
         #expect((late["chunksDeleted"] as? Int ?? 0) >= 3, "\(late)")
+        for i in 1...3 {
+            let temporaries = (try? FileManager.default.contentsOfDirectory(atPath: cli.provider(i) + "/.a67-tmp")) ?? []
+            #expect(temporaries.isEmpty, "p\(i) keeps temporary files: \(temporaries)")
+        }
         #expect((try cli.json(["stat"]) as! [String: Any])["unreferencedChunks"] as? Int == 0)
         // Nothing the killed put wrote remains: what is left was there before, or is the catalog snapshot.
         let snapshot = Set(try Self.snapshotChunks(cli))

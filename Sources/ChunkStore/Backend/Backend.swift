@@ -36,6 +36,14 @@ public protocol Backend: Sendable {
     func usage() async throws -> BackendUsage
 }
 
+/// A backend whose interrupted puts can leave temporary files outside its namespace (the directory
+/// backend's `.a67-tmp/`): garbage collection removes those older than its grace period.
+public protocol LeftoverSweeping: Sendable {
+    /// Removes temporary files last modified more than `olderThan` seconds ago; returns how many and
+    /// their bytes.
+    func sweepLeftovers(olderThan seconds: Double) async throws -> (count: Int, bytes: Int64)
+}
+
 public struct ObjectInfo: Sendable, Equatable {
     public let name: String
     public let size: Int

@@ -152,3 +152,11 @@ final class ConcurrencyGate: Sendable {
         next?.resume()
     }
 }
+
+extension RetryingBackend: LeftoverSweeping {
+    /// The wrapped backend's leftovers, if it can leave any.
+    public func sweepLeftovers(olderThan seconds: Double) async throws -> (count: Int, bytes: Int64) {
+        guard let sweeping = wrapped as? LeftoverSweeping else { return (0, 0) }
+        return try await sweeping.sweepLeftovers(olderThan: seconds)
+    }
+}

@@ -353,6 +353,12 @@ extension Repository {
                 strays.append(object.name)
                 sizes[object.name] = object.size
             }
+            // Temporary files of interrupted puts (directory providers), once older than the grace period.
+            if let sweeping = member.backend as? LeftoverSweeping,
+               let swept = try? await sweeping.sweepLeftovers(olderThan: grace) {
+                report.orphansDeleted += swept.count
+                report.bytesFreed += swept.bytes
+            }
             let expired = try catalog.noteOrphans(strays, provider: member.id, now: now, cutoff: cutoff)
             report.orphansWaiting += strays.count - expired.count
             for name in expired {

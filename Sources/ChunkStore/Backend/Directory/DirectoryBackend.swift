@@ -10,7 +10,7 @@ import Darwin
 /// `ROOT/.a67-tmp/`, fdatasyncs it, renames it into place and fsyncs the folder, so a crash leaves
 /// the old object or the new one, never a partial file. The root itself is never created here: a
 /// missing root (an unmounted disk) is an error, not a reason to fill the parent filesystem.
-public struct DirectoryBackend: Backend {
+public struct DirectoryBackend: Backend, LeftoverSweeping {
     public let root: String
     let io: BlockingIOPool
     static let temporaryFolder = ".a67-tmp"
@@ -157,6 +157,31 @@ public struct DirectoryBackend: Backend {
             } else if errno != EEXIST {
                 throw classify(SystemCallError(call: "mkdir", path: current, errno: errno), name: name)
             }
+        }
+    }
+
+    public func sweepLeftovers(olderThan seconds: Double) async throws -> (count: Int, bytes: Int64) {
+        try await io.run {
+            try requireRoot()
+            let folder = root + "/" + Self.temporaryFolder
+            guard let dir = opendir(folder) else { return (0, 0) }
+            defer { closedir(dir) }
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            var swept = (count: 0, bytes: Int64(0))
+            while let entry = readdir(dir) {
+                let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if entryName == "." || entryName == ".." { continue }
+                let path = folder + "/" + entryName
+                var st = stat()
+                guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+                      Double(now.tv_sec - st.st_mtim.tv_sec) >= seconds, unlink(path) == 0 else { continue }
+                swept.count += 1
+                swept.bytes += Int64(st.st_size)
+            }
+            return swept
         }
     }
 
