@@ -23,7 +23,7 @@ public enum SFTPLogin: Sendable {
 /// Chunks on an SFTP server, through libcurl's SFTP (libssh2). A put uploads to a temporary name in
 /// the target folder (creating missing folders) and renames it over the final name in the same
 /// session, so no reader ever sees a partial object.
-public struct SFTPBackend: Backend {
+public struct SFTPBackend: Backend, LeftoverListing {
     public let settings: SFTPSettings
     let endpoint: Endpoint
     let user: String
@@ -155,6 +155,10 @@ public struct SFTPBackend: Backend {
     }
 
     public func usage() async throws -> BackendUsage { try await usageFromListing() }
+
+    public func leftovers(under prefix: String) async throws -> [String] {
+        try await TreeListing.leftovers(under: prefix) { folder in try await self.listFolder(folder) }
+    }
 
     // MARK: Listing
 

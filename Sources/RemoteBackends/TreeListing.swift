@@ -49,4 +49,21 @@ enum TreeListing {
     }
 
     static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+    /// Interrupted uploads (`.LEAF.a67-partial-…`) in every folder under `prefix` (a folder path ending
+    /// in `/`), those whose LEAF exists beside them only.
+    static func leftovers(under prefix: String, folder listFolder: (String) async throws -> [FolderEntry]) async throws -> [String] {
+        var found: [String] = []
+        let entries = try await listFolder(prefix)
+        let files = Set(entries.filter { !$0.isFolder }.map(\.name))
+        for entry in entries {
+            if entry.isFolder {
+                found += try await leftovers(under: prefix + entry.name + "/", folder: listFolder)
+            } else if entry.name.hasPrefix("."), let marker = entry.name.range(of: partialMarker),
+                      files.contains(String(entry.name[entry.name.index(after: entry.name.startIndex)..<marker.lowerBound])) {
+                found.append(prefix + entry.name)
+            }
+        }
+        return found
+    }
 }

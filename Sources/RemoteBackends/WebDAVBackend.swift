@@ -17,7 +17,7 @@ public struct WebDAVSettings: Sendable, Equatable, Codable {
 /// Chunks on a WebDAV drive with basic auth. A put uploads to a temporary name in the target folder
 /// and MOVEs it over the final name, so a broken upload never leaves a partial object under the real
 /// name (many servers write PUT bodies in place). Fan-out folders are created with MKCOL on demand.
-public struct WebDAVBackend: Backend {
+public struct WebDAVBackend: Backend, LeftoverListing {
     public let settings: WebDAVSettings
     let endpoint: Endpoint
     let password: String
@@ -93,6 +93,10 @@ public struct WebDAVBackend: Backend {
     }
 
     public func usage() async throws -> BackendUsage { try await usageFromListing() }
+
+    public func leftovers(under prefix: String) async throws -> [String] {
+        try await TreeListing.leftovers(under: prefix) { folder in try await self.propfind(folder) }
+    }
 
     // MARK: Folders
 

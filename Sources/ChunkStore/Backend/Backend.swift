@@ -44,6 +44,15 @@ public protocol LeftoverSweeping: Sendable {
     func sweepLeftovers(olderThan seconds: Double) async throws -> (count: Int, bytes: Int64)
 }
 
+/// A backend whose interrupted uploads stay beside their final names, hidden from `list` (WebDAV's
+/// and SFTP's `.LEAF.a67-partial-…`): garbage collection deletes them once it has seen them for its
+/// grace period.
+public protocol LeftoverListing: Sendable {
+    /// The names of interrupted uploads under `prefix` whose final object exists (so the leftover
+    /// cannot be the only copy: an overwrite cut short between its renames keeps its old bytes there).
+    func leftovers(under prefix: String) async throws -> [String]
+}
+
 public struct ObjectInfo: Sendable, Equatable {
     public let name: String
     public let size: Int

@@ -153,6 +153,14 @@ final class ConcurrencyGate: Sendable {
     }
 }
 
+extension RetryingBackend: LeftoverListing {
+    /// The wrapped backend's interrupted uploads, if it can leave any.
+    public func leftovers(under prefix: String) async throws -> [String] {
+        guard let listing = wrapped as? LeftoverListing else { return [] }
+        return try await listing.leftovers(under: prefix)
+    }
+}
+
 extension RetryingBackend: LeftoverSweeping {
     /// The wrapped backend's leftovers, if it can leave any.
     public func sweepLeftovers(olderThan seconds: Double) async throws -> (count: Int, bytes: Int64) {

@@ -339,8 +339,10 @@ extension Repository {
 
         for member in pool.members {
             let listing: [ObjectInfo]
+            var leftovers: [String] = []
             do {
                 listing = try await member.backend.listAll(prefix: "data/")
+                if let hidden = member.backend as? LeftoverListing { leftovers = try await hidden.leftovers(under: "data/") }
             } catch {
                 report.skippedProviders.append("\(member.name): \(error)")
                 continue
@@ -353,6 +355,8 @@ extension Repository {
                 strays.append(object.name)
                 sizes[object.name] = object.size
             }
+            // Interrupted uploads (WebDAV, SFTP) beside an object that exists go the same way.
+            strays += leftovers
             // Temporary files of interrupted puts (directory providers), once older than the grace period.
             if let sweeping = member.backend as? LeftoverSweeping,
                let swept = try? await sweeping.sweepLeftovers(olderThan: grace) {
@@ -362,7 +366,8 @@ extension Repository {
             let expired = try catalog.noteOrphans(strays, provider: member.id, now: now, cutoff: cutoff)
             report.orphansWaiting += strays.count - expired.count
             for name in expired {
-                // Recorded since the listing (a repair, a put): keep it.
+                // Recorded since the listing (a repair, a put): keep it. (gc holds the repository lock, so
+                // nothing stores meanwhile; this guards against a record made before the lock was taken.)
                 if let id = ChunkID(objectName: name), try catalog.chunkIDs(on: member.id).contains(id) { continue }
                 do {
                     try await member.backend.delete(name)
