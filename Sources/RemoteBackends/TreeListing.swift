@@ -50,8 +50,9 @@ enum TreeListing {
 
     static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 
-    /// Interrupted uploads (`.LEAF.a67-partial-…`) in every folder under `prefix` (a folder path ending
-    /// in `/`), those whose LEAF exists beside them only.
+    /// Interrupted uploads (`.LEAF.a67-partial-…`) in every folder under `prefix` (empty, or a folder
+    /// path ending in `/`). An old copy moved aside by an overwrite (`….a67-partial-old-…`) counts only
+    /// when LEAF exists beside it: otherwise it may be the only copy.
     static func leftovers(under prefix: String, folder listFolder: (String) async throws -> [FolderEntry]) async throws -> [String] {
         var found: [String] = []
         let entries = try await listFolder(prefix)
@@ -59,9 +60,10 @@ enum TreeListing {
         for entry in entries {
             if entry.isFolder {
                 found += try await leftovers(under: prefix + entry.name + "/", folder: listFolder)
-            } else if entry.name.hasPrefix("."), let marker = entry.name.range(of: partialMarker),
-                      files.contains(String(entry.name[entry.name.index(after: entry.name.startIndex)..<marker.lowerBound])) {
-                found.append(prefix + entry.name)
+            } else if entry.name.hasPrefix("."), let marker = entry.name.range(of: partialMarker) {
+                let leaf = String(entry.name[entry.name.index(after: entry.name.startIndex)..<marker.lowerBound])
+                let movedAside = entry.name[marker.upperBound...].hasPrefix("old-")
+                if !movedAside || files.contains(leaf) { found.append(prefix + entry.name) }
             }
         }
         return found

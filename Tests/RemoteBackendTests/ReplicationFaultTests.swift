@@ -126,29 +126,33 @@ import Testing
             try await Self.backend(repository, name).put(stray, data: Crypto.randomBytes(1000))
             strays[name] = stray
         }
-        // And on WebDAV and SFTP, an upload cut short beside a chunk that exists, and one beside nothing
-        // (it could be the only copy left by an overwrite cut between its renames: it stays).
-        var beside: [String: String] = [:], alone: [String: String] = [:]
+        // And on WebDAV and SFTP: an upload cut short beside a chunk that exists, one of a chunk never
+        // stored, and an old copy an overwrite moved aside with nothing beside it (it could be the only
+        // copy left by an overwrite cut between its renames: it stays).
+        var beside: [String: String] = [:], fresh: [String: String] = [:], alone: [String: String] = [:]
         for name in ["dav", "ssh"] {
             let id = try repository.providers().first { $0.record.name == name }!.record.id
             let held = try repository.catalog.chunks(on: id)[0].id
             let folder = "data/" + held.hex.prefix(2) + "/"
             beside[name] = folder + "." + held.hex + ".a67-partial-cut1"
-            alone[name] = folder + "." + String(repeating: "0", count: 64) + ".a67-partial-cut2"
-            try await Self.backend(repository, name).put(beside[name]!, data: Crypto.randomBytes(500))
-            try await Self.backend(repository, name).put(alone[name]!, data: Crypto.randomBytes(500))
+            fresh[name] = folder + "." + String(repeating: "1", count: 64) + ".a67-partial-cut2"
+            alone[name] = folder + "." + String(repeating: "0", count: 64) + ".a67-partial-old-cut3"
+            for leftover in [beside[name]!, fresh[name]!, alone[name]!] {
+                try await Self.backend(repository, name).put(leftover, data: Crypto.randomBytes(500))
+            }
         }
         let early = try await repository.collectGarbage(grace: 3600)
-        #expect(early.orphansDeleted == 0 && early.orphansWaiting == 5, "\(early)")
+        #expect(early.orphansDeleted == 0 && early.orphansWaiting == 7, "\(early)")
         // S3's listing now fails: gc must skip it and delete nothing there.
         proxy.stop()
         let late = try await repository.collectGarbage(grace: 0)
         #expect(late.skippedProviders.count == 1 && late.skippedProviders[0].hasPrefix("s3"), "\(late.skippedProviders)")
-        #expect(late.orphansDeleted == 4, "the strays and cut-short uploads on WebDAV and SFTP go: \(late)")
+        #expect(late.orphansDeleted == 6, "the strays and cut-short uploads on WebDAV and SFTP go: \(late)")
         for name in ["dav", "ssh"] {
             let backend = try Self.backend(repository, name)
             await #expect(throws: BackendError.self) { _ = try await backend.head(strays[name]!) }
             await #expect(throws: BackendError.self) { _ = try await backend.head(beside[name]!) }
+            await #expect(throws: BackendError.self) { _ = try await backend.head(fresh[name]!) }
             _ = try await backend.head(alone[name]!)
         }
         #expect(try await read(repository, try repository.object(bucket: "fault", key: "k")) == data, "nothing in use was touched")

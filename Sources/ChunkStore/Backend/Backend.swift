@@ -48,8 +48,9 @@ public protocol LeftoverSweeping: Sendable {
 /// and SFTP's `.LEAF.a67-partial-…`): garbage collection deletes them once it has seen them for its
 /// grace period.
 public protocol LeftoverListing: Sendable {
-    /// The names of interrupted uploads under `prefix` whose final object exists (so the leftover
-    /// cannot be the only copy: an overwrite cut short between its renames keeps its old bytes there).
+    /// The names of interrupted uploads under `prefix` ("" for everything). An old copy an overwrite
+    /// moved aside is included only when the final object exists beside it (an overwrite cut short
+    /// between its renames keeps the only copy there).
     func leftovers(under prefix: String) async throws -> [String]
 }
 

@@ -138,6 +138,8 @@ extension Repository {
                 return .success(added)
             } catch let error as StoreError {
                 return .failure(error)
+            } catch {
+                return .failure(StoreError(.providerFailure, "\(error)"))
             }
         } collect: { chunk, outcome in
             switch outcome {
@@ -190,23 +192,19 @@ extension Repository {
         let started = ContinuousClock.now
         var report = MoveReport()
         try await forEach(try catalog.chunks(on: id), parallel: parallel) { chunk -> String? in
-            var others = chunk.providers.filter { $0 != id }
             let open = Self.verifier(chunk, sealer)
             do {
-                // A surviving copy must be there and good before this one goes: read one back. If none
-                // is, the others do not count and this copy is moved as if it were the only one.
-                if !others.isEmpty, (try? await pool.fetch(chunk.id, from: others, open: open)) == nil { others = [] }
+                // Only copies read back and verified, each from its own provider, count as surviving.
+                let others = try await Self.verifiedCopies(chunk, on: chunk.providers.filter { $0 != id }, pool: pool, open: open)
                 if others.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
                     let sealed = try await pool.fetch(chunk.id, from: [id] + others, open: open)
                     let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: others)
                     try catalog.addLocations(chunk.id, providers: added)
                     if others.isEmpty && added.isEmpty { return "chunk \(chunk.id.short): no other provider could take it" }
                 }
-                try catalog.forgetLocation(chunk.id, provider: id)
-                guard try await catalog.chunkLocations(chunk.id)?.contains(id) != true else {
+                guard try await Self.forgetThenDelete(chunk, on: id, pool: pool, catalog: catalog) else {
                     return "chunk \(chunk.id.short): \(name) still holds its only copy"
                 }
-                try await pool.deleteCopy(chunk.id, on: id, size: chunk.sealedSize)
                 return nil
             } catch {
                 return "chunk \(chunk.id.short): \(error)"
@@ -236,6 +234,11 @@ extension Repository {
         }
         let held = provider.record.chunkCount
         try catalog.removeProvider(provider.record.id, name: name)
+        // Its row ID may be handed out again: what the snapshot record says it holds must go with it.
+        try updateSnapshotState { state in
+            for key in state.holders.keys { state.holders[key]?.removeAll { $0 == provider.record.id } }
+            state.roots[String(provider.record.id)] = nil
+        }
         invalidatePool()
         return (held, try catalog.underReplicated().count)
     }
@@ -259,14 +262,16 @@ extension Repository {
                 let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Self.verifier(chunk, sealer))
                 let added = await pool.store(chunk.id, sealed: sealed, on: missing)
                 try catalog.addLocations(chunk.id, providers: added)
-                guard added.count == missing.count else {
+                // The copies already on ideal providers must be there and good too, each read back.
+                let kept = ideal.filter { chunk.providers.contains($0) }
+                let good = try await Self.verifiedCopies(chunk, on: kept, pool: pool, open: Self.verifier(chunk, sealer))
+                guard added.count == missing.count, good.count == kept.count else {
                     // Keep every old copy: the chunk now has more, never fewer, and the groups stay apart.
-                    return (added.count, "chunk \(chunk.id.short): \(missing.count - added.count) copies could not be written; its old copies stay")
+                    return (added.count, "chunk \(chunk.id.short): \(missing.count - added.count + kept.count - good.count) of its ideal copies could not be written or read back; its old copies stay")
                 }
-                // The ideal set is complete (distinct groups): the copies outside it go.
+                // The ideal set is complete and verified (distinct groups): the copies outside it go.
                 for provider in chunk.providers where !ideal.contains(provider) {
-                    try catalog.forgetLocation(chunk.id, provider: provider)
-                    try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
+                    _ = try await Self.forgetThenDelete(chunk, on: provider, pool: pool, catalog: catalog)
                 }
                 return (added.count, nil)
             } catch {
@@ -321,7 +326,8 @@ extension Repository {
         // Snapshot chunks are in no catalog: those of the snapshots kept locally and of every root
         // pointer on the providers stay (a data chunk can have a snapshot chunk's ID: same bytes).
         var keep = try snapshotChunkIDs()
-        for root in await rootsOnProviders() { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
+        let found = try await rootsOnProviders()
+        for root in found.roots { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
 
         for chunk in try catalog.unreferencedChunks(recordedBefore: cutoff) {
             // Forget first: from here on no put dedupes against it; then delete the copies.
@@ -338,11 +344,15 @@ extension Repository {
         }
 
         for member in pool.members {
+            if let why = found.unreadable[member.id] {
+                report.skippedProviders.append("\(member.name): \(why)")
+                continue
+            }
             let listing: [ObjectInfo]
             var leftovers: [String] = []
             do {
                 listing = try await member.backend.listAll(prefix: "data/")
-                if let hidden = member.backend as? LeftoverListing { leftovers = try await hidden.leftovers(under: "data/") }
+                if let hidden = member.backend as? LeftoverListing { leftovers = try await hidden.leftovers(under: "") }
             } catch {
                 report.skippedProviders.append("\(member.name): \(error)")
                 continue
@@ -402,6 +412,27 @@ extension Repository {
             _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
             return sealed
         }
+    }
+
+    /// The providers among `candidates` whose copy of `chunk` reads back and verifies, each read from
+    /// that provider alone.
+    static func verifiedCopies(_ chunk: Catalog.ChunkPlacement, on candidates: [Int64], pool: ReplicatedPool,
+                               open: @escaping @Sendable ([UInt8]) throws -> [UInt8]) async throws -> [Int64] {
+        var good: [Int64] = []
+        for provider in candidates where (try? await pool.fetch(chunk.id, from: [provider], open: open)) != nil {
+            good.append(provider)
+        }
+        return good
+    }
+
+    /// Stops recording `chunk` on `provider`, then deletes that copy, unless the catalog still records
+    /// it there (it was the last recorded copy, or became so meanwhile). Returns whether it was deleted.
+    static func forgetThenDelete(_ chunk: Catalog.ChunkPlacement, on provider: Int64, pool: ReplicatedPool,
+                                 catalog: Catalog) async throws -> Bool {
+        try catalog.forgetLocation(chunk.id, provider: provider)
+        guard try await catalog.chunkLocations(chunk.id)?.contains(provider) != true else { return false }
+        try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
+        return true
     }
 
     /// Probes every provider; those that did not answer, with why.

@@ -199,13 +199,21 @@ public final class ReplicatedPool: ChunkPool {
     }
 
     /// Stores `sealed` on exactly `targets` (rebalance moves a replica to a chosen provider), in
-    /// parallel; returns those that succeeded.
+    /// parallel, skipping one whose quota has no room; returns those that succeeded.
     public func store(_ id: ChunkID, sealed: [UInt8], on targets: [Int64]) async -> [Int64] {
         let size = Int64(sealed.count)
         return await withTaskGroup(of: Int64?.self) { group in
+            var reserved: [Int64] = []
             for target in targets {
                 guard let member = byID[target] else { continue }
-                used.withLock { $0[member.id, default: 0] += size }
+                let room = used.withLock { used in
+                    let now = used[member.id, default: 0]
+                    if let quota = member.quota, now + size > quota { return false }
+                    used[member.id] = now + size
+                    return true
+                }
+                guard room else { continue }
+                reserved.append(member.id)
                 group.addTask {
                     do {
                         try await member.backend.put(id.objectName, data: sealed)
@@ -221,7 +229,7 @@ public final class ReplicatedPool: ChunkPool {
             for await result in group {
                 if let result { stored.append(result) }
             }
-            release(targets.filter { !stored.contains($0) }.compactMap { byID[$0] }, size)
+            release(reserved.filter { !stored.contains($0) }.compactMap { byID[$0] }, size)
             return stored
         }
     }

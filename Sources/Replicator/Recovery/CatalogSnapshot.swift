@@ -148,7 +148,10 @@ extension Repository {
                                   providers: complete.map(\.name), behind: members.filter { m in !complete.contains { $0.id == m.id } }.map(\.name),
                                   unchanged: true)
         }
-        let sequence = max(latest?.sequence ?? 0, state.roots.values.max() ?? 0) + 1
+        // Sequences only grow, and follow the clock (milliseconds since 1970) so that a root written from
+        // another machine, or after the local record was lost, still orders after the ones before it.
+        let sequence = max(max(latest?.sequence ?? 0, state.roots.values.max() ?? 0) + 1,
+                           Int64(Date().timeIntervalSince1970 * 1000))
         let root = SnapshotRoot(sequence: sequence, createdAt: Int64(Date().timeIntervalSince1970 * 1e9), size: Int64(bytes.count),
                                 chunks: chunks)
         let sealedRoot = Self.sealRoot(root, keys: keys, repositoryID: repositoryID)
@@ -182,16 +185,22 @@ extension Repository {
     }
 
     /// The root pointers found on the providers now (for gc: their chunks stay, even when the local
-    /// snapshot record was lost).
-    func rootsOnProviders() async -> [SnapshotRoot] {
-        guard let keys, let pool = try? pool() else { return [] }
+    /// snapshot record was lost), and the providers whose root could not be read (gc sweeps nothing
+    /// there: the chunks their root names are unknown).
+    func rootsOnProviders() async throws -> (roots: [SnapshotRoot], unreadable: [Int64: String]) {
+        let keys = try unlocked()
         var roots: [SnapshotRoot] = []
-        for member in pool.members {
-            if let sealed = try? await member.backend.get(Self.rootObjectName, range: nil),
-               let root = try? Self.openRoot(sealed, keys: keys, repositoryID: repositoryID, source: member.name) {
-                roots.append(root)
+        var unreadable: [Int64: String] = [:]
+        for member in try pool().members {
+            do {
+                let sealed = try await member.backend.get(Self.rootObjectName, range: nil)
+                roots.append(try Self.openRoot(sealed, keys: keys, repositoryID: repositoryID, source: member.name))
+            } catch BackendError.notFound {
+                continue
+            } catch {
+                unreadable[member.id] = "its catalog root pointer cannot be read: \(error)"
             }
         }
-        return roots
+        return (roots, unreadable)
     }
 }

@@ -97,56 +97,69 @@ extension Repository {
         }
         var catalog = try install(snapshot)
 
-        // A provider that missed later snapshots (it was down) holds an older one: look for newer ones.
+        // A provider that missed later snapshots (it was down) holds an older one: look for newer ones,
+        // on every provider of the catalog installed, and again on those of a newer one once installed
+        // (it may name providers added since), until nothing newer turns up.
         var repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID)
-        var unreachable: [String] = []
-        var others: [(root: SnapshotRoot, backend: any Backend, name: String, id: Int64)] = []
+        var asked: Set<String> = [spec.identity]
+        var unreachable: [String: String] = [:]
+        var others: [(root: SnapshotRoot, backend: any Backend, name: String)] = []
         var sequences: [String: Int64] = [:]
-        for provider in try repository.providers() {
-            if provider.spec.identity == spec.identity {
-                sequences[String(provider.record.id)] = root.sequence
-                continue
-            }
-            do {
-                let other = try repository.backend(for: provider)
-                let theirs = try await readRoot(other, provider.record.name)
-                others.append((theirs, other, provider.record.name, provider.record.id))
-                sequences[String(provider.record.id)] = theirs.sequence
-            } catch {
-                unreachable.append("\(provider.record.name): \(error)")
-            }
-        }
-        // The newest snapshot that can be read wins; one that cannot is reported, never skipped silently.
-        var newerUnread: String?
-        for candidate in others.sorted(by: { $0.root.sequence > $1.root.sequence }) where candidate.root.sequence > root.sequence {
-            do {
-                snapshot = try await fetchSnapshot(candidate.root, from: candidate.backend, candidate.name)
-            } catch {
-                if newerUnread == nil {
-                    newerUnread = "\(candidate.name) holds snapshot \(candidate.root.sequence), which could not be read (\(error))"
+        var unread: (sequence: Int64, why: String)?
+        var tried: Set<Int64> = []
+        while true {
+            for provider in try repository.providers() {
+                if provider.spec.identity == spec.identity { sequences[String(provider.record.id)] = root.sequence }
+                guard asked.insert(provider.spec.identity).inserted else { continue }
+                do {
+                    let other = try repository.backend(for: provider)
+                    let theirs = try await readRoot(other, provider.record.name)
+                    others.append((theirs, other, provider.record.name))
+                    sequences[String(provider.record.id)] = theirs.sequence
+                    unreachable[provider.record.name] = nil
+                } catch {
+                    unreachable[provider.record.name] = "\(provider.record.name): \(error)"
                 }
-                continue
             }
-            root = candidate.root
-            source = candidate.name
-            try catalog.close()
-            catalog = try install(snapshot)
-            repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID)
-            break
+            // The newest snapshot that can be read wins; one that cannot is reported, never skipped silently.
+            var installed = false
+            for candidate in others.sorted(by: { $0.root.sequence > $1.root.sequence })
+            where candidate.root.sequence > root.sequence && !tried.contains(candidate.root.sequence) {
+                tried.insert(candidate.root.sequence)
+                do {
+                    snapshot = try await fetchSnapshot(candidate.root, from: candidate.backend, candidate.name)
+                } catch {
+                    if candidate.root.sequence > unread?.sequence ?? 0 {
+                        unread = (candidate.root.sequence,
+                                  "\(candidate.name) holds snapshot \(candidate.root.sequence), which could not be read (\(error))")
+                    }
+                    continue
+                }
+                root = candidate.root
+                source = candidate.name
+                try catalog.close()
+                catalog = try install(snapshot)
+                repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID)
+                installed = true
+                break
+            }
+            if !installed { break }
         }
+        // Reported only if nothing at least as new was installed after all.
+        let newerUnread = unread.flatMap { $0.sequence > root.sequence ? $0.why : nil }
 
-        // The keyring last: it marks a complete repository.
-        try LocalFile.write(keyring.encoded, to: home + "/" + keyringFile)
         // Every root seen is remembered, so that the next snapshot's sequence is higher than all of them
-        // (a provider that missed it must never look newer to a later recovery).
+        // (a provider that missed it must never look newer to a later recovery). Written before the
+        // keyring, which goes last: it marks a complete repository (a failure before it can be retried).
         var state = SnapshotState()
         state.snapshots = [root]
         state.roots = sequences
         try repository.saveSnapshotState(state)
+        try LocalFile.write(keyring.encoded, to: home + "/" + keyringFile)
         let stats = try catalog.statistics()
         let report = RecoveryReport(source: source, sequence: root.sequence, snapshotTime: root.createdAt,
                                     providers: try catalog.providers().count, buckets: try catalog.buckets().count,
-                                    objects: stats.objects, unreachable: unreachable, newerSnapshotUnread: newerUnread,
+                                    objects: stats.objects, unreachable: unreachable.values.sorted(), newerSnapshotUnread: newerUnread,
                                     underReplicatedChunks: try catalog.underReplicated().count)
         return (repository, report)
     }

@@ -176,8 +176,13 @@ public struct DirectoryBackend: Backend, LeftoverSweeping {
                 if entryName == "." || entryName == ".." { continue }
                 let path = folder + "/" + entryName
                 var st = stat()
-                guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
-                      Double(now.tv_sec - st.st_mtim.tv_sec) >= seconds, unlink(path) == 0 else { continue }
+                guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                #if canImport(Glibc)
+                let modified = st.st_mtim.tv_sec
+                #else
+                let modified = st.st_mtimespec.tv_sec
+                #endif
+                guard Double(now.tv_sec - modified) >= seconds, unlink(path) == 0 else { continue }
                 swept.count += 1
                 swept.bytes += Int64(st.st_size)
             }
