@@ -30,6 +30,7 @@ Standard library only.
 """
 
 import argparse
+import os
 import socket
 import struct
 import sys
@@ -409,7 +410,21 @@ def no_accept():
         time.sleep(3600)
 
 
+def exit_with_parent():
+    """Exits when the test process that started this proxy is gone, however it ended (a crash
+    skips its cleanup): an orphaned proxy would hold the test runner's output pipe open forever."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main():
+    exit_with_parent()
     parser = argparse.ArgumentParser(description="HTTP/1.1 fault-injecting reverse proxy")
     parser.add_argument("--upstream", help="HOST:PORT of the real server")
     parser.add_argument("--mode", required=True, choices=MODES)

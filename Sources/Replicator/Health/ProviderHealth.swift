@@ -38,7 +38,8 @@ public final class ProviderHealth: Sendable {
         /// Seconds taken by recent successful chunk reads.
         var readLatencies: [Double] = []
         var requests = 0
-        var full = false
+        /// What the provider said when it reported being full, once it has.
+        var full: String?
         /// The last health probe's round trip (a HEAD): kept apart from chunk reads, whose size differs.
         var probeSeconds: Double?
     }
@@ -76,13 +77,13 @@ public final class ProviderHealth: Sendable {
     }
 
     /// Whether a placement should consider the provider (admits without claiming the probe).
-    public var isAvailable: Bool { inner.withLock { Self.current($0, policy) != .open && !$0.full } }
+    public var isAvailable: Bool { inner.withLock { Self.current($0, policy) != .open && $0.full == nil } }
 
     /// The provider said it is out of space: no more chunks go there in this process. (An answer, so
     /// not a failure of the breaker's kind.)
-    public func markFull() {
+    public func markFull(_ detail: String) {
         inner.withLock { inner in
-            inner.full = true
+            inner.full = detail
             inner.requests += 1
             inner.probeInFlight = false
             if inner.state == .halfOpen {
@@ -92,7 +93,8 @@ public final class ProviderHealth: Sendable {
         }
     }
 
-    public var isFull: Bool { inner.withLock { $0.full } }
+    /// The provider's own words when it said it is full.
+    public var fullDetail: String? { inner.withLock { $0.full } }
 
     public func succeeded(readSeconds: Double? = nil, probeSeconds: Double? = nil) {
         inner.withLock { inner in

@@ -136,8 +136,8 @@ public final class ReplicatedPool: ChunkPool {
             /// Starts a write on the best provider not yet tried whose group is free; false if none is left.
             func launchNext() -> Bool {
                 for member in ranked where !tried.contains(member.id) && !groupsTaken.contains(member.group) {
-                    if member.health.isFull {
-                        skipped[member.name] = "it answered that it is full"
+                    if let detail = member.health.fullDetail {
+                        skipped[member.name] = "it answered earlier that it is full (\(detail))"
                         continue
                     }
                     if !member.health.isAvailable {
@@ -179,7 +179,7 @@ public final class ReplicatedPool: ChunkPool {
                     stored.append(provider)
                 case .failed(let provider, let error, let message):
                     let member = byID[provider]!
-                    if case .full = error { member.health.markFull() } else { member.health.failed() }
+                    if case .full = error { member.health.markFull(message) } else { member.health.failed() }
                     release([member], size)
                     groupsTaken.remove(member.group)
                     failures.append("\(member.name) (\(member.backend.location)): \(message)")
