@@ -40,42 +40,57 @@ extension Repository {
         let started = ContinuousClock.now
         var report = ScrubReport()
         let pacer = Pacer(rate: rate)
-        try await forEach(work, parallel: parallel) { item -> (String, Int)? in
+        enum Verdict: Sendable {
+            case good(bytes: Int)
+            case missing
+            case corrupt(bytes: Int)
+            case unreadable(String)
+        }
+        try await forEach(work, parallel: parallel) { item -> Verdict? in
             let (chunk, provider) = item
             guard let member = pool.member(provider) else { return nil }
-            if let error = down[provider] { return ("unreadable the provider does not answer: \(error)", 0) }
+            if let error = down[provider] { return .unreadable("the provider does not answer: \(error)") }
             let sealed: [UInt8]
             do {
                 sealed = try await member.backend.get(chunk.id.objectName, range: nil)
             } catch BackendError.notFound {
                 if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider) }
-                return ("missing", 0) as (String, Int)?
+                return .missing
             } catch {
-                return ("unreadable \(error)", 0)
+                return .unreadable("\(error)")
             }
             await pacer.pace(sealed.count)
             do {
                 _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
-                return ("ok", sealed.count)
+                return .good(bytes: sealed.count)
             } catch {
                 if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider) }
-                return ("corrupt", sealed.count)
+                return .corrupt(bytes: sealed.count)
             }
-        } collect: { item, outcome in
-            guard let (verdict, bytes) = outcome else { return }
+        } collect: { item, verdict in
+            guard let verdict else { return }
             let what = "\(pool.member(item.1)?.name ?? "?"): chunk \(item.0.id.short)"
+            var bytes = 0
             report.replicasChecked += 1
-            report.bytesChecked += Int64(bytes)
-            if verdict == "missing" || verdict == "corrupt", item.0.want == 0 {
-                // A snapshot chunk: the next snapshot stores it there again.
-                damagedSnapshotCopies.append((item.0.id.hex, item.1))
+            switch verdict {
+            case .good(let size):
+                bytes = size
+            case .missing:
+                report.missing.append(what)
+            case .corrupt(let size):
+                bytes = size
+                report.corrupt.append(what)
+            case .unreadable(let why):
+                report.unreadable.append(what + ": " + why)
             }
             switch verdict {
-            case "ok": break
-            case "missing": report.missing.append(what)
-            case "corrupt": report.corrupt.append(what)
-            default: report.unreadable.append(what + ": " + verdict.dropFirst("unreadable ".count))
+            case .missing, .corrupt:
+                // A snapshot chunk (wanted by no bucket): the next snapshot stores it there again.
+                if item.0.want == 0 { damagedSnapshotCopies.append((item.0.id.hex, item.1)) }
+            default:
+                break
             }
+            report.bytesChecked += Int64(bytes)
             progress?(Int64(bytes))
         }
         report.seconds = started.duration(to: .now).seconds
