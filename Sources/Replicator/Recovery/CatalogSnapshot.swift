@@ -144,6 +144,7 @@ extension Repository {
         let latest = state.snapshots.last
         if let latest, latest.chunks == chunks,
            complete.allSatisfy({ state.roots[String($0.id)] == latest.sequence }) {
+            if stored > 0 { try saveSnapshotState(state) }
             return SnapshotReport(sequence: latest.sequence, size: latest.size, chunks: chunks.count, chunksStored: stored,
                                   providers: complete.map(\.name), behind: members.filter { m in !complete.contains { $0.id == m.id } }.map(\.name),
                                   unchanged: true)
