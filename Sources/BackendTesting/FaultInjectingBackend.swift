@@ -1,5 +1,4 @@
 import ChunkStore
-import Dispatch
 import Synchronization
 
 /// Wraps a backend and injects faults by rule, for unit tests of everything above backends.
@@ -13,9 +12,9 @@ public final class FaultInjectingBackend: Backend {
         case corrupt(@Sendable ([UInt8]) -> [UInt8])
         /// Answer after this many seconds (a slow provider), then as usual.
         case delay(Double)
-        /// Like `delay`, but the wait ignores cancellation, as a read stuck in a blocking system call
-        /// would (gets only).
-        case stall(Double)
+        /// Hold the get until `gate` opens, ignoring cancellation, as a read stuck in a blocking system
+        /// call would (gets only).
+        case hold(Gate)
     }
 
     public struct Rule: Sendable {
@@ -72,10 +71,8 @@ public final class FaultInjectingBackend: Backend {
         case .delay(let seconds):
             try await Task.sleep(for: .seconds(seconds))
             return try await wrapped.get(name, range: range)
-        case .stall(let seconds):
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { done.resume() }
-            }
+        case .hold(let gate):
+            await gate.wait()
             return try await wrapped.get(name, range: range)
         case nil: return try await wrapped.get(name, range: range)
         }
@@ -99,5 +96,34 @@ public final class FaultInjectingBackend: Backend {
     public func usage() async throws -> BackendUsage {
         if case .fail(let error) = fault(for: .usage, "") { throw error }
         return try await wrapped.usage()
+    }
+}
+
+/// A gate that holds waiters until it is opened (once, for good).
+public final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    public init() {}
+
+    public var isOpen: Bool { state.withLock { $0.open } }
+
+    public func open() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    public func wait() async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let proceed = state.withLock { state -> Bool in
+                if state.open { return true }
+                state.waiters.append(waiter)
+                return false
+            }
+            if proceed { waiter.resume() }
+        }
     }
 }

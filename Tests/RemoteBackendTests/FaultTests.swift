@@ -46,9 +46,11 @@ import Testing
         #expect(message.contains("gave up after 2 attempts"))
         #expect(message.contains("did not answer in time"))
         #expect(retrying.counts.attempts == 2)
-        // Two attempts of 1 s each. (Wall time also holds the test task's wait to resume, which the
-        // parallel suites can stretch; the exact figure is checked below on libcurl's own clock.)
-        #expect(elapsed >= 1.9 && elapsed < 120, "failed after \(elapsed) s")
+        // Two attempts of 1 s each, so at least 1.9 s. No upper bound on wall time: it also holds the
+        // test task's wait to resume, which the CLI suites (blocking threads on their processes) stretch
+        // past two minutes at times; that each attempt ends at the connect timeout is checked on
+        // libcurl's own clock (aConnectThatHangsEndsAtTheConnectTimeout).
+        #expect(elapsed >= 1.9, "failed after \(elapsed) s")
     }
 
     @Test func aConnectThatHangsEndsAtTheConnectTimeout() async throws {

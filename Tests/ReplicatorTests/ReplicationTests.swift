@@ -100,18 +100,26 @@ struct ReplicationTests {
         for _ in 0..<20 {
             _ = try await pool.fetch(id, from: h.records.map(\.id)) { try h.sealer.open($0, id: id) }
         }
-        // The provider read first now stalls for 40 s in a wait that cancellation cannot cut short (as a
-        // blocking read would): the hedge must answer, and the fetch return, long before.
+        // The provider read first now holds the read in a wait that cancellation cannot cut short (as a
+        // blocking read would) until the test opens the gate: the fetch must return through the hedge
+        // while it is held. (A fetch that waited for the held read would only return once the safety
+        // timer below opened the gate, after five minutes.)
         let before = h.providers.map { $0.calls(.get) }
         _ = try await pool.fetch(id, from: h.records.map(\.id)) { try h.sealer.open($0, id: id) }
         let first = h.providers.indices.first { h.providers[$0].calls(.get) > before[$0] }!
         #expect(pool.hedgedReads == 0, "a fast read is not hedged")
-        h.providers[first].inject(.stall(40), on: .get, times: 1)
-        let started = ContinuousClock.now
+        let gate = Gate()
+        h.providers[first].inject(.hold(gate), on: .get, times: 1)
+        let safety = Task {
+            try? await Task.sleep(for: .seconds(300))
+            gate.open()
+        }
         let plaintext = try await pool.fetch(id, from: h.records.map(\.id)) { try h.sealer.open($0, id: id) }
+        #expect(!gate.isOpen, "the fetch returned while the first read was still held")
         #expect(plaintext == data)
         #expect(pool.hedgedReads == 1)
-        #expect(started.duration(to: .now) < .seconds(20), "the hedged read answered, without waiting for the stalled one")
+        safety.cancel()
+        gate.open()
     }
 
     @Test func aMissingCopyAndAnUnreachableOneIsNotAnIntegrityFailure() async throws {
