@@ -1,3 +1,4 @@
+import BackendTesting
 import ChunkStore
 import Foundation
 import Testing
@@ -202,10 +203,10 @@ final class CLI: @unchecked Sendable {
         nonisolated(unsafe) var errBytes: [UInt8] = []
         group.enter()
         DispatchQueue.global().async {
-            errBytes = [UInt8](err.fileHandleForReading.readDataToEndOfFile())
+            errBytes = PipeReading.readAll(err.fileHandleForReading.fileDescriptor)
             group.leave()
         }
-        let outBytes = [UInt8](out.fileHandleForReading.readDataToEndOfFile())
+        let outBytes = PipeReading.readAll(out.fileHandleForReading.fileDescriptor)
         group.wait()
         return (outBytes, errBytes)
     }

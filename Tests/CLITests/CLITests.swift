@@ -1,3 +1,4 @@
+import BackendTesting
 import ChunkStore
 import Foundation
 import Testing
@@ -301,7 +302,7 @@ func shellOutput(_ tool: String, _ arguments: [String], environment: [String: St
         try? inPipe.fileHandleForWriting.write(contentsOf: Data(input))
         try? inPipe.fileHandleForWriting.close()
     }
-    let data = out.fileHandleForReading.readDataToEndOfFile()
+    let data = PipeReading.readAll(out.fileHandleForReading.fileDescriptor)
     process.waitUntilExit()
     return String(decoding: data, as: UTF8.self)
 }

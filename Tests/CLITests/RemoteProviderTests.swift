@@ -1,3 +1,4 @@
+import BackendTesting
 import ChunkStore
 import Foundation
 import Testing
@@ -96,7 +97,7 @@ import Testing
         try input.fileHandleForWriting.close()
         put.waitUntilExit()
         #expect(put.terminationStatus == 0)
-        said += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        said += String(decoding: PipeReading.readAll(output.fileHandleForReading.fileDescriptor), as: UTF8.self)
 
         // In messages: every command's output so far, and a failing add with a wrong secret.
         let wrong = "wrong-secret-" + Self.unique("x")

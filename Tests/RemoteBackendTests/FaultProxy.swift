@@ -1,3 +1,4 @@
+import BackendTesting
 import ChunkStore
 import Foundation
 
@@ -19,13 +20,7 @@ final class FaultProxy: Sendable {
         process.standardOutput = out
         try process.run()
         // The proxy prints its port once it listens.
-        var line = [UInt8]()
-        while true {
-            let byte = out.fileHandleForReading.readData(ofLength: 1)
-            guard let b = byte.first else { break }
-            if b == UInt8(ascii: "\n") { break }
-            line.append(b)
-        }
+        let line = PipeReading.readLine(out.fileHandleForReading.fileDescriptor)
         guard let port = Int(String(decoding: line, as: UTF8.self)) else {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()

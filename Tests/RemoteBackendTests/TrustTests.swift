@@ -35,10 +35,10 @@ import Testing
             process.standardError = FileHandle.nullDevice
             try process.run()
             var text = ""
-            while !text.contains("ACCEPT") || !text.hasSuffix("\n") {
-                let byte = out.fileHandleForReading.readData(ofLength: 1)
-                guard !byte.isEmpty else { break }
-                text += String(decoding: byte, as: UTF8.self)
+            while !text.contains("ACCEPT") {
+                let line = PipeReading.readLine(out.fileHandleForReading.fileDescriptor)
+                guard !line.isEmpty else { break }
+                text += String(decoding: line, as: UTF8.self) + "\n"
             }
             guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT") }),
                   let port = line.split(separator: ":").last.flatMap({ Int($0) }) else {
