@@ -253,7 +253,9 @@ import Testing
         let moved = report["chunksMoved"] as? Int ?? -1
         // With R=2 of 4 equal providers, p4 is in a chunk's top two for about half of them: one replica
         // of each such chunk moves, a quarter of all replicas (1/N).
-        #expect(moved > 0 && moved < before * 3 / 4, "moved \(moved) of \(before)")
+        // (Half of 25 on average; at most 20 fails about once in 2,000 runs. The unit test checks 1/N
+        // tightly over 10,000 IDs.)
+        #expect(moved > 0 && moved * 5 <= before * 4, "moved \(moved) of \(before)")
         #expect(cli.chunkFiles(4).count == moved)
         #expect((try Self.status(cli))["underReplicatedChunks"] as? Int == 0)
         try cli.ok(["scrub"])
