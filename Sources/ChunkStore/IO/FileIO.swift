@@ -112,3 +112,20 @@ extension SystemCallError {
     /// The message part: "No such file or directory".
     public var reason: String { String(cString: strerror(errno)) }
 }
+
+/// Writes `text` to standard error with write(2), retrying short writes and EINTR. Unlike
+/// FileHandle's write, a failure (standard error closed, a pipe whose reader went away) loses the
+/// message instead of stopping the process.
+public func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if written > 0 {
+            bytes = bytes.dropFirst(written)
+        } else if written < 0 && errno == EINTR {
+            continue
+        } else {
+            return
+        }
+    }
+}

@@ -16,7 +16,7 @@ final class RepositoryLock: Sendable {
         let mode = exclusive ? LOCK_EX : LOCK_SH
         if flock(fd, mode | LOCK_NB) != 0 {
             if exclusive && name == "lock" {
-                FileHandle.standardError.write(Data("waiting for other a67 commands on this repository to finish...\n".utf8))
+                writeStandardError("waiting for other a67 commands on this repository to finish...\n")
             }
             while flock(fd, mode) != 0 {
                 guard errno == EINTR else {

@@ -64,11 +64,11 @@ enum ExitStatus: Int32, CaseIterable {
 func exitCode(for code: StoreError.Code) -> Int32 { ExitStatus(code).rawValue }
 
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data("a67: error: \(message)\n".utf8))
+    writeStandardError("a67: error: \(message)\n")
 }
 
 func note(_ message: String) {
-    FileHandle.standardError.write(Data("\(message)\n".utf8))
+    writeStandardError("\(message)\n")
 }
 
 /// Prints a JSON value (dictionaries, arrays, strings, numbers, booleans, NSNull) with sorted keys.

@@ -38,7 +38,7 @@ final class ProgressBar: Sendable {
             s.drawn = true
             return render(s.done, elapsed: now.timeIntervalSince(started))
         }
-        if let line { FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8)) }
+        if let line { writeStandardError("\r\u{1B}[K" + line) }
     }
 
     private func render(_ done: Int64, elapsed: Double) -> String {
@@ -58,6 +58,6 @@ final class ProgressBar: Sendable {
 
     /// Clears the line.
     func finish() {
-        if state.withLock({ $0.drawn }) { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if state.withLock({ $0.drawn }) { writeStandardError("\r\u{1B}[K") }
     }
 }
