@@ -67,8 +67,10 @@ struct FaultTests {
             // (The bytes at rest were fine: put the locations back, as repair would.)
             for chunk in damaged { try h.catalog.addLocations(chunk.id, providers: [h.records[index].id]) }
         }
-        // Each data chunk is read from its first-ranked provider (the manifest comes from the catalog).
-        #expect(damagedCount == 2, "each data chunk met a bad copy once (\(damagedCount))")
+        // Reads go to each chunk's first provider in the read order, which latency measured during the
+        // get itself can change: at least one bad copy was met and forgotten, at most one per data chunk
+        // per round (the manifest comes from the catalog).
+        #expect((1...4).contains(damagedCount), "bad copies met: \(damagedCount)")
     }
 
     @Test func corruptionOnEveryReplicaIsAnIntegrityErrorAndNoWrongBytes() async throws {
