@@ -27,3 +27,11 @@ public final class BytesSource: ByteSource, Sendable {
         return slice
     }
 }
+
+/// An in-memory byte sink for tests: what an object read wrote.
+public final class BytesSink: ByteSink, Sendable {
+    private let buffer = Mutex<[UInt8]>([])
+    public var bytes: [UInt8] { buffer.withLock { $0 } }
+    public init() {}
+    public func write(_ bytes: ArraySlice<UInt8>) throws { buffer.withLock { $0 += bytes } }
+}

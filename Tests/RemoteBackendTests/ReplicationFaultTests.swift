@@ -36,13 +36,9 @@ import Testing
     }
 
     func read(_ repository: Repository, _ object: ObjectRecord) async throws -> [UInt8] {
-        final class Sink: ByteSink, @unchecked Sendable {
-            let bytes = Mutex<[UInt8]>([])
-            func write(_ slice: ArraySlice<UInt8>) throws { bytes.withLock { $0 += slice } }
-        }
-        let sink = Sink()
+        let sink = BytesSink()
         try await repository.get(object, bucket: "fault", to: sink)
-        return sink.bytes.withLock { $0 }
+        return sink.bytes
     }
 
     /// A repository over the three real servers (S3, WebDAV, SFTP), R=2.

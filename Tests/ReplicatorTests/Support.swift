@@ -68,12 +68,6 @@ struct Harness {
     }
 }
 
-final class BytesSink: ByteSink, @unchecked Sendable {
-    private let buffer = Mutex<[UInt8]>([])
-    var bytes: [UInt8] { buffer.withLock { $0 } }
-    func write(_ bytes: ArraySlice<UInt8>) throws { buffer.withLock { $0 += bytes } }
-}
-
 /// Incompressible bytes from a fixed seed (xorshift64*), the same on every run.
 func seededNoise(_ count: Int, seed: UInt64) -> [UInt8] {
     var state = seed | 1

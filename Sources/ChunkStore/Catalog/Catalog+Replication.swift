@@ -98,17 +98,6 @@ extension Catalog {
         }
     }
 
-    /// Chunks in use whose only recorded copy is on `provider`.
-    public func soleCopies(on provider: Int64) throws -> Int {
-        try pool.read { db in
-            try Int.fetchOne(db, sql: """
-                SELECT COUNT(*) FROM chunk_location l JOIN chunk c ON c.id = l.chunk_id
-                WHERE l.provider_id = ? AND (c.refcount > 0 OR c.entry_refs > 0)
-                  AND (SELECT COUNT(*) FROM chunk_location o WHERE o.chunk_id = l.chunk_id) = 1
-                """, arguments: [provider]) ?? 0
-        }
-    }
-
     // MARK: - Providers
 
     public func setProviderState(_ provider: Int64, _ state: String) throws {
@@ -282,19 +271,13 @@ extension Catalog {
 
     // MARK: - Status
 
-    public struct ReplicationSummary: Sendable, Equatable {
+    public struct ReplicationSummary: Sendable {
         /// Chunks in use by how many replicas they have: [replicas: (chunks, sealed bytes)].
         public let byReplicas: [Int: (chunks: Int, bytes: Int64)]
         public let underReplicatedChunks: Int
         public let underReplicatedBytes: Int64
         public let trashObjects: Int
         public let trashBytes: Int64
-
-        public static func == (a: Self, b: Self) -> Bool {
-            a.underReplicatedChunks == b.underReplicatedChunks && a.underReplicatedBytes == b.underReplicatedBytes
-                && a.trashObjects == b.trashObjects && a.trashBytes == b.trashBytes
-                && a.byReplicas.mapValues { [Int64($0.chunks), $0.bytes] } == b.byReplicas.mapValues { [Int64($0.chunks), $0.bytes] }
-        }
     }
 
     public func replicationSummary() throws -> ReplicationSummary {

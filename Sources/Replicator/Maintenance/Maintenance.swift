@@ -390,10 +390,9 @@ extension Repository {
             }
             let expired = try catalog.noteOrphans(strays, provider: member.id, now: now, cutoff: cutoff)
             report.orphansWaiting += strays.count - expired.count
+            // No record can appear between the listing and these deletes: gc holds the repository lock
+            // exclusively, and everything that stores a chunk before recording it holds it shared.
             for name in expired {
-                // Recorded since the listing (a repair, a put): keep it. (gc holds the repository lock, so
-                // nothing stores meanwhile; this guards against a record made before the lock was taken.)
-                if let id = ChunkID(objectName: name), try catalog.chunkIDs(on: member.id).contains(id) { continue }
                 do {
                     try await member.backend.delete(name)
                     try catalog.forgetOrphan(name, provider: member.id)

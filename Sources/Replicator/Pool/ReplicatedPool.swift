@@ -121,16 +121,6 @@ public final class ReplicatedPool: ChunkPool {
         var failures: [String] = []
         var stored: [Int64] = []
 
-        /// Reserves room on a provider under its quota; false when it has none.
-        func reserve(_ member: Member) -> Bool {
-            used.withLock { used in
-                let now = used[member.id, default: 0]
-                if let quota = member.quota, now + size > quota { return false }
-                used[member.id] = now + size
-                return true
-            }
-        }
-
         await withTaskGroup(of: WriteOutcome.self) { group in
             var inFlight = 0
             /// Starts a write on the best provider not yet tried whose group is free; false if none is left.
@@ -144,7 +134,7 @@ public final class ReplicatedPool: ChunkPool {
                         skipped[member.name] = "its circuit breaker is open after repeated failures"
                         continue
                     }
-                    guard reserve(member) else {
+                    guard reserve(member, size) else {
                         skipped[member.name] = "it is at its quota"
                         tried.insert(member.id)
                         continue
@@ -206,13 +196,7 @@ public final class ReplicatedPool: ChunkPool {
             var reserved: [Int64] = []
             for target in targets {
                 guard let member = byID[target] else { continue }
-                let room = used.withLock { used in
-                    let now = used[member.id, default: 0]
-                    if let quota = member.quota, now + size > quota { return false }
-                    used[member.id] = now + size
-                    return true
-                }
-                guard room else { continue }
+                guard reserve(member, size) else { continue }
                 reserved.append(member.id)
                 group.addTask {
                     do {
@@ -239,6 +223,16 @@ public final class ReplicatedPool: ChunkPool {
         guard let member = byID[provider] else { return }
         try await member.backend.delete(id.objectName)
         used.withLock { $0[provider, default: 0] -= Int64(size) }
+    }
+
+    /// Reserves room for `size` bytes on a provider under its quota; false when it has none.
+    private func reserve(_ member: Member, _ size: Int64) -> Bool {
+        used.withLock { used in
+            let now = used[member.id, default: 0]
+            if let quota = member.quota, now + size > quota { return false }
+            used[member.id] = now + size
+            return true
+        }
     }
 
     private func release(_ members: [Member], _ size: Int64) {
