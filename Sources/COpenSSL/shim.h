@@ -91,6 +91,24 @@ static inline int a67_sha256(const uint8_t *data, size_t len, uint8_t *out) {
     return EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL) == 1 && out_len == 32;
 }
 
+// Incremental digests for streamed bodies: kind 0 = MD5, 1 = SHA-1, 2 = SHA-256. NULL on failure.
+static inline EVP_MD_CTX *a67_digest_new(int kind) {
+    const EVP_MD *md = kind == 0 ? EVP_md5() : kind == 1 ? EVP_sha1() : EVP_sha256();
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) return NULL;
+    if (EVP_DigestInit_ex(ctx, md, NULL) != 1) { EVP_MD_CTX_free(ctx); return NULL; }
+    return ctx;
+}
+static inline int a67_digest_update(EVP_MD_CTX *ctx, const uint8_t *data, size_t len) {
+    return EVP_DigestUpdate(ctx, data, len) == 1;
+}
+// Writes the digest (16, 20 or 32 bytes) to `out`; the context cannot be updated afterwards.
+static inline int a67_digest_final(EVP_MD_CTX *ctx, uint8_t *out) {
+    unsigned int out_len = 0;
+    return EVP_DigestFinal_ex(ctx, out, &out_len) == 1;
+}
+static inline void a67_digest_free(EVP_MD_CTX *ctx) { EVP_MD_CTX_free(ctx); }
+
 // scrypt(passphrase, salt, N, r, p) -> `key_len` bytes. Returns 1 on success.
 static inline int a67_scrypt(const uint8_t *pass, size_t pass_len, const uint8_t *salt, size_t salt_len,
                              uint64_t n, uint64_t r, uint64_t p, uint8_t *key, size_t key_len) {

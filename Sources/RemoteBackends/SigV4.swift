@@ -33,22 +33,38 @@ public struct SigV4Signer: Sendable {
             .map { ($0.0.lowercased(), Self.trimmed($0.1)) }
             .sorted { $0.0 < $1.0 }
         let signedHeaders = canonicalHeaders.map(\.0).joined(separator: ";")
-        let canonicalRequest = [
-            method,
-            path.isEmpty ? "/" : path,
-            Self.canonicalQuery(query),
-            canonicalHeaders.map { "\($0.0):\($0.1)\n" }.joined(),
-            signedHeaders,
-            payloadHash,
-        ].joined(separator: "\n")
+        let canonicalRequest = Self.canonicalRequest(method: method, path: path, canonicalQuery: Self.canonicalQuery(query),
+                                                     headers: canonicalHeaders, payloadHash: payloadHash)
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let stringToSign = ["AWS4-HMAC-SHA256", amzDate, scope, Hex.encode(Crypto.sha256(Array(canonicalRequest.utf8)))]
-            .joined(separator: "\n")
-        var key = Crypto.hmacSHA256(key: Array("AWS4\(secretKey)".utf8), Array(day.utf8))
-        for part in [region, service, "aws4_request"] { key = Crypto.hmacSHA256(key: key, Array(part.utf8)) }
-        let signature = Hex.encode(Crypto.hmacSHA256(key: key, Array(stringToSign.utf8)))
+        let key = Self.signingKey(secret: secretKey, day: day, region: region, service: service)
+        let signature = Hex.encode(Crypto.hmacSHA256(key: key, Array(Self.stringToSign(amzDate: amzDate, scope: scope,
+                                                                                        canonicalRequest: canonicalRequest).utf8)))
         all.append(("Authorization", "AWS4-HMAC-SHA256 Credential=\(accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"))
         return all
+    }
+
+    /// The canonical request: `headers` lowercased, trimmed and sorted by name, each one signed.
+    public static func canonicalRequest(method: String, path: String, canonicalQuery: String, headers: [(String, String)],
+                                        payloadHash: String) -> String {
+        [
+            method,
+            path.isEmpty ? "/" : path,
+            canonicalQuery,
+            headers.map { "\($0.0):\($0.1)\n" }.joined(),
+            headers.map(\.0).joined(separator: ";"),
+            payloadHash,
+        ].joined(separator: "\n")
+    }
+
+    public static func stringToSign(amzDate: String, scope: String, canonicalRequest: String) -> String {
+        ["AWS4-HMAC-SHA256", amzDate, scope, Hex.encode(Crypto.sha256(Array(canonicalRequest.utf8)))].joined(separator: "\n")
+    }
+
+    /// The key for one day, region and service: HMAC chain from "AWS4" + secret.
+    public static func signingKey(secret: String, day: String, region: String, service: String) -> [UInt8] {
+        var key = Crypto.hmacSHA256(key: Array("AWS4\(secret)".utf8), Array(day.utf8))
+        for part in [region, service, "aws4_request"] { key = Crypto.hmacSHA256(key: key, Array(part.utf8)) }
+        return key
     }
 
     /// "20130524T000000Z".
@@ -87,7 +103,8 @@ public struct SigV4Signer: Sendable {
         return scalar.isASCII && (scalar.isLetter || scalar.isNumber || "-_.~".contains(scalar))
     }
 
-    private static func trimmed(_ value: String) -> String {
+    /// A header value as signed: surrounding spaces removed, inner runs of spaces collapsed.
+    public static func trimmed(_ value: String) -> String {
         value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
             .trimmingCharacters(in: .whitespaces)
     }

@@ -2,21 +2,21 @@ import Foundation
 
 /// Just enough XML for S3 listings and WebDAV multistatus replies: elements by local name (namespace
 /// prefixes dropped), their text with entities decoded. No DTDs, no validation.
-struct XMLElement: Sendable {
-    let name: String
-    var children: [XMLElement] = []
-    var text = ""
+public struct XMLElement: Sendable {
+    public let name: String
+    public var children: [XMLElement] = []
+    public var text = ""
 
     /// The first descendant-or-self... child named `name`.
-    func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
-    func children(_ name: String) -> [XMLElement] { children.filter { $0.name == name } }
+    public func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
+    public func children(_ name: String) -> [XMLElement] { children.filter { $0.name == name } }
     /// Every descendant named `name`, depth first.
-    func descendants(_ name: String) -> [XMLElement] {
+    public func descendants(_ name: String) -> [XMLElement] {
         children.flatMap { ($0.name == name ? [$0] : []) + $0.descendants(name) }
     }
 
     /// Parses `bytes`; nil when they are not well-formed enough to read.
-    static func parse(_ bytes: [UInt8]) -> XMLElement? {
+    public static func parse(_ bytes: [UInt8]) -> XMLElement? {
         var parser = Parser(bytes: bytes)
         return parser.document()
     }

@@ -91,6 +91,38 @@ extension Catalog {
                     PRIMARY KEY (provider_id, name)) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v4: users, access keys, bucket owners, multipart uploads") { db in
+            try db.execute(sql: """
+                CREATE TABLE user (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    admin INTEGER NOT NULL DEFAULT 0,
+                    quota INTEGER,
+                    created_at INTEGER NOT NULL);
+                CREATE TABLE access_key (
+                    id TEXT PRIMARY KEY,
+                    user_id INTEGER NOT NULL REFERENCES user(id),
+                    sealed_secret BLOB NOT NULL,
+                    created_at INTEGER NOT NULL);
+                CREATE INDEX access_key_user ON access_key(user_id);
+                ALTER TABLE bucket ADD COLUMN owner_id INTEGER REFERENCES user(id);
+                CREATE TABLE upload (
+                    id TEXT PRIMARY KEY,
+                    bucket_id INTEGER NOT NULL REFERENCES bucket(id),
+                    key TEXT NOT NULL,
+                    attributes TEXT NOT NULL,
+                    created_at INTEGER NOT NULL);
+                CREATE INDEX upload_bucket ON upload(bucket_id, key);
+                CREATE TABLE upload_part (
+                    upload_id TEXT NOT NULL REFERENCES upload(id),
+                    number INTEGER NOT NULL,
+                    size INTEGER NOT NULL,
+                    etag TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (upload_id, number)) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -94,15 +94,15 @@ public final class Catalog: Sendable {
 
     // MARK: - Buckets
 
-    public func createBucket(_ name: String, replicas: Int, minReplicas: Int = 1) throws -> BucketRecord {
+    public func createBucket(_ name: String, replicas: Int, minReplicas: Int = 1, owner: Int64? = nil) throws -> BucketRecord {
         try Names.validateBucket(name)
         return try pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM bucket WHERE name = ?", arguments: [name]) == true {
                 throw StoreError(.alreadyExists, "bucket \(name) already exists")
             }
             let now = Self.now()
-            try db.execute(sql: "INSERT INTO bucket(name, replicas, min_replicas, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [name, replicas, minReplicas, now])
+            try db.execute(sql: "INSERT INTO bucket(name, replicas, min_replicas, created_at, owner_id) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [name, replicas, minReplicas, now, owner])
             let bucketID = db.lastInsertedRowID
             try db.execute(sql: """
                 INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, mtime, ctime)
@@ -110,21 +110,22 @@ public final class Catalog: Sendable {
                 """, arguments: [bucketID, 0o755, getuid(), getgid(), now, now])
             let root = db.lastInsertedRowID
             try db.execute(sql: "UPDATE bucket SET root_inode = ? WHERE id = ?", arguments: [root, bucketID])
-            return BucketRecord(id: bucketID, name: name, rootInode: root, replicas: replicas, createdAt: now, minReplicas: minReplicas)
+            return BucketRecord(id: bucketID, name: name, rootInode: root, replicas: replicas, createdAt: now, minReplicas: minReplicas,
+                                ownerID: owner)
         }
     }
 
     public func buckets() throws -> [BucketSummary] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT b.id, b.name, b.root_inode, b.replicas, b.created_at, b.min_replicas,
+                SELECT b.id, b.name, b.root_inode, b.replicas, b.created_at, b.min_replicas, b.owner_id,
                        (SELECT COUNT(*) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f') AS objects,
                        (SELECT COALESCE(SUM(size), 0) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f') AS bytes
                 FROM bucket b ORDER BY b.name
                 """).map { row in
                 BucketSummary(bucket: BucketRecord(id: row["id"], name: row["name"], rootInode: row["root_inode"],
                                                    replicas: row["replicas"], createdAt: row["created_at"],
-                                                   minReplicas: row["min_replicas"]),
+                                                   minReplicas: row["min_replicas"], ownerID: row["owner_id"]),
                               objects: row["objects"], bytes: row["bytes"])
             }
         }
@@ -133,14 +134,14 @@ public final class Catalog: Sendable {
     public func bucket(_ name: String) throws -> BucketRecord {
         try Names.validateBucket(name)
         let row = try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, name, root_inode, replicas, created_at, min_replicas FROM bucket WHERE name = ?",
+            try Row.fetchOne(db, sql: "SELECT id, name, root_inode, replicas, created_at, min_replicas, owner_id FROM bucket WHERE name = ?",
                              arguments: [name])
         }
         guard let row else {
             throw StoreError(.notFound, "no bucket named \(name): a67 bucket ls lists them, a67 bucket create \(name) makes it")
         }
         return BucketRecord(id: row["id"], name: row["name"], rootInode: row["root_inode"], replicas: row["replicas"],
-                            createdAt: row["created_at"], minReplicas: row["min_replicas"])
+                            createdAt: row["created_at"], minReplicas: row["min_replicas"], ownerID: row["owner_id"])
     }
 
     /// Removes an empty bucket; refuses one that holds anything.
@@ -151,6 +152,10 @@ public final class Catalog: Sendable {
                                            arguments: [bucket.id]) ?? 0
             guard entries == 0 else {
                 throw StoreError(.conflict, "bucket \(name) is not empty (\(entries) entries): remove its objects first (a67 ls \(name) --recursive)")
+            }
+            // Unfinished multipart uploads go with it, releasing their parts' chunks.
+            for upload in try String.fetchAll(db, sql: "SELECT id FROM upload WHERE bucket_id = ?", arguments: [bucket.id]) {
+                try Self.dropUpload(upload, db)
             }
             // Its deleted objects go with it: they could not be brought back into a bucket that is gone.
             for manifest in try Data.fetchAll(db, sql: "SELECT manifest FROM trash WHERE bucket_id = ?", arguments: [bucket.id]) {
@@ -208,10 +213,16 @@ public final class Catalog: Sendable {
     /// Makes an object visible: records its last chunks and manifest, creates the folders of its key,
     /// points the key's entry at the manifest (replacing an older object) and adjusts reference counts,
     /// all in one transaction. Every chunk the manifest lists must already be recorded.
+    /// With `upload`, the multipart upload whose parts the manifest lists is forgotten in the same
+    /// transaction (its parts' references pass to the object).
     public func commitObject(bucket: BucketRecord, segments: [String], manifestID: ChunkID, manifest: Manifest,
-                             chunks: [StoredChunk], owner: (uid: UInt32, gid: UInt32, mode: UInt32)) async throws {
+                             chunks: [StoredChunk], owner: (uid: UInt32, gid: UInt32, mode: UInt32),
+                             releasing upload: String? = nil) async throws {
         let body = manifest.encoded
         try await pool.write { db in
+            if let upload, try Bool.fetchOne(db, sql: "SELECT 1 FROM upload WHERE id = ?", arguments: [upload]) != true {
+                throw StoreError(.notFound, "no multipart upload \(upload) (it was completed or aborted)")
+            }
             try Self.insert(chunks, db)
             let distinct = Set(manifest.entries.map(\.id))
             let missing = try distinct.filter { id in
@@ -242,6 +253,7 @@ public final class Catalog: Sendable {
                                      Data(manifestID.bytes)])
                 try Self.adjustManifest(manifestID, by: 1, db)
             }
+            if let upload { try Self.dropUpload(upload, db) }
         }
     }
 
@@ -301,7 +313,9 @@ public final class Catalog: Sendable {
 
     /// Lists a bucket the way S3 does: entries whose key starts with `prefix`, in byte order of key.
     /// Without `recursive`, keys below the next `/` after the prefix collapse into one folder entry.
-    public func list(bucket: BucketRecord, prefix: String, recursive: Bool, visit: (ListEntry) throws -> Void) throws {
+    /// With `startAfter`, only entries that sort after it (folders: whose whole key range does).
+    public func list(bucket: BucketRecord, prefix: String, recursive: Bool, startAfter: String? = nil,
+                     visit: (ListEntry) throws -> Void) throws {
         let folderPath = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
         let namePrefix = prefix.lastIndex(of: "/").map { String(prefix[prefix.index(after: $0)...]) } ?? prefix
         let segments = folderPath.isEmpty ? [] : folderPath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
@@ -309,29 +323,75 @@ public final class Catalog: Sendable {
             guard let folder = try Self.resolve(bucket: bucket, segments, db),
                   try String.fetchOne(db, sql: "SELECT kind FROM inode WHERE id = ?", arguments: [folder]) == "d" else { return }
             let base = folderPath.isEmpty ? "" : folderPath + "/"
-            try Self.walk(folder: folder, base: base, namePrefix: namePrefix, recursive: recursive, db, visit)
+            try Self.walk(folder: folder, base: base, namePrefix: namePrefix, recursive: recursive,
+                          startAfter: startAfter.map { Array($0.utf8) }, db, visit)
         }
+    }
+
+    /// The attributes (content type, ETag, user metadata) of each manifest, from the catalog's copies.
+    public func attributes(of manifests: [ChunkID]) throws -> [ChunkID: [String: String]] {
+        try pool.read { db in
+            var out: [ChunkID: [String: String]] = [:]
+            for id in Set(manifests) {
+                guard let body = try Data.fetchOne(db, sql: "SELECT body FROM manifest WHERE id = ?", arguments: [Data(id.bytes)]) else { continue }
+                out[id] = try Manifest(decoding: [UInt8](body)).attributes
+            }
+            return out
+        }
+    }
+
+    /// One page of a listing: at most `limit` entries after `startAfter`, and whether more follow.
+    public func listPage(bucket: BucketRecord, prefix: String, recursive: Bool, startAfter: String?,
+                         limit: Int) throws -> (entries: [ListEntry], truncated: Bool) {
+        struct PageFull: Error {}
+        var entries: [ListEntry] = []
+        var truncated = false
+        do {
+            try list(bucket: bucket, prefix: prefix, recursive: recursive, startAfter: startAfter) { entry in
+                if entries.count >= limit {
+                    truncated = true
+                    throw PageFull()
+                }
+                entries.append(entry)
+            }
+        } catch is PageFull {}
+        return (entries, truncated)
     }
 
     /// Children in key order: a folder sorts as its name followed by `/`, which makes a depth-first
     /// walk come out in exactly the byte order of full keys, as S3 lists them.
-    private static func walk(folder: Int64, base: String, namePrefix: String, recursive: Bool, _ db: Database,
-                             _ visit: (ListEntry) throws -> Void) throws {
+    private static func walk(folder: Int64, base: String, namePrefix: String, recursive: Bool, startAfter: [UInt8]?,
+                             _ db: Database, _ visit: (ListEntry) throws -> Void) throws {
         let rows = try Row.fetchAll(db, sql: """
-            SELECT id, name, kind, size, mtime FROM inode WHERE parent_id = ? AND substr(name, 1, length(?)) = ?
+            SELECT id, name, kind, size, mtime, manifest FROM inode WHERE parent_id = ? AND substr(name, 1, length(?)) = ?
             ORDER BY CAST(name || CASE kind WHEN 'd' THEN '/' ELSE '' END AS BLOB)
             """, arguments: [folder, namePrefix, namePrefix])
         for row in rows {
             let name: String = row["name"]
             let kind: String = row["kind"]
             if kind == "d" {
+                let key = base + name + "/"
                 if recursive {
-                    try walk(folder: row["id"], base: base + name + "/", namePrefix: "", recursive: true, db, visit)
+                    var after = startAfter
+                    if let start = startAfter {
+                        if start.starts(with: key.utf8) {
+                            // The listing resumes inside this folder.
+                        } else if key.utf8.lexicographicallyPrecedes(start) {
+                            continue
+                        } else {
+                            after = nil
+                        }
+                    }
+                    try walk(folder: row["id"], base: key, namePrefix: "", recursive: true, startAfter: after, db, visit)
                 } else {
-                    try visit(ListEntry(key: base + name + "/", isFolder: true, size: 0, mtime: row["mtime"]))
+                    if let start = startAfter, !start.lexicographicallyPrecedes(key.utf8) { continue }
+                    try visit(ListEntry(key: key, isFolder: true, size: 0, mtime: row["mtime"]))
                 }
             } else {
-                try visit(ListEntry(key: base + name, isFolder: false, size: row["size"], mtime: row["mtime"]))
+                let key = base + name
+                if let start = startAfter, !start.lexicographicallyPrecedes(key.utf8) { continue }
+                try visit(ListEntry(key: key, isFolder: false, size: row["size"], mtime: row["mtime"],
+                                    manifestID: (row["manifest"] as Data?).flatMap { try? Self.chunkID($0) }))
             }
         }
     }

@@ -46,6 +46,9 @@ public struct BucketRecord: Sendable, Equatable {
     public let createdAt: Int64
     /// The fewest replicas a put settles for when providers fail (the rest are left to repair).
     public var minReplicas: Int = 1
+    /// The user whose keys reach it through the blob API; nil for buckets only the CLI (the
+    /// repository's owner) reaches.
+    public var ownerID: Int64? = nil
 }
 
 public struct BucketSummary: Sendable, Equatable {
@@ -87,6 +90,8 @@ public struct ListEntry: Sendable, Equatable {
     public let size: Int64
     /// Nanoseconds since 1970.
     public let mtime: Int64
+    /// An object's manifest (nil for folders).
+    public var manifestID: ChunkID? = nil
 }
 
 public struct CatalogStatistics: Sendable, Equatable {
@@ -106,4 +111,52 @@ public struct CatalogStatistics: Sendable, Equatable {
     /// Chunks no object refers to any more (kept until garbage collection).
     public let unreferencedChunks: Int
     public let unreferencedBytes: Int64
+}
+
+/// Someone who reaches buckets through the blob API with access keys.
+public struct UserRecord: Sendable, Equatable {
+    public let id: Int64
+    public let name: String
+    /// Sees every bucket, user and provider through the control API.
+    public let admin: Bool
+    /// The most bytes (object sizes, plus parts of unfinished uploads) the user's buckets may hold.
+    public let quota: Int64?
+    /// Nanoseconds since 1970.
+    public let createdAt: Int64
+}
+
+public struct AccessKeyRecord: Sendable, Equatable {
+    public let id: String
+    public let userID: Int64
+    public let userName: String
+    /// The secret, sealed under the repository's secrets key (see FORMAT.md, "Access keys").
+    public let sealedSecret: [UInt8]
+    public let createdAt: Int64
+}
+
+/// What a user's buckets hold.
+public struct UsageRecord: Sendable, Equatable {
+    public let buckets: Int
+    public let objects: Int
+    /// Object sizes plus the parts of unfinished multipart uploads.
+    public let bytes: Int64
+}
+
+/// An unfinished multipart upload.
+public struct UploadRecord: Sendable, Equatable {
+    public let id: String
+    public let bucketID: Int64
+    public let key: String
+    /// The object's attributes (content type, user metadata) given when the upload began.
+    public let attributes: [String: String]
+    public let createdAt: Int64
+}
+
+public struct PartRecord: Sendable, Equatable {
+    public let number: Int
+    public let size: Int64
+    /// Hex MD5 of the part's bytes, unquoted.
+    public let etag: String
+    public let entries: [Manifest.Entry]
+    public let createdAt: Int64
 }

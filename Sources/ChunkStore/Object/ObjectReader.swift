@@ -17,6 +17,13 @@ public struct ObjectReader: Sendable {
     /// verified bytes are ever written; on an integrity failure the error names the object and chunk.
     public func read(_ object: ObjectRecord, bucket: String, range: ClosedRange<Int64>? = nil, to sink: ByteSink,
                      io: BlockingIOPool = .shared, progress: ProgressHandler? = nil) async throws {
+        try await read(object, bucket: bucket, range: range, write: { bytes in try await io.run { try sink.write(bytes) } },
+                       progress: progress)
+    }
+
+    /// `read` handing verified bytes, in order, to `write` (called from this task, one call at a time).
+    public func read(_ object: ObjectRecord, bucket: String, range: ClosedRange<Int64>? = nil,
+                     write: (ArraySlice<UInt8>) async throws -> Void, progress: ProgressHandler? = nil) async throws {
         let size = object.manifest.size
         var first: Int64 = 0
         var last = size - 1
@@ -66,7 +73,7 @@ public struct ObjectReader: Sendable {
             }
             let plaintext = try await inFlight.removeFirst().value
             let slice = plan[next - inFlight.count - 1].slice
-            try await io.run { try sink.write(plaintext[slice]) }
+            try await write(plaintext[slice])
             progress?(Int64(slice.count))
         }
     }

@@ -42,15 +42,57 @@ public struct ObjectWriter: Sendable {
                       owner: (uid: UInt32, gid: UInt32, mode: UInt32),
                       attributes: [String: String] = [:], io: BlockingIOPool = .shared,
                       progress: ProgressHandler? = nil) async throws -> Result {
+        try await write(reading: { count in try await io.run { try source.read(upTo: count) } }, bucket: bucket, key: key,
+                        owner: owner, attributes: attributes, progress: progress)
+    }
+
+    /// Puts the bytes `read` returns (each call: up to the given count, fewer only at the end) as
+    /// `bucket/key`. `read` is called from this task only, one call at a time.
+    public func write(reading read: (Int) async throws -> [UInt8], bucket: BucketRecord, key: String,
+                      owner: (uid: UInt32, gid: UInt32, mode: UInt32), attributes: [String: String] = [:],
+                      progress: ProgressHandler? = nil) async throws -> Result {
         let segments = try Names.keySegments(key)
+        try Self.validate(attributes)
+        let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
+        let stored = try await storeChunks(reading: read, policy: policy, progress: progress)
+        return try await commit(stored, attributes: attributes, bucket: bucket, key: key, segments: segments, owner: owner)
+    }
+
+    static func validate(_ attributes: [String: String]) throws {
         for (name, value) in attributes where name.utf8.count > 1024 || value.utf8.count > 65536 {
             throw StoreError(.invalidArgument, "attribute \(name.prefix(64)) is too long: names are at most 1 KiB, values 64 KiB")
         }
-        let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
-        let sealer = self.sealer, pool = self.pool, catalog = self.catalog
-        let claimed = ClaimedChunks()
+    }
 
+    /// What `storeChunks` stored: the chunks of a stream, in order, each durable on its replicas.
+    public struct StoredChunks: Sendable {
+        public let entries: [Manifest.Entry]
+        /// The chunks this call stored (or added replicas to), to be recorded with the object.
+        public let stored: [StoredChunk]
+        public let newChunks: Int
+        public let newSealedBytes: Int64
+        public let underReplicated: Int
+        public var size: Int64 { entries.reduce(0) { $0 + Int64($1.length) } }
+
+        public init(entries: [Manifest.Entry], stored: [StoredChunk] = [], newChunks: Int = 0, newSealedBytes: Int64 = 0,
+                    underReplicated: Int = 0) {
+            self.entries = entries
+            self.stored = stored
+            self.newChunks = newChunks
+            self.newSealedBytes = newSealedBytes
+            self.underReplicated = underReplicated
+        }
+    }
+
+    /// Cuts the bytes `read` returns into chunks and stores each that the repository lacks, without
+    /// making an object of them (a multipart upload's part; the first half of `write`). Each chunk
+    /// is recorded (unreferenced) as soon as it is durable.
+    public func storeChunks(reading read: (Int) async throws -> [UInt8], policy: ReplicaPolicy,
+                            progress: ProgressHandler? = nil) async throws -> StoredChunks {
+        let pool = self.pool, catalog = self.catalog
+        let claimed = ClaimedChunks()
         var entries: [Manifest.Entry?] = []
+        var stored: [StoredChunk] = []
         var newChunks = 0
         var newBytes: Int64 = 0
         var underReplicated = 0
@@ -61,17 +103,18 @@ public struct ObjectWriter: Sendable {
             // (position, entry, what this put stored of it, whether the chunk is new to the repository)
             func collect(_ done: (Int, Manifest.Entry, StoredChunk?, Bool)) {
                 entries[done.0] = done.1
-                if let stored = done.2 {
-                    if stored.providers.count < wanted { underReplicated += 1 }
+                if let chunk = done.2 {
+                    stored.append(chunk)
+                    if chunk.providers.count < wanted { underReplicated += 1 }
                     if done.3 {
                         newChunks += 1
-                        newBytes += Int64(stored.sealedSize)
+                        newBytes += Int64(chunk.sealedSize)
                     }
                 }
                 progress?(Int64(done.1.length))
             }
             while true {
-                let piece = PlaintextPiece(try await io.run { try source.read(upTo: ChunkSealer.maxChunkSize) })
+                let piece = PlaintextPiece(try await read(ChunkSealer.maxChunkSize))
                 let length = piece.count
                 if length == 0 { break }
                 if inFlight == window, let done = try await group.next() {
@@ -86,11 +129,11 @@ public struct ObjectWriter: Sendable {
                     guard let sealed else { return (position, entry, nil, false) }
                     try Task.checkCancellation()
                     let added = try await pool.store(entry.id, sealed: sealed, policy: policy, existing: existing)
-                    let stored = StoredChunk(id: entry.id, plainSize: entry.length, sealedSize: sealed.count,
-                                             providers: existing + added, want: policy.replicas)
+                    let chunk = StoredChunk(id: entry.id, plainSize: entry.length, sealedSize: sealed.count,
+                                            providers: existing + added, want: policy.replicas)
                     // Recorded at once, so that a rerun after an interruption reuses it.
-                    try await catalog.recordChunks([stored])
-                    return (position, entry, stored, existing.isEmpty)
+                    try await catalog.recordChunks([chunk])
+                    return (position, entry, chunk, existing.isEmpty)
                 }
                 inFlight += 1
                 index += 1
@@ -98,8 +141,22 @@ public struct ObjectWriter: Sendable {
             }
             while let done = try await group.next() { collect(done) }
         }
+        return StoredChunks(entries: entries.map { $0! }, stored: stored, newChunks: newChunks, newSealedBytes: newBytes,
+                            underReplicated: underReplicated)
+    }
 
-        let manifest = Manifest(entries: entries.map { $0! }, attributes: attributes)
+    /// Makes an object of chunks already stored: stores its manifest (unless the repository holds
+    /// it) and commits it in one catalog transaction. With `upload`, that multipart upload is
+    /// forgotten in the same transaction.
+    public func commit(_ chunks: StoredChunks, attributes: [String: String], bucket: BucketRecord, key: String,
+                       segments: [String]? = nil, owner: (uid: UInt32, gid: UInt32, mode: UInt32),
+                       releasing upload: String? = nil) async throws -> Result {
+        let segments = try segments ?? Names.keySegments(key)
+        try Self.validate(attributes)
+        let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
+        let wanted = pool.replicaCount(for: policy.replicas)
+        var underReplicated = chunks.underReplicated
+        let manifest = Manifest(entries: chunks.entries, attributes: attributes)
         let body = manifest.encoded
         guard body.count <= ChunkSealer.maxChunkSize else {
             throw StoreError(.invalidArgument, "object \(bucket.name)/\(key) is larger than one manifest chunk can describe (about 711 GiB)")
@@ -115,9 +172,9 @@ public struct ObjectWriter: Sendable {
                                     want: policy.replicas))
         }
         try await catalog.commitObject(bucket: bucket, segments: segments, manifestID: manifestID, manifest: manifest,
-                                       chunks: last, owner: owner)
-        return Result(size: manifest.size, chunks: manifest.entries.count, newChunks: newChunks, newSealedBytes: newBytes,
-                      manifestID: manifestID, underReplicated: underReplicated)
+                                       chunks: last, owner: owner, releasing: upload)
+        return Result(size: manifest.size, chunks: manifest.entries.count, newChunks: chunks.newChunks,
+                      newSealedBytes: chunks.newSealedBytes, manifestID: manifestID, underReplicated: underReplicated)
     }
 }
 

@@ -252,6 +252,15 @@ public final class Repository: Sendable {
                                       owner: (uid: getuid(), gid: getgid(), mode: 0o644), progress: progress)
     }
 
+    /// Runs `body` holding the repository lock shared, as puts do (garbage collection holds it
+    /// exclusive). Waits for it off the cooperative threads.
+    public func whileStoring<T>(_ body: () async throws -> T) async throws -> T {
+        let home = self.home
+        let lock = try await BlockingIOPool.shared.run { try RepositoryLock(home: home, exclusive: false) }
+        defer { lock.release() }
+        return try await body()
+    }
+
     /// The object at `bucket/key`, or `notFound`.
     public func object(bucket: String, key: String) throws -> ObjectRecord {
         try catalog.object(bucket: try catalog.bucket(bucket), segments: try Names.keySegments(key))
@@ -279,7 +288,8 @@ public final class Repository: Sendable {
 
     public static let defaultReplicas = 2
 
-    public func createBucket(_ name: String, replicas: Int = defaultReplicas, minReplicas: Int = 1) throws -> BucketRecord {
+    public func createBucket(_ name: String, replicas: Int = defaultReplicas, minReplicas: Int = 1,
+                             owner: Int64? = nil) throws -> BucketRecord {
         _ = try unlocked()
         guard (1...8).contains(replicas) else {
             throw StoreError(.invalidArgument, "--replicas \(replicas) is out of range: use 1 to 8")
@@ -287,7 +297,7 @@ public final class Repository: Sendable {
         guard (1...replicas).contains(minReplicas) else {
             throw StoreError(.invalidArgument, "--min-replicas \(minReplicas) is out of range: use 1 to --replicas (\(replicas))")
         }
-        return try catalog.createBucket(name, replicas: replicas, minReplicas: minReplicas)
+        return try catalog.createBucket(name, replicas: replicas, minReplicas: minReplicas, owner: owner)
     }
 
     public func removeBucket(_ name: String) throws {

@@ -31,6 +31,9 @@ struct BucketCommand: AsyncParsableCommand {
         @Option(help: "The fewest replicas a put settles for while providers fail, 1 to --replicas.")
         var minReplicas: Int = 1
 
+        @Option(help: "The user whose access keys reach it through a67 serve (default: the CLI only).")
+        var owner: String?
+
         @Flag(help: "Print the result as JSON.")
         var json = false
 
@@ -38,7 +41,8 @@ struct BucketCommand: AsyncParsableCommand {
             try await guarded {
                 try Names.validateBucket(name)
                 let repository = try home.unlock()
-                let bucket = try repository.createBucket(name, replicas: replicas, minReplicas: minReplicas)
+                let ownerID = try owner.map { try repository.catalog.user(named: $0).id }
+                let bucket = try repository.createBucket(name, replicas: replicas, minReplicas: minReplicas, owner: ownerID)
                 try await commit(repository)
                 let providers = try repository.catalog.providers().count
                 if providers < bucket.replicas {

@@ -1,0 +1,81 @@
+import ChunkStore
+import Foundation
+import Hummingbird
+import Replicator
+
+/// The JSON control API under /api/v1. /api/v1/health needs no signature; the rest are signed
+/// with an access key like S3 requests (curl --aws-sigv4 "aws:amz:us-east-1:s3" does it). A user
+/// sees their own buckets, usage and account; an admin (a67 user add --admin) sees everyone's and
+/// the providers.
+struct ControlAPI {
+    let server: BlobServer
+    var catalog: Catalog { server.repository.catalog }
+
+    func respond(_ request: Request, path: S3Path) async -> Response {
+        do {
+            guard request.method == .get || request.method == .head else {
+                return json(["error": ["code": "MethodNotAllowed", "message": "the control API is read-only: use GET"]], status: .methodNotAllowed)
+            }
+            let route = path.raw.dropFirst("/api/v1".count)
+            if route == "/health" { return json(try health()) }
+            let signed = SignedRequest(method: request.method.rawValue, rawPath: path.raw, query: path.query, headers: request.headers,
+                                       host: request.head.authority ?? "")
+            let (principal, _) = try server.verifier.authenticate(signed)
+            guard server.limiter.allow(principal.keyID) else {
+                throw S3Error(.serviceUnavailable, "SlowDown", "Please reduce your request rate")
+            }
+            let user = principal.user
+            switch route {
+            case "/buckets":
+                let buckets = try catalog.buckets().filter { user.admin || $0.bucket.ownerID == user.id }
+                let owners = Dictionary(uniqueKeysWithValues: try catalog.users().map { ($0.id, $0.name) })
+                return json(["buckets": buckets.map { summary -> [String: Any] in
+                    var entry: [String: Any] = ["name": summary.bucket.name, "objects": summary.objects, "bytes": summary.bytes,
+                                                "replicas": summary.bucket.replicas]
+                    entry["owner"] = summary.bucket.ownerID.flatMap { owners[$0] } ?? NSNull()
+                    return entry
+                }])
+            case "/usage":
+                return json(try usage(user))
+            case "/users":
+                let users = user.admin ? try catalog.users() : [user]
+                return json(["users": try users.map { try usage($0) }])
+            case "/providers":
+                guard user.admin else { throw S3Error.accessDenied("Only admins (a67 user add NAME --admin) see the providers") }
+                return json(["providers": try catalog.providers().map { p -> [String: Any] in
+                    ["name": p.name, "kind": p.kind, "state": p.state, "group": p.group, "usedBytes": p.usedBytes, "chunks": p.chunkCount,
+                     "quota": p.quota ?? NSNull(), "breaker": p.health?.breaker ?? "closed"]
+                }])
+            default:
+                return json(["error": ["code": "NotFound", "message": "no such endpoint: /api/v1 has health, buckets, usage, users, providers"]],
+                            status: .notFound)
+            }
+        } catch let error as S3Error {
+            return json(["error": ["code": error.code, "message": error.message]], status: error.status)
+        } catch let error as StoreError {
+            let mapped = S3Error(error)
+            return json(["error": ["code": mapped.code, "message": error.message]], status: mapped.status)
+        } catch {
+            return json(["error": ["code": "InternalError", "message": "\(error)"]], status: .internalServerError)
+        }
+    }
+
+    func health() throws -> [String: Any] {
+        let providers = try catalog.providers()
+        return ["status": "ok", "version": A67Version.current, "uptimeSeconds": Int(Date().timeIntervalSince(server.startedAt)),
+                "providers": providers.count,
+                "providersWithOpenBreaker": providers.filter { $0.health?.breaker == "open" }.map(\.name)]
+    }
+
+    func usage(_ user: UserRecord) throws -> [String: Any] {
+        let usage = try catalog.usage(user: user.id)
+        return ["user": user.name, "admin": user.admin, "buckets": usage.buckets, "objects": usage.objects, "bytes": usage.bytes,
+                "quota": user.quota ?? NSNull(), "keys": try catalog.accessKeys(user: user.id).map(\.id)]
+    }
+
+    func json(_ value: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: [UInt8](data) + [0x0A])))
+    }
+}

@@ -1,0 +1,111 @@
+import ChunkStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Prometheus
+import Replicator
+
+/// Every request enters here: /metrics, /api/v1/..., else S3. Counts each one for /metrics.
+struct Responder: HTTPResponder {
+    typealias Context = BasicRequestContext
+    let server: BlobServer
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
+        let requestID = Hex.encode(Crypto.randomBytes(8)).uppercased()
+        let target = request.head.path ?? "/"
+        server.metrics.inFlight(+1)
+        defer { server.metrics.inFlight(-1) }
+        var operation = "Unknown"
+        var response: Response
+        do {
+            let path = try S3Path(target)
+            if path.raw == "/metrics" {
+                operation = "Metrics"
+                response = try server.metrics.response(server: server)
+            } else if path.raw.hasPrefix("/api/v1/") || path.raw == "/api/v1" {
+                operation = "ControlAPI"
+                response = await ControlAPI(server: server).respond(request, path: path)
+            } else {
+                (response, operation) = try await s3(request, path: path, requestID: requestID)
+            }
+        } catch let error as S3Error {
+            response = error.response(resource: String(target.prefix { $0 != "?" }), requestID: requestID, head: request.method == .head)
+        }
+        response.headers[HTTPField.Name("x-amz-request-id")!] = requestID
+        response.headers[.server] = "Automator67"
+        server.metrics.observe(operation: operation, status: response.status.code, seconds: started.duration(to: .now))
+        return response
+    }
+
+    private func s3(_ request: Request, path: S3Path, requestID: String) async throws -> (Response, String) {
+        let handler = S3Handler(server: server)
+        let signed = SignedRequest(method: request.method.rawValue, rawPath: path.raw, query: path.query, headers: request.headers,
+                                   host: request.head.authority ?? "")
+        let (principal, payload) = try server.verifier.authenticate(signed)
+        let s3 = S3Request(request: request, principal: principal, payload: payload, bucket: path.bucket, key: path.key,
+                           query: Dictionary(path.query, uniquingKeysWith: { first, _ in first }), requestID: requestID)
+        let operation = handler.operation(s3)
+        guard server.limiter.allow(principal.keyID) else {
+            throw S3Error(.serviceUnavailable, "SlowDown", "Please reduce your request rate: this key may make \(Int(server.limiter.rate)) requests per second")
+        }
+        do {
+            return (try await handler.handle(s3, operation), operation.rawValue)
+        } catch let error as S3Error {
+            throw error
+        } catch let error as StoreError {
+            if error.code != .notFound && error.code != .invalidArgument {
+                writeStandardError("a67 serve: \(operation.rawValue) \(path.raw): \(error.message)\n")
+            }
+            throw S3Error(error)
+        } catch {
+            writeStandardError("a67 serve: \(operation.rawValue) \(path.raw): \(error)\n")
+            throw S3Error(.internalServerError, "InternalError", "We encountered an internal error. Please try again.")
+        }
+    }
+}
+
+/// The server's metrics in Prometheus's text format: requests by operation and status, their
+/// durations, bytes in and out, requests in flight, and the repository's size and providers read
+/// from the catalog at each scrape.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let bytesIn: Counter
+    private let bytesOut: Counter
+    private let active: Gauge
+
+    init() {
+        bytesIn = registry.makeCounter(descriptor: .init(namespace: "a67", metricName: "s3_received_bytes", unitName: "total", helpText: "Object bytes received by uploads"))
+        bytesOut = registry.makeCounter(descriptor: .init(namespace: "a67", metricName: "s3_sent_bytes", unitName: "total", helpText: "Object bytes sent by downloads"))
+        active = registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "http_requests_in_flight", unitName: "", helpText: "Requests being served"))
+    }
+
+    func received(_ bytes: Int64) { bytesIn.increment(by: bytes) }
+    func sent(_ bytes: Int64) { bytesOut.increment(by: bytes) }
+    func inFlight(_ delta: Int) { active.increment(by: Double(delta)) }
+
+    func observe(operation: String, status: Int, seconds: Duration) {
+        registry.makeCounter(descriptor: .init(namespace: "a67", metricName: "s3_requests", unitName: "total", helpText: "Requests served, by operation and HTTP status"), labels: [("operation", operation), ("status", String(status))]).increment()
+        registry.makeDurationHistogram(descriptor: .init(namespace: "a67", metricName: "s3_request_duration", unitName: "seconds",
+                                                         helpText: "Time to the response head, by operation"),
+                                       labels: [("operation", operation)],
+                                       buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                                 .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                                                 .seconds(2.5), .seconds(5), .seconds(10)]).record(seconds)
+    }
+
+    func response(server: BlobServer) throws -> Response {
+        let statistics = try server.repository.catalog.statistics()
+        registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "objects", unitName: "", helpText: "Objects in every bucket")).set(to: Double(statistics.objects))
+        registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "logical_bytes", unitName: "", helpText: "Sum of object sizes")).set(to: Double(statistics.logicalBytes))
+        registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "replica_bytes", unitName: "", helpText: "Sealed bytes over every replica")).set(to: Double(statistics.replicaBytes))
+        for provider in try server.repository.catalog.providers() {
+            registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "provider_used_bytes", unitName: "", helpText: "Sealed bytes the catalog places on each provider"), labels: [("provider", provider.name)]).set(to: Double(provider.usedBytes))
+            registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "provider_breaker_open", unitName: "", helpText: "1 while the provider's circuit breaker is open"), labels: [("provider", provider.name)]).set(to: provider.health?.breaker == "open" ? 1 : 0)
+        }
+        registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "uptime_seconds", unitName: "", helpText: "Seconds since a67 serve started"))
+            .set(to: Date().timeIntervalSince(server.startedAt))
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+    }
+}

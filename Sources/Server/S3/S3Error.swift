@@ -1,0 +1,98 @@
+import ChunkStore
+import HTTPTypes
+import Hummingbird
+
+/// An error in S3's form: an HTTP status, a code clients switch on, and a message for a person.
+struct S3Error: Error, Sendable {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+    var headers: [(String, String)] = []
+
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: [(String, String)] = []) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    static func accessDenied(_ message: String = "Access Denied") -> S3Error { S3Error(.forbidden, "AccessDenied", message) }
+    static func noSuchBucket(_ name: String) -> S3Error { S3Error(.notFound, "NoSuchBucket", "The specified bucket \(name) does not exist") }
+    static func noSuchKey(_ key: String) -> S3Error { S3Error(.notFound, "NoSuchKey", "The specified key \(key) does not exist") }
+    static func noSuchUpload(_ id: String) -> S3Error {
+        S3Error(.notFound, "NoSuchUpload", "The specified multipart upload \(id) does not exist: it was never started, or was completed or aborted")
+    }
+    static func invalidArgument(_ message: String) -> S3Error { S3Error(.badRequest, "InvalidArgument", message) }
+    static func malformedXML(_ what: String) -> S3Error {
+        S3Error(.badRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against the schema: \(what)")
+    }
+    static func notImplemented(_ what: String) -> S3Error {
+        S3Error(.init(code: 501), "NotImplemented", "\(what) is not implemented by Automator67")
+    }
+
+    /// The store's errors as S3 codes.
+    init(_ error: StoreError) {
+        switch error.code {
+        case .notFound: self.init(.notFound, "NoSuchKey", error.message)
+        case .invalidArgument: self.init(.badRequest, "InvalidArgument", error.message)
+        case .alreadyExists, .conflict: self.init(.conflict, "OperationAborted", error.message)
+        case .providerFailure: self.init(.serviceUnavailable, "ServiceUnavailable", error.message)
+        case .integrity, .io, .internal, .wrongPassphrase, .notInitialized: self.init(.internalServerError, "InternalError", error.message)
+        }
+    }
+
+    func response(resource: String, requestID: String, head: Bool) -> Response {
+        var fields = HTTPFields()
+        fields[.contentType] = "application/xml"
+        fields[HTTPField.Name("x-amz-request-id")!] = requestID
+        for (name, value) in headers { if let name = HTTPField.Name(name) { fields[name] = value } }
+        if head {
+            return Response(status: status, headers: fields)
+        }
+        let body = XMLWriter.document("Error", namespace: false) { x in
+            x.element("Code", code)
+            x.element("Message", message)
+            x.element("Resource", resource)
+            x.element("RequestId", requestID)
+        }
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// Builds S3's XML responses. Text is escaped; nothing else is needed.
+struct XMLWriter {
+    private(set) var out: [UInt8] = []
+
+    static func document(_ root: String, namespace: Bool = true, _ build: (inout XMLWriter) -> Void) -> [UInt8] {
+        var writer = XMLWriter()
+        writer.out.append(contentsOf: Array("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n".utf8))
+        writer.raw(namespace ? "<\(root) xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">" : "<\(root)>")
+        build(&writer)
+        writer.raw("</\(root)>")
+        return writer.out
+    }
+
+    mutating func raw(_ text: String) { out.append(contentsOf: Array(text.utf8)) }
+
+    mutating func element(_ name: String, _ text: String) {
+        raw("<\(name)>")
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "<"): raw("&lt;")
+            case UInt8(ascii: ">"): raw("&gt;")
+            case UInt8(ascii: "&"): raw("&amp;")
+            case UInt8(ascii: "\""): raw("&quot;")
+            case UInt8(ascii: "'"): raw("&apos;")
+            case 0..<0x20 where byte != 0x09 && byte != 0x0A && byte != 0x0D: raw("&#x\(String(byte, radix: 16));")
+            default: out.append(byte)
+            }
+        }
+        raw("</\(name)>")
+    }
+
+    mutating func element(_ name: String, _ build: (inout XMLWriter) -> Void) {
+        raw("<\(name)>")
+        build(&self)
+        raw("</\(name)>")
+    }
+}

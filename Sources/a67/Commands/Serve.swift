@@ -1,0 +1,68 @@
+import ArgumentParser
+import ChunkStore
+import Foundation
+import Replicator
+import Server
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the repository over HTTP: an S3-compatible API, a JSON control API and metrics.",
+        discussion: """
+            S3 clients (aws, boto3, rclone, s3cmd) use the address as their endpoint, with path-style \
+            addressing and an access key from a67 key create. Buckets and objects are the same ones a67 ls \
+            and a67 get see. Also served: /api/v1/health (no signature), /api/v1/buckets, usage, users and \
+            providers (signed like S3 requests), and /metrics (Prometheus).
+            SIGTERM or Ctrl-C stops it: requests in flight finish, then the catalog is snapshotted.
+            Example:
+              a67 user add alice && a67 key create alice
+              a67 serve --listen 127.0.0.1:7067
+              aws --endpoint-url http://127.0.0.1:7067 s3 mb s3://photos
+            """)
+
+    @OptionGroup var home: HomeOptions
+
+    @Option(help: "HOST:PORT to listen on.")
+    var listen = "127.0.0.1:7067"
+
+    @Option(help: "Requests per second each access key may make (0: no limit); more get 503 SlowDown.")
+    var rateLimit: Double = 500
+
+    @Option(help: "Requests a key may make at once above its rate.")
+    var burst: Double?
+
+    @Option(help: "Seconds between catalog snapshots while objects change.")
+    var snapshotInterval: Double = 60
+
+    func validate() throws {
+        guard parseListen() != nil else { throw ValidationError("--listen \(listen) is not HOST:PORT (like 127.0.0.1:7067)") }
+        guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 or more") }
+        guard snapshotInterval >= 1 else { throw ValidationError("--snapshot-interval must be at least 1 second") }
+    }
+
+    func parseListen() -> (String, Int)? {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port)
+        else { return nil }
+        let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    func run() async throws {
+        try await guarded {
+            let repository = try home.unlock()
+            _ = try repository.pool()
+            var settings = BlobServer.Settings()
+            (settings.host, settings.port) = parseListen()!
+            settings.rateLimit = rateLimit
+            settings.burst = burst ?? max(1, rateLimit * 2)
+            settings.snapshotInterval = snapshotInterval
+            let server = BlobServer(repository: repository, settings: settings)
+            if try repository.catalog.users().isEmpty {
+                note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
+            }
+            try await server.run { address in
+                note("a67 serve: listening on http://\(address) (S3 at /, control API at /api/v1, metrics at /metrics)")
+            }
+            note("a67 serve: stopped")
+        }
+    }
+}
