@@ -26,6 +26,8 @@ public final class Catalog: Sendable {
         configuration.busyMode = .timeout(60)
         configuration.foreignKeysEnabled = true
         configuration.label = "a67-catalog"
+        // Enough readers for a server's concurrent requests (each read is short; see chunkLocations).
+        configuration.maximumReaderCount = 16
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
@@ -171,8 +173,14 @@ public final class Catalog: Sendable {
 
     /// The locations of a chunk the catalog knows to be stored, or nil. Answers dedupe from the catalog,
     /// never by asking providers.
-    public func chunkLocations(_ id: ChunkID) async throws -> [Int64]? {
-        try await pool.read { db in
+    ///
+    /// A synchronous read (microseconds): GRDB's async read keeps its reader connection until the
+    /// awaiting task resumes, so with every cooperative thread blocked in a synchronous read (a
+    /// server under load) the readers never come back. The catalog uses no async reads for that reason.
+    public func chunkLocations(_ id: ChunkID) async throws -> [Int64]? { try locations(of: id) }
+
+    private func locations(of id: ChunkID) throws -> [Int64]? {
+        try pool.read { db in
             let ids = try Int64.fetchAll(db, sql: "SELECT provider_id FROM chunk_location WHERE chunk_id = ?",
                                          arguments: [Data(id.bytes)])
             return ids.isEmpty ? nil : ids
