@@ -74,6 +74,7 @@ let package = Package(
         .testTarget(name: "ChunkStoreTests", dependencies: ["ChunkStore", "BackendTesting"]),
         .testTarget(name: "ReplicatorTests", dependencies: ["Replicator", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "ChunkStore", "RemoteBackends", "Replicator", "BackendTesting"]),
         .testTarget(
             name: "RemoteBackendTests",
             dependencies: ["RemoteBackends", "CurlTransport", "ChunkStore", "BackendTesting", "Replicator"],

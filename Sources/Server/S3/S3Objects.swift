@@ -208,7 +208,7 @@ extension S3Handler {
             return max(0, size - suffix)...(size - 1)
         }
         guard let first = Int64(parts[0]) else { return nil }
-        let last = parts[1].isEmpty ? size - 1 : Int64(parts[1])
+        let last = parts[1].isEmpty ? Int64.max : Int64(parts[1])
         guard let last, last >= first else { return nil }
         guard first < size else { throw unsatisfiable }
         return first...min(last, size - 1)
