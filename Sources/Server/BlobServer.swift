@@ -87,15 +87,18 @@ public final class BlobServer: Sendable {
     }
 }
 
-/// Snapshots the catalog every interval while it changes.
+/// Snapshots the catalog every interval while it changes; stops at once on graceful shutdown (the
+/// server takes the last snapshot after the requests in flight are done).
 struct SnapshotService: Service {
     let server: BlobServer
 
     func run() async throws {
         let interval = server.settings.snapshotInterval
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: .seconds(interval))
-            try await server.snapshot()
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(interval))
+                try await server.snapshot()
+            }
         }
     }
 }
