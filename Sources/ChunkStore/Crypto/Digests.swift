@@ -42,7 +42,7 @@ public final class StreamDigest {
 }
 
 /// CRC-32 (ISO-HDLC, as zlib) and CRC-32C (Castagnoli), the checksums S3 clients send by default
-/// (x-amz-checksum-crc32 / -crc32c). Slicing-by-8 tables: about 1 GB/s per core.
+/// (x-amz-checksum-crc32 / -crc32c). Slicing-by-8 tables.
 public struct CRC32: Sendable {
     public enum Polynomial: Sendable {
         case ieee, castagnoli
@@ -71,25 +71,28 @@ public struct CRC32: Sendable {
     }
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        var c = state
-        tables.withUnsafeBufferPointer { t in
-            var i = 0
-            let n = bytes.count
-            while i + 8 <= n {
-                let lo = bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian ^ c
-                let hi = bytes.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self).littleEndian
-                c = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
-                    ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
-                    ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
-                    ^ t[1 * 256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
-                i += 8
-            }
-            while i < n {
-                c = t[Int((c ^ UInt32(bytes[i])) & 0xFF)] ^ (c >> 8)
-                i += 1
-            }
+        state = tables.withUnsafeBufferPointer { Self.update(state, bytes, $0) }
+    }
+
+    /// The loop over plain locals (a variable captured by a closure would live on the heap).
+    private static func update(_ start: UInt32, _ bytes: UnsafeRawBufferPointer, _ t: UnsafeBufferPointer<UInt32>) -> UInt32 {
+        var c = start
+        var i = 0
+        let n = bytes.count
+        while i + 8 <= n {
+            let lo = bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian ^ c
+            let hi = bytes.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self).littleEndian
+            c = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
+                ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
+                ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
+                ^ t[1 * 256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
+            i += 8
         }
-        state = c
+        while i < n {
+            c = t[Int((c ^ UInt32(bytes[i])) & 0xFF)] ^ (c >> 8)
+            i += 1
+        }
+        return c
     }
 
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }

@@ -72,15 +72,19 @@ public struct ObjectWriter: Sendable {
         public let newChunks: Int
         public let newSealedBytes: Int64
         public let underReplicated: Int
+        /// Stored but not yet recorded in the catalog: whoever commits them (the object, or a
+        /// multipart part) records them in the same transaction.
+        public let unrecorded: [StoredChunk]
         public var size: Int64 { entries.reduce(0) { $0 + Int64($1.length) } }
 
         public init(entries: [Manifest.Entry], stored: [StoredChunk] = [], newChunks: Int = 0, newSealedBytes: Int64 = 0,
-                    underReplicated: Int = 0) {
+                    underReplicated: Int = 0, unrecorded: [StoredChunk] = []) {
             self.entries = entries
             self.stored = stored
             self.newChunks = newChunks
             self.newSealedBytes = newSealedBytes
             self.underReplicated = underReplicated
+            self.unrecorded = unrecorded
         }
     }
 
@@ -96,6 +100,7 @@ public struct ObjectWriter: Sendable {
         var newChunks = 0
         var newBytes: Int64 = 0
         var underReplicated = 0
+        var unrecorded = false
         let wanted = pool.replicaCount(for: policy.replicas)
         try await withThrowingTaskGroup(of: (Int, Manifest.Entry, StoredChunk?, Bool).self) { group in
             var index = 0
@@ -122,6 +127,8 @@ public struct ObjectWriter: Sendable {
                     inFlight -= 1
                 }
                 let position = index
+                let lone = index == 0 && length < ChunkSealer.maxChunkSize
+                if lone { unrecorded = true }
                 entries.append(nil)
                 group.addTask {
                     // Hash, dedupe and seal; the plaintext is freed here, before the slow provider write.
@@ -131,8 +138,10 @@ public struct ObjectWriter: Sendable {
                     let added = try await pool.store(entry.id, sealed: sealed, policy: policy, existing: existing)
                     let chunk = StoredChunk(id: entry.id, plainSize: entry.length, sealedSize: sealed.count,
                                             providers: existing + added, want: policy.replicas)
-                    // Recorded at once, so that a rerun after an interruption reuses it.
-                    try await catalog.recordChunks([chunk])
+                    // Recorded at once, so that a rerun after an interruption reuses it; except the one
+                    // chunk of a small object, recorded with the object in a single transaction (one
+                    // catalog commit per small upload instead of two).
+                    if !lone { try await catalog.recordChunks([chunk]) }
                     return (position, entry, chunk, existing.isEmpty)
                 }
                 inFlight += 1
@@ -142,7 +151,7 @@ public struct ObjectWriter: Sendable {
             while let done = try await group.next() { collect(done) }
         }
         return StoredChunks(entries: entries.map { $0! }, stored: stored, newChunks: newChunks, newSealedBytes: newBytes,
-                            underReplicated: underReplicated)
+                            underReplicated: underReplicated, unrecorded: unrecorded ? stored : [])
     }
 
     /// Makes an object of chunks already stored: stores its manifest (unless the repository holds
@@ -162,7 +171,7 @@ public struct ObjectWriter: Sendable {
             throw StoreError(.invalidArgument, "object \(bucket.name)/\(key) is larger than one manifest chunk can describe (about 711 GiB)")
         }
         let manifestID = sealer.id(of: body)
-        var last: [StoredChunk] = []
+        var last: [StoredChunk] = chunks.unrecorded
         let existing = try await catalog.chunkLocations(manifestID) ?? []
         if existing.count < wanted {
             let sealed = sealer.seal(body, id: manifestID)
