@@ -4,11 +4,16 @@ put/get against S3, WebDAV and SFTP servers on loopback, beside `rclone copy` to
 Everything is measured in the same run, because these machines are shared and noisy: only the
 ratios are meaningful. Run it through tools/bench, which installs and builds first.
 """
-import argparse, json, os, random, re, shutil, subprocess, sys, time, urllib.parse
+import argparse, http.client, json, os, random, re, shutil, signal, socket, struct, subprocess, sys, time, urllib.parse
 from datetime import datetime, timezone
+
+sys.dont_write_bytecode = True  # no tools/__pycache__ left behind by the import below
+import s3load  # tools/s3load.py, beside this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 A67 = os.path.join(ROOT, ".build/release/a67")
+S3LOAD = os.path.join(ROOT, "tools/s3load.py")
+AWS_VENV = "/opt/a67-test-venv/bin/aws"
 CORES = os.cpu_count() or 1
 
 
@@ -194,11 +199,25 @@ def main():
     parser.add_argument("--repair-size", default="3G",
                         help="size put to three providers with R=2 before one is lost (default 3G: each holds about 2 GiB)")
     parser.add_argument("--only-replication", action="store_true", help="measure only replication, scrub and repair")
+    parser.add_argument("--only-s3", action="store_true", help="measure only a67 serve (S3 on loopback) under load")
+    parser.add_argument("--s3-clients", type=int, default=64, help="connections of the S3 load (default 64)")
+    parser.add_argument("--s3-object-size", default="1M", help="object size of the S3 load (default 1M)")
+    parser.add_argument("--s3-rate", type=float, default=300, help="requests/s due in the open-loop S3 load (default 300)")
+    parser.add_argument("--s3-duration", type=float, default=20,
+                        help="seconds of each open-loop S3 phase, PUT then GET (default 20; 0 skips the S3 server)")
+    parser.add_argument("--s3-max-duration", type=float, default=10,
+                        help="seconds of each closed-loop S3 phase, for the maximum req/s (default 10; 0 skips)")
+    parser.add_argument("--s3-upload-size", default="1G",
+                        help="size of the file a67 put and aws s3 cp upload to the server (default 1G; 0 skips)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object instead of Markdown")
     args = parser.parse_args()
     count, big, repeats = size(args.size), size(args.big), max(1, args.repeats)
     work = args.dir
     os.makedirs(work, exist_ok=True)
     replication_count = size(args.replication_size)
+    if args.only_s3:
+        report(args, count, {}, {}, {}, None, s3_results=s3_server(work, args, repeats))
+        return
     if args.only_replication:
         report(args, count, {}, {}, {}, None, None, replication(work, replication_count, size(args.repair_size), repeats))
         return
@@ -207,6 +226,7 @@ def main():
     if args.only_remote:
         report(args, count, {}, {}, {}, None, remote_results)
         return
+    s3_results = s3_server(work, args, repeats) if args.s3_duration > 0 else None
     replication_results = replication(work, replication_count, size(args.repair_size), repeats) if replication_count else None
     files = make_files(work, count)
 
@@ -287,7 +307,7 @@ def main():
             shutil.rmtree(d, ignore_errors=True)
         growth = {"putRSS": big_put_rss, "getRSS": big_get_rss}
 
-    report(args, count, inputs, ceilings, results, growth, remote_results, replication_results)
+    report(args, count, inputs, ceilings, results, growth, remote_results, replication_results, s3_results)
 
 
 def remote(work, count, repeats):
@@ -389,7 +409,204 @@ def remote(work, count, repeats):
         subprocess.run([os.path.join(ROOT, "tools/servers"), "stop", state])
 
 
-def report(args, count, inputs, ceilings, results, growth, remote_results=None, replication_results=None):
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def log_tail(path, lines=30):
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 64 * 1024))
+            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+    except OSError as e:
+        return f"(cannot read {path}: {e})"
+
+
+def restamp(path, mark):
+    """Writes the 16 bytes `mark` at every MiB of the file, so that none of its chunks (5 MiB) or S3
+    parts (8 MiB) is one an earlier upload stored: the repository would dedupe the same file put twice."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for offset in range(0, os.path.getsize(path) - len(mark) + 1, 1 << 20):
+            os.pwrite(fd, mark, offset)
+    finally:
+        os.close(fd)
+
+
+def s3_server(work, args, repeats):
+    """The S3 server's targets: `a67 serve` on loopback, a fresh repository (two directory providers,
+    replicas 2), loaded from a separate process (tools/s3load.py): --s3-clients connections of 1 MiB
+    PUTs then GETs, open loop at --s3-rate req/s (latency from the time each request was due), then
+    closed loop for the maximum; the server's RSS sampled all along. Then a 1 GiB upload with
+    `aws s3 cp` (its default multipart settings) against `a67 put` of the same file into the same
+    repository, the order alternated between rounds. Then SIGTERM, which must end the server with 0."""
+    object_size, upload_count = size(args.s3_object_size), size(args.s3_upload_size)
+    home, providers = os.path.join(work, "s3home"), [os.path.join(work, f"s3prov{i}") for i in (1, 2)]
+    key_file, aws_config = os.path.join(work, "s3-key.json"), os.path.join(work, "s3-aws-config")
+    keys_open = os.path.join(work, "s3-keys.json")
+    for d in [home] + providers:
+        shutil.rmtree(d, ignore_errors=True)
+    env = dict(os.environ, A67_HOME=home, A67_PASSPHRASE="bench passphrase")
+
+    def a67(*argv):
+        p = subprocess.run([A67, *argv], env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"a67 {' '.join(argv)} failed (exit {p.returncode}):\n{p.stderr}")
+        return p.stdout
+
+    print("s3: a fresh repository (two directory providers, replicas 2), user and key...", file=sys.stderr)
+    a67("init")
+    for i, folder in enumerate(providers, 1):
+        a67("provider", "add", f"p{i}", "--dir", folder)
+    a67("user", "add", "bench")
+    key = json.loads(a67("key", "create", "bench", "--json"))
+    write_private(key_file, json.dumps({"accessKeyId": key["accessKeyId"], "secretAccessKey": key["secretAccessKey"]}))
+    bucket = "s3bench"
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log_path = os.path.join(work, "s3-serve.log")
+    print(f"s3: starting a67 serve --listen 127.0.0.1:{port} (log {log_path})...", file=sys.stderr)
+    os.sync()
+    began = time.monotonic()
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([A67, "serve", "--listen", f"127.0.0.1:{port}"], env=env, stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    whole = s3load.RSSSampler(server.pid)
+    whole.start()
+    overall = None
+    results = {"clients": args.s3_clients, "objectSize": object_size, "rate": args.s3_rate, "duration": args.s3_duration,
+               "maxDuration": args.s3_max_duration, "replicas": 2, "providers": 2}
+    try:
+        last = "no answer"
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"a67 serve exited with status {server.returncode} while starting:\n{log_tail(log_path)}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/api/v1/health")
+                reply = conn.getresponse()
+                reply.read()
+                conn.close()
+                if reply.status == 200:
+                    break
+                last = f"HTTP {reply.status}"
+            except OSError as e:
+                last = str(e)
+            if time.monotonic() - began > 60:
+                raise SystemExit(f"a67 serve did not answer GET /api/v1/health with 200 within 60 s (last: {last}):\n"
+                                 f"{log_tail(log_path)}")
+            time.sleep(0.1)
+        results["startSeconds"] = time.monotonic() - began
+
+        # The bucket: a signed PUT /BUCKET as the user bench (so bench owns it), else the CLI.
+        try:
+            target = s3load.Target(endpoint, bucket, s3load.Signer(key["accessKeyId"], key["secretAccessKey"]), 30)
+            s3load.create_bucket(target)
+            results["bucketCreatedBy"] = "S3 PUT /BUCKET"
+        except (SystemExit, OSError, s3load.HTTPError) as e:
+            print(f"s3: the signed PUT /{bucket} failed ({e}); creating it with a67 bucket create --owner bench",
+                  file=sys.stderr)
+            a67("bucket", "create", bucket, "--owner", "bench")
+            results["bucketCreatedBy"] = "a67 bucket create --owner"
+
+        def load(op, rate, seconds, keys_out=None, keys_from=None):
+            argv = [sys.executable, S3LOAD, "--endpoint", endpoint, "--access-key-file", key_file, "--bucket", bucket,
+                    "--op", op, "--clients", str(args.s3_clients), "--size", str(object_size), "--rate", f"{rate:g}",
+                    "--duration", f"{seconds:g}", "--server-pid", str(server.pid), "--json"]
+            argv += ["--keys-out", keys_out] if keys_out else []
+            argv += ["--keys-from", keys_from] if keys_from else []
+            mode = f"open loop at {rate:g} req/s" if rate else "closed loop"
+            print(f"s3: {op} {object_size >> 10} KiB objects, {args.s3_clients} clients, {mode}, {seconds:g} s...",
+                  file=sys.stderr)
+            os.sync()
+            p = subprocess.run(argv, capture_output=True, text=True)
+            if server.poll() is not None:
+                raise SystemExit(f"a67 serve exited with status {server.returncode} during the {op} load:\n"
+                                 f"{log_tail(log_path)}")
+            if p.returncode not in (0, 1) or not p.stdout.strip():  # 1: over 1% of the requests failed
+                raise SystemExit(f"tools/s3load.py failed (exit {p.returncode}):\n{p.stderr}")
+            return json.loads(p.stdout)["phases"][op]
+
+        results["open"] = {"put": load("put", args.s3_rate, args.s3_duration, keys_out=keys_open)}
+        results["open"]["get"] = load("get", args.s3_rate, args.s3_duration, keys_from=keys_open)
+        if args.s3_max_duration > 0:
+            results["closed"] = {"put": load("put", 0, args.s3_max_duration)}
+            results["closed"]["get"] = load("get", 0, args.s3_max_duration, keys_from=keys_open)
+        results["loadRSSMB"] = max(r["server"]["maxRSSMB"] for loop in ("open", "closed") if loop in results
+                                   for r in results[loop].values())
+
+        aws = AWS_VENV if os.access(AWS_VENV, os.X_OK) else shutil.which("aws")
+        if upload_count and not aws:
+            results["upload"] = {"skipped": "no aws CLI (tools/install-deps --bench installs it)"}
+        elif upload_count:
+            source = random_file(os.path.join(work, "s3-upload.bin"), upload_count)
+            write_private(aws_config, "[default]\ns3 =\n  addressing_style = path\n")
+            aenv = {k: v for k, v in os.environ.items()
+                    if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                                 "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE")}
+            aenv.update(AWS_ACCESS_KEY_ID=key["accessKeyId"], AWS_SECRET_ACCESS_KEY=key["secretAccessKey"],
+                        AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=aws_config,
+                        AWS_SHARED_CREDENTIALS_FILE=os.path.join(work, "s3-aws-no-credentials"))
+            version = subprocess.run([aws, "--version"], env=aenv, capture_output=True, text=True)
+            rounds, nonce = [], random.getrandbits(63)
+            for r in range(repeats):
+                for tool in (("a67", "aws") if r % 2 == 0 else ("aws", "a67")):
+                    print(f"s3: {upload_count >> 20} MiB upload, round {r + 1}: {tool}...", file=sys.stderr)
+                    restamp(source, struct.pack(">QQ", nonce, len(rounds)))  # new content: no dedupe
+                    if tool == "a67":
+                        seconds, rss, _ = run([A67, "put", source, f"{bucket}/upload-a67-{r}"], env)
+                    else:
+                        seconds, rss, _ = run([aws, "s3", "cp", source, f"s3://{bucket}/upload-aws-{r}",
+                                               "--endpoint-url", endpoint, "--only-show-errors"], aenv)
+                    rounds.append({"round": r + 1, "tool": tool, "seconds": seconds, "MBps": mbps(upload_count, seconds),
+                                   "clientRSSMB": rss})
+            a67_best = max(x["MBps"] for x in rounds if x["tool"] == "a67")
+            aws_best = max(x["MBps"] for x in rounds if x["tool"] == "aws")
+            results["upload"] = {"size": upload_count, "rounds": rounds, "a67": a67_best, "aws": aws_best,
+                                 "ratio": aws_best / a67_best,
+                                 "awsVersion": (version.stdout or version.stderr).strip(),
+                                 "a67RSSMB": min(x["clientRSSMB"] for x in rounds if x["tool"] == "a67" and x["MBps"] == a67_best),
+                                 "awsRSSMB": min(x["clientRSSMB"] for x in rounds if x["tool"] == "aws" and x["MBps"] == aws_best)}
+            os.remove(source)
+
+        overall = whole.stop()  # VmHWM is read while the server still runs
+        print("s3: SIGTERM to a67 serve...", file=sys.stderr)
+        stopping = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        try:
+            results["sigtermExit"] = server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            results["sigtermExit"] = "still running 60 s after SIGTERM (killed)"
+        results["stopSeconds"] = time.monotonic() - stopping
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        if overall is None:
+            overall = whole.stop()
+        results["serverRSSMB"] = max(overall["maxRSSMB"], results.get("loadRSSMB", 0))
+        results["serverHWMMB"] = overall["hwmMB"]
+        for d in [home] + providers:
+            shutil.rmtree(d, ignore_errors=True)
+        for f in (key_file, aws_config, keys_open):
+            if os.path.exists(f):
+                os.remove(f)
+    return results
+
+
+def report(args, count, inputs, ceilings, results, growth, remote_results=None, replication_results=None,
+           s3_results=None):
     lines = [f"## tools/bench, {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
              "",
              f"Machine: {CORES} cores; files of {args.size}; one directory provider; zstd level 3; "
@@ -443,11 +660,83 @@ def report(args, count, inputs, ceilings, results, growth, remote_results=None, 
                   f"| repair after losing a provider that held {r['repairHeld'] / 2**30:.2f} GiB ({r['repairCopied'] / 2**30:.2f} GiB copied; "
                   f"down: {', '.join(r['repairDown'])}) | {r['repairSeconds']:.1f} s | < 60 s |",
                   ""]
+    if s3_results:
+        lines += s3_report(s3_results)
     text = "\n".join(lines)
-    print(text)
     os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)
     with open(os.path.join(ROOT, "bench-out", "latest.md"), "w") as f:
         f.write(text + "\n")
+    if args.json:
+        everything = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cores": CORES,
+                      "arguments": vars(args), "size": count, "ceilingInputs": inputs, "ceilings": ceilings,
+                      "results": results, "growth": growth, "remote": remote_results, "replication": replication_results,
+                      "s3Server": s3_results}
+        with open(os.path.join(ROOT, "bench-out", "latest.json"), "w") as f:
+            json.dump(everything, f, indent=1)
+            f.write("\n")
+        print(json.dumps(everything, indent=1))
+    else:
+        print(text)
+
+
+def s3_report(s3):
+    """The Markdown lines of the S3 server's section."""
+    def cell(r):
+        lat = r["latencyMs"]
+        return " / ".join("-" if lat[p] is None else f"{lat[p]:.1f}" for p in ("p50", "p90", "p99", "max"))
+
+    def failed(r):
+        detail = ", ".join(f"{n} x {status}" for status, n in sorted(r["errors"].items()))
+        return f"{r['requests'] - r['ok']} of {r['requests']}" + (f" ({detail})" if detail else "")
+
+    o = s3["open"]
+    size_text = f"{s3['objectSize'] >> 20} MiB" if s3["objectSize"] >= 1 << 20 else f"{s3['objectSize'] >> 10} KiB"
+    lines = [f"### S3 server (a67 serve) on loopback: {s3['clients']} clients, {size_text} objects", "",
+             f"A fresh repository with two directory providers, replicas 2; bucket made by {s3['bucketCreatedBy']}; "
+             f"the server answered its health check {s3['startSeconds']:.1f} s after it started. Load from "
+             f"tools/s3load.py in its own process: {s3['clients']} keep-alive connections, every PUT body distinct, "
+             f"SigV4 with UNSIGNED-PAYLOAD. Open loop: requests fall due at a fixed rate and latency runs from "
+             f"that time, so queueing counts. Server RSS is VmRSS sampled every 100 ms.",
+             "",
+             "| measure | PUT | GET | target |",
+             "|---|---|---|---|",
+             f"| open loop, {s3['rate']:g} req/s due for {s3['duration']:g} s: achieved req/s (MB/s) | "
+             f"{o['put']['reqPerSec']:.1f} ({o['put']['MBps']:.0f}) | {o['get']['reqPerSec']:.1f} ({o['get']['MBps']:.0f}) | "
+             f">= 300 |",
+             f"| open loop: latency ms p50 / p90 / p99 / max | {cell(o['put'])} | {cell(o['get'])} | p99 < 100 |",
+             f"| open loop: failed requests | {failed(o['put'])} | {failed(o['get'])} | 0 |",
+             f"| open loop: server peak RSS MB | {o['put']['server']['maxRSSMB']:.0f} | {o['get']['server']['maxRSSMB']:.0f} "
+             f"| < 300 |"]
+    if "closed" in s3:
+        c = s3["closed"]
+        lines += [f"| closed loop, {s3['maxDuration']:g} s back to back: req/s (MB/s) | {c['put']['reqPerSec']:.1f} "
+                  f"({c['put']['MBps']:.0f}) | {c['get']['reqPerSec']:.1f} ({c['get']['MBps']:.0f}) | |",
+                  f"| closed loop: latency ms p50 / p90 / p99 / max | {cell(c['put'])} | {cell(c['get'])} | |",
+                  f"| closed loop: failed requests | {failed(c['put'])} | {failed(c['get'])} | 0 |",
+                  f"| closed loop: server peak RSS MB | {c['put']['server']['maxRSSMB']:.0f} | "
+                  f"{c['get']['server']['maxRSSMB']:.0f} | < 300 |"]
+    lines += [f"| load generator CPU, % of one core (open loop) | {o['put']['clientCPUPercent']:.0f} | "
+              f"{o['get']['clientCPUPercent']:.0f} | |", ""]
+    u = s3.get("upload")
+    if u and "skipped" in u:
+        lines += [f"Upload comparison skipped: {u['skipped']}.", ""]
+    elif u:
+        each = lambda tool: ", ".join(f"{x['MBps']:.0f}" for x in u["rounds"] if x["tool"] == tool)
+        lines += [f"{u['size'] >> 20} MiB random file uploaded to the running server's repository, best of "
+                  f"{len(u['rounds']) // 2} rounds, the order alternated; the file is re-stamped before each upload "
+                  f"so that nothing dedupes. {u['awsVersion'].split()[0] if u['awsVersion'] else 'aws'} with its "
+                  f"default multipart settings.",
+                  "",
+                  "| upload | MB/s (each round) | peak RSS MB of the client | target |",
+                  "|---|---|---|---|",
+                  f"| a67 put FILE BUCKET/KEY | {u['a67']:.0f} ({each('a67')}) | {u['a67RSSMB']:.0f} | |",
+                  f"| aws s3 cp FILE s3://BUCKET/KEY --endpoint-url | {u['aws']:.0f} ({each('aws')}) | {u['awsRSSMB']:.0f} | |",
+                  f"| aws / a67 | {u['ratio']:.2f} | | >= 0.70 |",
+                  ""]
+    lines += [f"Server peak RSS over the whole section {s3['serverRSSMB']:.0f} MB (VmHWM {s3['serverHWMMB']:.0f} MB; "
+              f"{s3['loadRSSMB']:.0f} MB during the {s3['clients']}-client load); on SIGTERM it exited with "
+              f"{s3['sigtermExit']} in {s3['stopSeconds']:.1f} s (target: 0).", ""]
+    return lines
 
 
 if __name__ == "__main__":
