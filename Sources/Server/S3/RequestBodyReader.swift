@@ -10,8 +10,11 @@ import RemoteBackends
 /// Nothing is trusted until `finish` returns.
 final class RequestBodyReader {
     private var iterator: RequestBody.AsyncIterator
+    /// Decoded aws-chunked bytes not handed out yet.
     private var pending: [UInt8] = []
     private var pendingStart = 0
+    /// What is left of the last buffer of a plain body.
+    private var plain: ByteBuffer?
     private var ended = false
     private let md5 = StreamDigest(.md5)
     private let sha256: (digest: StreamDigest, expected: String)?
@@ -78,13 +81,19 @@ final class RequestBodyReader {
         let expectedLeft = declaredLength.map { max(0, $0 - received) }
         out.reserveCapacity(min(count, Int(min(expectedLeft ?? Int64(count), Int64(count)))))
         while out.count < count {
-            if pendingStart == pending.count {
+            if pendingStart < pending.count {
+                let take = min(count - out.count, pending.count - pendingStart)
+                out.append(contentsOf: pending[pendingStart..<(pendingStart + take)])
+                pendingStart += take
+            } else if var buffer = plain {
+                // A plain body is copied once, from the network's buffer into the piece.
+                let take = min(count - out.count, buffer.readableBytes)
+                buffer.withUnsafeReadableBytes { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0.prefix(take))) }
+                buffer.moveReaderIndex(forwardBy: take)
+                plain = buffer.readableBytes > 0 ? buffer : nil
+            } else {
                 guard try await fill() else { break }
-                continue
             }
-            let take = min(count - out.count, pending.count - pendingStart)
-            out.append(contentsOf: pending[pendingStart..<(pendingStart + take)])
-            pendingStart += take
         }
         received += Int64(out.count)
         if let limit, received > limit { throw Self.quotaExceeded(limit: limit) }
@@ -98,11 +107,12 @@ final class RequestBodyReader {
         return out
     }
 
-    /// Reads the next piece of the body into `pending`; false at the end.
+    /// Takes the next piece of the body: a plain body's buffer as it is, an aws-chunked body decoded
+    /// into `pending`. False at the end.
     private func fill() async throws -> Bool {
         pending.removeAll(keepingCapacity: true)
         pendingStart = 0
-        while pending.isEmpty {
+        while true {
             if ended { return false }
             let next: ByteBuffer?
             do {
@@ -115,17 +125,15 @@ final class RequestBodyReader {
                 if let decoder { try decoder.finish() }
                 return !pending.isEmpty
             }
-            buffer.withUnsafeReadableBytes { raw in
-                if decoder == nil {
-                    sha256?.digest.update(raw)
-                    pending.append(contentsOf: raw)
-                }
-            }
             if let decoder {
                 try buffer.withUnsafeReadableBytes { raw in try decoder.feed(raw, into: &pending) }
+                if !pending.isEmpty { return true }
+            } else if buffer.readableBytes > 0 {
+                buffer.withUnsafeReadableBytes { raw in sha256?.digest.update(raw) }
+                plain = buffer
+                return true
             }
         }
-        return true
     }
 
     /// Reads what is left (a body that must be small: XML, at most `limit` bytes).
