@@ -66,7 +66,7 @@ extension S3Handler {
                     return piece
                 }, policy: policy)
                 try await catalog.putPart(upload: upload.id, number: number, entries: stored.entries, etag: Hex.encode(md5.finish()),
-                                          chunks: [])
+                                          chunks: stored.unrecorded)
             }
             server.changed()
             return xml(XMLWriter.document("CopyPartResult") { x in
@@ -80,7 +80,8 @@ extension S3Handler {
             server.metrics.received(body.received)
             let md5 = try body.finish()
             do {
-                try await catalog.putPart(upload: upload.id, number: number, entries: stored.entries, etag: Hex.encode(md5), chunks: [])
+                try await catalog.putPart(upload: upload.id, number: number, entries: stored.entries, etag: Hex.encode(md5),
+                                          chunks: stored.unrecorded)
             } catch let error as StoreError where error.code == .notFound {
                 throw S3Error.noSuchUpload(upload.id)
             }
