@@ -54,7 +54,8 @@ struct Responder: HTTPResponder {
         } catch let error as S3Error {
             throw error
         } catch let error as StoreError {
-            if error.code != .notFound && error.code != .invalidArgument {
+            // The client's mistakes (a missing key, a bad name, a key in the way) are not the server's.
+            if ![.notFound, .invalidArgument, .conflict, .alreadyExists].contains(error.code) {
                 writeStandardError("a67 serve: \(operation.rawValue) \(path.raw): \(error.message)\n")
             }
             throw S3Error(error)
