@@ -66,7 +66,14 @@ public final class BlobServer: Sendable {
             services: [snapshots],
             onServerRunning: { channel in ready(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?") },
             logger: logger)
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EACCES
+            || error.errnoCode == EADDRNOTAVAIL {
+            let why = error.errnoCode == EADDRINUSE ? "the address is in use (another a67 serve?)"
+                : error.errnoCode == EACCES ? "permission denied (ports below 1024 need root)" : "no interface has that address"
+            throw StoreError(.conflict, "cannot listen on \(settings.host):\(settings.port): \(why); choose another with --listen HOST:PORT")
+        }
         try await snapshot()
     }
 

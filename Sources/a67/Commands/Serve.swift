@@ -27,7 +27,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Requests per second each access key may make (0: no limit); more get 503 SlowDown.")
     var rateLimit: Double = 500
 
-    @Option(help: "Requests a key may make at once above its rate.")
+    @Option(help: "Requests a key may make at once above its rate (default: twice --rate-limit).")
     var burst: Double?
 
     @Option(help: "Seconds between catalog snapshots while objects change.")

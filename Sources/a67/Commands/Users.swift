@@ -181,12 +181,15 @@ struct KeyCommand: AsyncParsableCommand {
         @Argument(help: "The access key ID.")
         var id: String
 
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
         func run() async throws {
             try await guarded {
                 let repository = try home.unlock()
                 try repository.catalog.removeAccessKey(id)
                 try await commit(repository)
-                print("removed access key \(id)")
+                if json { printJSON(["removed": id]) } else { print("removed access key \(id)") }
             }
         }
     }
