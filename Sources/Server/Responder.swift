@@ -74,11 +74,19 @@ final class ServerMetrics: Sendable {
     private let bytesIn: Counter
     private let bytesOut: Counter
     private let active: Gauge
+    static let durationBuckets: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                              .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                                              .seconds(2.5), .seconds(5), .seconds(10)]
+
+    /// `a67_NAME[_UNIT]`.
+    static func name(_ name: String, unit: String = "", _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "a67", metricName: name, unitName: unit, helpText: help)
+    }
 
     init() {
-        bytesIn = registry.makeCounter(descriptor: .init(namespace: "a67", metricName: "s3_received_bytes", unitName: "total", helpText: "Object bytes received by uploads"))
-        bytesOut = registry.makeCounter(descriptor: .init(namespace: "a67", metricName: "s3_sent_bytes", unitName: "total", helpText: "Object bytes sent by downloads"))
-        active = registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "http_requests_in_flight", unitName: "", helpText: "Requests being served"))
+        bytesIn = registry.makeCounter(descriptor: Self.name("s3_received_bytes", unit: "total", "Object bytes received by uploads"))
+        bytesOut = registry.makeCounter(descriptor: Self.name("s3_sent_bytes", unit: "total", "Object bytes sent by downloads"))
+        active = registry.makeGauge(descriptor: Self.name("http_requests_in_flight", "Requests being served"))
     }
 
     func received(_ bytes: Int64) { bytesIn.increment(by: bytes) }
@@ -86,26 +94,28 @@ final class ServerMetrics: Sendable {
     func inFlight(_ delta: Int) { active.increment(by: Double(delta)) }
 
     func observe(operation: String, status: Int, seconds: Duration) {
-        registry.makeCounter(descriptor: .init(namespace: "a67", metricName: "s3_requests", unitName: "total", helpText: "Requests served, by operation and HTTP status"), labels: [("operation", operation), ("status", String(status))]).increment()
-        registry.makeDurationHistogram(descriptor: .init(namespace: "a67", metricName: "s3_request_duration", unitName: "seconds",
-                                                         helpText: "Time to the response head, by operation"),
-                                       labels: [("operation", operation)],
-                                       buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-                                                 .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
-                                                 .seconds(2.5), .seconds(5), .seconds(10)]).record(seconds)
+        registry.makeCounter(descriptor: Self.name("s3_requests", unit: "total", "Requests served, by operation and HTTP status"),
+                             labels: [("operation", operation), ("status", String(status))]).increment()
+        registry.makeDurationHistogram(descriptor: Self.name("s3_request_duration", unit: "seconds",
+                                                             "Time to the response head, by operation"),
+                                       labels: [("operation", operation)], buckets: Self.durationBuckets).record(seconds)
     }
 
     func response(server: BlobServer) throws -> Response {
         let statistics = try server.repository.catalog.statistics()
-        registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "objects", unitName: "", helpText: "Objects in every bucket")).set(to: Double(statistics.objects))
-        registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "logical_bytes", unitName: "", helpText: "Sum of object sizes")).set(to: Double(statistics.logicalBytes))
-        registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "replica_bytes", unitName: "", helpText: "Sealed bytes over every replica")).set(to: Double(statistics.replicaBytes))
-        for provider in try server.repository.catalog.providers() {
-            registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "provider_used_bytes", unitName: "", helpText: "Sealed bytes the catalog places on each provider"), labels: [("provider", provider.name)]).set(to: Double(provider.usedBytes))
-            registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "provider_breaker_open", unitName: "", helpText: "1 while the provider's circuit breaker is open"), labels: [("provider", provider.name)]).set(to: provider.health?.breaker == "open" ? 1 : 0)
+        func gauge(_ name: String, _ help: String, _ value: Double, _ labels: [(String, String)] = []) {
+            registry.makeGauge(descriptor: Self.name(name, help), labels: labels).set(to: value)
         }
-        registry.makeGauge(descriptor: .init(namespace: "a67", metricName: "uptime_seconds", unitName: "", helpText: "Seconds since a67 serve started"))
-            .set(to: Date().timeIntervalSince(server.startedAt))
+        gauge("objects", "Objects in every bucket", Double(statistics.objects))
+        gauge("logical_bytes", "Sum of object sizes", Double(statistics.logicalBytes))
+        gauge("replica_bytes", "Sealed bytes over every replica", Double(statistics.replicaBytes))
+        for provider in try server.repository.catalog.providers() {
+            gauge("provider_used_bytes", "Sealed bytes the catalog places on each provider", Double(provider.usedBytes),
+                  [("provider", provider.name)])
+            gauge("provider_breaker_open", "1 while the provider's circuit breaker is open", provider.health?.breaker == "open" ? 1 : 0,
+                  [("provider", provider.name)])
+        }
+        gauge("uptime_seconds", "Seconds since a67 serve started", Date().timeIntervalSince(server.startedAt))
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
     }
