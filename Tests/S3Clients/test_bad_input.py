@@ -138,6 +138,11 @@ def response_complete(data):
     return status_of(data) in (204, 304)
 
 
+def request_head(method, target, headers):
+    """An HTTP/1.1 request head, as text."""
+    return f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+
+
 def status_of(raw_response):
     if not raw_response or not raw_response.startswith(b"HTTP/1."):
         return None
@@ -269,7 +274,7 @@ def test_body_shorter_than_content_length(raw, alice, bucket):
     """(b) Content-Length 1000, 100 bytes sent, then the client's side shut."""
     body = os.urandom(1000)
     headers = raw.headers("PUT", f"/{bucket}/truncated", headers={"content-length": "1000"}, body=body)
-    head = f"PUT /{bucket}/truncated HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    head = request_head("PUT", f"/{bucket}/truncated", headers)
     with socket.create_connection(("127.0.0.1", raw.server.port), timeout=30) as sock:
         sock.sendall(head.encode() + body[:100])
         sock.shutdown(socket.SHUT_WR)
@@ -286,7 +291,7 @@ def test_connection_dropped_mid_upload(server, raw, alice, bucket):
     baseline = server.a67_json("gc", "--grace", "0")
     size = 12 * MiB
     headers = raw.headers("PUT", f"/{bucket}/dropped", headers={"content-length": str(size)}, payload_hash=UNSIGNED)
-    head = f"PUT /{bucket}/dropped HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    head = request_head("PUT", f"/{bucket}/dropped", headers)
     with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
         sock.sendall(head.encode())
         block = os.urandom(MiB)
@@ -302,7 +307,7 @@ def test_connection_dropped_mid_upload(server, raw, alice, bucket):
     assert not exists(alice, bucket, "dropped")
     # A connection reset in the middle (RST, not FIN) leaves nothing either.
     headers = raw.headers("PUT", f"/{bucket}/reset", headers={"content-length": str(size)}, payload_hash=UNSIGNED)
-    head = f"PUT /{bucket}/reset HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    head = request_head("PUT", f"/{bucket}/reset", headers)
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
     sock.sendall(head.encode() + os.urandom(6 * MiB))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -491,7 +496,7 @@ def test_sigterm_with_an_upload_in_flight(server, alice, bucket):
         body = os.urandom(8 * MiB)
         headers = signer.headers("PUT", f"/{bucket}/in-flight", headers={"content-length": str(len(body))},
                                  payload_hash=UNSIGNED)
-        head = f"PUT /{bucket}/in-flight HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        head = request_head("PUT", f"/{bucket}/in-flight", headers)
         with socket.create_connection(("127.0.0.1", extra.port), timeout=60) as sock:
             sock.sendall(head.encode() + body[: 4 * MiB])
             extra.process.send_signal(signal.SIGTERM)
