@@ -94,17 +94,25 @@ public final class BlobServer: Sendable {
     }
 }
 
-/// Snapshots the catalog every interval while it changes; stops at once on graceful shutdown (the
-/// server takes the last snapshot after the requests in flight are done).
+/// Snapshots the catalog every interval while it changes, and picks up providers that other
+/// commands added or changed (every 5 s); stops at once on graceful shutdown (the server takes the
+/// last snapshot after the requests in flight are done).
 struct SnapshotService: Service {
     let server: BlobServer
 
     func run() async throws {
         let interval = server.settings.snapshotInterval
         try? await cancelWhenGracefulShutdown {
+            var last = ContinuousClock.now
             while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(interval))
-                try await server.snapshot()
+                try await Task.sleep(for: .seconds(min(5, interval)))
+                if (try? server.repository.refreshPoolIfProvidersChanged()) == true {
+                    writeStandardError("a67 serve: the providers changed; new uploads use the new set\n")
+                }
+                if ContinuousClock.now - last >= .seconds(interval) {
+                    last = ContinuousClock.now
+                    try await server.snapshot()
+                }
             }
         }
     }

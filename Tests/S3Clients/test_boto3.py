@@ -643,3 +643,17 @@ def test_control_api(server, alice, bob):
         "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
         "X-Amz-Content-SHA256": hashlib.sha256(b"").hexdigest()})
     assert tampered.status == 403, tampered
+
+
+def test_providers_added_while_serving_are_used(server, alice):
+    """A provider added with the CLI while the server runs is taken up by new uploads within seconds."""
+    server.a67("provider", "add", "p3", "--dir", server.tmp / "p3")
+    deadline = time.monotonic() + 30
+    while "the providers changed" not in server.servers[0].log():
+        assert time.monotonic() < deadline, "the server did not pick up the new provider within 30 s"
+        time.sleep(0.2)
+    name = unique_bucket("three")
+    server.a67("bucket", "create", name, "--replicas", "3", "--owner", "alice")
+    put(alice, name, "k", os.urandom(MiB))
+    chunks = {p["name"]: p["chunks"] for p in server.a67_json("provider", "ls")}
+    assert chunks.get("p3", 0) >= 2, f"the new provider holds no replica of the new object: {chunks}"

@@ -193,6 +193,19 @@ public final class Repository: Sendable {
 
     func invalidatePool() { cachedPool.withLock { $0 = nil } }
 
+    /// Rebuilds the pool on next use when the catalog's providers are no longer the ones it was
+    /// built from (another process added, drained, removed or re-limited one). For long-running
+    /// processes (a67 serve); true when it changed.
+    @discardableResult
+    public func refreshPoolIfProvidersChanged() throws -> Bool {
+        guard let pool = cachedPool.withLock({ $0 }) else { return false }
+        let current = try catalog.providers().map { "\($0.id) \($0.state == "draining") \($0.quota ?? -1) \($0.group)" }
+        let built = pool.members.map { "\($0.id) \($0.draining) \($0.quota ?? -1) \($0.group)" }
+        guard current.sorted() != built.sorted() else { return false }
+        invalidatePool()
+        return true
+    }
+
     func makePool() throws -> ReplicatedPool {
         let providers = try self.providers()
         let policy = try breakerPolicy()
