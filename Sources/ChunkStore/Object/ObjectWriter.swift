@@ -90,7 +90,8 @@ public struct ObjectWriter: Sendable {
 
     /// Cuts the bytes `read` returns into chunks and stores each that the repository lacks, without
     /// making an object of them (a multipart upload's part; the first half of `write`). Each chunk
-    /// is recorded (unreferenced) as soon as it is durable.
+    /// is recorded (unreferenced) as soon as it is durable, except the one chunk of a stream shorter
+    /// than a chunk: that one is returned in `unrecorded`, for the commit to record.
     public func storeChunks(reading read: (Int) async throws -> [UInt8], policy: ReplicaPolicy,
                             progress: ProgressHandler? = nil) async throws -> StoredChunks {
         let pool = self.pool, catalog = self.catalog
