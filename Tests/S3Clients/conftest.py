@@ -49,8 +49,8 @@ INSTALL_HINT = {
 
 
 def which(name):
-    """A client binary from PATH or from beside this Python (a venv's bin); missing is a failure."""
-    found = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
+    """A client binary from beside this Python (the test venv's pinned ones) or else from PATH; missing is a failure."""
+    found = shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
     if not found:
         pytest.fail(f"{name} is not installed: {INSTALL_HINT.get(name, 'install it')}", pytrace=False)
     return found
