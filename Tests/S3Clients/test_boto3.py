@@ -657,3 +657,22 @@ def test_providers_added_while_serving_are_used(server, alice):
     put(alice, name, "k", os.urandom(MiB))
     chunks = {p["name"]: p["chunks"] for p in server.a67_json("provider", "ls")}
     assert chunks.get("p3", 0) >= 2, f"the new provider holds no replica of the new object: {chunks}"
+
+
+def test_subresource_requests_never_touch_objects_or_buckets(alice, bucket):
+    """PUT ?acl must not replace an object, DELETE ?tagging must not delete it, DELETE ?cors must not remove
+    an empty bucket: subresources a67 does not keep are refused (501) or already absent (204)."""
+    put(alice, bucket, "keep", b"precious")
+    expect_error(501, "NotImplemented", alice.put_object_acl, Bucket=bucket, Key="keep", ACL="private")
+    expect_error(501, "NotImplemented", alice.put_object_tagging, Bucket=bucket, Key="keep",
+                 Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+    alice.delete_object_tagging(Bucket=bucket, Key="keep")
+    assert alice.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"precious"
+    empty = unique_bucket("subres")
+    alice.create_bucket(Bucket=empty)
+    alice.delete_bucket_cors(Bucket=empty)
+    alice.delete_bucket_tagging(Bucket=empty)
+    expect_error(501, "NotImplemented", alice.put_bucket_versioning, Bucket=empty,
+                 VersioningConfiguration={"Status": "Enabled"})
+    alice.head_bucket(Bucket=empty)
+    alice.delete_bucket(Bucket=empty)

@@ -16,10 +16,14 @@ struct S3Handler: Sendable {
     static let namespace = "http://s3.amazonaws.com/doc/2006-03-01/"
 
     func operation(_ r: S3Request) -> S3Operation {
+        // A request for a subresource (?acl, ?cors, ?tagging...) is never taken for the plain
+        // operation: a PUT ?acl must not replace the object, a DELETE ?cors must not remove the bucket.
+        let bucketSub = Self.bucketSubresources.contains(where: r.has) || r.has("versioning")
+        let objectSub = Self.objectSubresources.contains(where: r.has)
         switch (r.bucket, r.key, r.method) {
         case (nil, _, .get): return .listBuckets
-        case (_?, nil, .put): return .createBucket
-        case (_?, nil, .delete): return .deleteBucket
+        case (_?, nil, .put): return bucketSub ? .notImplemented : .createBucket
+        case (_?, nil, .delete): return bucketSub ? .deleteBucketSubresource : .deleteBucket
         case (_?, nil, .head): return .headBucket
         case (_?, nil, .post) where r.has("delete"): return .deleteObjects
         case (_?, nil, .get):
@@ -28,21 +32,25 @@ struct S3Handler: Sendable {
             if r.has("uploads") { return .listMultipartUploads }
             if r.has("versions") { return .listObjectVersions }
             if r.query["list-type"] == "2" { return .listObjectsV2 }
-            if Self.bucketSubresources.contains(where: r.has) { return .getBucketSubresource }
+            if bucketSub { return .getBucketSubresource }
             return .listObjects
         case (_?, _?, .put):
+            if objectSub { return .notImplemented }
             if r.has("uploadId") { return r.header("x-amz-copy-source") != nil ? .uploadPartCopy : .uploadPart }
             return r.header("x-amz-copy-source") != nil ? .copyObject : .putObject
         case (_?, _?, .get):
             if r.has("uploadId") { return .listParts }
             if r.has("acl") || r.has("tagging") { return .getObjectSubresource }
+            if objectSub { return .notImplemented }
             return .getObject
         case (_?, _?, .head): return .headObject
-        case (_?, _?, .delete): return r.has("uploadId") ? .abortMultipartUpload : .deleteObject
+        case (_?, _?, .delete):
+            if objectSub { return r.has("tagging") ? .deleteObjectSubresource : .notImplemented }
+            return r.has("uploadId") ? .abortMultipartUpload : .deleteObject
         case (_?, _?, .post):
             if r.has("uploads") { return .createMultipartUpload }
             if r.has("uploadId") { return .completeMultipartUpload }
-            return .unknown
+            return objectSub ? .notImplemented : .unknown
         default: return .unknown
         }
     }
@@ -51,6 +59,7 @@ struct S3Handler: Sendable {
                                      "ownershipControls", "website", "logging", "notification", "replication",
                                      "requestPayment", "accelerate", "publicAccessBlock", "policyStatus", "analytics",
                                      "metrics", "inventory", "intelligent-tiering"]
+    static let objectSubresources = ["acl", "tagging", "retention", "legal-hold", "attributes", "torrent", "restore", "select"]
 
     func handle(_ r: S3Request, _ op: S3Operation) async throws -> Response {
         switch op {
@@ -82,6 +91,17 @@ struct S3Handler: Sendable {
         case .completeMultipartUpload: return try await completeUpload(r)
         case .abortMultipartUpload: return try abortUpload(r)
         case .listParts: return try listParts(r)
+        case .deleteBucketSubresource:
+            // Nothing of the kind is ever configured: deleting it is done already.
+            _ = try ownedBucket(r)
+            return Response(status: .noContent)
+        case .deleteObjectSubresource:
+            let bucket = try ownedBucket(r)
+            _ = try object(bucket, r.key!)
+            return Response(status: .noContent)
+        case .notImplemented:
+            _ = try ownedBucket(r)
+            throw S3Error.notImplemented("Setting or reading this subresource (\(r.query.keys.sorted().joined(separator: ", ")))")
         case .unknown:
             throw S3Error(.methodNotAllowed, "MethodNotAllowed", "The specified method \(r.method.rawValue) is not allowed against this resource")
         }

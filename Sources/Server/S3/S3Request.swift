@@ -81,5 +81,6 @@ enum S3Operation: String, Sendable {
     case deleteObject = "DeleteObject", getObjectSubresource = "GetObjectSubresource"
     case createMultipartUpload = "CreateMultipartUpload", uploadPart = "UploadPart", uploadPartCopy = "UploadPartCopy"
     case completeMultipartUpload = "CompleteMultipartUpload", abortMultipartUpload = "AbortMultipartUpload", listParts = "ListParts"
-    case unknown = "Unknown"
+    case deleteBucketSubresource = "DeleteBucketSubresource", deleteObjectSubresource = "DeleteObjectSubresource"
+    case notImplemented = "NotImplemented", unknown = "Unknown"
 }
