@@ -1,6 +1,7 @@
 import ChunkStore
 import Foundation
 import Hummingbird
+import RemoteBackends
 
 /// ListObjectsV2, ListObjects (v1) and ListObjectVersions (every entry version "null": buckets
 /// have no versioning), with prefix, delimiter, paging and encoding-type=url.
@@ -70,7 +71,8 @@ extension S3Handler {
             guard let n = Int(text), n >= 0 else { throw S3Error.invalidArgument("max-keys must be a number from 0 to 1000") }
             maxKeys = min(n, 1000)
         }
-        func text(_ s: String) -> String { encode ? Self.urlEncode(s) : s }
+        // encoding-type=url: everything but unreserved characters and `/` percent-encoded, as SigV4 encodes paths.
+        func text(_ s: String) -> String { encode ? SigV4Signer.encode(s, keepSlash: true) : s }
         let name: String
         let start: String?
         var token: String?
@@ -146,20 +148,5 @@ extension S3Handler {
             }
         }
         return xml(body)
-    }
-
-    /// Percent-encoding for encoding-type=url: everything but unreserved characters and `/`.
-    static func urlEncode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"), UInt8(ascii: "/"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                out += String(format: "%%%02X", byte)
-            }
-        }
-        return out
     }
 }
