@@ -44,6 +44,19 @@ public final class BlobServer: Sendable {
         limiter = RateLimiter(rate: settings.rateLimit, burst: settings.burst)
     }
 
+    /// Who signed the request (SigV4, S3's way, for the S3 and the control API alike) and how to check
+    /// its body; 503 SlowDown once the key has used up its rate.
+    func authenticate(_ request: Request, path: S3Path) throws -> (Principal, PayloadCheck) {
+        let signed = SignedRequest(method: request.method.rawValue, rawPath: path.raw, query: path.query, headers: request.headers,
+                                   host: request.head.authority ?? "")
+        let (principal, payload) = try verifier.authenticate(signed)
+        guard limiter.allow(principal.keyID) else {
+            throw S3Error(.serviceUnavailable, "SlowDown",
+                          "Please reduce your request rate: this key may make \(Int(limiter.rate)) requests per second")
+        }
+        return (principal, payload)
+    }
+
     /// Notes that the catalog changed: the next snapshot round stores it.
     func changed() { dirty.store(true, ordering: .relaxed) }
 

@@ -18,12 +18,7 @@ struct ControlAPI {
             }
             let route = path.raw.dropFirst("/api/v1".count)
             if route == "/health" { return json(try health()) }
-            let signed = SignedRequest(method: request.method.rawValue, rawPath: path.raw, query: path.query, headers: request.headers,
-                                       host: request.head.authority ?? "")
-            let (principal, _) = try server.verifier.authenticate(signed)
-            guard server.limiter.allow(principal.keyID) else {
-                throw S3Error(.serviceUnavailable, "SlowDown", "Please reduce your request rate")
-            }
+            let (principal, _) = try server.authenticate(request, path: path)
             let user = principal.user
             switch route {
             case "/buckets":

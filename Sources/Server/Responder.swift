@@ -40,15 +40,10 @@ struct Responder: HTTPResponder {
 
     private func s3(_ request: Request, path: S3Path, requestID: String) async throws -> (Response, String) {
         let handler = S3Handler(server: server)
-        let signed = SignedRequest(method: request.method.rawValue, rawPath: path.raw, query: path.query, headers: request.headers,
-                                   host: request.head.authority ?? "")
-        let (principal, payload) = try server.verifier.authenticate(signed)
+        let (principal, payload) = try server.authenticate(request, path: path)
         let s3 = S3Request(request: request, principal: principal, payload: payload, bucket: path.bucket, key: path.key,
                            query: Dictionary(path.query, uniquingKeysWith: { first, _ in first }), requestID: requestID)
         let operation = handler.operation(s3)
-        guard server.limiter.allow(principal.keyID) else {
-            throw S3Error(.serviceUnavailable, "SlowDown", "Please reduce your request rate: this key may make \(Int(server.limiter.rate)) requests per second")
-        }
         do {
             return (try await handler.handle(s3, operation), operation.rawValue)
         } catch let error as S3Error {

@@ -153,12 +153,7 @@ struct S3Handler: Sendable {
             throw S3Error(.badRequest, "InvalidBucketName", error.message)
         }
         // The body, if any, is a CreateBucketConfiguration naming a region: every region is this one.
-        let body = try RequestBodyReader(r.request, payload: r.payload, limit: nil)
-        let xmlBody = try await body.readAll(limit: 64 * 1024)
-        _ = try body.finish()
-        if !xmlBody.isEmpty && RemoteBackends.XMLElement.parse(xmlBody)?.name != "CreateBucketConfiguration" {
-            throw S3Error.malformedXML("expected a CreateBucketConfiguration element")
-        }
+        _ = try await xmlBody(r, root: "CreateBucketConfiguration", limit: 64 * 1024, optional: true)
         if let existing = try? catalog.bucket(name) {
             if existing.ownerID == r.principal.user.id {
                 throw S3Error(.conflict, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it")
@@ -230,6 +225,37 @@ struct S3Handler: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// A request's small XML body (read whole, checked like any body), whose root must be `root`;
+    /// nil for an empty body when that is allowed.
+    func xmlBody(_ r: S3Request, root: String, limit: Int, optional: Bool = false) async throws -> RemoteBackends.XMLElement? {
+        let body = try RequestBodyReader(r.request, payload: r.payload, limit: nil)
+        let bytes = try await body.readAll(limit: limit)
+        _ = try body.finish()
+        if bytes.isEmpty && optional { return nil }
+        guard let element = RemoteBackends.XMLElement.parse(bytes), element.name == root else {
+            throw S3Error.malformedXML("expected a \(root) element")
+        }
+        return element
+    }
+
+    /// Streams a request's body into chunks (the quota leaving `limit` bytes) and checks it; returns
+    /// the chunks, the body's MD5 and the checksum the client sent, if any. Run inside `whileStoring`.
+    func storeBody(_ r: S3Request, writer: ObjectWriter, policy: ReplicaPolicy, limit: Int64?) async throws
+        -> (stored: ObjectWriter.StoredChunks, md5: [UInt8], checksum: (String, String)?) {
+        let body = try RequestBodyReader(r.request, payload: r.payload, limit: limit)
+        let stored = try await writer.storeChunks(reading: { try await body.read(upTo: $0) }, policy: policy)
+        server.metrics.received(body.received)
+        let md5 = try body.finish()
+        return (stored, md5, body.checksumHeader)
+    }
+
+    /// The answer to a stored upload: its ETag (the MD5) and the checksum the client sent.
+    func uploaded(md5: [UInt8], checksum: (String, String)?) -> Response {
+        var headers: HTTPFields = [.eTag: "\"\(Hex.encode(md5))\""]
+        if let (name, value) = checksum, let field = HTTPField.Name(name) { headers[field] = value }
+        return Response(status: .ok, headers: headers)
+    }
 
     func owner(_ x: inout XMLWriter, _ user: String) {
         x.element("Owner") { x in

@@ -74,34 +74,24 @@ extension S3Handler {
                 x.element("ETag", "\"\(Hex.encode(md5.finish()))\"")
             })
         }
-        let body = try RequestBodyReader(r.request, payload: r.payload, limit: left)
         let (md5, checksum) = try await repository.whileStoring { () async throws -> ([UInt8], (String, String)?) in
-            let stored = try await writer.storeChunks(reading: { try await body.read(upTo: $0) }, policy: policy)
-            server.metrics.received(body.received)
-            let md5 = try body.finish()
+            let body = try await storeBody(r, writer: writer, policy: policy, limit: left)
             do {
-                try await catalog.putPart(upload: upload.id, number: number, entries: stored.entries, etag: Hex.encode(md5),
-                                          chunks: stored.unrecorded)
+                try await catalog.putPart(upload: upload.id, number: number, entries: body.stored.entries,
+                                          etag: Hex.encode(body.md5), chunks: body.stored.unrecorded)
             } catch let error as StoreError where error.code == .notFound {
                 throw S3Error.noSuchUpload(upload.id)
             }
-            return (md5, body.checksumHeader)
+            return (body.md5, body.checksum)
         }
         server.changed()
-        var headers: HTTPFields = [.eTag: "\"\(Hex.encode(md5))\""]
-        if let (name, value) = checksum, let field = HTTPField.Name(name) { headers[field] = value }
-        return Response(status: .ok, headers: headers)
+        return uploaded(md5: md5, checksum: checksum)
     }
 
     func completeUpload(_ r: S3Request) async throws -> Response {
         let bucket = try ownedBucket(r)
         let upload = try upload(r, bucket)
-        let body = try RequestBodyReader(r.request, payload: r.payload, limit: nil)
-        let bytes = try await body.readAll(limit: 4 * 1024 * 1024)
-        _ = try body.finish()
-        guard let complete = RemoteBackends.XMLElement.parse(bytes), complete.name == "CompleteMultipartUpload" else {
-            throw S3Error.malformedXML("expected a CompleteMultipartUpload element")
-        }
+        let complete = try await xmlBody(r, root: "CompleteMultipartUpload", limit: 4 * 1024 * 1024)!
         var listed: [(number: Int, etag: String)] = []
         for part in complete.children("Part") {
             guard let number = part.child("PartNumber").flatMap({ Int($0.text.trimmingCharacters(in: .whitespacesAndNewlines)) }),

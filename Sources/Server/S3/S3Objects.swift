@@ -52,21 +52,18 @@ extension S3Handler {
         let key = r.key!
         let segments = try Self.segments(key)
         var attributes = try ObjectAttributes.from(r)
-        let body = try RequestBodyReader(r.request, payload: r.payload, limit: try quotaLeft(r.principal))
+        let limit = try quotaLeft(r.principal)
         let writer = try repository.objectWriter(window: server.window)
         let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
         let (md5, checksum) = try await repository.whileStoring { () async throws -> ([UInt8], (String, String)?) in
-            let stored = try await writer.storeChunks(reading: { try await body.read(upTo: $0) }, policy: policy)
-            server.metrics.received(body.received)
-            let md5 = try body.finish()
-            attributes[ObjectAttributes.etag] = Hex.encode(md5)
-            _ = try await writer.commit(stored, attributes: attributes, bucket: bucket, key: key, segments: segments, owner: owner)
-            return (md5, body.checksumHeader)
+            let body = try await storeBody(r, writer: writer, policy: policy, limit: limit)
+            attributes[ObjectAttributes.etag] = Hex.encode(body.md5)
+            _ = try await writer.commit(body.stored, attributes: attributes, bucket: bucket, key: key, segments: segments,
+                                        owner: owner)
+            return (body.md5, body.checksum)
         }
         server.changed()
-        var headers: HTTPFields = [.eTag: "\"\(Hex.encode(md5))\""]
-        if let (name, value) = checksum, let field = HTTPField.Name(name) { headers[field] = value }
-        return Response(status: .ok, headers: headers)
+        return uploaded(md5: md5, checksum: checksum)
     }
 
     func copySource(_ r: S3Request) throws -> (bucket: BucketRecord, object: ObjectRecord) {
@@ -228,12 +225,7 @@ extension S3Handler {
 
     func deleteObjects(_ r: S3Request) async throws -> Response {
         let bucket = try ownedBucket(r)
-        let body = try RequestBodyReader(r.request, payload: r.payload, limit: nil)
-        let bytes = try await body.readAll(limit: 2 * 1024 * 1024)
-        _ = try body.finish()
-        guard let delete = RemoteBackends.XMLElement.parse(bytes), delete.name == "Delete" else {
-            throw S3Error.malformedXML("expected a Delete element")
-        }
+        let delete = try await xmlBody(r, root: "Delete", limit: 2 * 1024 * 1024)!
         let objects = delete.children("Object")
         guard !objects.isEmpty, objects.count <= 1000 else {
             throw S3Error.malformedXML("a Delete lists 1 to 1000 Object elements (this one has \(objects.count))")
