@@ -43,3 +43,22 @@ struct RootPointerTests {
         }
     }
 }
+
+/// An access key's secret as the catalog stores it (FORMAT.md, "Access keys"), pinned: the box was
+/// made independently with Python's cryptography (AESGCM under secretsKey, nonce a0..ab, associated
+/// data "automator67/v1/access-key" NUL repository ID in hex NUL key ID).
+struct AccessKeyVectorTests {
+    static let keyID = "A67EXAMPLEKEY2345678"
+    static let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    static let pinnedBox = "a0a1a2a3a4a5a6a7a8a9aaab46910f2c89a685c25cd74edd008ac3de3337d5a7ca256becd97b27914b7a03c5cd10e69b2a2b9c36c661d37f94e96599"
+        + "665f82b4ddec2d12"
+
+    @Test func thePinnedSecretOpensUnderItsOwnContextOnly() throws {
+        let box = try #require(Hex.decode(Self.pinnedBox))
+        let keys = RootPointerTests.keys
+        let context = Repository.accessKeyContext(repositoryID: RootPointerTests.repositoryID, keyID: Self.keyID)
+        #expect(Crypto.openBox(box, key: keys.secretsKey, context: context) == Array(Self.secret.utf8))
+        let otherKey = Repository.accessKeyContext(repositoryID: RootPointerTests.repositoryID, keyID: "A67OTHERKEY234567ABC")
+        #expect(Crypto.openBox(box, key: keys.secretsKey, context: otherKey) == nil)
+    }
+}

@@ -10,7 +10,8 @@ extension Repository {
         let user = try catalog.user(named: name)
         let id = "A67" + Self.randomText(17, alphabet: Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"))
         let secret = Self.randomText(40, alphabet: Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"))
-        let sealed = Crypto.sealBox(Array(secret.utf8), key: keys.secretsKey, context: accessKeyContext(id))
+        let context = Self.accessKeyContext(repositoryID: repositoryID, keyID: id)
+        let sealed = Crypto.sealBox(Array(secret.utf8), key: keys.secretsKey, context: context)
         try catalog.addAccessKey(id: id, user: user.id, sealedSecret: sealed)
         return (id, secret)
     }
@@ -18,14 +19,16 @@ extension Repository {
     /// The key `id` and its secret, or nil when there is no such key.
     public func accessKey(_ id: String) throws -> (record: AccessKeyRecord, secret: String)? {
         guard let record = try catalog.accessKey(id) else { return nil }
-        guard let plain = Crypto.openBox(record.sealedSecret, key: try unlocked().secretsKey, context: accessKeyContext(id)) else {
+        let context = Self.accessKeyContext(repositoryID: repositoryID, keyID: id)
+        guard let plain = Crypto.openBox(record.sealedSecret, key: try unlocked().secretsKey, context: context) else {
             throw StoreError(.integrity, "the secret of access key \(id) does not open under this repository's key: the catalog was altered; remove the key (a67 key rm \(id)) and create another")
         }
         return (record, String(decoding: plain, as: UTF8.self))
     }
 
-    private func accessKeyContext(_ id: String) -> [UInt8] {
-        Array("automator67/v1/access-key\0\(repositoryID)\0\(id)".utf8)
+    /// The associated data an access key's secret is sealed with (FORMAT.md, "Access keys").
+    static func accessKeyContext(repositoryID: String, keyID: String) -> [UInt8] {
+        Array("automator67/v1/access-key\0\(repositoryID)\0\(keyID)".utf8)
     }
 
     /// Uniformly random characters of `alphabet` (whose size divides 256).
