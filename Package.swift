@@ -46,7 +46,7 @@ let package = Package(
         // Controller and node agent (later issues); today the embedded default.
         .target(name: "Orchestrator", dependencies: ["Replicator"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
-        .target(name: "FUSEMount", dependencies: ["CFUSE"]),
+        .target(name: "FUSEMount", dependencies: ["CFUSE", "ChunkStore", "Replicator"]),
         // a67 serve: the S3-compatible blob API, the JSON control API and /metrics, on Hummingbird.
         .target(
             name: "Server",

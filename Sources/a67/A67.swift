@@ -45,7 +45,7 @@ struct A67: AsyncParsableCommand {
         subcommands: [
             Init.self, Up.self, ProviderCommand.self, BucketCommand.self, Put.self, Get.self, List.self, Remove.self,
             Stat.self, Status.self, Scrub.self, Repair.self, Rebalance.self, GC.self, Undelete.self, Snapshot.self, Recover.self,
-            Config.self, Serve.self, UserCommand.self, KeyCommand.self,
+            Config.self, Serve.self, MountCommand.self, UmountCommand.self, UserCommand.self, KeyCommand.self,
             Version.self,
         ]
     )

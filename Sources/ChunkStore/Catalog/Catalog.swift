@@ -10,9 +10,13 @@ import GRDB
 public final class Catalog: Sendable {
     public let path: String
     let pool: DatabasePool
+    /// Commits are not synced one by one (synchronous=NORMAL): they survive the process's crash,
+    /// and `sync` makes them survive the machine's. For the mount, whose every create is a commit.
+    public let relaxed: Bool
 
     /// Opens (and migrates) the catalog at `path`, creating it when `create` is set.
-    public init(path: String, create: Bool = false) throws {
+    public init(path: String, create: Bool = false, relaxed: Bool = false) throws {
+        self.relaxed = relaxed
         if !create && !FileManager.default.fileExists(atPath: path) {
             throw StoreError(.notInitialized, "no catalog at \(path): run a67 init first (or set A67_HOME)")
         }
@@ -28,6 +32,9 @@ public final class Catalog: Sendable {
         configuration.label = "a67-catalog"
         // Enough readers for a server's concurrent requests (each read is short; see chunkLocations).
         configuration.maximumReaderCount = 16
+        if relaxed {
+            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
@@ -164,6 +171,7 @@ public final class Catalog: Sendable {
                 try Self.adjustManifest(try Self.chunkID(manifest), by: -1, db)
             }
             try db.execute(sql: "DELETE FROM trash WHERE bucket_id = ?", arguments: [bucket.id])
+            try db.execute(sql: "DELETE FROM xattr WHERE inode_id IN (SELECT id FROM inode WHERE bucket_id = ?)", arguments: [bucket.id])
             try db.execute(sql: "DELETE FROM inode WHERE bucket_id = ?", arguments: [bucket.id])
             try db.execute(sql: "DELETE FROM bucket WHERE id = ?", arguments: [bucket.id])
         }
@@ -244,8 +252,9 @@ public final class Catalog: Sendable {
             let now = Self.now()
             let parent = try Self.makeFolders(bucket: bucket, segments.dropLast(), now: now, owner: owner, db)
             let name = segments.last!
-            if let existing = try Row.fetchOne(db, sql: "SELECT id, kind, manifest FROM inode WHERE parent_id = ? AND name = ?",
-                                               arguments: [parent, name]) {
+            if let named = try Row.fetchOne(db, sql: "SELECT COALESCE(link_of, id) AS id FROM inode WHERE parent_id = ? AND name = ?",
+                                            arguments: [parent, name]),
+               let existing = try Row.fetchOne(db, sql: "SELECT id, kind, manifest FROM inode WHERE id = ?", arguments: [named["id"] as Int64]) {
                 guard existing["kind"] as String == "f" else {
                     throw StoreError(.conflict, "\(bucket.name)/\(segments.joined(separator: "/")) is a folder; an object cannot replace it")
                 }
@@ -268,7 +277,9 @@ public final class Catalog: Sendable {
     /// The object at `segments`, or `notFound`.
     public func object(bucket: BucketRecord, segments: [String]) throws -> ObjectRecord {
         let row = try pool.read { db -> Row? in
-            guard let id = try Self.resolve(bucket: bucket, segments, db) else { return nil }
+            guard let row = try Self.resolve(bucket: bucket, segments, db) else { return nil }
+            // A hard link's extra name reads as the file it names.
+            let id = try Int64.fetchOne(db, sql: "SELECT COALESCE(link_of, id) FROM inode WHERE id = ?", arguments: [row]) ?? row
             return try Row.fetchOne(db, sql: """
                 SELECT i.id, i.kind, i.size, i.mtime, i.manifest, m.body FROM inode i
                 LEFT JOIN manifest m ON m.id = i.manifest WHERE i.id = ?
@@ -294,19 +305,13 @@ public final class Catalog: Sendable {
         try pool.write { db in
             let key = segments.joined(separator: "/")
             guard let id = try Self.resolve(bucket: bucket, segments, db),
-                  let row = try Row.fetchOne(db, sql: "SELECT kind, manifest, parent_id, size, mtime, mode, uid, gid FROM inode WHERE id = ?",
-                                             arguments: [id]),
+                  let row = try Row.fetchOne(db, sql: "SELECT kind, parent_id FROM inode WHERE id = ?", arguments: [id]),
                   row["kind"] as String == "f" else {
                 throw StoreError(.notFound, "no object \(bucket.name)/\(key)")
             }
-            try db.execute(sql: "DELETE FROM inode WHERE id = ?", arguments: [id])
-            if let manifest = row["manifest"] as Data? {
-                // The namespace entry's reference moves to the trash entry: the chunks stay referenced.
-                try db.execute(sql: """
-                    INSERT INTO trash(bucket_id, key, manifest, size, mtime, mode, uid, gid, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [bucket.id, key, manifest, row["size"] as Int64, row["mtime"] as Int64, row["mode"] as Int64,
-                                     row["uid"] as Int64, row["gid"] as Int64, Self.now()])
-            }
+            // The namespace entry's reference moves to the trash entry: the chunks stay referenced.
+            // A file with other names (hard links made in a mount) keeps its content under those.
+            try Self.dropName(id, trash: true, now: Self.now(), db)
             // Prune implicit folders left empty, up to the root.
             var parent: Int64? = row["parent_id"]
             while let folder = parent, folder != bucket.rootInode {
@@ -371,8 +376,11 @@ public final class Catalog: Sendable {
     private static func walk(folder: Int64, base: String, namePrefix: String, recursive: Bool, startAfter: [UInt8]?,
                              _ db: Database, _ visit: (ListEntry) throws -> Void) throws {
         let rows = try Row.fetchAll(db, sql: """
-            SELECT id, name, kind, size, mtime, manifest FROM inode WHERE parent_id = ? AND substr(name, 1, length(?)) = ?
-            ORDER BY CAST(name || CASE kind WHEN 'd' THEN '/' ELSE '' END AS BLOB)
+            SELECT i.id, i.name, i.kind, COALESCE(t.size, i.size) AS size, COALESCE(t.mtime, i.mtime) AS mtime,
+                   COALESCE(t.manifest, i.manifest) AS manifest
+            FROM inode i LEFT JOIN inode t ON t.id = i.link_of
+            WHERE i.parent_id = ? AND i.kind != 'l' AND substr(i.name, 1, length(?)) = ?
+            ORDER BY CAST(i.name || CASE i.kind WHEN 'd' THEN '/' ELSE '' END AS BLOB)
             """, arguments: [folder, namePrefix, namePrefix])
         for row in rows {
             let name: String = row["name"]

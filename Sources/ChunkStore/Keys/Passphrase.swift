@@ -18,7 +18,8 @@ public struct Passphrase: Sendable, CustomStringConvertible, CustomReflectable {
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
                                        confirm: Bool = false) throws -> Passphrase {
         if let path = environment["A67_PASSPHRASE_FILE"], !path.isEmpty {
-            guard let data = FileManager.default.contents(atPath: path) else {
+            // Read to its end, so that a pipe works too (a67 mount hands its background process the passphrase so).
+            guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.readToEnd() ?? Data() else {
                 throw StoreError(.wrongPassphrase, "cannot read the passphrase file named by A67_PASSPHRASE_FILE (\(path)): check the path and its permissions")
             }
             let text = String(decoding: data, as: UTF8.self)

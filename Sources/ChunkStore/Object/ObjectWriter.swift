@@ -167,19 +167,14 @@ public struct ObjectWriter: Sendable {
         let wanted = pool.replicaCount(for: policy.replicas)
         var underReplicated = chunks.underReplicated
         let manifest = Manifest(entries: chunks.entries, attributes: attributes)
-        let body = manifest.encoded
-        guard body.count <= ChunkSealer.maxChunkSize else {
+        guard manifest.entries.count <= Manifest.maxEntries else {
             throw StoreError(.invalidArgument, "object \(bucket.name)/\(key) is larger than one manifest chunk can describe (about 711 GiB)")
         }
-        let manifestID = sealer.id(of: body)
+        let (manifestID, manifestChunk) = try await storeManifest(manifest, policy: policy)
         var last: [StoredChunk] = chunks.unrecorded
-        let existing = try await catalog.chunkLocations(manifestID) ?? []
-        if existing.count < wanted {
-            let sealed = sealer.seal(body, id: manifestID)
-            let added = try await pool.store(manifestID, sealed: sealed, policy: policy, existing: existing)
-            if existing.count + added.count < wanted { underReplicated += 1 }
-            last.append(StoredChunk(id: manifestID, plainSize: body.count, sealedSize: sealed.count, providers: existing + added,
-                                    want: policy.replicas))
+        if let manifestChunk {
+            if manifestChunk.providers.count < wanted { underReplicated += 1 }
+            last.append(manifestChunk)
         }
         try await catalog.commitObject(bucket: bucket, segments: segments, manifestID: manifestID, manifest: manifest,
                                        chunks: last, owner: owner, releasing: upload)
@@ -189,6 +184,21 @@ public struct ObjectWriter: Sendable {
 }
 
 extension ObjectWriter {
+    /// Stores `manifest` as a chunk unless the repository holds it on enough providers; returns its
+    /// ID and, when this call stored it, the chunk to record with whatever refers to it.
+    public func storeManifest(_ manifest: Manifest, policy: ReplicaPolicy) async throws -> (id: ChunkID, stored: StoredChunk?) {
+        let body = manifest.encoded
+        guard body.count <= ChunkSealer.maxChunkSize else {
+            throw StoreError(.invalidArgument, "the object is larger than one manifest chunk can describe (about 711 GiB)")
+        }
+        let id = sealer.id(of: body)
+        let existing = try await catalog.chunkLocations(id) ?? []
+        guard existing.count < pool.replicaCount(for: policy.replicas) else { return (id, nil) }
+        let sealed = sealer.seal(body, id: id)
+        let added = try await pool.store(id, sealed: sealed, policy: policy, existing: existing)
+        return (id, StoredChunk(id: id, plainSize: body.count, sealedSize: sealed.count, providers: existing + added, want: policy.replicas))
+    }
+
     /// Names a piece and, unless it is already stored (in the catalog, or by another task of this
     /// put), seals it. Takes the plaintext out of `piece`, so it is freed when this returns.
     /// A chunk the catalog holds on fewer providers than this put wants (first stored for a bucket

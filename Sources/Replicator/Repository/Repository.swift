@@ -53,10 +53,11 @@ public final class Repository: Sendable {
 
     /// Opens the repository at `home` with its keys. A wrong passphrase fails before anything is
     /// touched; `passphrase` is asked for only once a repository is known to be there.
-    public static func open(home: String, passphrase: () throws -> Passphrase) throws -> Repository {
+    /// `relaxed`: the catalog syncs on `Catalog.sync` rather than on every commit (the mount).
+    public static func open(home: String, relaxed: Bool = false, passphrase: () throws -> Passphrase) throws -> Repository {
         let keyring = try localKeyring(home: home)
         let master = try keyring.unwrap(passphrase: try passphrase())
-        let catalog = try Catalog(path: home + "/" + catalogFile)
+        let catalog = try Catalog(path: home + "/" + catalogFile, relaxed: relaxed)
         let id = Hex.encode(keyring.repositoryID)
         guard try catalog.setting("repository_id") == id else {
             throw StoreError(.integrity, "the catalog in \(home) belongs to another repository than its keyring")

@@ -1,0 +1,222 @@
+import ArgumentParser
+import ChunkStore
+import FUSEMount
+import Foundation
+import Replicator
+
+struct MountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount a bucket as a folder (FUSE): its objects are the folder's files.",
+        discussion: """
+            Files written there are stored like a67 put stores objects (chunked, encrypted, replicated) \
+            and show in a67 ls, a67 get and the S3 API once closed; objects put elsewhere show in the \
+            folder within a second. fsync returns once the data is on its replicas.
+            Without --foreground, a67 mount returns once the folder is mounted and a background process \
+            serves it (its log: $A67_HOME/mounts/BUCKET.log). a67 umount MOUNTPOINT, SIGTERM or Ctrl-C \
+            (with --foreground) stores every change, then unmounts.
+            Example:
+              mkdir -p ~/photos && a67 mount photos ~/photos
+              cp -r ~/Pictures/2026 ~/photos/ && a67 umount ~/photos
+            """)
+
+    @OptionGroup var home: HomeOptions
+
+    @Argument(help: "The bucket to mount.")
+    var bucket: String
+
+    @Argument(help: "An empty folder to mount it at.")
+    var mountpoint: String
+
+    @Flag(help: "Serve in this process until unmounted, SIGTERM or Ctrl-C.")
+    var foreground = false
+
+    @Option(help: "Local disk for cached chunks (kept encrypted), like 512M or 2G; 0 turns the disk cache off.")
+    var cacheSize = "1G"
+
+    @Flag(help: "Let other local users use the mount (needs root, or user_allow_other in /etc/fuse.conf). Permissions are enforced either way; new files belong to whoever creates them.")
+    var allowOther = false
+
+    @Flag(help: .hidden)
+    var daemonChild = false
+
+    func run() async throws {
+        try await guarded {
+            let point = absolute(mountpoint)
+            let cacheBytes = try ByteSize.parse(cacheSize)
+            try MountPoints.clearStale(point)
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: point, isDirectory: &isFolder), isFolder.boolValue else {
+                throw StoreError(.notFound, "the mountpoint \(point) is not a folder: create it first (mkdir -p \(point))")
+            }
+            if MountPoints.isMounted(point) {
+                throw StoreError(.conflict, "something is already mounted at \(point): a67 umount \(point) first")
+            }
+            if foreground || daemonChild {
+                if daemonChild { setsid() }
+                try await serve(point, cacheBytes: cacheBytes)
+            } else {
+                try startInBackground(point)
+            }
+        }
+    }
+
+    func serve(_ point: String, cacheBytes: Int64) async throws {
+        let repository = try Repository.open(home: home.path, relaxed: true, passphrase: { try Passphrase.fromEnvironment() })
+        var settings = Mount.Settings()
+        settings.cacheSize = cacheBytes
+        settings.allowOther = allowOther
+        let mount = try Mount(repository: repository, bucket: bucket, mountpoint: point, settings: settings)
+        let pidFile = MountPoints.pidFile(home: home.path, mountpoint: point)
+        try? FileManager.default.createDirectory(atPath: home.path + "/mounts", withIntermediateDirectories: true)
+        let bucket = self.bucket
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+        try await mount.run {
+            try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+            note("a67 mount: \(bucket) is mounted at \(point) (a67 umount \(point), SIGTERM or Ctrl-C unmounts)")
+        }
+        note("a67 mount: \(point) unmounted, every change stored")
+    }
+
+    /// Starts `a67 mount --foreground` detached (its own session, output to a log), hands it the
+    /// passphrase through a pipe (never the command line or the environment), and returns once the
+    /// folder is mounted, or fails with what the child said.
+    func startInBackground(_ point: String) throws {
+        let passphrase = try Passphrase.fromEnvironment()
+        // Wrong passphrase or bucket: said here, not in a log.
+        let repository = try Repository.open(home: home.path, passphrase: { passphrase })
+        _ = try repository.catalog.bucket(bucket)
+        let logPath = home.path + "/mounts/\(bucket).log"
+        try FileManager.default.createDirectory(atPath: home.path + "/mounts", withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].hasPrefix("/")
+            ? CommandLine.arguments[0] : Bundle.main.executablePath ?? CommandLine.arguments[0])
+        var arguments = ["mount", bucket, point, "--daemon-child", "--cache-size", cacheSize, "--home", home.path]
+        if allowOther { arguments.append("--allow-other") }
+        child.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["A67_PASSPHRASE"] = nil
+        environment["A67_PASSPHRASE_FILE"] = "/dev/stdin"
+        child.environment = environment
+        let input = Pipe()
+        child.standardInput = input
+        child.standardOutput = log
+        child.standardError = log
+        try child.run()
+        input.fileHandleForWriting.write(Data(passphrase.bytes + [0x0a]))
+        try input.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if MountPoints.isMounted(point) {
+                print("mounted \(bucket) at \(point) (process \(child.processIdentifier); a67 umount \(point) unmounts)")
+                return
+            }
+            if !child.isRunning {
+                let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                let tail = text.split(separator: "\n").suffix(5).joined(separator: "\n")
+                throw StoreError(.io, "the mount process exited (status \(child.terminationStatus)) before mounting \(point):\n\(tail)")
+            }
+            usleep(50_000)
+        }
+        child.terminate()
+        throw StoreError(.io, "\(point) was not mounted within 60 s; see \(logPath)")
+    }
+}
+
+struct UmountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "umount",
+        abstract: "Unmount a folder a67 mount serves, once every change in it is stored.",
+        discussion: """
+            Waits for the mount process to store what is still changed and exit. A folder whose mount \
+            process was killed is just unmounted.
+            Example:
+              a67 umount ~/photos
+            """)
+
+    @OptionGroup var home: HomeOptions
+
+    @Argument(help: "The folder a bucket is mounted at.")
+    var mountpoint: String
+
+    func run() async throws {
+        try await guarded {
+            let point = absolute(mountpoint)
+            let pidFile = MountPoints.pidFile(home: home.path, mountpoint: point)
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+               kill(pid, 0) == 0 {
+                kill(pid, SIGTERM)
+                // It stores what is changed (which can take a while on slow providers), unmounts, exits.
+                while MountPoints.alive(pid) { usleep(50_000) }
+                if !MountPoints.isMounted(point) {
+                    print("unmounted \(point)")
+                    return
+                }
+            }
+            if try MountPoints.clearStale(point) {
+                print("unmounted \(point) (its mount process was gone)")
+                return
+            }
+            guard MountPoints.isMounted(point) else {
+                throw StoreError(.notFound, "nothing is mounted at \(point)")
+            }
+            // Mounted by a process of another A67_HOME, or one without its pid file: the kernel asks it to let go.
+            let status = MountPoints.fusermount(["-u", point])
+            guard status == 0 else {
+                throw StoreError(.conflict, "cannot unmount \(point) (fusermount3 exit \(status)): is a program still using it? (fuser -m \(point))")
+            }
+            print("unmounted \(point)")
+        }
+    }
+}
+
+enum MountPoints {
+    static func pidFile(home: String, mountpoint: String) -> String {
+        home + "/mounts/" + mountpoint.replacingOccurrences(of: "/", with: "%") + ".pid"
+    }
+
+    /// Whether process `pid` runs (a zombie, done but not yet reaped, does not).
+    static func alive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
+    /// Whether `path` is a mount point now (from /proc/self/mountinfo).
+    static func isMounted(_ path: String) -> Bool {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4 else { continue }
+            let point = fields[4].replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t")
+                .replacingOccurrences(of: "\\012", with: "\n").replacingOccurrences(of: "\\134", with: "\\")
+            if point == path { return true }
+        }
+        return false
+    }
+
+    /// Unmounts a mount whose process is gone ("Transport endpoint is not connected"); true if there was one.
+    @discardableResult
+    static func clearStale(_ path: String) throws -> Bool {
+        var st = stat()
+        guard stat(path, &st) != 0, errno == ENOTCONN else { return false }
+        if umount2(path, Int32(MNT_DETACH)) != 0 && fusermount(["-u", "-z", path]) != 0 {
+            throw StoreError(.io, "\(path) is a mount whose process is gone, and it cannot be unmounted: run fusermount3 -uz \(path)")
+        }
+        note("a67: \(path) was left mounted by a mount process that is gone; unmounted it")
+        return true
+    }
+
+    static func fusermount(_ arguments: [String]) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/fusermount3")
+        process.arguments = arguments
+        guard (try? process.run()) != nil else { return -1 }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
