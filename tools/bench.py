@@ -1,10 +1,11 @@
 """tools/bench: a67 put/get throughput and peak RSS, beside this machine's ceiling and restic; and
-put/get against S3, WebDAV and SFTP servers on loopback, beside `rclone copy` to the same servers.
+put/get against S3, WebDAV and SFTP servers on loopback, beside `rclone copy` to the same servers;
+a67 serve under S3 load; a67 mount beside `rclone mount` of a crypt remote, fio on both.
 
 Everything is measured in the same run, because these machines are shared and noisy: only the
 ratios are meaningful. Run it through tools/bench, which installs and builds first.
 """
-import argparse, http.client, json, os, random, re, shutil, signal, socket, struct, subprocess, sys, time, urllib.parse
+import argparse, hashlib, http.client, json, os, random, re, shutil, signal, socket, struct, subprocess, sys, time, urllib.parse
 from datetime import datetime, timezone
 
 sys.dont_write_bytecode = True  # no tools/__pycache__ left behind by the import below
@@ -13,6 +14,7 @@ import s3load  # tools/s3load.py, beside this file
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 A67 = os.path.join(ROOT, ".build/release/a67")
 S3LOAD = os.path.join(ROOT, "tools/s3load.py")
+RCLONE_MOUNT_MODE = "writes"  # see mount_bench
 AWS_VENV = "/opt/a67-test-venv/bin/aws"
 CORES = os.cpu_count() or 1
 
@@ -209,12 +211,30 @@ def main():
                         help="seconds of each closed-loop S3 phase, for the maximum req/s (default 10; 0 skips)")
     parser.add_argument("--s3-upload-size", default="1G",
                         help="size of the file a67 put and aws s3 cp upload to the server (default 1G; 0 skips)")
+    parser.add_argument("--only-mount", action="store_true",
+                        help="measure only a67 mount beside rclone mount of a crypt remote (FUSE, fio)")
+    parser.add_argument("--mount-size", default="2G",
+                        help="size of the file fio writes and reads on each mount (default 2G; 0 skips the mounts)")
+    parser.add_argument("--mount-randread-size", default="256M",
+                        help="size of the file read fully once, then read at random in 4 KiB blocks (default 256M)")
+    parser.add_argument("--mount-randread-seconds", type=float, default=15,
+                        help="seconds of the 4 KiB random reads on each mount (default 15)")
+    parser.add_argument("--mount-files", type=int, default=10000,
+                        help="empty files created in one folder on each mount (default 10000)")
+    parser.add_argument("--mount-cache-size", help="a67 mount --cache-size (default: a67's own default)")
+    parser.add_argument("--mount-replicas", type=int, default=2,
+                        help="replicas of the mounted bucket, on two directory providers (default 2)")
+    parser.add_argument("--mount-rclone-mode", default=RCLONE_MOUNT_MODE, choices=("minimal", "writes", "full"),
+                        help=f"rclone mount --vfs-cache-mode (default {RCLONE_MOUNT_MODE}; off cannot run fio)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object instead of Markdown")
     args = parser.parse_args()
     count, big, repeats = size(args.size), size(args.big), max(1, args.repeats)
     work = args.dir
     os.makedirs(work, exist_ok=True)
     replication_count = size(args.replication_size)
+    if args.only_mount:
+        report(args, count, {}, {}, {}, None, mount_results=mount_bench(work, args))
+        return
     if args.only_s3:
         report(args, count, {}, {}, {}, None, s3_results=s3_server(work, args, repeats))
         return
@@ -228,6 +248,7 @@ def main():
         return
     s3_results = s3_server(work, args, repeats) if args.s3_duration > 0 else None
     replication_results = replication(work, replication_count, size(args.repair_size), repeats) if replication_count else None
+    mount_results = mount_bench(work, args) if size(args.mount_size) else None
     files = make_files(work, count)
 
     ceilings, results, inputs = {}, {}, {}
@@ -307,7 +328,8 @@ def main():
             shutil.rmtree(d, ignore_errors=True)
         growth = {"putRSS": big_put_rss, "getRSS": big_get_rss}
 
-    report(args, count, inputs, ceilings, results, growth, remote_results, replication_results, s3_results)
+    report(args, count, inputs, ceilings, results, growth, remote_results, replication_results, s3_results,
+           mount_results)
 
 
 def remote(work, count, repeats):
@@ -605,8 +627,392 @@ def s3_server(work, args, repeats):
     return results
 
 
+def mounted(path):
+    """Whether the kernel lists `path` as a mount point (without touching the file system, which may be
+    a dead FUSE mount that answers nothing)."""
+    path = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1].encode().decode("unicode_escape") == path for line in f if len(line.split()) > 1)
+
+
+def drop_caches():
+    """Writes back dirty pages and drops the page cache, so that a read comes from the mount's store and
+    not from memory. Needs root; returns whether it could."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+class FuseDaemon:
+    """A mount daemon run in the foreground (so that its pid is known), its mount point, and the peak
+    RSS of every process it ran as: VmHWM sampled from /proc while it runs, and the kernel's maximum
+    resident set (wait4) when it exits, which also covers its last 100 ms."""
+
+    def __init__(self, label, argv, env, mountpoint, log_path, unmount_argv):
+        self.label, self.argv, self.env, self.mountpoint = label, argv, env, mountpoint
+        self.log_path, self.unmount_argv = log_path, unmount_argv
+        self.process, self.sampler = None, None
+        self.peaks_kb, self.exits = [], []
+
+    def start(self, timeout=60):
+        """Starts the daemon and returns the seconds until the mount answers."""
+        os.makedirs(self.mountpoint, exist_ok=True)
+        began = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT)
+        self.sampler = s3load.RSSSampler(self.process.pid)
+        self.sampler.start()
+        while not os.path.ismount(self.mountpoint):
+            if self.reap(0.05) is not None:
+                raise SystemExit(f"{self.label} mount exited with status {self.exits[-1]} before it was live:\n"
+                                 f"{log_tail(self.log_path)}")
+            if time.monotonic() - began > timeout:
+                raise SystemExit(f"{self.label} mount: {self.mountpoint} was not live {timeout} s after the start:\n"
+                                 f"{log_tail(self.log_path)}")
+        return time.monotonic() - began
+
+    def reap(self, seconds):
+        """Waits up to `seconds` for the daemon to exit; its exit status, or None while it runs."""
+        deadline = time.monotonic() + seconds
+        while True:
+            # wait4 rather than Popen's wait or poll (never called on it), for the kernel's peak RSS.
+            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            if pid:
+                self.process.returncode = os.waitstatus_to_exitcode(status)
+                self.exits.append(self.process.returncode)
+                hwm = self.sampler.stop()["hwmMB"] * 1024 if self.sampler else 0
+                self.peaks_kb.append(max(usage.ru_maxrss, hwm))
+                self.sampler = None
+                return self.process.returncode
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+
+    def stop(self, timeout=600):
+        """Unmounts the way a user would and waits for the daemon to exit; returns the seconds it took."""
+        began = time.monotonic()
+        try:
+            p = subprocess.run(self.unmount_argv, env=self.env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SystemExit(f"{' '.join(self.unmount_argv)} had not returned {timeout} s later:\n"
+                             f"{log_tail(self.log_path)}")
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(self.unmount_argv)} failed (exit {p.returncode}):\n{p.stderr}\n"
+                             f"{log_tail(self.log_path)}")
+        if self.reap(timeout) is None:
+            raise SystemExit(f"{self.label} mount still ran {timeout} s after {' '.join(self.unmount_argv)}:\n"
+                             f"{log_tail(self.log_path)}")
+        return time.monotonic() - began
+
+    def cleanup(self):
+        """Whatever happened: no mount left behind (fusermount3 -uz) and no daemon left running."""
+        if mounted(self.mountpoint):
+            subprocess.run(["fusermount3", "-uz", self.mountpoint], capture_output=True)
+        if self.process and self.process.returncode is None:
+            os.kill(self.process.pid, signal.SIGTERM)  # still our unreaped child: the pid is its own
+            if self.reap(30) is None:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.reap(30)
+
+    def peak_mb(self):
+        return max(self.peaks_kb, default=0) / 1024
+
+
+def fio(label, job, path, *options):
+    """One fio job (Debian's fio, psync engine) on `path`; the figures of its one job from its JSON."""
+    argv = ["fio", f"--name={job}", f"--filename={path}", "--ioengine=psync", "--output-format=json", *options]
+    print(f"mount: fio {job} on the {label} mount...", file=sys.stderr)
+    began = time.monotonic()
+    p = subprocess.run(argv, capture_output=True, text=True)
+    wall = time.monotonic() - began
+    if p.returncode != 0 or "{" not in p.stdout:
+        raise SystemExit(f"fio {job} on the {label} mount failed (exit {p.returncode}):\n{p.stderr}\n{p.stdout[-2000:]}")
+    result = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]  # fio may print notes before its JSON
+    if result.get("error"):
+        raise SystemExit(f"fio {job} on the {label} mount: error {result['error']}\n{p.stderr}")
+    side = result["read"] if result["read"]["io_bytes"] else result["write"]
+    clat = side["clat_ns"]
+    percentile = clat.get("percentile", {})
+    return {"job": job, "bytes": side["io_bytes"], "runtimeMs": side["runtime"], "MBps": side["bw_bytes"] / 1e6,
+            "iops": side["iops"], "clatMeanUs": clat["mean"] / 1e3,
+            "clatP50Us": percentile.get("50.000000", 0) / 1e3, "clatP99Us": percentile.get("99.000000", 0) / 1e3,
+            "usrCPU": result["usr_cpu"], "sysCPU": result["sys_cpu"], "wallSeconds": wall,
+            "options": " ".join(a for a in argv[1:] if not a.startswith(("--filename=", "--name=", "--output-format=")))}
+
+
+def exercise(daemon, count, source, files, randread_seconds, settle, between):
+    """The same work on one mount. fio writes the big file sequentially; the mount is stopped; a random
+    file is copied in and the mount stopped again; then, started with the page cache dropped, fio reads
+    the big file sequentially (from the store), the random file is read fully once (its first read,
+    compared with the source) and fio reads it at random in 4 KiB blocks (what the mount cached of it);
+    `files` empty files are created in one folder; the mount is stopped. settle(files, bytes) runs
+    before each stop, told what the store should hold by then, and returns seconds (rclone: until its
+    uploads are done); between() runs after each stop (empties the mount's cache)."""
+    mnt, label = daemon.mountpoint, daemon.label
+    big, rand = os.path.join(mnt, "seq.bin"), os.path.join(mnt, "randread.bin")
+
+    def restart():
+        between()
+        dropped = drop_caches()
+        daemon.start()
+        return dropped
+
+    r = {"startSeconds": daemon.start()}
+    r["write"] = fio(label, "seqwrite", big, "--rw=write", "--bs=1M", f"--size={count}", "--end_fsync=1",
+                     "--refill_buffers=1", "--fallocate=none")
+    settled = settle(1, count)
+    r["writeStopSeconds"] = settled + daemon.stop()
+    # Until stored: fio's run, then what the daemon needed before it could exit (its flush; rclone's uploads).
+    r["writeStoredMBps"] = count / (r["write"]["runtimeMs"] / 1000 + r["writeStopSeconds"]) / 1e6
+
+    restart()
+    print(f"mount: {os.path.getsize(source) >> 20} MiB random file into the {label} mount...", file=sys.stderr)
+    expected = hashlib.sha256()
+    with open(source, "rb") as src, open(rand, "wb") as dst:
+        while block := src.read(1 << 20):
+            expected.update(block)
+            dst.write(block)
+        dst.flush()
+        os.fsync(dst.fileno())
+    settle(2, count + os.path.getsize(source))
+    daemon.stop()
+
+    r["pageCacheDropped"] = restart()
+    r["read"] = fio(label, "seqread", big, "--rw=read", "--bs=1M", f"--size={count}")
+    print(f"mount: the random file read fully once on the {label} mount...", file=sys.stderr)
+    began = time.monotonic()
+    seen = hashlib.sha256()
+    with open(rand, "rb", buffering=0) as f:
+        while block := f.read(1 << 20):
+            seen.update(block)
+    r["firstReadMBps"] = os.path.getsize(source) / (time.monotonic() - began) / 1e6
+    r["identical"] = seen.digest() == expected.digest()
+    r["randread"] = fio(label, "randread4k", rand, "--rw=randread", "--bs=4k", f"--size={os.path.getsize(source)}",
+                        "--time_based=1", f"--runtime={randread_seconds:g}")
+
+    print(f"mount: {files} empty files into one folder of the {label} mount...", file=sys.stderr)
+    folder = os.path.join(mnt, "create")
+    os.mkdir(folder)
+    began = time.monotonic()
+    for i in range(files):
+        os.close(os.open(os.path.join(folder, f"f{i:06d}"), os.O_CREAT | os.O_WRONLY, 0o644))
+    r["createSeconds"] = time.monotonic() - began
+    r["createPerSecond"] = files / r["createSeconds"]
+    began = time.monotonic()
+    r["listed"] = len(os.listdir(folder))
+    r["listSeconds"] = time.monotonic() - began
+    settled = settle(2 + files, count + os.path.getsize(source))
+    r["createStopSeconds"] = settled + daemon.stop()
+    between()
+    r["peakRSSMB"] = daemon.peak_mb()
+    r["processes"] = len(daemon.exits)
+    r["exits"] = daemon.exits
+    return r
+
+
+def mount_bench(work, args):
+    """Issue 6's targets: `a67 mount` of a bucket (two directory providers) beside `rclone mount` of a
+    crypt remote over a local folder, both in the same --dir on the same disk, in the same run; the
+    same work on each (exercise): fio sequential write of --mount-size, sequential read of it after a
+    remount (caches emptied, page cache dropped), 4 KiB random reads of a --mount-randread-size file
+    read fully once after a remount, --mount-files empty files created in one folder. Peak RSS of the
+    mount processes over the whole run (VmHWM, and wait4's maximum).
+
+    rclone's --vfs-cache-mode (--mount-rclone-mode): "off" cannot run fio (it needs O_TRUNC and
+    truncate). "writes" is the least that can, and what FIELD-NOTES' figures match: writes go to its
+    cache file (uploaded 5 s after the close), and a file not in that cache is read from the remote
+    through crypt, each seek reopening it, so random reads run at hundreds per second. "full" also
+    caches what is read, so the second read of a file comes from its local copy."""
+    count, rcount, files = size(args.mount_size), size(args.mount_randread_size), args.mount_files
+    missing = [tool for tool in ("fio", "rclone", "fusermount3") if not shutil.which(tool)]
+    if missing or not os.path.exists("/dev/fuse"):
+        raise SystemExit(f"the mount benchmark needs {', '.join(missing) or '/dev/fuse'} "
+                         f"(tools/install-deps --bench installs fio, rclone and fuse3)")
+    base = os.path.join(work, "mount")
+    for d in glob_mounts(base):  # a mount left by an interrupted run
+        subprocess.run(["fusermount3", "-uz", d], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(base, mode=0o700)
+    source = random_file(os.path.join(work, "mount-randread.bin"), rcount)
+    fio_version = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout.strip()
+    rclone_version = subprocess.run(["rclone", "version"], capture_output=True, text=True).stdout.split("\n")[0]
+    results = {"size": count, "randreadSize": rcount, "randreadSeconds": args.mount_randread_seconds,
+               "files": files, "replicas": args.mount_replicas, "cacheSize": args.mount_cache_size,
+               "rcloneMode": args.mount_rclone_mode, "fio": fio_version, "rcloneVersion": rclone_version}
+    nothing = lambda *expected: 0.0
+
+    # a67: a fresh repository with two directory providers and the bucket.
+    home, passphrase = os.path.join(base, "a67-home"), os.path.join(base, "a67-passphrase")
+    write_private(passphrase, "bench passphrase\n")
+    env = {k: v for k, v in os.environ.items() if k != "A67_PASSPHRASE"}
+    env.update(A67_HOME=home, A67_PASSPHRASE_FILE=passphrase)
+    probe = subprocess.run([A67, "mount", "--help"], env=env, capture_output=True, text=True)
+    if "a67 mount" not in probe.stdout:  # a build without the command shows the general help
+        results["a67"] = {"skipped": f"this build of a67 ({A67}) has no mount command"}
+    else:
+        print("mount: a fresh a67 repository (two directory providers) and bucket...", file=sys.stderr)
+        for argv in (["init"], ["provider", "add", "p1", "--dir", os.path.join(base, "a67-p1")],
+                     ["provider", "add", "p2", "--dir", os.path.join(base, "a67-p2")],
+                     ["bucket", "create", "bench", "--replicas", str(args.mount_replicas)]):
+            p = subprocess.run([A67, *argv], env=env, capture_output=True, text=True)
+            if p.returncode != 0:
+                raise SystemExit(f"a67 {' '.join(argv)} failed (exit {p.returncode}):\n{p.stderr}")
+        mnt = os.path.join(base, "mnt-a67")
+        cache = ["--cache-size", args.mount_cache_size] if args.mount_cache_size else []
+        daemon = FuseDaemon("a67", [A67, "mount", "bench", mnt, "--foreground"] + cache, env, mnt,
+                            os.path.join(base, "a67-mount.log"), [A67, "umount", mnt])
+        try:
+            # Its disk cache of sealed chunks ($A67_HOME/cache) outlives a mount: emptied after each stop, as
+            # rclone's is, so that the read after the remount comes from the providers.
+            results["a67"] = exercise(daemon, count, source, files, args.mount_randread_seconds, nothing,
+                                      lambda: shutil.rmtree(os.path.join(home, "cache"), ignore_errors=True))
+        except (SystemExit, OSError) as e:  # keep going: rclone's figures are still worth having
+            results["a67"] = {"failed": str(e), "peakRSSMB": daemon.peak_mb()}
+            print(f"mount: a67 failed: {e}", file=sys.stderr)
+        finally:
+            daemon.cleanup()
+
+    # rclone: a crypt remote over a local folder on the same disk, its VFS cache beside it.
+    store, cache_dir = os.path.join(base, "rclone-store"), os.path.join(base, "rclone-cache")
+    os.makedirs(store)
+    conf = os.path.join(base, "rclone.conf")
+    obscured = subprocess.run(["rclone", "obscure", "bench passphrase"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    write_private(conf, f"[crypt]\ntype = crypt\nremote = {store}\npassword = {obscured}\n")
+    renv = dict(os.environ, RCLONE_CONFIG=conf)
+    port = free_port()
+    mnt = os.path.join(base, "mnt-rclone")
+    daemon = FuseDaemon("rclone", ["rclone", "mount", "crypt:", mnt, "--vfs-cache-mode", args.mount_rclone_mode,
+                                         "--cache-dir", cache_dir, "--rc", "--rc-addr", f"127.0.0.1:{port}",
+                                         "--rc-no-auth"],
+                        renv, mnt, os.path.join(base, "rclone-mount.log"), ["fusermount3", "-u", mnt])
+
+    def uploads_done(files, total, timeout=900):
+        """rclone uploads a file written through its cache --vfs-write-back (5 s) after the kernel
+        releases it, which is after close() returns, and in the background: wait until none is queued
+        or in flight (its rc API's vfs/stats) and the store holds what was written (rclone size)."""
+        began = time.monotonic()
+        while True:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", "/vfs/stats", body=b"{}", headers={"Content-Type": "application/json"})
+            disk = json.loads(conn.getresponse().read()).get("diskCache", {})
+            conn.close()
+            held = None
+            if not disk.get("uploadsInProgress") and not disk.get("uploadsQueued"):
+                p = subprocess.run(["rclone", "size", "crypt:", "--json"], env=renv, capture_output=True, text=True)
+                held = json.loads(p.stdout) if p.returncode == 0 else {"error": p.stderr.strip()}
+                if held.get("count") == files and held.get("bytes") == total:
+                    return time.monotonic() - began
+            if time.monotonic() - began > timeout:
+                raise SystemExit(f"rclone's store did not hold {files} files of {total} bytes {timeout} s after the "
+                                 f"writes (uploads: {disk}; rclone size: {held})")
+            time.sleep(0.2)
+
+    try:
+        results["rclone"] = exercise(daemon, count, source, files, args.mount_randread_seconds, uploads_done,
+                                     lambda: shutil.rmtree(cache_dir, ignore_errors=True))
+    finally:
+        daemon.cleanup()
+        if not glob_mounts(base):  # never delete through a mount still there
+            shutil.rmtree(base, ignore_errors=True)
+    return results
+
+
+def glob_mounts(base):
+    """Mount points under `base`, from the kernel's list."""
+    base = os.path.realpath(base) + "/"
+    with open("/proc/self/mounts") as f:
+        return [line.split()[1] for line in f if len(line.split()) > 1 and line.split()[1].startswith(base)]
+
+
+def mount_report(m):
+    """The Markdown lines of the mount section."""
+    a, r = m.get("a67", {}), m["rclone"]
+    ok = "write" in a and "randread" in a and "createPerSecond" in a
+
+    def row(measure, key, fmt, target=None, check=None):
+        av = key(a) if ok else None
+        rv = key(r)
+        ratio = f"{av / rv:.2f}" if ok and rv else "-"
+        met = "-" if not ok or check is None else ("yes" if check(av, rv) else "NO")
+        return f"| {measure} | {fmt(av) if ok else '-'} | {fmt(rv)} | {ratio} | {target or ''} | {met if target else ''} |"
+
+    whole = lambda v: f"{v:,.0f}"
+    seconds = lambda v: f"{v:.1f}"
+    lines = [f"### FUSE mount: a67 mount beside rclone mount (crypt), {m['size'] >> 20} MiB file", "",
+             f"Both mounts in the same folder on the same disk, one after the other in the same run, each measured "
+             f"once. a67: a fresh repository with two directory providers, the bucket with replicas "
+             f"{m['replicas']}, `a67 mount --foreground` with "
+             f"{'--cache-size ' + m['cacheSize'] if m['cacheSize'] else 'its default cache size'}, stopped with "
+             f"`a67 umount`. rclone ({m['rcloneVersion']}): `rclone mount crypt: MNT --vfs-cache-mode "
+             f"{m['rcloneMode']}` of a crypt remote over a local folder, stopped with `fusermount3 -u` once its "
+             f"uploads were done (it uploads a closed file 5 s later, in the background). Each mount's cache is "
+             f"emptied after each stop (a67's $A67_HOME/cache, rclone's --cache-dir) and the page cache dropped "
+             f"before each start, so that what is read after a remount comes from the store. {m['fio']}, psync "
+             f"engine, random data (--refill_buffers). fio writes the big file and the mount is stopped; a "
+             f"{m['randreadSize'] >> 20} MiB random file is copied in and the mount stopped again; after the "
+             f"restart fio reads the big file, the random file is read fully once (compared with its source), and "
+             f"fio reads it at random in 4 KiB blocks for {m['randreadSeconds']:g} s: what the mount kept of it "
+             f"(buffered, fio's default invalidate of the page cache at the start). Creates: {m['files']:,} empty "
+             f"files in one folder, open(O_CREAT|O_WRONLY) and close from Python. One run of each.",
+             ""]
+    if "skipped" in a:
+        lines += [f"a67 mount not measured: {a['skipped']}.", ""]
+    elif "failed" in a:
+        lines += ["a67 mount failed, so its column is empty:", "", "```", a["failed"][-2000:], "```", ""]
+    lines += ["| metric | a67 | rclone | a67 / rclone | target | met? |",
+              "|---|---|---|---|---|---|",
+              row("sequential write MB/s (fio, 1 MiB blocks, end_fsync)", lambda x: x["write"]["MBps"], whole,
+                  ">= 1.5x rclone", lambda av, rv: av >= 1.5 * rv),
+              row("sequential read MB/s (fio, after a remount, page cache dropped)", lambda x: x["read"]["MBps"], whole,
+                  ">= 1.2x rclone", lambda av, rv: av >= 1.2 * rv),
+              row("4 KiB random reads/s of the cached file (fio randread IOPS)", lambda x: x["randread"]["iops"], whole,
+                  ">= 10x rclone", lambda av, rv: av >= 10 * rv),
+              row(f"empty files created/s ({m['files']:,} in one folder)", lambda x: x["createPerSecond"], whole,
+                  ">= 2,000", lambda av, rv: av >= 2000),
+              row("peak RSS MB of the mount process over the whole run (VmHWM)", lambda x: x["peakRSSMB"], whole,
+                  "< 300 (a67)", lambda av, rv: av < 300),
+              row("sequential write until stored, MB/s (fio, then the flush or uploads and the unmount)",
+                  lambda x: x["writeStoredMBps"], whole),
+              row(f"first read of the {m['randreadSize'] >> 20} MiB random file after the remount, MB/s",
+                  lambda x: x["firstReadMBps"], whole),
+              row(f"unmount after the creates, s (rclone: its uploads, then fusermount3 -u)",
+                  lambda x: x["createStopSeconds"], seconds),
+              f"| read back identical ({m['randreadSize'] >> 20} MiB file) | "
+              f"{('yes' if a['identical'] else 'NO') if ok else '-'} | {'yes' if r['identical'] else 'NO'} | | yes | "
+              f"{('yes' if a['identical'] else 'NO') if ok else '-'} |",
+              "",
+              "fio's own figures:",
+              "",
+              "| mount | job | MiB | runtime ms | MB/s | IOPS | clat µs mean / p50 / p99 | fio CPU % usr / sys | options |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for label, x in (("a67", a), ("rclone", r)):
+        for key in ("write", "read", "randread"):
+            if key in x:
+                j = x[key]
+                lines.append(f"| {label} | {j['job']} | {j['bytes'] >> 20} | {j['runtimeMs']} | {j['MBps']:.0f} | "
+                             f"{j['iops']:,.0f} | {j['clatMeanUs']:.0f} / {j['clatP50Us']:.0f} / {j['clatP99Us']:.0f} | "
+                             f"{j['usrCPU']:.0f} / {j['sysCPU']:.0f} | `{j['options']}` |")
+    notes = []
+    for label, x in (("a67", a), ("rclone", r)):
+        if "exits" in x:
+            if any(x["exits"]):
+                notes.append(f"{label}'s mount processes exited with {', '.join(map(str, x['exits']))} (expected 0).")
+            if x["listed"] != m["files"]:
+                notes.append(f"{label}: the folder listed {x['listed']:,} files after {m['files']:,} were created.")
+            if not x["pageCacheDropped"]:
+                notes.append(f"{label}: the page cache could not be dropped (not root): its read may come from memory.")
+    lines += [""] + ([" ".join(notes), ""] if notes else [])
+    return lines
+
+
 def report(args, count, inputs, ceilings, results, growth, remote_results=None, replication_results=None,
-           s3_results=None):
+           s3_results=None, mount_results=None):
     lines = [f"## tools/bench, {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
              "",
              f"Machine: {CORES} cores; files of {args.size}; one directory provider; zstd level 3; "
@@ -662,6 +1068,8 @@ def report(args, count, inputs, ceilings, results, growth, remote_results=None, 
                   ""]
     if s3_results:
         lines += s3_report(s3_results)
+    if mount_results:
+        lines += mount_report(mount_results)
     text = "\n".join(lines)
     os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)
     with open(os.path.join(ROOT, "bench-out", "latest.md"), "w") as f:
@@ -670,7 +1078,7 @@ def report(args, count, inputs, ceilings, results, growth, remote_results=None, 
         everything = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cores": CORES,
                       "arguments": vars(args), "size": count, "ceilingInputs": inputs, "ceilings": ceilings,
                       "results": results, "growth": growth, "remote": remote_results, "replication": replication_results,
-                      "s3Server": s3_results}
+                      "s3Server": s3_results, "mount": mount_results}
         with open(os.path.join(ROOT, "bench-out", "latest.json"), "w") as f:
             json.dump(everything, f, indent=1)
             f.write("\n")

@@ -403,6 +403,21 @@ final class FileNode: Sendable {
         }
     }
 
+    /// Drops every change not committed (a file refused over the quota, at its last close).
+    func discardChanges(context: MountContext) {
+        state.withLock { s in
+            for case .spilled(let slot, _, _) in s.blocks.values { context.spill.free(slot) }
+            s.blocks = [:]
+            s.dirtySince = nil
+            s.refused = nil
+            var offset: Int64 = 0
+            for entry in s.base { offset += Int64(entry.length) }
+            s.size = offset
+            s.baseLimit = offset
+        }
+        context.quota.committed(file: id)
+    }
+
     // MARK: - Committing
 
     enum Work {
@@ -462,12 +477,8 @@ final class FileNode: Sendable {
         while state.withLock({ $0.inFlight > 0 }) { _ = sealed.wait(until: Date().addingTimeInterval(0.05)) }
         sealed.unlock()
         let plan: (work: [Work], version: UInt64, size: Int64, mtime: Int64)? = try state.withLock { s in
-            if s.unlinked {
-                for case .spilled(let slot, _, _) in s.blocks.values { context.spill.free(slot) }
-                s.blocks = [:]
-                s.dirtySince = nil
-                return nil
-            }
+            // A file unlinked while open keeps its changes for its handles; they go at its last close.
+            if s.unlinked { return nil }
             if let refused = s.refused { throw MountError.errno(refused) }
             guard s.dirty else { return nil }
             var work: [Work] = []

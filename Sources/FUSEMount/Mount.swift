@@ -84,13 +84,12 @@ public final class Mount: Sendable {
             throw StoreError(.io, "cannot start a FUSE session (libfuse refused the options \(options))")
         }
         defer { fuse_session_destroy(session) }
-        guard fuse_set_signal_handlers(session) == 0 else { throw StoreError(.io, "cannot install the signal handlers") }
-        defer { fuse_remove_signal_handlers(session) }
         guard fuse_session_mount(session, mountpoint) == 0 else {
             throw StoreError(.io, "cannot mount at \(mountpoint): it must be an empty folder, /dev/fuse must be there"
                 + " (apt-get install fuse3; in a container, --device /dev/fuse), and --allow-other needs root"
                 + " or user_allow_other in /etc/fuse.conf")
         }
+        let connection = Self.connection(mountpoint)
         let stop = Mutex(false)
         let flusher = Thread {
             var lastSnapshot = ContinuousClock.now
@@ -109,6 +108,26 @@ public final class Mount: Sendable {
             }
         }
         flusher.start()
+        // SIGTERM, SIGINT, SIGHUP: store every change while the folder is still there, then unmount
+        // (libfuse's own handlers only mark the session, which a signal landing on one of Swift's
+        // threads never wakes).
+        let handle = SessionHandle(raw: session)
+        let signals = [SIGTERM, SIGINT, SIGHUP].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                fs.log("signal \(number): storing every change, then unmounting")
+                for failure in fs.commitDirty(olderThan: nil, durable: true) { fs.log("not stored: \(failure)") }
+                fuse_session_exit(handle.raw)
+                fuse_session_unmount(handle.raw)
+                // Files still open would keep the detached mount (and this process) alive: end the
+                // connection, which their next use answers with an error (their data is stored).
+                if let connection { Self.abort(connection) }
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
         ready()
         let result = a67_fuse_loop_mt(session, UInt32(settings.threads))
         stop.withLock { $0 = true }
@@ -120,6 +139,37 @@ public final class Mount: Sendable {
         if result < 0 { fs.log("the FUSE loop ended with error \(-result)") }
         return failures
     }
+}
+
+extension Mount {
+    /// The kernel's number for the FUSE connection mounted at `path` (the minor of its device), from
+    /// /proc/self/mountinfo (stat would ask this very process, which is not serving yet).
+    static func connection(_ path: String) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n").reversed() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[4].replacingOccurrences(of: "\\040", with: " ") == path else { continue }
+            return fields[2].split(separator: ":").last.map(String.init)
+        }
+        return nil
+    }
+
+    /// Aborts FUSE connection `id` through the fusectl filesystem (mounting it if need be).
+    static func abort(_ id: String) {
+        let control = "/sys/fs/fuse/connections"
+        if !FileManager.default.fileExists(atPath: control + "/" + id) {
+            _ = Glibc.mount("fusectl", control, "fusectl", 0, nil)
+        }
+        let fd = open(control + "/" + id + "/abort", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = Glibc.write(fd, "1", 1)
+        close(fd)
+    }
+}
+
+/// The session, for the signal handler's queue.
+struct SessionHandle: @unchecked Sendable {
+    let raw: OpaquePointer
 }
 
 extension MountFileSystem {

@@ -163,26 +163,37 @@ final class MountFileSystem: Sendable {
             if let inode = try catalog.inode(id(ino)) {
                 reply(request, attributes: inode)
             } else if let node = nodes.withLock({ $0[id(ino)] }) {
-                // Unlinked while open: still there for its open handles.
-                let s = node.state.withLock { ($0.size, $0.mtime) }
-                var st = stat()
-                st.st_ino = UInt(ino)
-                st.st_mode = S_IFREG | 0o600
-                st.st_nlink = 0
-                st.st_uid = request.caller.uid
-                st.st_gid = request.caller.gid
-                st.st_size = Int(s.0)
-                st.st_mtim = Self.timespec(s.1)
-                fuse_reply_attr(request.raw, &st, Self.timeout)
+                replyUnlinked(request, node, ino: ino)
             } else {
                 throw NamespaceError.notFound
             }
         }
     }
 
+    /// A file unlinked while open is still there for its open handles, with no name (nlink 0).
+    func replyUnlinked(_ request: Request, _ node: FileNode, ino: fuse_ino_t) {
+        let s = node.state.withLock { ($0.size, $0.mtime) }
+        var st = stat()
+        st.st_ino = UInt(ino)
+        st.st_mode = S_IFREG | 0o600
+        st.st_nlink = 0
+        st.st_uid = request.caller.uid
+        st.st_gid = request.caller.gid
+        st.st_size = Int(s.0)
+        st.st_blocks = Int((s.0 + 511) / 512)
+        st.st_mtim = Self.timespec(s.1)
+        st.st_ctim = Self.timespec(s.1)
+        fuse_reply_attr(request.raw, &st, Self.timeout)
+    }
+
     func setattr(_ request: Request, ino: fuse_ino_t, attributes st: stat, fields: Int32) {
         answer(request) {
-            var inode = try inode(ino)
+            guard var inode = try catalog.inode(id(ino)) else {
+                guard let node = nodes.withLock({ $0[id(ino)] }) else { throw NamespaceError.notFound }
+                if fields & FUSE_SET_ATTR_SIZE != 0 { try node.truncate(to: Int64(st.st_size), context: context) }
+                replyUnlinked(request, node, ino: ino)
+                return
+            }
             var change = Catalog.AttributeChange()
             if fields & FUSE_SET_ATTR_MODE != 0 { change.mode = st.st_mode & 0o7777 }
             if fields & FUSE_SET_ATTR_UID != 0 { change.uid = st.st_uid }
@@ -301,7 +312,10 @@ final class MountFileSystem: Sendable {
             return s.handles == 0
         }
         guard last else { return }
-        if node.state.withLock({ $0.dirty }) {
+        if node.state.withLock({ $0.refused != nil || $0.unlinked }) {
+            // Over the quota, or unlinked: its changes go (a refused file's committed content stays).
+            node.discardChanges(context: context)
+        } else if node.state.withLock({ $0.dirty }) {
             do {
                 try node.commit(context: context, durable: false)
             } catch {
@@ -313,6 +327,7 @@ final class MountFileSystem: Sendable {
             if node.state.withLock({ $0.handles == 0 && !$0.dirty }) {
                 nodes[node.id] = nil
                 context.budget.forget(node.id)
+                context.quota.committed(file: node.id)
             }
         }
     }
@@ -576,7 +591,7 @@ final class MountFileSystem: Sendable {
         var failures: [String] = []
         for node in candidates {
             let due = node.state.withLock { s -> Bool in
-                guard let since = s.dirtySince, s.refused == nil else { return false }
+                guard let since = s.dirtySince, s.refused == nil, !s.unlinked else { return false }
                 return age.map { ContinuousClock.now - since >= $0 } ?? true
             }
             guard due else { continue }

@@ -44,7 +44,7 @@ struct MountCommand: AsyncParsableCommand {
         try await guarded {
             let point = absolute(mountpoint)
             let cacheBytes = try ByteSize.parse(cacheSize)
-            try MountPoints.clearStale(point)
+            try MountPoints.clearStale(point, home: home.path)
             var isFolder: ObjCBool = false
             guard FileManager.default.fileExists(atPath: point, isDirectory: &isFolder), isFolder.boolValue else {
                 throw StoreError(.notFound, "the mountpoint \(point) is not a folder: create it first (mkdir -p \(point))")
@@ -156,7 +156,7 @@ struct UmountCommand: AsyncParsableCommand {
                     return
                 }
             }
-            if try MountPoints.clearStale(point) {
+            if try MountPoints.clearStale(point, home: home.path) {
                 print("unmounted \(point) (its mount process was gone)")
                 return
             }
@@ -199,14 +199,24 @@ enum MountPoints {
         return false
     }
 
-    /// Unmounts a mount whose process is gone ("Transport endpoint is not connected"); true if there was one.
+    /// Unmounts a mount whose process is gone (killed: "Transport endpoint is not connected"); true
+    /// if there was one. Gone means: its pid file names a process that is no longer running, or the
+    /// kernel says the connection is down (stat alone can answer from the kernel's cache for a while).
     @discardableResult
-    static func clearStale(_ path: String) throws -> Bool {
+    static func clearStale(_ path: String, home: String) throws -> Bool {
+        guard isMounted(path) else { return false }
+        var gone = false
+        if let text = try? String(contentsOfFile: pidFile(home: home, mountpoint: path), encoding: .utf8),
+           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            gone = !alive(pid)
+        }
         var st = stat()
-        guard stat(path, &st) != 0, errno == ENOTCONN else { return false }
+        if !gone, stat(path, &st) != 0, errno == ENOTCONN { gone = true }
+        guard gone else { return false }
         if umount2(path, Int32(MNT_DETACH)) != 0 && fusermount(["-u", "-z", path]) != 0 {
             throw StoreError(.io, "\(path) is a mount whose process is gone, and it cannot be unmounted: run fusermount3 -uz \(path)")
         }
+        try? FileManager.default.removeItem(atPath: pidFile(home: home, mountpoint: path))
         note("a67: \(path) was left mounted by a mount process that is gone; unmounted it")
         return true
     }
