@@ -1,0 +1,104 @@
+import ChunkStore
+import Foundation
+import Testing
+
+/// The namespace operations the mount uses, on a real catalog, seen through the object API as well:
+/// one inode table serves both.
+@Suite struct NamespaceTests {
+    @Test func renameCasesFollowPOSIX() throws {
+        let h = try Harness()
+        let root = h.bucket.rootInode
+        let c = h.catalog
+        let a = try c.makeNode(parent: root, name: "a", kind: .directory, mode: 0o755, uid: 0, gid: 0)
+        let sub = try c.makeNode(parent: a.id, name: "sub", kind: .directory, mode: 0o755, uid: 0, gid: 0)
+        _ = try c.makeNode(parent: root, name: "empty", kind: .directory, mode: 0o755, uid: 0, gid: 0)
+        _ = try c.makeNode(parent: root, name: "l1", kind: .symlink, mode: 0o777, uid: 0, gid: 0, symlinkTarget: "x")
+        _ = try c.makeNode(parent: root, name: "l2", kind: .symlink, mode: 0o777, uid: 0, gid: 0, symlinkTarget: "y")
+
+        #expect(throws: NamespaceError.invalid) { try c.rename(parent: root, name: "a", newParent: sub.id, newName: "a") }
+        #expect(throws: NamespaceError.isDirectory) { try c.rename(parent: root, name: "l1", newParent: root, newName: "empty") }
+        #expect(throws: NamespaceError.notDirectory) { try c.rename(parent: root, name: "empty", newParent: root, newName: "l1") }
+        #expect(throws: NamespaceError.notEmpty) { try c.rename(parent: root, name: "empty", newParent: root, newName: "a") }
+        #expect(throws: NamespaceError.exists) {
+            try c.rename(parent: root, name: "l1", newParent: root, newName: "l2", flags: .noReplace)
+        }
+        #expect(throws: NamespaceError.nameTooLong) {
+            try c.rename(parent: root, name: "l1", newParent: root, newName: String(repeating: "n", count: 256))
+        }
+        // Exchange swaps the two names; a plain rename replaces the target.
+        try c.rename(parent: root, name: "l1", newParent: root, newName: "l2", flags: .exchange)
+        #expect(try c.lookup(parent: root, name: "l1")?.symlinkTarget == "y")
+        #expect(try c.lookup(parent: root, name: "l2")?.symlinkTarget == "x")
+        try c.rename(parent: root, name: "l1", newParent: root, newName: "l2")
+        #expect(try c.lookup(parent: root, name: "l1") == nil)
+        #expect(try c.lookup(parent: root, name: "l2")?.symlinkTarget == "y")
+        // A folder moves with everything in it, in one row update.
+        try c.rename(parent: root, name: "a", newParent: root, newName: "b")
+        let moved = try #require(try c.lookup(parent: root, name: "b"))
+        #expect(try c.lookup(parent: moved.id, name: "sub")?.id == sub.id)
+    }
+
+    @Test func hardLinksShareContentAndOutliveTheFirstName() async throws {
+        let h = try Harness()
+        let data = seededNoise(300_000, seed: 7)
+        _ = try await h.put(data, key: "docs/first.bin")
+        let root = h.bucket.rootInode
+        let docs = try #require(try h.catalog.lookup(parent: root, name: "docs"))
+        let file = try #require(try h.catalog.lookup(parent: docs.id, name: "first.bin"))
+        let linked = try h.catalog.link(file.id, parent: root, name: "second.bin")
+        #expect(linked.id == file.id && linked.links == 2)
+        // The extra name reads as the file, through the object API too, and lists with its size.
+        #expect(try await h.get("second.bin") == data)
+        #expect(try h.keys() == ["docs/first.bin", "second.bin"])
+        var sizes: [String: Int64] = [:]
+        try h.catalog.list(bucket: h.bucket, prefix: "", recursive: true) { sizes[$0.key] = $0.size }
+        #expect(sizes["second.bin"] == 300_000)
+        // Removing the first name hands the inode (number and content) to the other.
+        #expect(try h.catalog.unlink(parent: docs.id, name: "first.bin") == file.id)
+        let survivor = try #require(try h.catalog.lookup(parent: root, name: "second.bin"))
+        #expect(survivor.id == file.id && survivor.links == 1)
+        #expect(try await h.get("second.bin") == data)
+        #expect(try h.catalog.trash(bucket: h.bucket).isEmpty)
+        // The last name goes to the trash, as a deleted object does.
+        try h.catalog.removeObject(bucket: h.bucket, segments: ["second.bin"])
+        #expect(try h.catalog.trash(bucket: h.bucket).map(\.key) == ["second.bin"])
+    }
+
+    @Test func contentCommitsReplaceAndReleaseTheOldManifest() async throws {
+        let h = try Harness()
+        _ = try await h.put(seededNoise(100_000, seed: 1), key: "f.bin")
+        let file = try #require(try h.catalog.lookup(parent: h.bucket.rootInode, name: "f.bin"))
+        let before = try h.catalog.statistics().unreferencedChunks
+        // New content written elsewhere (as a mount's commit does), then pointed at by inode.
+        let fresh = seededNoise(50_000, seed: 2)
+        let other = try await h.put(fresh, key: "staging.bin")
+        let manifest = try h.catalog.manifest(other.manifestID)
+        #expect(try h.catalog.commitContent(file.id, manifestID: other.manifestID, manifest: manifest, chunks: [],
+                                            mtime: 5_000_000_000))
+        #expect(try await h.get("f.bin") == fresh)
+        let after = try #require(try h.catalog.inode(file.id))
+        #expect(after.size == 50_000 && after.mtime == 5_000_000_000)
+        // The old content's chunks lost their last reference.
+        #expect(try h.catalog.statistics().unreferencedChunks > before)
+        // A file that is gone takes no commit.
+        try h.catalog.removeObject(bucket: h.bucket, segments: ["f.bin"])
+        #expect(try !h.catalog.commitContent(file.id, manifestID: other.manifestID, manifest: manifest, chunks: [], mtime: 0))
+    }
+
+    @Test func extendedAttributesHonourCreateAndReplace() throws {
+        let h = try Harness()
+        let node = try h.catalog.makeNode(parent: h.bucket.rootInode, name: "d", kind: .directory, mode: 0o755, uid: 0, gid: 0)
+        #expect(throws: NamespaceError.noAttribute) { try h.catalog.setXattr(node.id, name: "user.a", value: [1], replace: true) }
+        try h.catalog.setXattr(node.id, name: "user.a", value: [1], create: true)
+        #expect(throws: NamespaceError.exists) { try h.catalog.setXattr(node.id, name: "user.a", value: [2], create: true) }
+        try h.catalog.setXattr(node.id, name: "user.a", value: [3], replace: true)
+        #expect(try h.catalog.xattr(node.id, name: "user.a") == [3])
+        #expect(try h.catalog.xattrNames(node.id) == ["user.a"])
+        try h.catalog.removeXattr(node.id, name: "user.a")
+        #expect(throws: NamespaceError.noAttribute) { try h.catalog.removeXattr(node.id, name: "user.a") }
+        // A folder with attributes can still be removed (they go with it).
+        try h.catalog.setXattr(node.id, name: "user.b", value: [])
+        try h.catalog.rmdir(parent: h.bucket.rootInode, name: "d")
+        #expect(try h.catalog.inode(node.id) == nil)
+    }
+}
