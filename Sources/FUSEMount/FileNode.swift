@@ -150,7 +150,7 @@ final class FileNode: Sendable {
             switch piece {
             case .bytes(let bytes): out += bytes
             case .zeros(let n): out += [UInt8](repeating: 0, count: n)
-            case .chunk(let entry, let range): out += try await cache.plaintext(entry)[range]
+            case .chunk(let entry, let range): out += try await cache.bytes(entry, range)
             }
         }
         return out
@@ -196,8 +196,8 @@ final class FileNode: Sendable {
                 case .bytes(let bytes): out += bytes
                 case .zeros(let n): out += [UInt8](repeating: 0, count: n)
                 case .chunk(let entry, let range):
-                    guard let plain = context.cache.cached(entry.id) else { return nil }
-                    out += plain[range]
+                    guard let bytes = context.cache.cached(entry, range) else { return nil }
+                    out += bytes
                 }
             }
             if offset == s.lastReadEnd || offset == 0 {

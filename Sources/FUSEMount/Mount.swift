@@ -14,9 +14,11 @@ public final class Mount: Sendable {
         /// Other local users may use the mount (permissions are enforced by the kernel either way).
         public var allowOther = false
         /// Changed data kept in memory before it spills to a local file.
-        public var dirtyMemory = 64 << 20
+        public var dirtyMemory = 48 << 20
+        /// Plaintext of recently read or written chunks kept in memory.
+        public var cacheMemory = 32 << 20
         /// Blocks sealed and stored at once in the background.
-        public var sealWindow = 6
+        public var sealWindow = 4
         /// A changed file is committed this long after its last change, if nothing committed it before.
         public var commitDelay: Duration = .seconds(2)
         /// Seconds between catalog snapshots while the namespace changes.
@@ -49,7 +51,10 @@ public final class Mount: Sendable {
         let (emptyID, emptyChunk) = try await repository.whileStoring { try await writer.storeManifest(empty, policy: policy) }
         if let emptyChunk { try await catalog.recordChunks([emptyChunk]) }
         let cache = try ChunkCache(directory: repository.home + "/cache/" + bucket.name, diskLimit: settings.cacheSize,
-                                   memoryLimit: 48 << 20, sealer: writer.sealer, pool: writer.pool, catalog: catalog)
+                                   memoryLimit: settings.cacheMemory, sealer: writer.sealer, pool: writer.pool, catalog: catalog,
+                                   key: try repository.localCacheKey())
+        // A mount runs for long: freed buffers go back to the kernel rather than padding its RSS.
+        MemoryTuning.limitRetainedMemory(32 << 20)
         let spill = try SpillFile(directory: repository.home + "/mounts")
         let context = try MountContext(repository: repository, bucket: bucket, cache: cache, spill: spill,
                                        budget: DirtyBudget(memoryLimit: settings.dirtyMemory, sealWindow: settings.sealWindow),

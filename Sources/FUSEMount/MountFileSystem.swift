@@ -364,7 +364,10 @@ final class MountFileSystem: Sendable {
             let caller = request.caller
             let inode = try catalog.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
                                              manifest: context.emptyManifest)
-            let node = try open(inode.id)
+            // A new file is the empty manifest: its open state needs no catalog read.
+            let node = FileNode(id: inode.id, manifestID: context.emptyManifest.id, manifest: Manifest(entries: []), mtime: inode.mtime)
+            node.state.withLock { $0.handles = 1 }
+            nodes.withLock { $0[inode.id] = node }
             info.pointee.fh = UInt64(bitPattern: node.id)
             served.withLock { $0[inode.id] = context.emptyManifest.id }
             var e = entry(inode)

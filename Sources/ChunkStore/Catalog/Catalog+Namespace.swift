@@ -65,11 +65,12 @@ extension Catalog {
                          symlinkTarget: String? = nil, manifest: (id: ChunkID, body: [UInt8])? = nil) throws -> Inode {
         try Self.checkName(name)
         return try pool.write { db in
-            guard let bucket = try Int64.fetchOne(db, sql: "SELECT bucket_id FROM inode WHERE id = ? AND kind = 'd'",
+            guard let bucket = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT bucket_id FROM inode WHERE id = ? AND kind = 'd'"),
                                                   arguments: [parent]) else {
                 throw try Self.inode(parent, db) == nil ? NamespaceError.notFound : NamespaceError.notDirectory
             }
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM inode WHERE parent_id = ? AND name = ?", arguments: [parent, name]) == true {
+            if try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM inode WHERE parent_id = ? AND name = ?"),
+                                 arguments: [parent, name]) == true {
                 throw NamespaceError.exists
             }
             let now = Self.now()
@@ -80,10 +81,10 @@ extension Catalog {
                 manifestData = Data(manifest.id.bytes)
                 size = try Manifest(decoding: manifest.body).size
             }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, atime, mtime, ctime, manifest, symlink_target)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [bucket, parent, name, kind.rawValue, mode & 0o7777, uid, gid,
+                """).execute(arguments: [bucket, parent, name, kind.rawValue, mode & 0o7777, uid, gid,
                                  kind == .symlink ? Int64(symlinkTarget?.utf8.count ?? 0) : size, now, now, now,
                                  manifestData, symlinkTarget])
             let id = db.lastInsertedRowID
@@ -314,15 +315,17 @@ extension Catalog {
     }
 
     static func inode(_ id: Int64, _ db: Database) throws -> Inode? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT \(inodeColumns) FROM inode WHERE id = ?", arguments: [id]) else { return nil }
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT \(inodeColumns) FROM inode WHERE id = ?"), arguments: [id])
+        else { return nil }
         if let target = row["link_of"] as Int64? { return try inode(target, db) }
         let kind = Inode.Kind(rawValue: row["kind"]) ?? .file
         let links: Int
         switch kind {
         case .directory:
-            links = 2 + (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inode WHERE parent_id = ? AND kind = 'd'", arguments: [id]) ?? 0)
+            links = 2 + (try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM inode WHERE parent_id = ? AND kind = 'd'"),
+                                          arguments: [id]) ?? 0)
         case .file:
-            links = 1 + (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inode WHERE link_of = ?", arguments: [id]) ?? 0)
+            links = 1 + (try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM inode WHERE link_of = ?"), arguments: [id]) ?? 0)
         case .symlink:
             links = 1
         }
@@ -334,8 +337,8 @@ extension Catalog {
     }
 
     static func lookup(_ parent: Int64, _ name: String, _ db: Database) throws -> Inode? {
-        guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM inode WHERE parent_id = ? AND name = ?", arguments: [parent, name])
-        else { return nil }
+        guard let id = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT id FROM inode WHERE parent_id = ? AND name = ?"),
+                                          arguments: [parent, name]) else { return nil }
         return try inode(id, db)
     }
 
@@ -350,12 +353,12 @@ extension Catalog {
     }
 
     static func touch(_ folder: Int64, _ now: Int64, _ db: Database) throws {
-        try db.execute(sql: "UPDATE inode SET mtime = ?, ctime = ? WHERE id = ?", arguments: [now, now, folder])
+        try db.cachedStatement(sql: "UPDATE inode SET mtime = ?, ctime = ? WHERE id = ?").execute(arguments: [now, now, folder])
     }
 
     static func insertManifest(_ id: ChunkID, body: [UInt8], _ db: Database) throws {
-        try db.execute(sql: "INSERT INTO manifest(id, size, chunk_count, body) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-                       arguments: [Data(id.bytes), try Manifest(decoding: body).size, (body.count - 24) / 36, Data(body)])
+        try db.cachedStatement(sql: "INSERT INTO manifest(id, size, chunk_count, body) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO NOTHING")
+            .execute(arguments: [Data(id.bytes), try Manifest(decoding: body).size, (body.count - 24) / 36, Data(body)])
     }
 
     /// The key of row `id` within its bucket (`a/b/c.txt`).

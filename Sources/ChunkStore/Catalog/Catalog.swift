@@ -490,12 +490,12 @@ public final class Catalog: Sendable {
     /// manifest and a data chunk (a file whose bytes equal a manifest's encoding has the same ID).
     static func adjustManifest(_ id: ChunkID, by delta: Int, _ db: Database) throws {
         let key = Data(id.bytes)
-        guard let before = try Int.fetchOne(db, sql: "SELECT entry_refs FROM chunk WHERE id = ?", arguments: [key]) else {
+        guard let before = try Int.fetchOne(try db.cachedStatement(sql: "SELECT entry_refs FROM chunk WHERE id = ?"), arguments: [key]) else {
             throw StoreError(.internal, "manifest chunk \(id.short) is not recorded")
         }
         let after = before + delta
         guard after >= 0 else { throw StoreError(.internal, "manifest chunk \(id.short) reference count would go negative") }
-        try db.execute(sql: "UPDATE chunk SET entry_refs = ? WHERE id = ?", arguments: [after, key])
+        try db.cachedStatement(sql: "UPDATE chunk SET entry_refs = ? WHERE id = ?").execute(arguments: [after, key])
         guard (before == 0) != (after == 0) else { return }
         guard let body = try Data.fetchOne(db, sql: "SELECT body FROM manifest WHERE id = ?", arguments: [key]) else {
             throw StoreError(.internal, "manifest \(id.short) has no body in the catalog")

@@ -11,4 +11,9 @@ public enum MemoryTuning {
         _ = mallopt(M_TRIM_THRESHOLD, 128 << 20)
         _ = mallopt(M_ARENA_MAX, 2)
     }
+
+    /// For long-running processes (the mount): freed memory above `bytes` goes back to the kernel.
+    public static func limitRetainedMemory(_ bytes: Int) {
+        _ = mallopt(M_TRIM_THRESHOLD, Int32(clamping: bytes))
+    }
 }

@@ -39,6 +39,10 @@ extension Repository {
 
     /// A writer of objects into this repository's providers. `window` bounds the chunks in flight
     /// (5 MiB each) per object.
+    /// Seals what a mount keeps in its local disk cache (FORMAT.md, "Keys"): a key only this
+    /// repository's master derives, used nowhere else.
+    public func localCacheKey() throws -> SecretKey { try unlocked().master.derive("automator67/v1/local-cache") }
+
     public func objectWriter(window: Int = 10) throws -> ObjectWriter {
         ObjectWriter(sealer: ChunkSealer(keys: try unlocked(), zstdLevel: try zstdLevel), pool: try pool(), catalog: catalog,
                      window: window)
