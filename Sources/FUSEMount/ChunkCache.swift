@@ -192,15 +192,16 @@ final class ChunkCache: Sendable {
             try sealer.open(sealed, id: entry.id, expectedLength: entry.length)
         }
         if diskLimit > 0 {
-            let cache = self
-            let size = (try? await BlockingIOPool.shared.run { try cache.writePieces(entry.id, plain) }) ?? 0
-            if size > 0 {
-                state.withLock { state in
+            // Kept on disk in the background: the reader has its bytes now.
+            Task.detached(priority: .utility) {
+                let size = (try? await BlockingIOPool.shared.run { try self.writePieces(entry.id, plain) }) ?? 0
+                guard size > 0 else { return }
+                self.state.withLock { state in
                     state.tick += 1
                     if let old = state.disk.updateValue((size, state.tick), forKey: entry.id) { state.diskBytes -= old.size }
                     state.diskBytes += size
                 }
-                evictDisk()
+                self.evictDisk()
             }
         }
         return plain

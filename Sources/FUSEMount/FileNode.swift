@@ -14,6 +14,8 @@ import Synchronization
 /// leaves every change where it was, for the next one.
 final class FileNode: Sendable {
     static let blockSize = ChunkSealer.maxChunkSize
+    /// Chunks fetched ahead of a sequential reader.
+    static let readahead = 3
     let id: Int64
     let state: Mutex<NodeState>
     /// Broadcast when a background seal ends (a commit waits for those in flight).
@@ -166,9 +168,9 @@ final class FileNode: Sendable {
             let pieces = try Self.pieces(s, from: offset, to: end, spill: context.spill)
             var ahead: [Manifest.Entry] = []
             if offset == s.lastReadEnd || offset == 0 {
-                // Sequential: the next two blocks' chunks, when they are committed ones.
+                // Sequential: the next blocks' chunks, when they are committed ones.
                 let next = Int(end / Int64(Self.blockSize)) + 1
-                for k in next..<(next + 2) where s.blocks[k] == nil {
+                for k in next..<(next + Self.readahead) where s.blocks[k] == nil {
                     var more: [Piece] = []
                     let start = Int64(k) * Int64(Self.blockSize)
                     guard start < s.size else { break }
@@ -203,8 +205,9 @@ final class FileNode: Sendable {
             if offset == s.lastReadEnd || offset == 0 {
                 // Keep the readahead going while reads are served from memory.
                 let next = Int(end / Int64(Self.blockSize)) + 1
-                let start = Int64(next) * Int64(Self.blockSize)
-                if s.blocks[next] == nil, start < s.size {
+                for k in next..<(next + Self.readahead) where s.blocks[k] == nil {
+                    let start = Int64(k) * Int64(Self.blockSize)
+                    guard start < s.size else { break }
                     var more: [Piece] = []
                     Self.basePieces(s, from: start, to: min(start + Int64(Self.blockSize), s.size), into: &more)
                     for case .chunk(let entry, _) in more { context.cache.prefetch(entry) }
