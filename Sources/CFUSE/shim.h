@@ -2,7 +2,7 @@
 // The helpers below stand in for macros (FUSE_ARGS_INIT) and bit-fields Swift cannot reach.
 #ifndef A67_CFUSE_SHIM_H
 #define A67_CFUSE_SHIM_H
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312  // 3.12: fuse_session_loop_mt takes the fuse_loop_cfg_* config (below 312 it reads an older struct)
 #include <fuse_lowlevel.h>
 #include <sys/statvfs.h>
 

@@ -131,6 +131,7 @@ extension Catalog {
                 ALTER TABLE inode ADD COLUMN link_of INTEGER REFERENCES inode(id);
                 CREATE INDEX inode_link_of ON inode(link_of) WHERE link_of IS NOT NULL;
                 CREATE INDEX inode_children ON inode(parent_id, id);
+                CREATE INDEX inode_subfolders ON inode(parent_id, kind);
                 CREATE TABLE xattr (
                     inode_id INTEGER NOT NULL REFERENCES inode(id),
                     name TEXT NOT NULL,
