@@ -77,9 +77,8 @@ extension Catalog {
             var manifestData: Data?
             var size: Int64 = 0
             if kind == .file, let manifest {
-                try Self.insertManifest(manifest.id, body: manifest.body, db)
+                size = try Self.insertManifest(manifest.id, body: manifest.body, db)
                 manifestData = Data(manifest.id.bytes)
-                size = try Manifest(decoding: manifest.body).size
             }
             try db.cachedStatement(sql: """
                 INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, atime, mtime, ctime, manifest, symlink_target)
@@ -90,7 +89,11 @@ extension Catalog {
             let id = db.lastInsertedRowID
             if let manifest, kind == .file { try Self.adjustManifest(manifest.id, by: 1, db) }
             try Self.touch(parent, now, db)
-            return try Self.inode(id, db)!
+            // What was just written (no need to read it back).
+            return Inode(id: id, kind: kind, mode: mode & 0o7777, uid: uid, gid: gid,
+                         size: kind == .symlink ? Int64(symlinkTarget?.utf8.count ?? 0) : size, atime: now, mtime: now, ctime: now,
+                         manifestID: kind == .file ? manifest?.id : nil, symlinkTarget: kind == .symlink ? symlinkTarget : nil,
+                         links: kind == .directory ? 2 : 1)
         }
     }
 
@@ -356,9 +359,13 @@ extension Catalog {
         try db.cachedStatement(sql: "UPDATE inode SET mtime = ?, ctime = ? WHERE id = ?").execute(arguments: [now, now, folder])
     }
 
-    static func insertManifest(_ id: ChunkID, body: [UInt8], _ db: Database) throws {
+    /// Records a manifest's body (if the catalog lacks it); returns the object size it describes.
+    @discardableResult
+    static func insertManifest(_ id: ChunkID, body: [UInt8], _ db: Database) throws -> Int64 {
+        let manifest = try Manifest(decoding: body)
         try db.cachedStatement(sql: "INSERT INTO manifest(id, size, chunk_count, body) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO NOTHING")
-            .execute(arguments: [Data(id.bytes), try Manifest(decoding: body).size, (body.count - 24) / 36, Data(body)])
+            .execute(arguments: [Data(id.bytes), manifest.size, manifest.entries.count, Data(body)])
+        return manifest.size
     }
 
     /// The key of row `id` within its bucket (`a/b/c.txt`).
