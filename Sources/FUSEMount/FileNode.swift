@@ -15,7 +15,7 @@ import Synchronization
 final class FileNode: Sendable {
     static let blockSize = ChunkSealer.maxChunkSize
     /// Chunks fetched ahead of a sequential reader.
-    static let readahead = 3
+    static let readahead = 4
     let id: Int64
     let state: Mutex<NodeState>
     /// Broadcast when a background seal ends (a commit waits for those in flight).
