@@ -215,6 +215,9 @@ enum Operations {
         }
         ops.readlink = { req, ino in Operations.fs(req).readlink(Request(raw: req!), ino: ino) }
         ops.mkdir = { req, parent, name, mode in Operations.fs(req).mkdir(Request(raw: req!), parent: parent, name: String(cString: name!), mode: mode) }
+        ops.mknod = { req, parent, name, mode, rdev in
+            Operations.fs(req).mknod(Request(raw: req!), parent: parent, name: String(cString: name!), mode: mode, rdev: UInt64(rdev))
+        }
         ops.unlink = { req, parent, name in Operations.fs(req).unlink(Request(raw: req!), parent: parent, name: String(cString: name!)) }
         ops.rmdir = { req, parent, name in Operations.fs(req).rmdir(Request(raw: req!), parent: parent, name: String(cString: name!)) }
         ops.symlink = { req, target, parent, name in

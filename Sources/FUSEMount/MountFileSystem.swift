@@ -55,12 +55,8 @@ final class MountFileSystem: Sendable {
     func attributes(_ inode: Inode) -> stat {
         var st = stat()
         st.st_ino = UInt(ino(inode.id))
-        let type: UInt32 = switch inode.kind {
-        case .directory: S_IFDIR
-        case .file: S_IFREG
-        case .symlink: S_IFLNK
-        }
-        st.st_mode = type | (inode.mode & 0o7777)
+        st.st_mode = Self.type(inode) | (inode.mode & 0o7777)
+        st.st_rdev = UInt(inode.rdev)
         st.st_nlink = UInt(inode.links)
         st.st_uid = inode.uid
         st.st_gid = inode.gid
@@ -79,6 +75,15 @@ final class MountFileSystem: Sendable {
         st.st_mtim = Self.timespec(mtime)
         st.st_ctim = Self.timespec(max(inode.ctime, mtime))
         return st
+    }
+
+    /// The st_mode type bits of an entry.
+    static func type(_ inode: Inode) -> UInt32 {
+        switch inode.kind {
+        case .directory: S_IFDIR
+        case .file: inode.special ?? S_IFREG
+        case .symlink: S_IFLNK
+        }
     }
 
     static func timespec(_ nanoseconds: Int64) -> Glibc.timespec {
@@ -205,7 +210,7 @@ final class MountFileSystem: Sendable {
             if fields & FUSE_SET_ATTR_MTIME_NOW != 0 { change.mtime = now } else if fields & FUSE_SET_ATTR_MTIME != 0 {
                 change.mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
             }
-            if fields & FUSE_SET_ATTR_SIZE != 0 {
+            if fields & FUSE_SET_ATTR_SIZE != 0, inode.special == nil {
                 guard inode.kind == .file else { throw NamespaceError.isDirectory }
                 let node = try open(inode.id)
                 defer { release(node) }
@@ -233,6 +238,22 @@ final class MountFileSystem: Sendable {
             let caller = request.caller
             reply(request, entry: try catalog.makeNode(parent: id(parent), name: name, kind: .directory, mode: mode,
                                                        uid: caller.uid, gid: caller.gid))
+        }
+    }
+
+    /// A regular file (no open handle), or a FIFO, socket or device node (metadata only: the kernel
+    /// serves them; the mount is nodev).
+    func mknod(_ request: Request, parent: fuse_ino_t, name: String, mode: UInt32, rdev: UInt64) {
+        answer(request) {
+            let caller = request.caller
+            let type = mode & S_IFMT
+            guard [S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].contains(type) else { throw MountError.errno(EINVAL) }
+            let inode = type == S_IFREG
+                ? try catalog.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+                                       manifest: context.emptyManifest)
+                : try catalog.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+                                       special: (type, rdev))
+            reply(request, entry: inode)
         }
     }
 
@@ -478,8 +499,7 @@ final class MountFileSystem: Sendable {
                 let batch = try catalog.children(of: folder, after: after, limit: 256)
                 if batch.isEmpty { break }
                 for child in batch {
-                    let type: UInt32 = child.inode.kind == .directory ? S_IFDIR : child.inode.kind == .symlink ? S_IFLNK : S_IFREG
-                    guard add(child.name, child.inode, mode: type, ino: self.ino(child.inode.id), next: child.row + 2) else {
+                    guard add(child.name, child.inode, mode: Self.type(child.inode), ino: self.ino(child.inode.id), next: child.row + 2) else {
                         full = true
                         break
                     }

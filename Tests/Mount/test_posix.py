@@ -9,6 +9,7 @@ import ctypes
 import errno
 import os
 import random
+import socket
 import stat
 import time
 
@@ -809,3 +810,32 @@ def test_cli_rm_disappears_from_mount(d, mnt, repo):
     wait_for(lambda: not os.path.exists(p) and "short-lived.txt" not in os.listdir(d),
              f"{p} gone from the mount after a67 rm", deadline=VISIBLE_DEADLINE)
     expect_errno(errno.ENOENT, open, p, "rb")
+
+
+def test_special_files(d, mnt, repo):
+    """FIFOs, sockets and device nodes (mknod) are entries with their type, mode and device number; they
+    can be hard-linked, renamed and removed like files, and they are not objects: `a67 ls` lists only the
+    regular file beside them."""
+    os.mkfifo(d / "fifo", 0o640)
+    os.mknod(d / "block", 0o600 | stat.S_IFBLK, os.makedev(1, 2))
+    os.mknod(d / "char", 0o644 | stat.S_IFCHR, os.makedev(3, 4))
+    os.mknod(d / "plain", 0o644 | stat.S_IFREG)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(d / "sock"))
+    st = os.lstat(d / "fifo")
+    assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640 and st.st_nlink == 1
+    assert stat.S_ISBLK(os.lstat(d / "block").st_mode) and os.lstat(d / "block").st_rdev == os.makedev(1, 2)
+    assert stat.S_ISCHR(os.lstat(d / "char").st_mode) and os.lstat(d / "char").st_rdev == os.makedev(3, 4)
+    assert stat.S_ISSOCK(os.lstat(d / "sock").st_mode)
+    assert stat.S_ISREG(os.lstat(d / "plain").st_mode) and os.lstat(d / "plain").st_size == 0
+    os.link(d / "fifo", d / "fifo2")
+    assert os.lstat(d / "fifo").st_nlink == 2 and os.lstat(d / "fifo2").st_ino == st.st_ino
+    os.rename(d / "char", d / "char2")
+    assert stat.S_ISCHR(os.lstat(d / "char2").st_mode)
+    expect_errno(errno.EEXIST, os.mkfifo, d / "block")
+    assert repo.ls(mnt.bucket, key_of(mnt, d) + "/") == {key_of(mnt, d / "plain"): 0}
+    os.unlink(d / "fifo")
+    assert os.lstat(d / "fifo2").st_nlink == 1
+    for name in ("fifo2", "block", "char2", "sock", "plain"):
+        os.unlink(d / name)
+    assert os.listdir(d) == []

@@ -20,6 +20,10 @@ public struct Inode: Sendable, Equatable {
     /// A file's content (nil for folders and symlinks).
     public var manifestID: ChunkID?
     public var symlinkTarget: String?
+    /// For a special file made in a mount (a FIFO, socket or device; kind `.file`, no content): its
+    /// st_mode type bits, and its device number.
+    public var special: UInt32? = nil
+    public var rdev: UInt64 = 0
     /// Names the file has (1 plus its hard links); for folders 2 plus their subfolders.
     public var links: Int
 }
@@ -30,7 +34,7 @@ public enum NamespaceError: Error, Equatable, Sendable {
 }
 
 extension Catalog {
-    static let inodeColumns = "id, kind, mode, uid, gid, size, atime, mtime, ctime, manifest, symlink_target, link_of"
+    static let inodeColumns = "id, kind, mode, uid, gid, size, atime, mtime, ctime, manifest, symlink_target, link_of, special, rdev"
 
     /// The inode `id` (following a hard link's extra name to its file), or nil.
     public func inode(_ id: Int64) throws -> Inode? {
@@ -61,8 +65,10 @@ extension Catalog {
 
     /// Creates a folder, file or symlink named `name` in `parent`. A file starts with `manifest`
     /// (an empty one, already stored and recorded as a chunk).
+    /// `special` (with kind `.file` and no manifest): a FIFO, socket or device node's type bits and device number.
     public func makeNode(parent: Int64, name: String, kind: Inode.Kind, mode: UInt32, uid: UInt32, gid: UInt32,
-                         symlinkTarget: String? = nil, manifest: (id: ChunkID, body: [UInt8])? = nil) throws -> Inode {
+                         symlinkTarget: String? = nil, manifest: (id: ChunkID, body: [UInt8])? = nil,
+                         special: (type: UInt32, rdev: UInt64)? = nil) throws -> Inode {
         try Self.checkName(name)
         return try pool.write { db in
             guard let bucket = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT bucket_id FROM inode WHERE id = ? AND kind = 'd'"),
@@ -81,11 +87,13 @@ extension Catalog {
                 manifestData = Data(manifest.id.bytes)
             }
             try db.cachedStatement(sql: """
-                INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, atime, mtime, ctime, manifest, symlink_target)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, atime, mtime, ctime, manifest, symlink_target,
+                                  special, rdev)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [bucket, parent, name, kind.rawValue, mode & 0o7777, uid, gid,
                                  kind == .symlink ? Int64(symlinkTarget?.utf8.count ?? 0) : size, now, now, now,
-                                 manifestData, symlinkTarget])
+                                 manifestData, symlinkTarget, special.map { Int64($0.type) },
+                                 special.map { Int64(bitPattern: $0.rdev) }])
             let id = db.lastInsertedRowID
             if let manifest, kind == .file { try Self.adjustManifest(manifest.id, by: 1, db) }
             try Self.touch(parent, now, db)
@@ -93,7 +101,7 @@ extension Catalog {
             return Inode(id: id, kind: kind, mode: mode & 0o7777, uid: uid, gid: gid,
                          size: kind == .symlink ? Int64(symlinkTarget?.utf8.count ?? 0) : size, atime: now, mtime: now, ctime: now,
                          manifestID: kind == .file ? manifest?.id : nil, symlinkTarget: kind == .symlink ? symlinkTarget : nil,
-                         links: kind == .directory ? 2 : 1)
+                         special: special?.type, rdev: special?.rdev ?? 0, links: kind == .directory ? 2 : 1)
         }
     }
 
@@ -336,7 +344,8 @@ extension Catalog {
         return Inode(id: id, kind: kind, mode: UInt32(truncatingIfNeeded: row["mode"] as Int64), uid: UInt32(truncatingIfNeeded: row["uid"] as Int64),
                      gid: UInt32(truncatingIfNeeded: row["gid"] as Int64), size: row["size"], atime: row["atime"] ?? mtime, mtime: mtime,
                      ctime: row["ctime"], manifestID: try (row["manifest"] as Data?).map(chunkID),
-                     symlinkTarget: row["symlink_target"], links: links)
+                     symlinkTarget: row["symlink_target"], special: (row["special"] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
+                     rdev: UInt64(bitPattern: row["rdev"] ?? 0), links: links)
     }
 
     static func lookup(_ parent: Int64, _ name: String, _ db: Database) throws -> Inode? {

@@ -123,12 +123,14 @@ extension Catalog {
                     PRIMARY KEY (upload_id, number)) WITHOUT ROWID;
                 """)
         }
-        migrator.registerMigration("v5: the mount: access times, hard links, extended attributes") { db in
+        migrator.registerMigration("v5: the mount: access times, hard links, special files, extended attributes") { db in
             // link_of: a hard link's extra name points at the inode that holds the file (its content,
             // owner and times); the row itself holds only the name. See FORMAT.md, "Namespace".
             try db.execute(sql: """
                 ALTER TABLE inode ADD COLUMN atime INTEGER;
                 ALTER TABLE inode ADD COLUMN link_of INTEGER REFERENCES inode(id);
+                ALTER TABLE inode ADD COLUMN special INTEGER;
+                ALTER TABLE inode ADD COLUMN rdev INTEGER;
                 CREATE INDEX inode_link_of ON inode(link_of) WHERE link_of IS NOT NULL;
                 CREATE INDEX inode_children ON inode(parent_id, id);
                 CREATE INDEX inode_subfolders ON inode(parent_id, kind);

@@ -291,7 +291,10 @@ public final class Catalog: Sendable {
                 ? "no object \(bucket.name)/\(key): a67 ls \(bucket.name) lists what is there"
                 : "\(bucket.name)/\(key) is a folder, not an object")
         }
-        guard let id = row["manifest"] as Data?, let body = row["body"] as Data? else {
+        guard let id = row["manifest"] as Data? else {
+            throw StoreError(.notFound, "\(bucket.name)/\(key) is not an object (a FIFO, socket or device made in a mount)")
+        }
+        guard let body = row["body"] as Data? else {
             throw StoreError(.internal, "object \(bucket.name)/\(key) has no manifest in the catalog")
         }
         return ObjectRecord(key: key, size: row["size"], mtime: row["mtime"], manifestID: try Self.chunkID(id),
@@ -379,7 +382,7 @@ public final class Catalog: Sendable {
             SELECT i.id, i.name, i.kind, COALESCE(t.size, i.size) AS size, COALESCE(t.mtime, i.mtime) AS mtime,
                    COALESCE(t.manifest, i.manifest) AS manifest
             FROM inode i LEFT JOIN inode t ON t.id = i.link_of
-            WHERE i.parent_id = ? AND i.kind != 'l' AND substr(i.name, 1, length(?)) = ?
+            WHERE i.parent_id = ? AND (i.kind = 'd' OR COALESCE(t.manifest, i.manifest) IS NOT NULL) AND substr(i.name, 1, length(?)) = ?
             ORDER BY CAST(i.name || CASE i.kind WHEN 'd' THEN '/' ELSE '' END AS BLOB)
             """, arguments: [folder, namePrefix, namePrefix])
         for row in rows {
