@@ -48,7 +48,6 @@ final class FileNode: Sendable {
         /// Set when a write went over the quota: the file's changes are refused, its last committed
         /// content stays.
         var refused: Int32?
-        var lastError: String?
         var inFlight = 0
         var lastReadEnd: Int64 = -1
         var memoryBytes: Int {
@@ -69,15 +68,18 @@ final class FileNode: Sendable {
 
     init(id: Int64, manifestID: ChunkID?, manifest: Manifest, mtime: Int64) {
         self.id = id
-        var starts: [Int64] = []
-        var offset: Int64 = 0
-        for entry in manifest.entries {
-            starts.append(offset)
-            offset += Int64(entry.length)
-        }
         let aligned = manifest.entries.dropLast().allSatisfy { $0.length == Self.blockSize }
-        state = Mutex(NodeState(size: offset, base: manifest.entries, baseStarts: starts, baseLimit: offset, aligned: aligned,
-                                manifestID: manifestID, mtime: mtime))
+        state = Mutex(NodeState(size: manifest.size, base: manifest.entries, baseStarts: Self.starts(manifest.entries),
+                                baseLimit: manifest.size, aligned: aligned, manifestID: manifestID, mtime: mtime))
+    }
+
+    /// Where each entry starts in the file.
+    static func starts(_ entries: [Manifest.Entry]) -> [Int64] {
+        var offset: Int64 = 0
+        return entries.map { entry in
+            defer { offset += Int64(entry.length) }
+            return offset
+        }
     }
 
     /// A range of a file's bytes, in the pieces it is made of.
@@ -160,25 +162,31 @@ final class FileNode: Sendable {
 
     // MARK: - Reading
 
+    /// Notes a read of [offset, end); when it continues the last one (or starts the file), the
+    /// committed chunks of the next `readahead` blocks, to fetch ahead.
+    static func readAhead(_ s: inout NodeState, offset: Int64, end: Int64) -> [Manifest.Entry] {
+        defer { s.lastReadEnd = end }
+        guard offset == s.lastReadEnd || offset == 0 else { return [] }
+        var ahead: [Piece] = []
+        let next = Int(end / Int64(blockSize)) + 1
+        for k in next..<(next + readahead) where s.blocks[k] == nil {
+            let start = Int64(k) * Int64(blockSize)
+            guard start < s.size else { break }
+            basePieces(s, from: start, to: min(start + Int64(blockSize), s.size), into: &ahead)
+        }
+        return ahead.compactMap { piece in
+            if case .chunk(let entry, _) = piece { return entry }
+            return nil
+        }
+    }
+
     /// Up to `count` bytes at `offset`; starts fetching the next chunk on a sequential read.
     func read(at offset: Int64, count: Int, context: MountContext) async throws -> [UInt8] {
         let (pieces, ahead) = try state.withLock { s -> ([Piece], [Manifest.Entry]) in
             let end = min(offset + Int64(count), s.size)
             guard offset < end else { return ([], []) }
             let pieces = try Self.pieces(s, from: offset, to: end, spill: context.spill)
-            var ahead: [Manifest.Entry] = []
-            if offset == s.lastReadEnd || offset == 0 {
-                // Sequential: the next blocks' chunks, when they are committed ones.
-                let next = Int(end / Int64(Self.blockSize)) + 1
-                for k in next..<(next + Self.readahead) where s.blocks[k] == nil {
-                    var more: [Piece] = []
-                    let start = Int64(k) * Int64(Self.blockSize)
-                    guard start < s.size else { break }
-                    Self.basePieces(s, from: start, to: min(start + Int64(Self.blockSize), s.size), into: &more)
-                    for case .chunk(let entry, _) in more { ahead.append(entry) }
-                }
-            }
-            s.lastReadEnd = end
+            let ahead = Self.readAhead(&s, offset: offset, end: end)
             return (pieces, ahead)
         }
         for entry in ahead { context.cache.prefetch(entry) }
@@ -202,18 +210,8 @@ final class FileNode: Sendable {
                     out += bytes
                 }
             }
-            if offset == s.lastReadEnd || offset == 0 {
-                // Keep the readahead going while reads are served from memory.
-                let next = Int(end / Int64(Self.blockSize)) + 1
-                for k in next..<(next + Self.readahead) where s.blocks[k] == nil {
-                    let start = Int64(k) * Int64(Self.blockSize)
-                    guard start < s.size else { break }
-                    var more: [Piece] = []
-                    Self.basePieces(s, from: start, to: min(start + Int64(Self.blockSize), s.size), into: &more)
-                    for case .chunk(let entry, _) in more { context.cache.prefetch(entry) }
-                }
-            }
-            s.lastReadEnd = end
+            // Keeps the readahead going while reads are served from memory.
+            for entry in Self.readAhead(&s, offset: offset, end: end) { context.cache.prefetch(entry) }
             return out
         }
     }
@@ -281,7 +279,7 @@ final class FileNode: Sendable {
                     s.blocks[k] = .memory(bytes, version)
                 }
                 s.size = max(s.size, end)
-                s.mtime = nowNanoseconds()
+                s.mtime = Catalog.now()
                 if s.dirtySince == nil { s.dirtySince = .now }
                 return .done(seal: seal)
             }
@@ -289,10 +287,7 @@ final class FileNode: Sendable {
             case .refused(let code):
                 throw MountError.errno(code)
             case .needOld(let k, let pieces, let version):
-                let old = try context.blocking { try await Self.assemble(pieces, cache: context.cache) }
-                state.withLock { s in
-                    if s.version == version { s.blocks[k] = .memory(old, s.nextVersion()) }
-                }
+                try loadOld(k, pieces, version: version, context: context)
             case .done(let seal):
                 for k in seal { startSealing(k, context: context) }
                 context.budget.update(self, context: context, keep: Int((end - 1) / block))
@@ -327,9 +322,9 @@ final class FileNode: Sendable {
                     if case .sealing(_, let current)? = s.blocks[k], current == version { s.blocks[k] = .stored(entry, unrecorded, version) }
                 }
             } catch {
+                // The block stays changed: the next commit stores it, or reports why it cannot.
                 state.withLock { s in
                     s.inFlight -= 1
-                    s.lastError = "\(error)"
                     if case .sealing(_, let current)? = s.blocks[k], current == version { s.blocks[k] = .memory(bytes, version) }
                 }
             }
@@ -390,7 +385,7 @@ final class FileNode: Sendable {
                 }
                 _ = s.nextVersion()
                 s.size = size
-                s.mtime = nowNanoseconds()
+                s.mtime = Catalog.now()
                 if s.dirtySince == nil { s.dirtySince = .now }
                 return .done
             }
@@ -398,11 +393,17 @@ final class FileNode: Sendable {
             case .done: return
             case .refused(let code): throw MountError.errno(code)
             case .needOld(let k, let pieces, let version):
-                let old = try context.blocking { try await Self.assemble(pieces, cache: context.cache) }
-                state.withLock { s in
-                    if s.version == version { s.blocks[k] = .memory(old, s.nextVersion()) }
-                }
+                try loadOld(k, pieces, version: version, context: context)
             }
+        }
+    }
+
+    /// Brings block `k`'s current bytes into memory for a partial change (unless the file changed
+    /// meanwhile: the caller then plans again).
+    private func loadOld(_ k: Int, _ pieces: [Piece], version: UInt64, context: MountContext) throws {
+        let old = try context.blocking { try await Self.assemble(pieces, cache: context.cache) }
+        state.withLock { s in
+            if s.version == version { s.blocks[k] = .memory(old, s.nextVersion()) }
         }
     }
 
@@ -413,10 +414,8 @@ final class FileNode: Sendable {
             s.blocks = [:]
             s.dirtySince = nil
             s.refused = nil
-            var offset: Int64 = 0
-            for entry in s.base { offset += Int64(entry.length) }
-            s.size = offset
-            s.baseLimit = offset
+            s.size = (s.baseStarts.last ?? 0) + Int64(s.base.last?.length ?? 0)
+            s.baseLimit = s.size
         }
         context.quota.committed(file: id)
     }
@@ -509,15 +508,10 @@ final class FileNode: Sendable {
         }
         state.withLock { s in
             s.base = manifest.entries
-            var offset: Int64 = 0
-            s.baseStarts = manifest.entries.map { entry in
-                defer { offset += Int64(entry.length) }
-                return offset
-            }
+            s.baseStarts = Self.starts(manifest.entries)
             s.baseLimit = plan.size
             s.aligned = true
             s.manifestID = committed
-            s.lastError = nil
             if s.version == plan.version {
                 s.blocks = [:]
                 s.dirtySince = nil
@@ -532,11 +526,4 @@ final class FileNode: Sendable {
         context.quota.committed(file: id)
         context.budget.update(self, context: context, keep: -1)
     }
-}
-
-/// Nanoseconds since 1970, as the catalog keeps times.
-func nowNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }

@@ -148,15 +148,9 @@ public final class Mount: Sendable {
 
 extension Mount {
     /// The kernel's number for the FUSE connection mounted at `path` (the minor of its device), from
-    /// /proc/self/mountinfo (stat would ask this very process, which is not serving yet).
+    /// the mount table (stat would ask this very process, which is not serving yet).
     static func connection(_ path: String) -> String? {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n").reversed() {
-            let fields = line.split(separator: " ")
-            guard fields.count > 4, fields[4].replacingOccurrences(of: "\\040", with: " ") == path else { continue }
-            return fields[2].split(separator: ":").last.map(String.init)
-        }
-        return nil
+        MountTable.device(at: path)?.split(separator: ":").last.map(String.init)
     }
 
     /// Aborts FUSE connection `id` through the fusectl filesystem (mounting it if need be).
@@ -169,6 +163,29 @@ extension Mount {
         guard fd >= 0 else { return }
         _ = Glibc.write(fd, "1", 1)
         close(fd)
+    }
+}
+
+/// This process's view of the mount table (/proc/self/mountinfo).
+public enum MountTable {
+    /// Whether `path` is a mount point now.
+    public static func isMounted(_ path: String) -> Bool { device(at: path) != nil }
+
+    /// The "major:minor" of what is mounted at `path` (the last mount there), or nil.
+    static func device(at path: String) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n").reversed() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, unescape(fields[4]) == path else { continue }
+            return String(fields[2])
+        }
+        return nil
+    }
+
+    /// Mount points are written with octal escapes for space, tab, newline and backslash.
+    static func unescape(_ field: Substring) -> String {
+        field.replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t")
+            .replacingOccurrences(of: "\\012", with: "\n").replacingOccurrences(of: "\\134", with: "\\")
     }
 }
 

@@ -203,7 +203,7 @@ final class MountFileSystem: Sendable {
             if fields & FUSE_SET_ATTR_MODE != 0 { change.mode = st.st_mode & 0o7777 }
             if fields & FUSE_SET_ATTR_UID != 0 { change.uid = st.st_uid }
             if fields & FUSE_SET_ATTR_GID != 0 { change.gid = st.st_gid }
-            let now = nowNanoseconds()
+            let now = Catalog.now()
             if fields & FUSE_SET_ATTR_ATIME_NOW != 0 { change.atime = now } else if fields & FUSE_SET_ATTR_ATIME != 0 {
                 change.atime = Int64(st.st_atim.tv_sec) * 1_000_000_000 + Int64(st.st_atim.tv_nsec)
             }
@@ -344,6 +344,11 @@ final class MountFileSystem: Sendable {
                 return
             }
         }
+        forgetIfIdle(node)
+    }
+
+    /// Drops a file's open state once nothing holds it open and it has nothing left to commit.
+    func forgetIfIdle(_ node: FileNode) {
         nodes.withLock { nodes in
             if node.state.withLock({ $0.handles == 0 && !$0.dirty }) {
                 nodes[node.id] = nil
@@ -623,12 +628,7 @@ final class MountFileSystem: Sendable {
             } catch {
                 failures.append("inode \(node.id): \(error)")
             }
-            nodes.withLock { nodes in
-                if node.state.withLock({ $0.handles == 0 && !$0.dirty }) {
-                    nodes[node.id] = nil
-                    context.budget.forget(node.id)
-                }
-            }
+            forgetIfIdle(node)
         }
         return failures
     }

@@ -71,14 +71,7 @@ extension Catalog {
                          special: (type: UInt32, rdev: UInt64)? = nil) throws -> Inode {
         try Self.checkName(name)
         return try pool.write { db in
-            guard let bucket = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT bucket_id FROM inode WHERE id = ? AND kind = 'd'"),
-                                                  arguments: [parent]) else {
-                throw try Self.inode(parent, db) == nil ? NamespaceError.notFound : NamespaceError.notDirectory
-            }
-            if try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM inode WHERE parent_id = ? AND name = ?"),
-                                 arguments: [parent, name]) == true {
-                throw NamespaceError.exists
-            }
+            let bucket = try Self.freeName(parent, name, db)
             let now = Self.now()
             var manifestData: Data?
             var size: Int64 = 0
@@ -111,11 +104,7 @@ extension Catalog {
         return try pool.write { db in
             guard let target = try Self.inode(id, db) else { throw NamespaceError.notFound }
             guard target.kind == .file else { throw NamespaceError.notPermitted }
-            guard let bucket = try Int64.fetchOne(db, sql: "SELECT bucket_id FROM inode WHERE id = ? AND kind = 'd'",
-                                                  arguments: [parent]) else { throw NamespaceError.notDirectory }
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM inode WHERE parent_id = ? AND name = ?", arguments: [parent, name]) == true {
-                throw NamespaceError.exists
-            }
+            let bucket = try Self.freeName(parent, name, db)
             let now = Self.now()
             try db.execute(sql: """
                 INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, mtime, ctime, link_of)
@@ -323,6 +312,19 @@ extension Catalog {
         guard !name.isEmpty, name != ".", name != "..", !name.utf8.contains(0x2f), !name.utf8.contains(0) else {
             throw NamespaceError.invalid
         }
+    }
+
+    /// The bucket of folder `parent`, where `name` is still free (a new entry's checks).
+    static func freeName(_ parent: Int64, _ name: String, _ db: Database) throws -> Int64 {
+        guard let bucket = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT bucket_id FROM inode WHERE id = ? AND kind = 'd'"),
+                                              arguments: [parent]) else {
+            throw try inode(parent, db) == nil ? NamespaceError.notFound : NamespaceError.notDirectory
+        }
+        if try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM inode WHERE parent_id = ? AND name = ?"),
+                             arguments: [parent, name]) == true {
+            throw NamespaceError.exists
+        }
+        return bucket
     }
 
     static func inode(_ id: Int64, _ db: Database) throws -> Inode? {

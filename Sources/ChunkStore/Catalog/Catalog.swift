@@ -450,7 +450,8 @@ public final class Catalog: Sendable {
         return ChunkID(bytes: [UInt8](data))
     }
 
-    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
+    /// Now, in nanoseconds since 1970 (the catalog's times).
+    public static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
 
     /// The inode at `segments` below the bucket's root, or nil.
     static func resolve(bucket: BucketRecord, _ segments: [String], _ db: Database) throws -> Int64? {

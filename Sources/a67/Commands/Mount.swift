@@ -49,7 +49,7 @@ struct MountCommand: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: point, isDirectory: &isFolder), isFolder.boolValue else {
                 throw StoreError(.notFound, "the mountpoint \(point) is not a folder: create it first (mkdir -p \(point))")
             }
-            if MountPoints.isMounted(point) {
+            if MountTable.isMounted(point) {
                 throw StoreError(.conflict, "something is already mounted at \(point): a67 umount \(point) first")
             }
             if foreground || daemonChild {
@@ -110,7 +110,7 @@ struct MountCommand: AsyncParsableCommand {
         try input.fileHandleForWriting.close()
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            if MountPoints.isMounted(point) {
+            if MountTable.isMounted(point) {
                 print("mounted \(bucket) at \(point) (process \(child.processIdentifier); a67 umount \(point) unmounts)")
                 return
             }
@@ -151,7 +151,7 @@ struct UmountCommand: AsyncParsableCommand {
                 kill(pid, SIGTERM)
                 // It stores what is changed (which can take a while on slow providers), unmounts, exits.
                 while MountPoints.alive(pid) { usleep(50_000) }
-                if !MountPoints.isMounted(point) {
+                if !MountTable.isMounted(point) {
                     print("unmounted \(point)")
                     return
                 }
@@ -160,7 +160,7 @@ struct UmountCommand: AsyncParsableCommand {
                 print("unmounted \(point) (its mount process was gone)")
                 return
             }
-            guard MountPoints.isMounted(point) else {
+            guard MountTable.isMounted(point) else {
                 throw StoreError(.notFound, "nothing is mounted at \(point)")
             }
             // Mounted by a process of another A67_HOME, or one without its pid file: the kernel asks it to let go.
@@ -186,25 +186,12 @@ enum MountPoints {
         return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
-    /// Whether `path` is a mount point now (from /proc/self/mountinfo).
-    static func isMounted(_ path: String) -> Bool {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count > 4 else { continue }
-            let point = fields[4].replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t")
-                .replacingOccurrences(of: "\\012", with: "\n").replacingOccurrences(of: "\\134", with: "\\")
-            if point == path { return true }
-        }
-        return false
-    }
-
     /// Unmounts a mount whose process is gone (killed: "Transport endpoint is not connected"); true
     /// if there was one. Gone means: its pid file names a process that is no longer running, or the
     /// kernel says the connection is down (stat alone can answer from the kernel's cache for a while).
     @discardableResult
     static func clearStale(_ path: String, home: String) throws -> Bool {
-        guard isMounted(path) else { return false }
+        guard MountTable.isMounted(path) else { return false }
         var gone = false
         if let text = try? String(contentsOfFile: pidFile(home: home, mountpoint: path), encoding: .utf8),
            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
