@@ -37,6 +37,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from a67cli import parse_json, run_a67  # noqa: E402  (Tests/a67cli.py, shared by the pytest suites)
+
 REPO = Path(__file__).resolve().parents[2]
 A67_BIN = os.environ.get("A67_BIN", str(REPO / ".build/debug/a67"))
 PASSPHRASE = "mount suite passphrase"
@@ -406,23 +409,10 @@ class Repository:
 
     def a67(self, *args, check=True, timeout=180, binary=False):
         """Runs `a67 ARGS` against the repository; with check, a non-zero exit fails the test."""
-        command = " ".join(map(str, args))
-        try:
-            result = subprocess.run([A67_BIN, *map(str, args)], env=self.env, stdin=subprocess.DEVNULL,
-                                    capture_output=True, text=not binary, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"`a67 {command}` did not finish within {timeout} s", pytrace=False)
-        if check and result.returncode != 0:
-            pytest.fail(f"`a67 {command}` exited with {result.returncode}\nstdout: {result.stdout!r:.3000}\n"
-                        f"stderr: {result.stderr!r:.3000}", pytrace=False)
-        return result
+        return run_a67(A67_BIN, args, self.env, check=check, timeout=timeout, text=not binary)
 
     def a67_json(self, *args):
-        out = self.a67(*args, "--json").stdout
-        try:
-            return json.loads(out)
-        except json.JSONDecodeError:
-            pytest.fail(f"`a67 {' '.join(map(str, args))} --json` printed no JSON: {out!r}", pytrace=False)
+        return parse_json(args, self.a67(*args, "--json").stdout)
 
     def bucket(self, label, *options):
         """A fresh bucket (`a67 bucket create NAME OPTIONS`); returns its name."""

@@ -33,6 +33,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from a67cli import parse_json, run_a67  # noqa: E402  (Tests/a67cli.py, shared by the pytest suites)
+
 REPO = Path(__file__).resolve().parents[2]
 A67_BIN = os.environ.get("A67_BIN", str(REPO / ".build/debug/a67"))
 PASSPHRASE = "test passphrase"
@@ -217,23 +220,10 @@ class Session:
 
     def a67(self, *args, check=True, timeout=180, env=None):
         """Runs `a67 ARGS` against the session's repository; with check, a non-zero exit fails the test."""
-        try:
-            result = subprocess.run([A67_BIN, *map(str, args)], env=env or self.env, stdin=subprocess.DEVNULL,
-                                    capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"`a67 {' '.join(map(str, args))}` did not finish within {timeout} s", pytrace=False)
-        if check and result.returncode != 0:
-            pytest.fail(f"`a67 {' '.join(map(str, args))}` exited with {result.returncode}\n"
-                        f"stdout: {result.stdout}\nstderr: {result.stderr}", pytrace=False)
-        return result
+        return run_a67(A67_BIN, args, env or self.env, check=check, timeout=timeout)
 
     def a67_json(self, *args):
-        out = self.a67(*args, "--json").stdout
-        try:
-            return json.loads(out)
-        except json.JSONDecodeError:
-            pass
-        pytest.fail(f"`a67 {' '.join(map(str, args))} --json` printed no JSON: {out!r}", pytrace=False)
+        return parse_json(args, self.a67(*args, "--json").stdout)
 
     # --- the server ---
 
