@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from a67cli import parse_json, run_a67  # noqa: E402  (Tests/a67cli.py, shared by the pytest suites)
+from a67testing import parse_json, run_a67, sha256_file, unique_bucket  # noqa: E402,F401  (Tests/a67testing.py)
 
 REPO = Path(__file__).resolve().parents[2]
 A67_BIN = os.environ.get("A67_BIN", str(REPO / ".build/debug/a67"))
@@ -67,20 +67,6 @@ def which(name):
         pytest.fail(f"{name} is not installed: {INSTALL_HINT.get(name, 'install it')} "
                     "(tools/install-deps --test installs what this suite needs)", pytrace=False)
     return found
-
-
-def unique_bucket(label="t"):
-    """A fresh bucket name: lowercase letters, digits and hyphens, 3-63 characters."""
-    label = re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-")[:40] or "t"
-    return f"{label}-{uuid.uuid4().hex[:12]}"
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(MiB), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sha256(data):

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from a67cli import parse_json, run_a67  # noqa: E402  (Tests/a67cli.py, shared by the pytest suites)
+from a67testing import parse_json, run_a67, sha256_file, unique_bucket  # noqa: E402,F401  (Tests/a67testing.py)
 
 REPO = Path(__file__).resolve().parents[2]
 A67_BIN = os.environ.get("A67_BIN", str(REPO / ".build/debug/a67"))
@@ -65,26 +65,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def unique_bucket(label="t"):
-    """A fresh bucket name: lowercase letters, digits and hyphens, 3-63 characters."""
-    label = re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-")[:40] or "t"
-    return f"{label}-{uuid.uuid4().hex[:12]}"
-
-
 def md5_hex(data):
     return hashlib.md5(data).hexdigest()
 
 
 def quoted_md5(data):
     return f'"{md5_hex(data)}"'
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(MiB), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_random(path, size):

@@ -1,7 +1,10 @@
-"""Running the a67 binary from the pytest suites (Tests/S3Clients, Tests/Mount): one runner for both."""
+"""Helpers shared by the pytest suites (Tests/S3Clients, Tests/Mount): running a67, bucket names, digests."""
 
+import hashlib
 import json
+import re
 import subprocess
+import uuid
 
 import pytest
 
@@ -26,3 +29,17 @@ def parse_json(args, out):
         return json.loads(out)
     except json.JSONDecodeError:
         pytest.fail(f"`a67 {' '.join(map(str, args))} --json` printed no JSON: {out!r}", pytrace=False)
+
+
+def unique_bucket(label="t"):
+    """A fresh bucket name: lowercase letters, digits and hyphens, 3-63 characters."""
+    label = re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-")[:40] or "t"
+    return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
