@@ -14,6 +14,10 @@ import Synchronization
 /// leaves every change where it was, for the next one.
 final class FileNode: Sendable {
     static let blockSize = ChunkSealer.maxChunkSize
+    /// The largest file: one manifest's chunks (145,634 blocks, about 711 GiB). Past it, writes and
+    /// truncates answer EFBIG. A sparse file costs only its manifest (36 bytes a block) and the
+    /// blocks that hold data: holes are one shared chunk of zeros, never hashed again.
+    static let maxSize = Int64(Manifest.maxEntries) * Int64(blockSize)
     /// Chunks fetched ahead of a sequential reader.
     static let readahead = 4
     let id: Int64
@@ -50,6 +54,9 @@ final class FileNode: Sendable {
         var refused: Int32?
         var inFlight = 0
         var lastReadEnd: Int64 = -1
+        /// Chunks stored for this file and leased (MountContext.leases) since its last commit; a
+        /// commit lets go of those it made part of the file (or that were overwritten before it).
+        var leased: [ChunkID] = []
         var memoryBytes: Int {
             blocks.values.reduce(0) { total, block in
                 switch block {
@@ -228,6 +235,7 @@ final class FileNode: Sendable {
     /// the seal window is full).
     func write(_ data: [UInt8], at offset: Int64, context: MountContext) throws {
         let end = offset + Int64(data.count)
+        guard offset >= 0, end <= Self.maxSize else { throw MountError.errno(EFBIG) }
         let block = Int64(Self.blockSize)
         while true {
             let step: Step = try state.withLock { s in
@@ -315,7 +323,7 @@ final class FileNode: Sendable {
                 sealEnded()
             }
             do {
-                let (entry, unrecorded) = try await context.store(bytes)
+                let (entry, unrecorded) = try await context.store(bytes, for: self)
                 context.cache.remember(entry.id, bytes)
                 state.withLock { s in
                     s.inFlight -= 1
@@ -346,6 +354,7 @@ final class FileNode: Sendable {
 
     /// Sets the size (truncate, both ways).
     func truncate(to size: Int64, context: MountContext) throws {
+        guard size <= Self.maxSize else { throw MountError.errno(EFBIG) }
         let block = Int64(Self.blockSize)
         while true {
             enum Step { case done, needOld(Int, [Piece], UInt64), refused(Int32) }
@@ -409,6 +418,11 @@ final class FileNode: Sendable {
 
     /// Drops every change not committed (a file refused over the quota, at its last close).
     func discardChanges(context: MountContext) {
+        let leased = state.withLock { s in
+            defer { s.leased = [] }
+            return s.leased
+        }
+        context.leases.release(leased)
         state.withLock { s in
             for case .spilled(let slot, _, _) in s.blocks.values { context.spill.free(slot) }
             s.blocks = [:]
@@ -425,10 +439,12 @@ final class FileNode: Sendable {
     enum Work {
         case keep(Manifest.Entry, StoredChunk?)
         case store([Piece])
+        /// A whole block of a hole (past the committed content, never written): the zero chunk.
+        case zeros
     }
 
     /// The entries of a commit: kept ones as they are, the rest stored, a few blocks at a time.
-    static func store(_ work: [Work], context: MountContext) async throws -> ([Manifest.Entry], [StoredChunk]) {
+    static func store(_ work: [Work], of file: FileNode, context: MountContext) async throws -> ([Manifest.Entry], [StoredChunk]) {
         var entries = [Manifest.Entry?](repeating: nil, count: work.count)
         var unrecorded: [StoredChunk] = []
         try await withThrowingTaskGroup(of: (Int, Manifest.Entry, StoredChunk?).self) { group in
@@ -438,6 +454,8 @@ final class FileNode: Sendable {
                 case .keep(let entry, let chunk):
                     entries[k] = entry
                     if let chunk { unrecorded.append(chunk) }
+                case .zeros:
+                    entries[k] = try await context.zeroBlock()
                 case .store(let pieces):
                     if running >= 4, let done = try await group.next() {
                         entries[done.0] = done.1
@@ -446,7 +464,7 @@ final class FileNode: Sendable {
                     }
                     group.addTask {
                         let bytes = try await assemble(pieces, cache: context.cache)
-                        let (entry, chunk) = try await context.store(bytes)
+                        let (entry, chunk) = try await context.store(bytes, for: file)
                         context.cache.remember(entry.id, bytes)
                         return (k, entry, chunk)
                     }
@@ -478,7 +496,7 @@ final class FileNode: Sendable {
         sealed.lock()
         while state.withLock({ $0.inFlight > 0 }) { _ = sealed.wait(until: Date().addingTimeInterval(0.05)) }
         sealed.unlock()
-        let plan: (work: [Work], version: UInt64, size: Int64, mtime: Int64)? = try state.withLock { s in
+        let plan: (work: [Work], version: UInt64, size: Int64, mtime: Int64, leased: Int)? = try state.withLock { s in
             // A file unlinked while open keeps its changes for its handles; they go at its last close.
             if s.unlinked { return nil }
             if let refused = s.refused { throw MountError.errno(refused) }
@@ -492,26 +510,33 @@ final class FileNode: Sendable {
                     work.append(.keep(entry, unrecorded))
                 case nil where s.aligned && k < s.base.count && s.base[k].length == length && start + Int64(length) <= s.baseLimit:
                     work.append(.keep(s.base[k], nil))
+                case nil where start >= s.baseLimit && length == Self.blockSize:
+                    work.append(.zeros)
                 default:
                     work.append(.store(try Self.pieces(s, from: start, to: start + Int64(length), spill: context.spill)))
                 }
             }
-            return (work, s.version, s.size, s.mtime)
+            return (work, s.version, s.size, s.mtime, s.leased.count)
         }
         guard let plan else { return }
         let work = plan.work
-        let (entries, unrecorded) = try context.blocking { try await Self.store(work, context: context) }
+        let (entries, unrecorded) = try context.blocking { try await Self.store(work, of: self, context: context) }
         let manifest = Manifest(entries: entries)
         let id = self.id
         let committed = try context.blocking {
             try await context.commitContent(id, manifest: manifest, chunks: unrecorded, mtime: plan.mtime, durable: durable)
         }
-        state.withLock { s in
+        let released = state.withLock { s -> [ChunkID] in
             s.base = manifest.entries
             s.baseStarts = Self.starts(manifest.entries)
             s.baseLimit = plan.size
             s.aligned = true
             s.manifestID = committed
+            // What was leased before the plan is in the file now, or was overwritten: it can go.
+            // Unchanged since the plan, so is everything leased since (this commit's own stores,
+            // and background seals of the very blocks it stored).
+            let done = s.version == plan.version ? s.leased.count : min(plan.leased, s.leased.count)
+            defer { s.leased.removeFirst(done) }
             if s.version == plan.version {
                 s.blocks = [:]
                 s.dirtySince = nil
@@ -522,7 +547,9 @@ final class FileNode: Sendable {
                 }
                 s.dirtySince = .now
             }
+            return Array(s.leased.prefix(done))
         }
+        context.leases.release(released)
         context.quota.committed(file: id)
         context.budget.update(self, context: context, keep: -1)
     }

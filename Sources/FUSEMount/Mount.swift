@@ -48,8 +48,14 @@ public final class Mount: Sendable {
         let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
         // Every new file starts as the empty manifest: stored once, shared by all.
         let empty = Manifest(entries: [])
-        let (emptyID, emptyChunk) = try await repository.whileStoring { try await writer.storeManifest(empty, policy: policy) }
-        if let emptyChunk { try await catalog.recordChunks([emptyChunk]) }
+        let leases = LeaseBook(catalog: catalog)
+        // Leased for as long as the mount runs: gc would otherwise take it whenever no empty file is left.
+        let emptyID = try await repository.whileStoring {
+            let (emptyID, emptyChunk) = try await writer.storeManifest(empty, policy: policy)
+            if let emptyChunk { try await catalog.recordChunks([emptyChunk]) }
+            try leases.acquire([emptyID])
+            return emptyID
+        }
         let cache = try ChunkCache(directory: repository.home + "/cache/" + bucket.name, diskLimit: settings.cacheSize,
                                    memoryLimit: settings.cacheMemory, sealer: writer.sealer, pool: writer.pool, catalog: catalog,
                                    key: try repository.localCacheKey())
@@ -58,7 +64,7 @@ public final class Mount: Sendable {
         let spill = try SpillFile(directory: repository.home + "/mounts")
         let context = try MountContext(repository: repository, bucket: bucket, cache: cache, spill: spill,
                                        budget: DirtyBudget(memoryLimit: settings.dirtyMemory, sealWindow: settings.sealWindow),
-                                       emptyManifest: (emptyID, empty.encoded))
+                                       leases: leases, emptyManifest: (emptyID, empty.encoded))
         let fs = MountFileSystem(context: context)
         let settings = self.settings
         let mountpoint = self.mountpoint

@@ -21,11 +21,14 @@ final class MountContext: Sendable {
     let spill: SpillFile
     let budget: DirtyBudget
     let quota: QuotaGuard
-    /// The manifest of an empty file (stored once; every new file starts with it).
+    /// Leases on the chunks stored and not yet committed (gc keeps them while this process lives).
+    let leases: LeaseBook
+    /// The manifest of an empty file (stored once; every new file starts with it), leased for as
+    /// long as the mount runs.
     let emptyManifest: (id: ChunkID, body: [UInt8])
 
     init(repository: Repository, bucket: BucketRecord, cache: ChunkCache, spill: SpillFile, budget: DirtyBudget,
-         emptyManifest: (id: ChunkID, body: [UInt8])) throws {
+         leases: LeaseBook, emptyManifest: (id: ChunkID, body: [UInt8])) throws {
         self.repository = repository
         catalog = repository.catalog
         self.bucket = bucket
@@ -35,20 +38,28 @@ final class MountContext: Sendable {
         self.spill = spill
         self.budget = budget
         quota = QuotaGuard(catalog: repository.catalog, owner: bucket.ownerID)
+        self.leases = leases
         self.emptyManifest = emptyManifest
     }
 
-    /// Seals and stores one block, durably on its replicas; a block shorter than a chunk comes
-    /// back unrecorded, for the commit to record.
-    func store(_ bytes: [UInt8]) async throws -> (Manifest.Entry, StoredChunk?) {
+    /// Seals and stores one block of `file`, durably on its replicas; a block shorter than a chunk
+    /// comes back unrecorded, for the commit to record. The chunk is leased to this process before
+    /// the repository lock is let go (so gc, which takes it exclusively, never finds it unleased and
+    /// unreferenced), and the lease is noted on the file, which lets it go once it is committed.
+    /// Without `file`, the lease lasts as long as the mount.
+    func store(_ bytes: [UInt8], for file: FileNode?) async throws -> (Manifest.Entry, StoredChunk?) {
         let policy = self.policy
         let writer = self.writer
+        let leases = self.leases
         let stored = try await repository.whileStoring {
             var given = false
-            return try await writer.storeChunks(reading: { _ in
+            let stored = try await writer.storeChunks(reading: { _ in
                 defer { given = true }
                 return given ? [] : bytes
             }, policy: policy)
+            try leases.acquire([stored.entries[0].id])
+            file?.state.withLock { $0.leased.append(stored.entries[0].id) }
+            return stored
         }
         return (stored.entries[0], stored.unrecorded.first)
     }
@@ -62,6 +73,18 @@ final class MountContext: Sendable {
                                           mtime: mtime, durable: durable)
             return manifestID
         }
+    }
+
+    private let zeros = Mutex<Manifest.Entry?>(nil)
+
+    /// The chunk of a whole block of zeros (the holes of sparse files), stored on first need and
+    /// leased for as long as the mount runs.
+    func zeroBlock() async throws -> Manifest.Entry {
+        if let entry = zeros.withLock({ $0 }) { return entry }
+        let (entry, unrecorded) = try await store([UInt8](repeating: 0, count: FileNode.blockSize), for: nil)
+        if let unrecorded { try await catalog.recordChunks([unrecorded]) }
+        zeros.withLock { $0 = entry }
+        return entry
     }
 
     /// Runs async work from a FUSE thread (not one of Swift's), blocking that thread until it is done.
@@ -163,45 +186,73 @@ final class DirtyBudget: Sendable {
     func forget(_ id: Int64) { perFile.withLock { _ = $0.removeValue(forKey: id) } }
 }
 
-/// The bucket owner's quota (a67 user quota): a write that would take the owner's usage, plus
-/// what open files have grown by and not yet committed, past it is refused with EDQUOT.
+/// The bucket owner's quota (a67 user quota): what open files have grown by and not yet committed
+/// is held as one quota reservation in the catalog (the mechanism S3 uploads and a67 put use too),
+/// so a write that would take the owner past the quota, counting every upload in flight in every
+/// process, is refused with EDQUOT.
 final class QuotaGuard: Sendable {
-    let catalog: Catalog
-    let owner: Int64?
-    private struct State {
-        var limit: Int64?
-        var usage: Int64 = 0
-        var checked: ContinuousClock.Instant?
-        var growth: [Int64: Int64] = [:]
-    }
-    private let state = Mutex(State())
+    let reservation: QuotaReservation
+    private let growth = Mutex<[Int64: Int64]>([:])
 
     init(catalog: Catalog, owner: Int64?) {
-        self.catalog = catalog
-        self.owner = owner
+        reservation = QuotaReservation(catalog: catalog, user: owner, step: 16 << 20)
     }
 
-    func allow(growth: Int64, file: Int64) -> Bool {
-        guard let owner else { return true }
-        return state.withLock { s in
-            if s.checked.map({ ContinuousClock.now - $0 > .seconds(1) }) ?? true {
-                s.limit = (try? catalog.user(id: owner))??.quota
-                s.usage = (try? catalog.usage(user: owner).bytes) ?? s.usage
-                s.checked = .now
+    func allow(growth delta: Int64, file: Int64) -> Bool {
+        growth.withLock { growth in
+            do {
+                try reservation.cover(growth.values.reduce(0, +) + delta)
+            } catch {
+                return false
             }
-            guard let limit = s.limit else { return true }
-            let pending = s.growth.values.reduce(0, +)
-            guard s.usage + pending + growth <= limit else { return false }
-            s.growth[file, default: 0] += growth
+            growth[file, default: 0] += delta
             return true
         }
     }
 
-    /// The file's growth is in the catalog's usage now.
+    /// The file's growth is in the catalog's usage now (or was dropped).
     func committed(file: Int64) {
-        state.withLock { s in
-            s.growth[file] = nil
-            s.checked = nil
+        growth.withLock { growth in
+            guard growth.removeValue(forKey: file) != nil else { return }
+            reservation.shrink(to: growth.values.reduce(0, +))
         }
     }
+}
+
+/// The chunks this mount has stored and not yet committed, leased in the catalog (Catalog+Leases)
+/// so that gc keeps them, counted so that a chunk two files hold (equal blocks) stays leased until
+/// both let it go. Leases of a mount that is killed lapse with it.
+final class LeaseBook: Sendable {
+    let catalog: Catalog
+    private let counts = Mutex<[ChunkID: Int]>([:])
+
+    init(catalog: Catalog) { self.catalog = catalog }
+
+    /// Call while holding the repository lock shared (the store that wrote the chunk does).
+    func acquire(_ ids: [ChunkID]) throws {
+        try counts.withLock { counts in
+            let new = ids.filter { counts[$0, default: 0] == 0 }
+            try catalog.lease(new)
+            for id in ids { counts[id, default: 0] += 1 }
+        }
+    }
+
+    func release(_ ids: [ChunkID]) {
+        guard !ids.isEmpty else { return }
+        counts.withLock { counts in
+            var gone: [ChunkID] = []
+            for id in ids {
+                guard let n = counts[id] else { continue }
+                if n <= 1 {
+                    counts[id] = nil
+                    gone.append(id)
+                } else {
+                    counts[id] = n - 1
+                }
+            }
+            try? catalog.releaseLeases(gone)
+        }
+    }
+
+    var count: Int { counts.withLock { $0.count } }
 }

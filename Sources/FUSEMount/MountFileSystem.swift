@@ -354,6 +354,10 @@ final class MountFileSystem: Sendable {
                 nodes[node.id] = nil
                 context.budget.forget(node.id)
                 context.quota.committed(file: node.id)
+                context.leases.release(node.state.withLock { s in
+                    defer { s.leased = [] }
+                    return s.leased
+                })
             }
         }
     }
@@ -626,7 +630,7 @@ final class MountFileSystem: Sendable {
             do {
                 try node.commit(context: context, durable: durable)
             } catch {
-                failures.append("inode \(node.id): \(error)")
+                failures.append("\(catalog.key(ofInode: node.id).map { "/" + $0 } ?? "inode \(node.id) (unlinked)"): \(error)")
             }
             forgetIfIdle(node)
         }

@@ -50,7 +50,7 @@ struct Responder: HTTPResponder {
             throw error
         } catch let error as StoreError {
             // The client's mistakes (a missing key, a bad name, a key in the way) are not the server's.
-            if ![.notFound, .invalidArgument, .conflict, .alreadyExists].contains(error.code) {
+            if ![.notFound, .invalidArgument, .conflict, .alreadyExists, .quotaExceeded].contains(error.code) {
                 writeStandardError("a67 serve: \(operation.rawValue) \(path.raw): \(error.message)\n")
             }
             throw S3Error(error)

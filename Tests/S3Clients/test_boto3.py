@@ -527,6 +527,38 @@ def test_quota(server, alice, bucket):
     alice.delete_object(Bucket=bucket, Key="after-reset")
 
 
+def test_quota_holds_under_concurrent_uploads(server, alice, bucket):
+    """Eight 10 MiB PUTs at once with 20 MiB of quota left: exactly two succeed, the others get QuotaExceeded,
+    and the stored bytes stay within the quota (each upload reserves its room in the catalog, checked against
+    every other upload in flight, before it stores a byte)."""
+    from concurrent.futures import ThreadPoolExecutor
+    used = usage(server)["bytes"]
+    server.a67("user", "quota", "alice", str(used + 20 * MiB))
+    bodies = [os.urandom(10 * MiB) for _ in range(8)]
+
+    def attempt(i):
+        try:
+            put(alice, bucket, f"race-{i}", bodies[i])
+            return "ok"
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(attempt, range(8)))
+        assert sorted(set(outcomes)) == ["QuotaExceeded", "ok"] and outcomes.count("ok") == 2, outcomes
+        assert usage(server)["bytes"] <= used + 20 * MiB
+        for i, outcome in enumerate(outcomes):
+            if outcome == "ok":
+                assert alice.get_object(Bucket=bucket, Key=f"race-{i}")["Body"].read() == bodies[i]
+            else:
+                expect_error(404, "404", alice.head_object, Bucket=bucket, Key=f"race-{i}")
+    finally:
+        server.a67("user", "quota", "alice", "none")
+        for i in range(8):
+            alice.delete_object(Bucket=bucket, Key=f"race-{i}")
+
+
 # --- one namespace with the CLI ---
 
 def test_objects_are_shared_with_the_cli(server, alice, bucket, scratch):

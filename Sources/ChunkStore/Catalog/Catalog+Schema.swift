@@ -141,6 +141,25 @@ extension Catalog {
                     PRIMARY KEY (inode_id, name)) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v6: leases on chunks not yet committed, quota reservations") { db in
+            // Rows a running process holds for as long as it lives (`holder` is its ProcessIdentity,
+            // "PID:START_TICKS"): gc keeps every chunk with a live lease, whether or not the catalog
+            // records it yet, and a quota counts the live reservations of uploads in flight. A
+            // holder that was killed is recognized as gone and its rows are dropped.
+            try db.execute(sql: """
+                CREATE TABLE chunk_lease (
+                    chunk_id BLOB NOT NULL,
+                    holder TEXT NOT NULL,
+                    PRIMARY KEY (chunk_id, holder)) WITHOUT ROWID;
+                CREATE TABLE quota_reservation (
+                    id INTEGER PRIMARY KEY,
+                    user_id INTEGER NOT NULL REFERENCES user(id),
+                    bytes INTEGER NOT NULL CHECK (bytes >= 0),
+                    holder TEXT NOT NULL,
+                    created_at INTEGER NOT NULL);
+                CREATE INDEX quota_reservation_user ON quota_reservation(user_id);
+                """)
+        }
         return migrator
     }
 }

@@ -54,13 +54,11 @@ extension Catalog {
         try pool.read { db in
             let row = try Row.fetchOne(db, sql: """
                 SELECT COUNT(*) AS buckets,
-                       COALESCE(SUM((SELECT COUNT(*) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f')), 0) AS objects,
-                       COALESCE(SUM((SELECT COALESCE(SUM(size), 0) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f')), 0)
-                       + COALESCE(SUM((SELECT COALESCE(SUM(p.size), 0) FROM upload u JOIN upload_part p ON p.upload_id = u.id
-                                       WHERE u.bucket_id = b.id)), 0) AS bytes
+                       COALESCE(SUM((SELECT COUNT(*) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f')), 0) AS objects
                 FROM bucket b WHERE b.owner_id = ?
                 """, arguments: [user])!
-            return UsageRecord(buckets: row["buckets"], objects: row["objects"], bytes: row["bytes"])
+            // The bytes a quota counts: the same sum as the reservations check (Catalog+Leases).
+            return UsageRecord(buckets: row["buckets"], objects: row["objects"], bytes: try Self.storedBytes(user: user, db))
         }
     }
 

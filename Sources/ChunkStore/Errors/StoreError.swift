@@ -18,6 +18,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable, Equatable {
         case integrity
         /// A provider could not do what was asked (unwritable, full, unreachable).
         case providerFailure
+        /// The bucket owner's quota (a67 user quota) has no room for what was asked.
+        case quotaExceeded
         /// A local file or stream could not be read or written.
         case io
         /// A bug: an invariant did not hold.

@@ -38,12 +38,21 @@ public struct ObjectWriter: Sendable {
         public let underReplicated: Int
     }
 
+    /// Puts `source` as `bucket/key`. With `quota`, room under the bucket owner's quota is taken
+    /// before the bytes are stored (the whole size up front when it is known), and the put is
+    /// refused with `quotaExceeded` when there is none.
     public func write(from source: ByteSource, bucket: BucketRecord, key: String,
                       owner: (uid: UInt32, gid: UInt32, mode: UInt32),
-                      attributes: [String: String] = [:], io: BlockingIOPool = .shared,
+                      attributes: [String: String] = [:], io: BlockingIOPool = .shared, quota: QuotaReservation? = nil,
                       progress: ProgressHandler? = nil) async throws -> Result {
-        try await write(reading: { count in try await io.run { try source.read(upTo: count) } }, bucket: bucket, key: key,
-                        owner: owner, attributes: attributes, progress: progress)
+        if let size = source.knownSize { try quota?.cover(size) }
+        var total: Int64 = 0
+        return try await write(reading: { count in
+            let bytes = try await io.run { try source.read(upTo: count) }
+            total += Int64(bytes.count)
+            try quota?.cover(total)
+            return bytes
+        }, bucket: bucket, key: key, owner: owner, attributes: attributes, progress: progress)
     }
 
     /// Puts the bytes `read` returns (each call: up to the given count, fewer only at the end) as

@@ -15,6 +15,9 @@ extension Repository {
         public var corrupt: [String] = []
         /// Replicas that could not be read for another reason (the provider was unreachable): not judged.
         public var unreadable: [String] = []
+        /// Objects that cannot be read whole: a chunk they list is not in the catalog, is recorded on no
+        /// provider, or had every replica found missing or damaged. "BUCKET/KEY: N chunk(s) lost".
+        public var damagedObjects: [String] = []
         public var seconds = 0.0
     }
 
@@ -31,6 +34,8 @@ extension Repository {
         // The chunks of the latest catalog snapshot are checked too, on every provider that holds them.
         let state = loadSnapshotState()
         var damagedSnapshotCopies: [(String, Int64)] = []
+        // Per chunk in use: its recorded replicas, and those found missing or damaged.
+        var replicas: [ChunkID: (recorded: Int, bad: Int)] = [:]
         var work = try catalog.allChunks().flatMap { chunk in chunk.providers.map { (chunk, $0) } }
         for chunk in state.snapshots.last?.chunks ?? [] {
             guard let id = ChunkID(hex: chunk.id) else { continue }
@@ -72,6 +77,14 @@ extension Repository {
             let what = "\(pool.member(item.1)?.name ?? "?"): chunk \(item.0.id.short)"
             var bytes = 0
             report.replicasChecked += 1
+            if item.0.want > 0 {
+                var count = replicas[item.0.id] ?? (item.0.providers.count, 0)
+                switch verdict {
+                case .missing, .corrupt: count.bad += 1
+                default: break
+                }
+                replicas[item.0.id] = count
+            }
             switch verdict {
             case .good(let size):
                 bytes = size
@@ -92,6 +105,10 @@ extension Repository {
             }
             report.bytesChecked += Int64(bytes)
             progress?(Int64(bytes))
+        }
+        let lost = Set(replicas.filter { $0.value.bad >= $0.value.recorded }.keys)
+        report.damagedObjects = try catalog.auditReferences(lost: lost).damaged.map {
+            "\($0.name): \($0.missingChunks.count) chunk(s) lost (\($0.missingChunks.prefix(3).map(\.short).joined(separator: ", ")))"
         }
         report.seconds = started.duration(to: .now).seconds
         if !damagedSnapshotCopies.isEmpty {
@@ -318,17 +335,25 @@ extension Repository {
         public var bytesFreed: Int64 = 0
         public var orphansDeleted = 0
         public var orphansWaiting = 0
+        /// Chunks whose reference counts `recount` rebuilt from the live objects.
+        public var recounted = 0
         /// Providers whose listing failed: nothing was deleted there on the strength of it.
         public var skippedProviders: [String] = []
         public var failed: [String] = []
     }
 
-    /// Mark and sweep. Drops trash entries older than the retention period; deletes chunks no live
-    /// manifest refers to that were recorded more than `grace` seconds ago; and deletes objects found on
-    /// a provider that the catalog does not place there once they have been seen for `grace` seconds
-    /// (left by an interrupted put). A provider whose listing fails is skipped entirely.
+    /// Mark and sweep. Drops trash entries older than the retention period; marks every chunk the live
+    /// objects, the trash and unfinished uploads refer to, reading their manifests; deletes chunks no
+    /// live manifest refers to that were recorded more than `grace` seconds ago and that no running
+    /// process leases (a mount's stored, uncommitted blocks); and deletes objects found on a provider
+    /// that the catalog does not place there once they have been seen for `grace` seconds (left by an
+    /// interrupted put). A provider whose listing fails is skipped entirely.
+    ///
+    /// The stored reference counts must agree with the mark: when they do not (a damaged catalog),
+    /// nothing is deleted and the error says so; `recount` first rebuilds them from the live objects.
     /// Runs with the repository's exclusive lock, so no put is between storing and recording a chunk.
-    public func collectGarbage(grace: Double = defaultGraceSeconds, trashDays: Double? = nil) async throws -> GCReport {
+    public func collectGarbage(grace: Double = defaultGraceSeconds, trashDays: Double? = nil,
+                               recount: Bool = false) async throws -> GCReport {
         _ = try unlocked()
         let lock = try RepositoryLock(home: home, exclusive: true)
         defer { lock.release() }
@@ -338,13 +363,26 @@ extension Repository {
         let retention = try trashDays ?? Double(catalog.setting(Self.trashDaysSetting) ?? "") ?? Self.defaultTrashDays
         report.trashPurged = try catalog.purgeTrash(deletedBefore: now - Int64(retention * 86_400 * 1e9))
         let cutoff = now - Int64(grace * 1e9)
+        if recount { report.recounted = try catalog.recountReferences() }
+        let audit = try catalog.auditReferences()
+        guard audit.mismatched.isEmpty else {
+            let inUse = audit.mismatched.filter { $0.stored == (0, 0) }.count
+            throw StoreError(.integrity, "gc deleted nothing: the catalog's reference counts disagree with its objects for "
+                + "\(audit.mismatched.count) chunk(s)\(inUse > 0 ? ", \(inUse) of them in use but counted as unreferenced" : ""). "
+                + "The catalog may be damaged: run a67 scrub to see which objects are affected, then a67 gc --recount "
+                + "to rebuild the counts from the objects")
+        }
+        // Chunks a running process stored and has not committed yet (a mount's blocks) stay.
+        let leased = try catalog.liveLeases()
         // Snapshot chunks are in no catalog: those of the snapshots kept locally and of every root
         // pointer on the providers stay (a data chunk can have a snapshot chunk's ID: same bytes).
         var keep = try snapshotChunkIDs()
         let found = try await rootsOnProviders()
         for root in found.roots { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
+        keep.formUnion(leased)
 
-        for chunk in try catalog.unreferencedChunks(recordedBefore: cutoff) {
+        for chunk in try catalog.unreferencedChunks(recordedBefore: cutoff)
+        where !leased.contains(chunk.id) && !audit.live.contains(chunk.id) {
             // Forget first: from here on no put dedupes against it; then delete the copies.
             guard try catalog.forgetUnreferencedChunk(chunk.id) else { continue }
             for provider in chunk.providers where !keep.contains(chunk.id) {

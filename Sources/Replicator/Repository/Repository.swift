@@ -262,8 +262,11 @@ public final class Repository: Sendable {
         let lock = try RepositoryLock(home: home, exclusive: false)
         defer { lock.release() }
         let writer = ObjectWriter(sealer: ChunkSealer(keys: keys, zstdLevel: level), pool: try pool(), catalog: catalog)
+        // The bucket owner's quota binds a67 put as it binds S3 uploads and the mount.
+        let quota = QuotaReservation(catalog: catalog, user: record.ownerID)
+        defer { quota.release() }
         return try await writer.write(from: source, bucket: record, key: key,
-                                      owner: (uid: getuid(), gid: getgid(), mode: 0o644), progress: progress)
+                                      owner: (uid: getuid(), gid: getgid(), mode: 0o644), quota: quota, progress: progress)
     }
 
     /// Runs `body` holding the repository lock shared, as puts do (garbage collection holds it

@@ -23,11 +23,11 @@ final class RequestBodyReader {
     private let contentMD5: [UInt8]?
     /// The decoded length the client declared, if any.
     let declaredLength: Int64?
-    /// The most bytes accepted (what the user's quota leaves), if limited.
-    private let limit: Int64?
+    /// Room under the bucket owner's quota, taken as bytes arrive (the declared length up front).
+    private let quota: QuotaReservation?
     private(set) var received: Int64 = 0
 
-    init(_ request: Request, payload: PayloadCheck, limit: Int64?) throws {
+    init(_ request: Request, payload: PayloadCheck, quota: QuotaReservation?) throws {
         iterator = request.body.makeAsyncIterator()
         let headers = request.headers
         func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
@@ -64,15 +64,9 @@ final class RequestBodyReader {
             contentMD5 = nil
         }
         checksum = try Checksum(headers: header)
-        self.limit = limit
-        if let limit, let declaredLength, declaredLength > limit {
-            throw RequestBodyReader.quotaExceeded(limit: limit)
-        }
-    }
-
-    static func quotaExceeded(limit: Int64) -> S3Error {
-        S3Error(.forbidden, "QuotaExceeded",
-                "The upload would exceed your quota: \(max(0, limit)) bytes are left. Delete objects or ask for a larger quota (a67 user quota)")
+        self.quota = quota
+        // Refused before any byte is stored when the declared length does not fit.
+        if let declaredLength { try quota?.cover(declaredLength) }
     }
 
     /// Up to `count` decoded bytes; fewer only at the end of the body.
@@ -96,7 +90,7 @@ final class RequestBodyReader {
             }
         }
         received += Int64(out.count)
-        if let limit, received > limit { throw Self.quotaExceeded(limit: limit) }
+        try quota?.cover(received)
         if let declaredLength, received > declaredLength {
             throw S3Error(.badRequest, "IncompleteBody", "The body is longer than the declared length \(declaredLength)")
         }

@@ -229,7 +229,7 @@ struct S3Handler: Sendable {
     /// A request's small XML body (read whole, checked like any body), whose root must be `root`;
     /// nil for an empty body when that is allowed.
     func xmlBody(_ r: S3Request, root: String, limit: Int, optional: Bool = false) async throws -> RemoteBackends.XMLElement? {
-        let body = try RequestBodyReader(r.request, payload: r.payload, limit: nil)
+        let body = try RequestBodyReader(r.request, payload: r.payload, quota: nil)
         let bytes = try await body.readAll(limit: limit)
         _ = try body.finish()
         if bytes.isEmpty && optional { return nil }
@@ -239,11 +239,11 @@ struct S3Handler: Sendable {
         return element
     }
 
-    /// Streams a request's body into chunks (the quota leaving `limit` bytes) and checks it; returns
-    /// the chunks, the body's MD5 and the checksum the client sent, if any. Run inside `whileStoring`.
-    func storeBody(_ r: S3Request, writer: ObjectWriter, policy: ReplicaPolicy, limit: Int64?) async throws
+    /// Streams a request's body into chunks (room taken under `quota` as it arrives) and checks it;
+    /// returns the chunks, the body's MD5 and the checksum the client sent, if any. Run inside `whileStoring`.
+    func storeBody(_ r: S3Request, writer: ObjectWriter, policy: ReplicaPolicy, quota: QuotaReservation) async throws
         -> (stored: ObjectWriter.StoredChunks, md5: [UInt8], checksum: (String, String)?) {
-        let body = try RequestBodyReader(r.request, payload: r.payload, limit: limit)
+        let body = try RequestBodyReader(r.request, payload: r.payload, quota: quota)
         let stored = try await writer.storeChunks(reading: { try await body.read(upTo: $0) }, policy: policy)
         server.metrics.received(body.received)
         let md5 = try body.finish()

@@ -38,7 +38,8 @@ extension S3Handler {
         let upload = try upload(r, bucket)
         let writer = try repository.objectWriter(window: server.window)
         let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
-        let left = try quotaLeft(r.principal)
+        let quota = quota(bucket)
+        defer { quota.release() }
         if copy {
             let source = try copySource(r)
             var range: ClosedRange<Int64> = 0...(source.object.size - 1)
@@ -49,7 +50,7 @@ extension S3Handler {
                 range = wanted
             }
             let length = source.object.size == 0 ? 0 : range.upperBound - range.lowerBound + 1
-            if let left, length > left { throw RequestBodyReader.quotaExceeded(limit: left) }
+            try quota.cover(length)
             let reader = try repository.objectReader()
             var cursor = range.lowerBound
             let md5 = StreamDigest(.md5)
@@ -75,7 +76,7 @@ extension S3Handler {
             })
         }
         let (md5, checksum) = try await repository.whileStoring { () async throws -> ([UInt8], (String, String)?) in
-            let body = try await storeBody(r, writer: writer, policy: policy, limit: left)
+            let body = try await storeBody(r, writer: writer, policy: policy, quota: quota)
             do {
                 try await catalog.putPart(upload: upload.id, number: number, entries: body.stored.entries,
                                           etag: Hex.encode(body.md5), chunks: body.stored.unrecorded)

@@ -39,11 +39,9 @@ enum ObjectAttributes {
 }
 
 extension S3Handler {
-    /// What is left of the caller's quota, or nil when they have none.
-    func quotaLeft(_ principal: Principal) throws -> Int64? {
-        guard let quota = principal.user.quota else { return nil }
-        return quota - (try catalog.usage(user: principal.user.id).bytes)
-    }
+    /// Room under the bucket owner's quota for one upload, released when the request ends (what it
+    /// stored counts in the owner's usage by then).
+    func quota(_ bucket: BucketRecord) -> QuotaReservation { QuotaReservation(catalog: catalog, user: bucket.ownerID) }
 
     var owner: (uid: UInt32, gid: UInt32, mode: UInt32) { (getuid(), getgid(), 0o644) }
 
@@ -52,11 +50,12 @@ extension S3Handler {
         let key = r.key!
         let segments = try Self.segments(key)
         var attributes = try ObjectAttributes.from(r)
-        let limit = try quotaLeft(r.principal)
+        let quota = quota(bucket)
+        defer { quota.release() }
         let writer = try repository.objectWriter(window: server.window)
         let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
         let (md5, checksum) = try await repository.whileStoring { () async throws -> ([UInt8], (String, String)?) in
-            let body = try await storeBody(r, writer: writer, policy: policy, limit: limit)
+            let body = try await storeBody(r, writer: writer, policy: policy, quota: quota)
             attributes[ObjectAttributes.etag] = Hex.encode(body.md5)
             _ = try await writer.commit(body.stored, attributes: attributes, bucket: bucket, key: key, segments: segments,
                                         owner: owner)
@@ -99,7 +98,9 @@ extension S3Handler {
         if !replace && source.bucket.id == bucket.id && source.object.key == segments.joined(separator: "/") {
             throw S3Error(.badRequest, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata")
         }
-        if let left = try quotaLeft(r.principal), source.object.size > left { throw RequestBodyReader.quotaExceeded(limit: left) }
+        let quota = quota(bucket)
+        defer { quota.release() }
+        try quota.cover(source.object.size)
         var attributes = source.object.manifest.attributes
         if replace {
             attributes = try ObjectAttributes.from(r)

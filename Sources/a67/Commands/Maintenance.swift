@@ -33,16 +33,18 @@ struct Scrub: AsyncParsableCommand {
             if json {
                 printJSON(["replicasChecked": report.replicasChecked, "bytesChecked": report.bytesChecked,
                            "missing": report.missing, "corrupt": report.corrupt, "unreadable": report.unreadable,
-                           "seconds": report.seconds])
+                           "damagedObjects": report.damagedObjects, "seconds": report.seconds])
             } else {
                 print("scrubbed \(report.replicasChecked) replica(s), \(ByteSize.format(report.bytesChecked)) in "
                     + String(format: "%.1f s (", report.seconds) + a67.rate(report.bytesChecked, report.seconds) + ")")
                 for line in report.missing.prefix(20) { print("  missing: \(line)") }
                 for line in report.corrupt.prefix(20) { print("  damaged: \(line)") }
                 for line in report.unreadable.prefix(20) { print("  not checked: \(line)") }
+                for line in report.damagedObjects.prefix(50) { print("  object lost: \(line)") }
+                if report.damagedObjects.count > 50 { print("  ... and \(report.damagedObjects.count - 50) more objects lost") }
                 if report.missing.count + report.corrupt.count > 0 { print("run a67 repair to restore them") }
             }
-            if report.missing.count + report.corrupt.count > 0 {
+            if report.missing.count + report.corrupt.count + report.damagedObjects.count > 0 {
                 throw ExitCode(ExitStatus.integrity.rawValue)
             }
             if !report.unreadable.isEmpty { throw ExitCode(ExitStatus.provider.rawValue) }
@@ -139,7 +141,12 @@ struct GC: AsyncParsableCommand {
             chunks no object refers to once they were recorded more than --grace ago, and files on a \
             provider that the catalog does not place there (left by an interrupted put) once they have \
             been seen by gc for --grace. A provider whose listing fails is skipped: nothing is deleted \
-            on the strength of an incomplete listing. Waits for running puts to finish.
+            on the strength of an incomplete listing. Waits for running puts to finish. Blocks a running \
+            a67 mount has stored but not yet committed are kept.
+
+            The catalog's reference counts are checked against the objects first: when they disagree \
+            (a damaged catalog.db), gc deletes nothing and exits 4. a67 scrub then names the objects \
+            affected; --recount rebuilds the counts from the objects before collecting.
 
             Deleted objects stay in the trash for 30 days (a67 config set trash.retention_days N), \
             or --trash-days for this run.
@@ -153,6 +160,9 @@ struct GC: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Drop trash entries older than this many days (default: the repository's setting, 30).", valueName: "days"))
     var trashDays: Double?
 
+    @Flag(help: "Rebuild the catalog's reference counts from the objects first (after damage; see above).")
+    var recount = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -161,18 +171,19 @@ struct GC: AsyncParsableCommand {
             let seconds = try parseDuration(grace, option: "--grace")
             if let trashDays, !(trashDays >= 0) { throw StoreError(.invalidArgument, "--trash-days must be 0 or more") }
             let repository = try home.unlock()
-            let report = try await repository.collectGarbage(grace: seconds, trashDays: trashDays)
+            let report = try await repository.collectGarbage(grace: seconds, trashDays: trashDays, recount: recount)
             try await commit(repository)
             if json {
                 printJSON(["trashPurged": report.trashPurged, "chunksDeleted": report.chunksDeleted,
                            "orphansDeleted": report.orphansDeleted, "orphansWaiting": report.orphansWaiting,
                            "bytesFreed": report.bytesFreed, "skippedProviders": report.skippedProviders,
-                           "failed": report.failed])
+                           "failed": report.failed, "recounted": report.recounted])
             } else {
                 print("gc: \(report.trashPurged) trash entr\(report.trashPurged == 1 ? "y" : "ies") dropped, "
                     + "\(report.chunksDeleted) unreferenced chunk(s) and \(report.orphansDeleted) stray file(s) deleted, "
                     + "\(ByteSize.format(report.bytesFreed)) freed"
                     + (report.orphansWaiting > 0 ? "; \(report.orphansWaiting) stray file(s) wait out the grace period" : ""))
+                if report.recounted > 0 { print("  reference counts rebuilt for \(report.recounted) chunk(s)") }
                 for line in report.skippedProviders { print("  skipped (listing failed): \(line)") }
                 for line in report.failed.prefix(20) { print("  not deleted: \(line)") }
             }

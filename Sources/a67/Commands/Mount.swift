@@ -68,12 +68,20 @@ struct MountCommand: AsyncParsableCommand {
         settings.allowOther = allowOther
         let mount = try Mount(repository: repository, bucket: bucket, mountpoint: point, settings: settings)
         let pidFile = MountPoints.pidFile(home: home.path, mountpoint: point)
+        let lostFile = MountPoints.lostFile(home: home.path, mountpoint: point)
         try? FileManager.default.createDirectory(atPath: home.path + "/mounts", withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: lostFile)
         let bucket = self.bucket
         defer { try? FileManager.default.removeItem(atPath: pidFile) }
-        try await mount.run {
-            try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
-            note("a67 mount: \(bucket) is mounted at \(point) (a67 umount \(point), SIGTERM or Ctrl-C unmounts)")
+        do {
+            try await mount.run {
+                try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+                note("a67 mount: \(bucket) is mounted at \(point) (a67 umount \(point), SIGTERM or Ctrl-C unmounts)")
+            }
+        } catch {
+            // For a67 umount, which cannot see this process's exit status: what was lost, before exiting.
+            try? "\(error)\n".write(toFile: lostFile, atomically: true, encoding: .utf8)
+            throw error
         }
         note("a67 mount: \(point) unmounted, every change stored")
     }
@@ -146,11 +154,17 @@ struct UmountCommand: AsyncParsableCommand {
         try await guarded {
             let point = absolute(mountpoint)
             let pidFile = MountPoints.pidFile(home: home.path, mountpoint: point)
+            let lostFile = MountPoints.lostFile(home: home.path, mountpoint: point)
             if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
                kill(pid, 0) == 0 {
                 kill(pid, SIGTERM)
                 // It stores what is changed (which can take a while on slow providers), unmounts, exits.
                 while MountPoints.alive(pid) { usleep(50_000) }
+                // Changes it could not store are named in its lost file (its exit status is not ours to read).
+                if let lost = try? String(contentsOfFile: lostFile, encoding: .utf8) {
+                    try? FileManager.default.removeItem(atPath: lostFile)
+                    throw StoreError(.providerFailure, lost.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
                 if !MountTable.isMounted(point) {
                     print("unmounted \(point)")
                     return
@@ -176,6 +190,11 @@ struct UmountCommand: AsyncParsableCommand {
 enum MountPoints {
     static func pidFile(home: String, mountpoint: String) -> String {
         home + "/mounts/" + mountpoint.replacingOccurrences(of: "/", with: "%") + ".pid"
+    }
+
+    /// Where a mount process that could not store every change says which files lost what.
+    static func lostFile(home: String, mountpoint: String) -> String {
+        home + "/mounts/" + mountpoint.replacingOccurrences(of: "/", with: "%") + ".lost"
     }
 
     /// Whether process `pid` runs (a zombie, done but not yet reaped, does not).
