@@ -8,6 +8,8 @@ Each test has its own bucket and mount.
 
 import errno
 import os
+import threading
+import time
 
 from conftest import CHUNK, MiB, expect_errno, process_gone, server_pids, wait_for
 from test_faults import write_all
@@ -16,30 +18,42 @@ from test_faults import write_all
 MAX_FILE = 145_634 * CHUNK
 
 
-def chunk_files(repo):
-    """Every chunk file on the session's providers."""
-    return sum(len(files) for provider in repo.providers.values() for _, _, files in os.walk(provider / "data"))
-
-
 def test_gc_keeps_blocks_a_mount_stored_but_not_committed(repo):
-    """Two whole blocks of an open file are sealed and stored in the background (on the providers, in no
-    object yet); `a67 gc --grace 0` runs; the file is then finished and closed: close succeeds and the
-    object holds every byte (before leases, gc swept the two blocks as strays and close failed with EIO)."""
+    """`a67 gc --grace 0` in a loop while files are written through the mount: every close succeeds and
+    every file is whole. The mount stores (and records) whole blocks in the background and commits them
+    up to 2 s later; before leases, gc deleted them in between and close failed with EIO."""
     bucket = repo.bucket("gc-pending")
+    files = {f"f{i}.bin": os.urandom(2 * CHUNK + MiB + i) for i in range(6)}
+    done = threading.Event()
+    runs = []
+
+    def collect():
+        while not done.is_set():
+            runs.append(repo.a67("gc", "--grace", "0", check=False).returncode)
+
     with repo.mounted(bucket) as m:
-        before = chunk_files(repo)
-        head, tail = os.urandom(2 * CHUNK), os.urandom(MiB + 3)
-        fd = os.open(m.path / "big.bin", os.O_CREAT | os.O_WRONLY, 0o644)
+        collector = threading.Thread(target=collect)
+        collector.start()
+        failures = []
         try:
-            write_all(fd, head)
-            # Both blocks are stored once their files are on the providers (two replicas each).
-            wait_for(lambda: chunk_files(repo) >= before + 4, "the mount's two full blocks stored", deadline=60)
-            repo.a67("gc", "--grace", "0")
-            write_all(fd, tail, offset=len(head))
+            for name, data in files.items():
+                fd = os.open(m.path / name, os.O_CREAT | os.O_WRONLY, 0o644)
+                try:
+                    for offset in range(0, len(data), MiB):
+                        os.pwrite(fd, data[offset:offset + MiB], offset)
+                        time.sleep(0.05)  # a writer that takes its time: the blocks wait for their commit
+                finally:
+                    try:
+                        os.close(fd)
+                    except OSError as e:
+                        failures.append((name, e))
         finally:
-            os.close(fd)
-        repo.expect_object(bucket, "big.bin", head + tail, "written while gc ran with --grace 0")
-    repo.expect_object(bucket, "big.bin", head + tail, "after umount")
+            done.set()
+            collector.join()
+        assert not failures, f"close failed while gc ran: {failures}"
+        assert runs and all(code == 0 for code in runs), runs
+    for name, data in files.items():
+        repo.expect_object(bucket, name, data, "written while gc --grace 0 ran in a loop")
 
 
 def test_gc_keeps_the_empty_manifest_of_a_running_mount(repo):
