@@ -108,8 +108,7 @@ public final class Mount: Sendable {
             while !stop.withLock({ $0 }) {
                 Thread.sleep(forTimeInterval: 0.5)
                 let before = fs.nodes.withLock { $0.count }
-                let failures = fs.commitDirty(olderThan: settings.commitDelay, durable: false)
-                for failure in failures { fs.log("not stored yet, will retry: \(failure)") }
+                fs.commitDirty(olderThan: settings.commitDelay, durable: false)
                 if before > 0 { changedSince = true }
                 if changedSince, ContinuousClock.now - lastSnapshot > .seconds(settings.snapshotInterval) {
                     lastSnapshot = .now

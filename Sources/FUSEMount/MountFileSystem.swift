@@ -38,6 +38,8 @@ final class MountFileSystem: Sendable {
     let nodes = Mutex<[Int64: FileNode]>([:])
     /// The content each file had when the kernel last read it: reopened unchanged, its page cache is kept.
     let served = Mutex<[Int64: ChunkID]>([:])
+    /// Files whose last commit failed: the reason, when it was last logged, the failed attempts.
+    let failing = Mutex<[Int64: (reason: String, logged: ContinuousClock.Instant, attempts: Int)]>([:])
     static let timeout = 1.0
 
     init(context: MountContext) {
@@ -338,9 +340,8 @@ final class MountFileSystem: Sendable {
             node.discardChanges(context: context)
         } else if node.state.withLock({ $0.dirty }) {
             do {
-                try node.commit(context: context, durable: false)
+                try commit(node, durable: false)
             } catch {
-                log("changes to inode \(node.id) are not stored yet (\(error)); retrying in the background")
                 return
             }
         }
@@ -441,7 +442,7 @@ final class MountFileSystem: Sendable {
         answer(request) {
             let node = try node(info, ino)
             if node.state.withLock({ $0.dirty || $0.refused != nil }) {
-                try node.commit(context: context, durable: false)
+                try commit(node, durable: false)
             }
             request.ok()
         }
@@ -451,7 +452,7 @@ final class MountFileSystem: Sendable {
         answer(request) {
             let node = try node(info, ino)
             if node.state.withLock({ $0.dirty || $0.refused != nil }) {
-                try node.commit(context: context, durable: true)
+                try commit(node, durable: true)
             } else {
                 try catalog.sync()
             }
@@ -617,6 +618,8 @@ final class MountFileSystem: Sendable {
     // MARK: - Background and shutdown
 
     /// Commits files changed more than `age` ago (all of them with `age` nil); returns failures.
+    /// A file that fails is logged when it starts failing, when the reason changes and once a
+    /// minute while it goes on, and once more when it is finally stored (never every retry).
     @discardableResult
     func commitDirty(olderThan age: Duration?, durable: Bool) -> [String] {
         let candidates = nodes.withLock { Array($0.values) }
@@ -628,12 +631,49 @@ final class MountFileSystem: Sendable {
             }
             guard due else { continue }
             do {
-                try node.commit(context: context, durable: durable)
+                try commit(node, durable: durable)
             } catch {
-                failures.append("\(catalog.key(ofInode: node.id).map { "/" + $0 } ?? "inode \(node.id) (unlinked)"): \(error)")
+                failures.append("\(name(node.id)): \(error)")
             }
             forgetIfIdle(node)
         }
         return failures
+    }
+
+    /// Commits a file's changes; notes (for the log) that it failed or that it succeeded after failing.
+    func commit(_ node: FileNode, durable: Bool) throws {
+        do {
+            try node.commit(context: context, durable: durable)
+        } catch MountError.errno(EDQUOT) {
+            throw MountError.errno(EDQUOT)
+        } catch {
+            noteFailure(node.id, "\(error)")
+            throw error
+        }
+        noteStored(node.id)
+    }
+
+    /// A file's path in the mount, for messages.
+    func name(_ id: Int64) -> String { catalog.key(ofInode: id).map { "/" + $0 } ?? "inode \(id) (unlinked)" }
+
+    func noteFailure(_ id: Int64, _ reason: String) {
+        let now = ContinuousClock.now
+        let announce = failing.withLock { failing -> Int? in
+            var entry = failing[id] ?? (reason: "", logged: now, attempts: 0)
+            entry.attempts += 1
+            defer { failing[id] = entry }
+            guard entry.attempts == 1 || entry.reason != reason || now - entry.logged >= .seconds(60) else { return nil }
+            entry.reason = reason
+            entry.logged = now
+            return entry.attempts
+        }
+        if let attempts = announce {
+            log("changes to \(name(id)) are not stored yet (attempt \(attempts); retrying in the background): \(reason)")
+        }
+    }
+
+    func noteStored(_ id: Int64) {
+        guard let entry = failing.withLock({ $0.removeValue(forKey: id) }) else { return }
+        log("changes to \(name(id)) are stored now, after \(entry.attempts) failed attempt(s)")
     }
 }

@@ -208,6 +208,10 @@ def test_provider_failure_is_eio_then_recovers(repo):
             os.close(fd)
         repo.expect_object(bucket, "file.bin", first + second, "written across a provider failure and its recovery")
         assert sha256(read(p)) == sha256(first + second)
+        # The log says it failed (once per reason, not at every retry) and that it was stored in the end.
+        log = (repo.home / "mounts" / f"{bucket}.log").read_text(errors="replace")
+        assert "/file.bin are stored now, after" in log, log
+        assert log.count("/file.bin are not stored yet") <= 3, log
 
 
 def test_disk_cache_is_sealed_and_damage_is_refetched(repo):
