@@ -35,7 +35,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .notFound: return "not found: a bucket, key, provider or source file that does not exist"
         case .passphrase: return "wrong passphrase, or none given"
         case .integrity: return "integrity failure: stored data is damaged or swapped (never returned)"
-        case .provider: return "provider failure: a provider is unwritable, full, missing or at its quota; or the bucket owner's quota is used up"
+        case .provider: return "provider failure: unwritable, full, missing, or a quota used up"
         case .conflict: return "conflict: it already exists, or a bucket is not empty"
         case .noRepository: return "no repository at $A67_HOME (run a67 init)"
         case .usage: return "usage: invalid arguments, names, keys or ranges"
