@@ -429,6 +429,26 @@ def test_delete_objects_malformed_xml(raw, alice, bucket):
     assert not exists(alice, bucket, "x")
 
 
+def test_deeply_nested_xml(server, raw, alice, bucket):
+    """A body nested 50,000 levels deep (about 850 KB, under the 2 MiB cap) once crashed the server for
+    everyone; now past 32 levels it is MalformedXML, and the server keeps answering."""
+    alice.put_object(Bucket=bucket, Key="x", Body=b"kept")
+    depth = 50_000
+    deep = "<Object>" * depth + "</Object>" * depth
+    body = f"<Delete>{deep}</Delete>".encode()
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    response = raw.request("POST", f"/{bucket}", query=[("delete", "")], body=body, headers={"Content-MD5": md5})
+    expect(response, 400, "MalformedXML")
+    alive(server)
+    upload_id = alice.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    body = f"<CompleteMultipartUpload>{'<Part>' * depth}{'</Part>' * depth}</CompleteMultipartUpload>".encode()
+    response = raw.request("POST", f"/{bucket}/mp", query=[("uploadId", upload_id)], body=body)
+    expect(response, 400, "MalformedXML")
+    alive(server)
+    assert exists(alice, bucket, "x") and not exists(alice, bucket, "mp")
+    alice.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
+
+
 # --- ownership ---
 
 def test_other_users_bucket(raw, alice, bucket):

@@ -234,7 +234,7 @@ struct S3Handler: Sendable {
         _ = try body.finish()
         if bytes.isEmpty && optional { return nil }
         guard let element = RemoteBackends.XMLElement.parse(bytes), element.name == root else {
-            throw S3Error.malformedXML("expected a \(root) element")
+            throw S3Error.malformedXML("expected one \(root) element, well-formed and nested at most \(RemoteBackends.XMLElement.maxDepth) levels deep")
         }
         return element
     }
