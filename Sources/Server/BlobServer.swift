@@ -9,8 +9,8 @@ import Replicator
 import Synchronization
 
 /// `a67 serve`: one process holding the repository open, serving the S3 API at the root, the JSON
-/// control API under /api/v1 and Prometheus metrics at /metrics. Changes are snapshotted (see
-/// FORMAT.md, "Catalog snapshots") at most every `snapshotInterval` seconds and once more at shutdown.
+/// control API under /_a67/api/v1 and Prometheus metrics at /_a67/metrics (see `Route`). Changes are
+/// snapshotted (see FORMAT.md, "Catalog snapshots") at most every `snapshotInterval` seconds and once more at shutdown.
 public final class BlobServer: Sendable {
     public struct Settings: Sendable {
         public var host = "127.0.0.1"

@@ -88,7 +88,7 @@ def raw(server):
 
 def alive(server):
     """The server still answers, on a new connection."""
-    health = http_request("GET", server.endpoint + "/api/v1/health", timeout=10)
+    health = http_request("GET", server.endpoint + "/_a67/api/v1/health", timeout=10)
     assert health.status == 200, f"the server no longer answers: {health}"
 
 
@@ -485,7 +485,7 @@ def send_and_classify(server, request_bytes):
 
 
 def test_header_flood(server):
-    head = f"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+    head = f"GET /_a67/api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
     flood = "".join(f"X-Flood-{i:04d}: {'v' * 16}\r\n" for i in range(2000))
     outcome = send_and_classify(server, (head + flood + "Connection: close\r\n\r\n").encode())
     assert outcome == "closed" or 400 <= outcome < 500, f"2,000 headers were answered {outcome}"
@@ -493,7 +493,7 @@ def test_header_flood(server):
 
 
 def test_oversized_header(server):
-    head = f"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+    head = f"GET /_a67/api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
     outcome = send_and_classify(server, (head + f"X-Big: {'b' * 100_000}\r\nConnection: close\r\n\r\n").encode())
     assert outcome == "closed" or 400 <= outcome < 500, f"a 100 KB header was answered {outcome}"
     alive(server)

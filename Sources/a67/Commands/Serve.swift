@@ -10,8 +10,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             S3 clients (aws, boto3, rclone, s3cmd) use the address as their endpoint, with path-style \
             addressing and an access key from a67 key create. Buckets and objects are the same ones a67 ls \
-            and a67 get see. Also served: /api/v1/health (no signature), /api/v1/buckets, usage, users and \
-            providers (signed like S3 requests), and /metrics (Prometheus).
+            and a67 get see. Also served, under /_a67/ (a prefix no bucket name can take): \
+            /_a67/api/v1/health (no signature), /_a67/api/v1/buckets, usage, users and providers (signed like \
+            S3 requests), and /_a67/metrics (Prometheus).
             SIGTERM or Ctrl-C stops it: requests in flight finish, then the catalog is snapshotted.
             Example:
               a67 user add alice && a67 key create alice
@@ -60,7 +61,7 @@ struct Serve: AsyncParsableCommand {
                 note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
             }
             try await server.run { address in
-                note("a67 serve: listening on http://\(address) (S3 at /, control API at /api/v1, metrics at /metrics)")
+                note("a67 serve: listening on http://\(address) (S3 at /, control API at /_a67/api/v1, metrics at /_a67/metrics)")
             }
             note("a67 serve: stopped")
         }
