@@ -13,7 +13,7 @@ struct ControlAPI {
     var catalog: Catalog { server.repository.catalog }
 
     /// `route` is the path after /_a67/api/v1.
-    func respond(_ request: Request, path: S3Path, route: Substring) async -> Response {
+    func respond(_ request: Request, path: S3Path, route: Substring, requestID: String) async -> Response {
         do {
             guard request.method == .get || request.method == .head else {
                 return json(["error": ["code": "MethodNotAllowed", "message": "the control API is read-only: use GET"]], status: .methodNotAllowed)
@@ -37,7 +37,7 @@ struct ControlAPI {
                 let users = user.admin ? try catalog.users() : [user]
                 return json(["users": try users.map { try usage($0) }])
             case "/providers":
-                guard user.admin else { throw S3Error.accessDenied("Only admins (a67 user add NAME --admin) see the providers") }
+                guard user.admin else { throw S3Error.accessDenied("Only admins see the providers") }
                 return json(["providers": try catalog.providers().map { p -> [String: Any] in
                     ["name": p.name, "kind": p.kind, "state": p.state, "group": p.group, "usedBytes": p.usedBytes, "chunks": p.chunkCount,
                      "quota": p.quota ?? NSNull(), "breaker": p.health?.breaker ?? "closed"]
@@ -46,13 +46,10 @@ struct ControlAPI {
                 return json(["error": ["code": "NotFound", "message": "no such endpoint: \(Route.controlAPIPath) has health, buckets, usage, users, providers"]],
                             status: .notFound)
             }
-        } catch let error as S3Error {
-            return json(["error": ["code": error.code, "message": error.message]], status: error.status)
-        } catch let error as StoreError {
-            let mapped = S3Error(error)
-            return json(["error": ["code": mapped.code, "message": error.message]], status: mapped.status)
         } catch {
-            return json(["error": ["code": "InternalError", "message": "\(error)"]], status: .internalServerError)
+            let mapped = S3Error.reported(error, requestID: requestID, operation: "ControlAPI", path: path.raw,
+                                          notFound: S3Error(.notFound, "NotFound", "Not found"))
+            return json(["error": ["code": mapped.code, "message": mapped.message]], status: mapped.status)
         }
     }
 

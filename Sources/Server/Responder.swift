@@ -58,14 +58,16 @@ struct Responder: HTTPResponder {
                 response = try server.metrics.response(server: server)
             case .controlAPI(let route):
                 operation = "ControlAPI"
-                response = await ControlAPI(server: server).respond(request, path: path, route: route)
+                response = await ControlAPI(server: server).respond(request, path: path, route: route, requestID: requestID)
             case .unknownPage:
                 throw S3Error(.notFound, "NotFound", "Nothing is served here: \(Route.prefix) has metrics and api/v1")
             case .s3:
                 (response, operation) = try await s3(request, path: path, requestID: requestID)
             }
-        } catch let error as S3Error {
-            response = error.response(resource: String(target.prefix { $0 != "?" }), requestID: requestID, head: request.method == .head)
+        } catch {
+            let resource = String(target.prefix { $0 != "?" })
+            response = S3Error.reported(error, requestID: requestID, operation: operation, path: resource, notFound: .internalError)
+                .response(resource: resource, requestID: requestID, head: request.method == .head)
         }
         response.headers[HTTPField.Name("x-amz-request-id")!] = requestID
         response.headers[.server] = "Automator67"
@@ -81,18 +83,18 @@ struct Responder: HTTPResponder {
         let operation = handler.operation(s3)
         do {
             return (try await handler.handle(s3, operation), operation.rawValue)
-        } catch let error as S3Error {
-            throw error
-        } catch let error as StoreError {
-            // The client's mistakes (a missing key, a bad name, a key in the way) are not the server's.
-            if ![.notFound, .invalidArgument, .conflict, .alreadyExists].contains(error.code) {
-                writeStandardError("a67 serve: \(operation.rawValue) \(path.raw): \(error.message)\n")
-            }
-            throw S3Error(error)
         } catch {
-            writeStandardError("a67 serve: \(operation.rawValue) \(path.raw): \(error)\n")
-            throw S3Error(.internalServerError, "InternalError", "We encountered an internal error. Please try again.")
+            throw S3Error.reported(error, requestID: requestID, operation: operation.rawValue, path: path.raw, notFound: missing(s3))
         }
+    }
+
+    /// What a not-found the handler did not name is, as S3 names it: the request's bucket when that
+    /// is gone, else its upload or key.
+    private func missing(_ r: S3Request) -> S3Error {
+        if let bucket = r.bucket, (try? server.repository.catalog.bucket(bucket)) == nil { return .noSuchBucket(bucket) }
+        if let upload = r.query["uploadId"] { return .noSuchUpload(upload) }
+        if let key = r.key { return .noSuchKey(key) }
+        return .noSuchBucket(r.bucket ?? "")
     }
 }
 

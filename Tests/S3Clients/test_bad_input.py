@@ -18,7 +18,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import MiB, http_request, REGION, query_string, s3_error, sigv4_sign
+from conftest import MiB, ServerProcess, http_request, REGION, query_string, s3_error, sigv4_sign, unique_bucket
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
 
@@ -447,6 +447,93 @@ def test_deeply_nested_xml(server, raw, alice, bucket):
     alive(server)
     assert exists(alice, bucket, "x") and not exists(alice, bucket, "mp")
     alice.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
+
+
+# --- what errors tell a client ---
+
+class OwnRepository:
+    """A repository of the test's own (two directory providers, one user who is not an admin) served by its
+    own `a67 serve`, for faults that must not touch the session's providers."""
+
+    def __init__(self, session, tmp, providers=("alpha-disk", "beta-disk")):
+        self.env = dict(session.env, A67_HOME=str(tmp / "home"))
+        self.session = session
+        self.folders = {name: tmp / name for name in providers}
+        session.a67("init", env=self.env)
+        for name, folder in self.folders.items():
+            session.a67("provider", "add", name, "--dir", folder, env=self.env)
+        session.a67("user", "add", "carol", env=self.env)
+        key = json.loads(session.a67("key", "create", "carol", "--json", env=self.env).stdout)
+        self.keys = (key["accessKeyId"], key["secretAccessKey"])
+        self.server = ServerProcess(self.env, tmp / "serve.log")
+        self.port = self.server.port
+        self.raw = Raw(self)
+
+    def credentials(self, user):
+        return self.keys
+
+    def log(self):
+        return self.server.log()
+
+    def stop(self):
+        assert self.server.stop() == 0, self.server.log()
+
+
+def assert_tells_nothing_of_the_server(response, *secrets):
+    """An error body for an S3 client: S3's code and message, nothing written for the CLI or naming the
+    server's providers and files."""
+    text = response.body.decode("utf-8", "replace")
+    for word in ("a67 ", "--", *secrets):
+        assert word not in text, f"the error body holds {word!r}: {text}"
+
+
+def test_provider_failure_tells_clients_nothing_of_the_providers(server, tmp_path):
+    """Both providers gone while serving: a user (not an admin) gets S3's 503 ServiceUnavailable, whose body names
+    no provider, no local path and no a67 command; the server's log has the detail under the request ID."""
+    own = OwnRepository(server, tmp_path)
+    try:
+        expect(own.raw.request("PUT", "/faults"), 200)
+        expect(own.raw.request("PUT", "/faults/before", body=b"stored"), 200)
+        for name, folder in own.folders.items():
+            folder.rename(folder.with_name(name + ".away"))
+            folder.write_text("not a folder: the provider's root was replaced\n")
+        try:
+            response = own.raw.request("PUT", "/faults/during", body=b"cannot be stored")
+        finally:
+            for name, folder in own.folders.items():
+                folder.unlink()
+                folder.with_name(name + ".away").rename(folder)
+        expect(response, 503, "ServiceUnavailable")
+        assert response.message() in ("Service is unable to handle request.", "Please reduce your request rate."), response
+        assert_tells_nothing_of_the_server(response, str(tmp_path), "/tmp", *own.folders)
+        request_id = response.headers["x-amz-request-id"]
+        lines = [line for line in own.log().splitlines() if request_id in line]
+        assert lines and any(name in line for line in lines for name in own.folders), \
+            f"the log has no detail for request {request_id}:\n{own.log()}"
+        missing = own.raw.request("GET", "/no-such-bucket-here/key")
+        expect(missing, 404, "NoSuchBucket")
+        assert_tells_nothing_of_the_server(missing)
+        expect(own.raw.request("GET", "/faults/before"), 200)
+    finally:
+        own.stop()
+
+
+def test_bucket_removed_during_an_upload(server, raw, alice):
+    """A not-found the handler did not expect is named as S3 names it: here the bucket, removed while an upload
+    into it was being sent, is NoSuchBucket (not NoSuchKey), with S3's message and nothing for the CLI."""
+    name = unique_bucket("removed-during-upload")
+    alice.create_bucket(Bucket=name)
+    body = os.urandom(MiB)
+    headers = raw.headers("PUT", f"/{name}/late", headers={"content-length": str(len(body))}, payload_hash=UNSIGNED)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(request_head("PUT", f"/{name}/late", headers).encode() + body[: MiB // 2])
+        alice.delete_bucket(Bucket=name)
+        sock.sendall(body[MiB // 2:])
+        answer = read_until_closed(sock, 60)
+    assert answer is not None and status_of(answer) == 404, answer
+    response = Response(404, {}, answer.split(b"\r\n\r\n", 1)[1])
+    assert response.code() == "NoSuchBucket", response
+    assert_tells_nothing_of_the_server(response)
 
 
 # --- ownership ---

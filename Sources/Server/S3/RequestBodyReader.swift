@@ -72,7 +72,7 @@ final class RequestBodyReader {
 
     static func quotaExceeded(limit: Int64) -> S3Error {
         S3Error(.forbidden, "QuotaExceeded",
-                "The upload would exceed your quota: \(max(0, limit)) bytes are left. Delete objects or ask for a larger quota (a67 user quota)")
+                "The upload would exceed your quota: \(max(0, limit)) bytes are left. Delete objects or ask the administrator for a larger quota")
     }
 
     /// Up to `count` decoded bytes; fewer only at the end of the body.
