@@ -536,6 +536,63 @@ def test_bucket_removed_during_an_upload(server, raw, alice):
     assert_tells_nothing_of_the_server(response)
 
 
+# --- headers a67 cannot honour ---
+
+SSE_C_KEY = base64.b64encode(b"k" * 32).decode()
+SSE_C = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+         "x-amz-server-side-encryption-customer-key": SSE_C_KEY,
+         "x-amz-server-side-encryption-customer-key-MD5": base64.b64encode(hashlib.md5(b"k" * 32).digest()).decode()}
+REFUSED_ON_PUT = [
+    SSE_C,
+    {"x-amz-server-side-encryption": "aws:kms"},
+    {"x-amz-server-side-encryption": "aws:kms:dsse"},
+    {"x-amz-server-side-encryption": "AES256", "x-amz-server-side-encryption-aws-kms-key-id": "some-key"},
+    {"x-amz-tagging": "project=x"},
+    {"x-amz-acl": "public-read"},
+    {"x-amz-grant-read": 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'},
+    {"x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": "2030-01-01T00:00:00Z"},
+    {"x-amz-object-lock-legal-hold": "ON"},
+    {"x-amz-website-redirect-location": "/elsewhere"},
+]
+
+
+def expect_not_implemented(response, headers):
+    expect(response, 501, "NotImplemented")
+    assert any(name.lower() in response.message() for name in headers), response.message()
+
+
+@pytest.mark.parametrize("headers", REFUSED_ON_PUT, ids=lambda h: ",".join(h))
+def test_headers_that_change_a_write_are_refused(raw, alice, bucket, headers):
+    """A write that asks for what a67 does not do (SSE-C, KMS, tags, ACL grants, object lock, redirects) is refused
+    whole with 501 naming the header, before anything is stored: PUT, CopyObject and CreateMultipartUpload alike."""
+    expect_not_implemented(raw.request("PUT", f"/{bucket}/refused", headers=headers, body=b"never stored"), headers)
+    assert not exists(alice, bucket, "refused")
+    alice.put_object(Bucket=bucket, Key="source", Body=b"source")
+    copy = {"x-amz-copy-source": f"/{bucket}/source", "x-amz-metadata-directive": "REPLACE", **headers}
+    expect_not_implemented(raw.request("PUT", f"/{bucket}/copied", headers=copy), headers)
+    assert not exists(alice, bucket, "copied")
+    expect_not_implemented(raw.request("POST", f"/{bucket}/multi", query=[("uploads", "")], headers=headers), headers)
+    assert alice.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_what_a67_does_anyway_is_accepted_and_the_rest_of_copy_and_parts_refused(raw, alice, bucket):
+    for headers in ({"x-amz-acl": "private"}, {"x-amz-server-side-encryption": "AES256"}, {"x-amz-object-lock-legal-hold": "OFF"}):
+        response = raw.request("PUT", f"/{bucket}/fine", headers=headers, body=b"stored")
+        assert response.status == 200 and response.headers.get("x-amz-server-side-encryption") == "AES256", response
+    alice.put_object(Bucket=bucket, Key="source", Body=b"source")
+    replace_tags = {"x-amz-copy-source": f"/{bucket}/source", "x-amz-tagging-directive": "REPLACE", "x-amz-tagging": "a=b"}
+    expect_not_implemented(raw.request("PUT", f"/{bucket}/copied", headers=replace_tags), replace_tags)
+    sse_c_source = {"x-amz-copy-source": f"/{bucket}/source",
+                    **{k.replace("x-amz-", "x-amz-copy-source-"): v for k, v in SSE_C.items()}}
+    expect_not_implemented(raw.request("PUT", f"/{bucket}/copied", headers=sse_c_source), sse_c_source)
+    assert not exists(alice, bucket, "copied")
+    upload_id = alice.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    part = raw.request("PUT", f"/{bucket}/mp", query=[("partNumber", "1"), ("uploadId", upload_id)], headers=SSE_C, body=b"part")
+    expect_not_implemented(part, SSE_C)
+    assert alice.list_parts(Bucket=bucket, Key="mp", UploadId=upload_id).get("Parts", []) == []
+    alice.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
+
+
 # --- ownership ---
 
 def test_other_users_bucket(raw, alice, bucket):
