@@ -649,6 +649,102 @@ def test_garbage_request_line(server):
     alive(server)
 
 
+# --- connection floods ---
+
+def closed_within(socks, seconds):
+    """The sockets of `socks` the server closed (EOF or reset) within `seconds`."""
+    import selectors
+    closed = set()
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + seconds
+        while len(closed) < len(socks) and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=max(0.01, deadline - time.monotonic())):
+                try:
+                    data = key.fileobj.recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    closed.add(key.fileobj)
+                    selector.unregister(key.fileobj)
+    return closed
+
+
+def test_connection_flood(server):
+    """1,100 idle connections from one client once used up the server's descriptors (it ran with a soft limit of
+    1,024) and it answered no one. Now: past --max-connections-per-client the excess is closed at accept, another
+    client is answered at once, idle connections are closed after --idle-timeout, and a request head that is not
+    whole within --request-head-timeout of its first byte (slowloris) is closed sooner. Loopback only, bounded."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2400:
+        pytest.fail(f"this test opens 1,100 connections: it needs a hard descriptor limit of 2,400 or more (ulimit -Hn: {hard})")
+    per_client, idle, head_timeout = 128, 10, 2
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, soft), hard))  # the server starts with 1,024, as before
+    try:
+        extra_cm = server.extra_server("--max-connections-per-client", str(per_client), "--idle-timeout", str(idle),
+                                       "--request-head-timeout", str(head_timeout))
+        extra = extra_cm.__enter__()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+    flood = []
+    try:
+        for _ in range(1100):
+            flood.append(socket.create_connection(("127.0.0.1", extra.port), timeout=10))
+        refused = closed_within(flood, 2)
+        assert len(flood) - len(refused) == per_client, \
+            f"{len(flood) - len(refused)} of 1,100 connections from one client are held; at most {per_client} may be"
+        # Another client is answered at once, signed, while the flood's connections are held.
+        signer = Raw(server)
+        signer.host = f"127.0.0.1:{extra.port}"
+        started = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", extra.port, timeout=10, source_address=("127.0.0.2", 0))
+        try:
+            conn.putrequest("GET", "/", skip_host=True, skip_accept_encoding=True)
+            for name, value in signer.headers("GET", "/").items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            answer = conn.getresponse()
+            assert answer.status == 200 and b"ListAllMyBucketsResult" in answer.read(), answer.status
+        finally:
+            conn.close()
+        assert time.monotonic() - started < 3, f"another client waited {time.monotonic() - started:.1f} s"
+        # A slow request head is closed after --request-head-timeout, before the idle timeout.
+        slow = socket.create_connection(("127.0.0.1", extra.port), timeout=10, source_address=("127.0.0.2", 0))
+        started = time.monotonic()
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        slow.setblocking(False)
+        closed_at = None
+        for byte in b"X-Slow: " + b"s" * 200:
+            try:
+                slow.sendall(bytes([byte]))
+                if slow.recv(1) == b"":
+                    closed_at = time.monotonic()
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed_at = time.monotonic()
+                break
+            time.sleep(0.25)
+        slow.close()
+        assert closed_at is not None and closed_at - started < idle - 1, \
+            f"a slow request head was not closed within {idle - 1} s (the head timeout is {head_timeout} s)"
+        # The idle ones are closed by the server within the idle timeout (with some slack for the timer).
+        held = [sock for sock in flood if sock not in refused]
+        closed = closed_within(held, idle + 4)
+        assert len(closed) == len(held), f"{len(held) - len(closed)} idle connections were still open after {idle + 4} s"
+    finally:
+        for sock in flood:
+            sock.close()
+        extra_cm.__exit__(None, None, None)
+    assert "descriptors" not in extra.log(), extra.log()
+
+
 # --- shutdown ---
 
 def test_sigterm_with_an_upload_in_flight(server, alice, bucket):
