@@ -514,7 +514,7 @@ def s3_server(work, args, repeats):
                 raise SystemExit(f"a67 serve exited with status {server.returncode} while starting:\n{log_tail(log_path)}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/api/v1/health")
+                conn.request("GET", "/_a67/api/v1/health")
                 reply = conn.getresponse()
                 reply.read()
                 conn.close()
@@ -524,7 +524,7 @@ def s3_server(work, args, repeats):
             except OSError as e:
                 last = str(e)
             if time.monotonic() - began > 60:
-                raise SystemExit(f"a67 serve did not answer GET /api/v1/health with 200 within 60 s (last: {last}):\n"
+                raise SystemExit(f"a67 serve did not answer GET /_a67/api/v1/health with 200 within 60 s (last: {last}):\n"
                                  f"{log_tail(log_path)}")
             time.sleep(0.1)
         results["startSeconds"] = time.monotonic() - began

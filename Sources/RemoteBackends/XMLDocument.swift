@@ -2,20 +2,34 @@ import Foundation
 
 /// Just enough XML for S3 listings and WebDAV multistatus replies: elements by local name (namespace
 /// prefixes dropped), their text with entities decoded. No DTDs, no validation.
+///
+/// Documents nest at most `maxDepth` elements deep: S3 bodies and replies need 4 levels and a WebDAV
+/// multistatus 6 (multistatus/response/propstat/prop/resourcetype/collection), and a deeper tree is
+/// a hazard, not data: releasing a tree 50,000 levels deep recurses once per level and overflows the
+/// stack. Nothing here recurses over the tree.
 public struct XMLElement: Sendable {
     public let name: String
     public var children: [XMLElement] = []
     public var text = ""
 
-    /// The first descendant-or-self... child named `name`.
+    /// The first child named `name`.
     public func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
     public func children(_ name: String) -> [XMLElement] { children.filter { $0.name == name } }
-    /// Every descendant named `name`, depth first.
+    /// Every descendant named `name`, depth first, in document order.
     public func descendants(_ name: String) -> [XMLElement] {
-        children.flatMap { ($0.name == name ? [$0] : []) + $0.descendants(name) }
+        var found: [XMLElement] = []
+        var pending = Array(children.reversed())
+        while let next = pending.popLast() {
+            if next.name == name { found.append(next) }
+            pending.append(contentsOf: next.children.reversed())
+        }
+        return found
     }
 
-    /// Parses `bytes`; nil when they are not well-formed enough to read.
+    /// How deep elements may nest (the root is at depth 1).
+    public static let maxDepth = 32
+
+    /// Parses `bytes`; nil when they are not well-formed enough to read or nest deeper than `maxDepth`.
     public static func parse(_ bytes: [UInt8]) -> XMLElement? {
         var parser = Parser(bytes: bytes)
         return parser.document()
@@ -51,6 +65,8 @@ public struct XMLElement: Sendable {
                         let selfClosing = tag.hasSuffix("/")
                         let body = selfClosing ? String(tag.dropLast()) : tag
                         let name = Self.localName(String(body.prefix { !$0.isWhitespace }))
+                        // The stack holds a placeholder under the root: its count is the new element's depth.
+                        guard stack.count <= XMLElement.maxDepth else { return nil }
                         if selfClosing {
                             stack[stack.count - 1].children.append(XMLElement(name: name))
                         } else {

@@ -9,8 +9,8 @@ import Replicator
 import Synchronization
 
 /// `a67 serve`: one process holding the repository open, serving the S3 API at the root, the JSON
-/// control API under /api/v1 and Prometheus metrics at /metrics. Changes are snapshotted (see
-/// FORMAT.md, "Catalog snapshots") at most every `snapshotInterval` seconds and once more at shutdown.
+/// control API under /_a67/api/v1 and Prometheus metrics at /_a67/metrics (see `Route`). Changes are
+/// snapshotted (see FORMAT.md, "Catalog snapshots") at most every `snapshotInterval` seconds and once more at shutdown.
 public final class BlobServer: Sendable {
     public struct Settings: Sendable {
         public var host = "127.0.0.1"
@@ -24,6 +24,8 @@ public final class BlobServer: Sendable {
         public var region = "us-east-1"
         /// Chunks in flight per upload (5 MiB each).
         public var window = 4
+        /// How many connections are held, and for how long.
+        public var connections = ConnectionLimits()
         public init() {}
     }
 
@@ -67,14 +69,19 @@ public final class BlobServer: Sendable {
         logger.logLevel = .warning
         let responder = Responder(server: self)
         let configuration = ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "Automator67")
+        let limits = descriptorBoundLimits()
+        let idle = limits.idleTimeout.components
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ContinueHandler()],
-            idleTimeout: .seconds(120),
+            additionalChannelHandlers: [ContinueHandler(), RequestHeadWatcher()],
+            idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200))
+        let counter = ConnectionCounter(limits)
         let snapshots = SnapshotService(server: self)
         let app = Application(
             responder: responder,
-            server: .http1(configuration: http1),
+            server: HTTPServerBuilder { responder in
+                LimitedHTTP1Channel(http: HTTP1Channel(responder: responder, configuration: http1), counter: counter)
+            },
             configuration: configuration,
             services: [snapshots],
             onServerRunning: { channel in ready(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?") },
@@ -88,6 +95,21 @@ public final class BlobServer: Sendable {
             throw StoreError(.conflict, "cannot listen on \(settings.host):\(settings.port): \(why); choose another with --listen HOST:PORT")
         }
         try await snapshot()
+    }
+
+    /// The connection limits, with the descriptor limit raised to its hard limit first and the
+    /// connection cap lowered (saying so) when even that leaves too few descriptors for it: every
+    /// connection holds one, and the repository needs some of its own (catalog, providers, files).
+    func descriptorBoundLimits() -> ConnectionLimits {
+        var limits = settings.connections
+        let reserve = 256
+        guard let descriptors = try? raiseOpenFileLimit() else { return limits }
+        let usable = max(1, Int(clamping: descriptors) - reserve)
+        if limits.maxConnections > usable {
+            writeStandardError("a67 serve: only \(descriptors) file descriptors are allowed (ulimit -n); serving at most \(usable) connections instead of \(limits.maxConnections)\n")
+            limits.maxConnections = usable
+        }
+        return limits
     }
 
     /// Snapshots the catalog if it changed since the last one.

@@ -3,20 +3,21 @@ import Foundation
 import Hummingbird
 import Replicator
 
-/// The JSON control API under /api/v1. /api/v1/health needs no signature; the rest are signed
-/// with an access key like S3 requests (curl --aws-sigv4 "aws:amz:us-east-1:s3" does it). A user
+/// The JSON control API under /_a67/api/v1 (`Route.controlAPIPath`). Its health needs no signature;
+/// the rest are signed with an access key like S3 requests (curl --aws-sigv4 "aws:amz:us-east-1:s3"
+/// does it). A user
 /// sees their own buckets, usage and account; an admin (a67 user add --admin) sees everyone's and
 /// the providers.
 struct ControlAPI {
     let server: BlobServer
     var catalog: Catalog { server.repository.catalog }
 
-    func respond(_ request: Request, path: S3Path) async -> Response {
+    /// `route` is the path after /_a67/api/v1.
+    func respond(_ request: Request, path: S3Path, route: Substring, requestID: String) async -> Response {
         do {
             guard request.method == .get || request.method == .head else {
                 return json(["error": ["code": "MethodNotAllowed", "message": "the control API is read-only: use GET"]], status: .methodNotAllowed)
             }
-            let route = path.raw.dropFirst("/api/v1".count)
             if route == "/health" { return json(try health()) }
             let (principal, _) = try server.authenticate(request, path: path)
             let user = principal.user
@@ -36,22 +37,19 @@ struct ControlAPI {
                 let users = user.admin ? try catalog.users() : [user]
                 return json(["users": try users.map { try usage($0) }])
             case "/providers":
-                guard user.admin else { throw S3Error.accessDenied("Only admins (a67 user add NAME --admin) see the providers") }
+                guard user.admin else { throw S3Error.accessDenied("Only admins see the providers") }
                 return json(["providers": try catalog.providers().map { p -> [String: Any] in
                     ["name": p.name, "kind": p.kind, "state": p.state, "group": p.group, "usedBytes": p.usedBytes, "chunks": p.chunkCount,
                      "quota": p.quota ?? NSNull(), "breaker": p.health?.breaker ?? "closed"]
                 }])
             default:
-                return json(["error": ["code": "NotFound", "message": "no such endpoint: /api/v1 has health, buckets, usage, users, providers"]],
+                return json(["error": ["code": "NotFound", "message": "no such endpoint: \(Route.controlAPIPath) has health, buckets, usage, users, providers"]],
                             status: .notFound)
             }
-        } catch let error as S3Error {
-            return json(["error": ["code": error.code, "message": error.message]], status: error.status)
-        } catch let error as StoreError {
-            let mapped = S3Error(error)
-            return json(["error": ["code": mapped.code, "message": error.message]], status: mapped.status)
         } catch {
-            return json(["error": ["code": "InternalError", "message": "\(error)"]], status: .internalServerError)
+            let mapped = S3Error.reported(error, requestID: requestID, operation: "ControlAPI", path: path.raw,
+                                          notFound: S3Error(.notFound, "NotFound", "Not found"))
+            return json(["error": ["code": mapped.code, "message": mapped.message]], status: mapped.status)
         }
     }
 

@@ -5,7 +5,36 @@ import Hummingbird
 import Prometheus
 import Replicator
 
-/// Every request enters here: /metrics, /api/v1/..., else S3. Counts each one for /metrics.
+/// Where a request goes. The server's own pages live under `/_a67/`, which no bucket can be named
+/// (bucket names have no '_', Names.validateBucket): every path a bucket can take reaches S3.
+enum Route: Equatable {
+    /// `/_a67/metrics`: Prometheus's text format.
+    case metrics
+    /// `/_a67/api/v1` and below; the part after `/_a67/api/v1`.
+    case controlAPI(Substring)
+    /// Anything else under `/_a67/`.
+    case unknownPage
+    /// Everything else: path-style S3.
+    case s3
+
+    static let prefix = "/_a67"
+    static let metricsPath = prefix + "/metrics"
+    static let controlAPIPath = prefix + "/api/v1"
+
+    init(_ path: String) {
+        if path == Self.metricsPath {
+            self = .metrics
+        } else if path == Self.controlAPIPath || path.hasPrefix(Self.controlAPIPath + "/") {
+            self = .controlAPI(path.dropFirst(Self.controlAPIPath.count))
+        } else if path == Self.prefix || path.hasPrefix(Self.prefix + "/") {
+            self = .unknownPage
+        } else {
+            self = .s3
+        }
+    }
+}
+
+/// Every request enters here and goes where its `Route` says. Counts each one for the metrics.
 struct Responder: HTTPResponder {
     typealias Context = BasicRequestContext
     let server: BlobServer
@@ -20,17 +49,25 @@ struct Responder: HTTPResponder {
         var response: Response
         do {
             let path = try S3Path(target)
-            if path.raw == "/metrics" {
+            switch Route(path.raw) {
+            case .metrics:
                 operation = "Metrics"
+                guard request.method == .get || request.method == .head else {
+                    throw S3Error(.methodNotAllowed, "MethodNotAllowed", "The metrics page is read-only: use GET")
+                }
                 response = try server.metrics.response(server: server)
-            } else if path.raw.hasPrefix("/api/v1/") || path.raw == "/api/v1" {
+            case .controlAPI(let route):
                 operation = "ControlAPI"
-                response = await ControlAPI(server: server).respond(request, path: path)
-            } else {
+                response = await ControlAPI(server: server).respond(request, path: path, route: route, requestID: requestID)
+            case .unknownPage:
+                throw S3Error(.notFound, "NotFound", "Nothing is served here: \(Route.prefix) has metrics and api/v1")
+            case .s3:
                 (response, operation) = try await s3(request, path: path, requestID: requestID)
             }
-        } catch let error as S3Error {
-            response = error.response(resource: String(target.prefix { $0 != "?" }), requestID: requestID, head: request.method == .head)
+        } catch {
+            let resource = String(target.prefix { $0 != "?" })
+            response = S3Error.reported(error, requestID: requestID, operation: operation, path: resource, notFound: .internalError)
+                .response(resource: resource, requestID: requestID, head: request.method == .head)
         }
         response.headers[HTTPField.Name("x-amz-request-id")!] = requestID
         response.headers[.server] = "Automator67"
@@ -46,18 +83,18 @@ struct Responder: HTTPResponder {
         let operation = handler.operation(s3)
         do {
             return (try await handler.handle(s3, operation), operation.rawValue)
-        } catch let error as S3Error {
-            throw error
-        } catch let error as StoreError {
-            // The client's mistakes (a missing key, a bad name, a key in the way) are not the server's.
-            if ![.notFound, .invalidArgument, .conflict, .alreadyExists, .quotaExceeded].contains(error.code) {
-                writeStandardError("a67 serve: \(operation.rawValue) \(path.raw): \(error.message)\n")
-            }
-            throw S3Error(error)
         } catch {
-            writeStandardError("a67 serve: \(operation.rawValue) \(path.raw): \(error)\n")
-            throw S3Error(.internalServerError, "InternalError", "We encountered an internal error. Please try again.")
+            throw S3Error.reported(error, requestID: requestID, operation: operation.rawValue, path: path.raw, notFound: missing(s3))
         }
+    }
+
+    /// What a not-found the handler did not name is, as S3 names it: the request's bucket when that
+    /// is gone, else its upload or key.
+    private func missing(_ r: S3Request) -> S3Error {
+        if let bucket = r.bucket, (try? server.repository.catalog.bucket(bucket)) == nil { return .noSuchBucket(bucket) }
+        if let upload = r.query["uploadId"] { return .noSuchUpload(upload) }
+        if let key = r.key { return .noSuchKey(key) }
+        return .noSuchBucket(r.bucket ?? "")
     }
 }
 

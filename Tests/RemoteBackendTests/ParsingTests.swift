@@ -37,6 +37,30 @@ import Testing
         #expect(XMLElement.parse(Array("<a>".utf8)) == nil)
     }
 
+    /// Past `maxDepth` levels a document is refused, closed or not; at the limit it is read. 50,000
+    /// levels (what once took a67 serve down) comes back nil rather than overflowing the stack.
+    @Test func refusesDeepNesting() throws {
+        func nested(_ depth: Int, closed: Bool = true) -> [UInt8] {
+            Array((String(repeating: "<a>", count: depth) + (closed ? String(repeating: "</a>", count: depth) : "")).utf8)
+        }
+        var deepest = try #require(XMLElement.parse(nested(XMLElement.maxDepth)))
+        var levels = 1
+        while let next = deepest.child("a") {
+            deepest = next
+            levels += 1
+        }
+        #expect(levels == XMLElement.maxDepth)
+        #expect(XMLElement.parse(nested(XMLElement.maxDepth + 1)) == nil)
+        #expect(XMLElement.parse(Array("<a><b/>".utf8) + nested(XMLElement.maxDepth) + Array("</a>".utf8)) == nil)
+        #expect(XMLElement.parse(nested(50_000)) == nil)
+        #expect(XMLElement.parse(nested(50_000, closed: false)) == nil)
+    }
+
+    @Test func descendantsInDocumentOrder() throws {
+        let doc = try #require(XMLElement.parse(Array("<r><x>1<x>2</x></x><y><x>3</x></y><x>4</x></r>".utf8)))
+        #expect(doc.descendants("x").map { $0.text } == ["1", "2", "3", "4"])
+    }
+
     /// A tree of folders listed one at a time gives the same pages as a flat sorted listing.
     @Test func treeListingMatchesAFlatSortedListing() async throws {
         let names = ["keyring", "data/aa/1", "data/aa/2", "data/ab/3", "data/b/4", "data.x", "lis", "list-other",

@@ -153,7 +153,7 @@ class ServerProcess:
                 pytest.fail(f"`{' '.join(self.args)}` exited with {self.process.returncode} before it was "
                             f"healthy; its log:\n{self.log()}", pytrace=False)
             try:
-                with urllib.request.urlopen(self.endpoint + "/api/v1/health", timeout=2) as r:
+                with urllib.request.urlopen(self.endpoint + "/_a67/api/v1/health", timeout=2) as r:
                     if r.status == 200:
                         return
                     last = f"HTTP {r.status}"
@@ -214,9 +214,9 @@ class Session:
     # --- the server ---
 
     def answers(self, timeout=5):
-        """Whether the main server answers /api/v1/health within `timeout` seconds."""
+        """Whether the main server answers /_a67/api/v1/health within `timeout` seconds."""
         try:
-            with urllib.request.urlopen(self.endpoint + "/api/v1/health", timeout=timeout) as r:
+            with urllib.request.urlopen(self.endpoint + "/_a67/api/v1/health", timeout=timeout) as r:
                 return r.status == 200
         except (OSError, urllib.error.HTTPError):
             return False
@@ -310,7 +310,7 @@ class Session:
             out = (e.stdout or b"")[-2000:] if isinstance(e.stdout, bytes) else (e.stdout or "")[-2000:]
             err = (e.stderr or b"")[-2000:] if isinstance(e.stderr, bytes) else (e.stderr or "")[-2000:]
             pytest.fail(f"`{' '.join(map(str, argv))}` did not finish within {timeout} s; the server "
-                        f"{'still answers' if self.answers() else 'no longer answers /api/v1/health'}\n"
+                        f"{'still answers' if self.answers() else 'no longer answers /_a67/api/v1/health'}\n"
                         f"stdout: {out}\nstderr: {err}\nserver log (tail):\n{self.main.log()[-3000:]}", pytrace=False)
         if check and result.returncode != 0:
             pytest.fail(f"`{' '.join(map(str, argv))}` exited with {result.returncode}\nstdout: {result.stdout[-3000:]}\n"
@@ -418,7 +418,7 @@ def server_answers(request):
     if "server" in request.fixturenames:
         session = request.getfixturevalue("server")
         if not session.answers():
-            pytest.fail("the server no longer answers /api/v1/health within 5 s (wedged by an earlier test?); log tail:\n"
+            pytest.fail("the server no longer answers /_a67/api/v1/health within 5 s (wedged by an earlier test?); log tail:\n"
                         + session.main.log()[-3000:], pytrace=False)
 
 

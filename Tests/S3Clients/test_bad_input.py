@@ -18,7 +18,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import MiB, http_request, REGION, query_string, s3_error, sigv4_sign
+from conftest import MiB, ServerProcess, http_request, REGION, query_string, s3_error, sigv4_sign, unique_bucket
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
 
@@ -88,7 +88,7 @@ def raw(server):
 
 def alive(server):
     """The server still answers, on a new connection."""
-    health = http_request("GET", server.endpoint + "/api/v1/health", timeout=10)
+    health = http_request("GET", server.endpoint + "/_a67/api/v1/health", timeout=10)
     assert health.status == 200, f"the server no longer answers: {health}"
 
 
@@ -429,6 +429,170 @@ def test_delete_objects_malformed_xml(raw, alice, bucket):
     assert not exists(alice, bucket, "x")
 
 
+def test_deeply_nested_xml(server, raw, alice, bucket):
+    """A body nested 50,000 levels deep (about 850 KB, under the 2 MiB cap) once crashed the server for
+    everyone; now past 32 levels it is MalformedXML, and the server keeps answering."""
+    alice.put_object(Bucket=bucket, Key="x", Body=b"kept")
+    depth = 50_000
+    deep = "<Object>" * depth + "</Object>" * depth
+    body = f"<Delete>{deep}</Delete>".encode()
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    response = raw.request("POST", f"/{bucket}", query=[("delete", "")], body=body, headers={"Content-MD5": md5})
+    expect(response, 400, "MalformedXML")
+    alive(server)
+    upload_id = alice.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    body = f"<CompleteMultipartUpload>{'<Part>' * depth}{'</Part>' * depth}</CompleteMultipartUpload>".encode()
+    response = raw.request("POST", f"/{bucket}/mp", query=[("uploadId", upload_id)], body=body)
+    expect(response, 400, "MalformedXML")
+    alive(server)
+    assert exists(alice, bucket, "x") and not exists(alice, bucket, "mp")
+    alice.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
+
+
+# --- what errors tell a client ---
+
+class OwnRepository:
+    """A repository of the test's own (two directory providers, one user who is not an admin) served by its
+    own `a67 serve`, for faults that must not touch the session's providers."""
+
+    def __init__(self, session, tmp, providers=("alpha-disk", "beta-disk")):
+        self.env = dict(session.env, A67_HOME=str(tmp / "home"))
+        self.session = session
+        self.folders = {name: tmp / name for name in providers}
+        session.a67("init", env=self.env)
+        for name, folder in self.folders.items():
+            session.a67("provider", "add", name, "--dir", folder, env=self.env)
+        session.a67("user", "add", "carol", env=self.env)
+        key = json.loads(session.a67("key", "create", "carol", "--json", env=self.env).stdout)
+        self.keys = (key["accessKeyId"], key["secretAccessKey"])
+        self.server = ServerProcess(self.env, tmp / "serve.log")
+        self.port = self.server.port
+        self.raw = Raw(self)
+
+    def credentials(self, user):
+        return self.keys
+
+    def log(self):
+        return self.server.log()
+
+    def stop(self):
+        assert self.server.stop() == 0, self.server.log()
+
+
+def assert_tells_nothing_of_the_server(response, *secrets):
+    """An error body for an S3 client: S3's code and message, nothing written for the CLI or naming the
+    server's providers and files."""
+    text = response.body.decode("utf-8", "replace")
+    for word in ("a67 ", "--", *secrets):
+        assert word not in text, f"the error body holds {word!r}: {text}"
+
+
+def test_provider_failure_tells_clients_nothing_of_the_providers(server, tmp_path):
+    """Both providers gone while serving: a user (not an admin) gets S3's 503 ServiceUnavailable, whose body names
+    no provider, no local path and no a67 command; the server's log has the detail under the request ID."""
+    own = OwnRepository(server, tmp_path)
+    try:
+        expect(own.raw.request("PUT", "/faults"), 200)
+        expect(own.raw.request("PUT", "/faults/before", body=b"stored"), 200)
+        for name, folder in own.folders.items():
+            folder.rename(folder.with_name(name + ".away"))
+            folder.write_text("not a folder: the provider's root was replaced\n")
+        try:
+            response = own.raw.request("PUT", "/faults/during", body=b"cannot be stored")
+        finally:
+            for name, folder in own.folders.items():
+                folder.unlink()
+                folder.with_name(name + ".away").rename(folder)
+        expect(response, 503, "ServiceUnavailable")
+        assert response.message() in ("Service is unable to handle request.", "Please reduce your request rate."), response
+        assert_tells_nothing_of_the_server(response, str(tmp_path), "/tmp", *own.folders)
+        request_id = response.headers["x-amz-request-id"]
+        lines = [line for line in own.log().splitlines() if request_id in line]
+        assert lines and any(name in line for line in lines for name in own.folders), \
+            f"the log has no detail for request {request_id}:\n{own.log()}"
+        missing = own.raw.request("GET", "/no-such-bucket-here/key")
+        expect(missing, 404, "NoSuchBucket")
+        assert_tells_nothing_of_the_server(missing)
+        expect(own.raw.request("GET", "/faults/before"), 200)
+    finally:
+        own.stop()
+
+
+def test_bucket_removed_during_an_upload(server, raw, alice):
+    """A not-found the handler did not expect is named as S3 names it: here the bucket, removed while an upload
+    into it was being sent, is NoSuchBucket (not NoSuchKey), with S3's message and nothing for the CLI."""
+    name = unique_bucket("removed-during-upload")
+    alice.create_bucket(Bucket=name)
+    body = os.urandom(MiB)
+    headers = raw.headers("PUT", f"/{name}/late", headers={"content-length": str(len(body))}, payload_hash=UNSIGNED)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(request_head("PUT", f"/{name}/late", headers).encode() + body[: MiB // 2])
+        alice.delete_bucket(Bucket=name)
+        sock.sendall(body[MiB // 2:])
+        answer = read_until_closed(sock, 60)
+    assert answer is not None and status_of(answer) == 404, answer
+    response = Response(404, {}, answer.split(b"\r\n\r\n", 1)[1])
+    assert response.code() == "NoSuchBucket", response
+    assert_tells_nothing_of_the_server(response)
+
+
+# --- headers a67 cannot honour ---
+
+SSE_C_KEY = base64.b64encode(b"k" * 32).decode()
+SSE_C = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+         "x-amz-server-side-encryption-customer-key": SSE_C_KEY,
+         "x-amz-server-side-encryption-customer-key-MD5": base64.b64encode(hashlib.md5(b"k" * 32).digest()).decode()}
+REFUSED_ON_PUT = [
+    SSE_C,
+    {"x-amz-server-side-encryption": "aws:kms"},
+    {"x-amz-server-side-encryption": "aws:kms:dsse"},
+    {"x-amz-server-side-encryption": "AES256", "x-amz-server-side-encryption-aws-kms-key-id": "some-key"},
+    {"x-amz-tagging": "project=x"},
+    {"x-amz-acl": "public-read"},
+    {"x-amz-grant-read": 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'},
+    {"x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": "2030-01-01T00:00:00Z"},
+    {"x-amz-object-lock-legal-hold": "ON"},
+    {"x-amz-website-redirect-location": "/elsewhere"},
+]
+
+
+def expect_not_implemented(response, headers):
+    expect(response, 501, "NotImplemented")
+    assert any(name.lower() in response.message() for name in headers), response.message()
+
+
+@pytest.mark.parametrize("headers", REFUSED_ON_PUT, ids=lambda h: ",".join(h))
+def test_headers_that_change_a_write_are_refused(raw, alice, bucket, headers):
+    """A write that asks for what a67 does not do (SSE-C, KMS, tags, ACL grants, object lock, redirects) is refused
+    whole with 501 naming the header, before anything is stored: PUT, CopyObject and CreateMultipartUpload alike."""
+    expect_not_implemented(raw.request("PUT", f"/{bucket}/refused", headers=headers, body=b"never stored"), headers)
+    assert not exists(alice, bucket, "refused")
+    alice.put_object(Bucket=bucket, Key="source", Body=b"source")
+    copy = {"x-amz-copy-source": f"/{bucket}/source", "x-amz-metadata-directive": "REPLACE", **headers}
+    expect_not_implemented(raw.request("PUT", f"/{bucket}/copied", headers=copy), headers)
+    assert not exists(alice, bucket, "copied")
+    expect_not_implemented(raw.request("POST", f"/{bucket}/multi", query=[("uploads", "")], headers=headers), headers)
+    assert alice.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_what_a67_does_anyway_is_accepted_and_the_rest_of_copy_and_parts_refused(raw, alice, bucket):
+    for headers in ({"x-amz-acl": "private"}, {"x-amz-server-side-encryption": "AES256"}, {"x-amz-object-lock-legal-hold": "OFF"}):
+        response = raw.request("PUT", f"/{bucket}/fine", headers=headers, body=b"stored")
+        assert response.status == 200 and response.headers.get("x-amz-server-side-encryption") == "AES256", response
+    alice.put_object(Bucket=bucket, Key="source", Body=b"source")
+    replace_tags = {"x-amz-copy-source": f"/{bucket}/source", "x-amz-tagging-directive": "REPLACE", "x-amz-tagging": "a=b"}
+    expect_not_implemented(raw.request("PUT", f"/{bucket}/copied", headers=replace_tags), replace_tags)
+    sse_c_source = {"x-amz-copy-source": f"/{bucket}/source",
+                    **{k.replace("x-amz-", "x-amz-copy-source-"): v for k, v in SSE_C.items()}}
+    expect_not_implemented(raw.request("PUT", f"/{bucket}/copied", headers=sse_c_source), sse_c_source)
+    assert not exists(alice, bucket, "copied")
+    upload_id = alice.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    part = raw.request("PUT", f"/{bucket}/mp", query=[("partNumber", "1"), ("uploadId", upload_id)], headers=SSE_C, body=b"part")
+    expect_not_implemented(part, SSE_C)
+    assert alice.list_parts(Bucket=bucket, Key="mp", UploadId=upload_id).get("Parts", []) == []
+    alice.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
+
+
 # --- ownership ---
 
 def test_other_users_bucket(raw, alice, bucket):
@@ -465,7 +629,7 @@ def send_and_classify(server, request_bytes):
 
 
 def test_header_flood(server):
-    head = f"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+    head = f"GET /_a67/api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
     flood = "".join(f"X-Flood-{i:04d}: {'v' * 16}\r\n" for i in range(2000))
     outcome = send_and_classify(server, (head + flood + "Connection: close\r\n\r\n").encode())
     assert outcome == "closed" or 400 <= outcome < 500, f"2,000 headers were answered {outcome}"
@@ -473,7 +637,7 @@ def test_header_flood(server):
 
 
 def test_oversized_header(server):
-    head = f"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+    head = f"GET /_a67/api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
     outcome = send_and_classify(server, (head + f"X-Big: {'b' * 100_000}\r\nConnection: close\r\n\r\n").encode())
     assert outcome == "closed" or 400 <= outcome < 500, f"a 100 KB header was answered {outcome}"
     alive(server)
@@ -483,6 +647,102 @@ def test_garbage_request_line(server):
     outcome = send_and_classify(server, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n")
     assert outcome == "closed" or 400 <= outcome < 500, f"a garbage request was answered {outcome}"
     alive(server)
+
+
+# --- connection floods ---
+
+def closed_within(socks, seconds):
+    """The sockets of `socks` the server closed (EOF or reset) within `seconds`."""
+    import selectors
+    closed = set()
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + seconds
+        while len(closed) < len(socks) and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=max(0.01, deadline - time.monotonic())):
+                try:
+                    data = key.fileobj.recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    closed.add(key.fileobj)
+                    selector.unregister(key.fileobj)
+    return closed
+
+
+def test_connection_flood(server):
+    """1,100 idle connections from one client once used up the server's descriptors (it ran with a soft limit of
+    1,024) and it answered no one. Now: past --max-connections-per-client the excess is closed at accept, another
+    client is answered at once, idle connections are closed after --idle-timeout, and a request head that is not
+    whole within --request-head-timeout of its first byte (slowloris) is closed sooner. Loopback only, bounded."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2400:
+        pytest.fail(f"this test opens 1,100 connections: it needs a hard descriptor limit of 2,400 or more (ulimit -Hn: {hard})")
+    per_client, idle, head_timeout = 128, 10, 2
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, soft), hard))  # the server starts with 1,024, as before
+    try:
+        extra_cm = server.extra_server("--max-connections-per-client", str(per_client), "--idle-timeout", str(idle),
+                                       "--request-head-timeout", str(head_timeout))
+        extra = extra_cm.__enter__()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+    flood = []
+    try:
+        for _ in range(1100):
+            flood.append(socket.create_connection(("127.0.0.1", extra.port), timeout=10))
+        refused = closed_within(flood, 2)
+        assert len(flood) - len(refused) == per_client, \
+            f"{len(flood) - len(refused)} of 1,100 connections from one client are held; at most {per_client} may be"
+        # Another client is answered at once, signed, while the flood's connections are held.
+        signer = Raw(server)
+        signer.host = f"127.0.0.1:{extra.port}"
+        started = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", extra.port, timeout=10, source_address=("127.0.0.2", 0))
+        try:
+            conn.putrequest("GET", "/", skip_host=True, skip_accept_encoding=True)
+            for name, value in signer.headers("GET", "/").items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            answer = conn.getresponse()
+            assert answer.status == 200 and b"ListAllMyBucketsResult" in answer.read(), answer.status
+        finally:
+            conn.close()
+        assert time.monotonic() - started < 3, f"another client waited {time.monotonic() - started:.1f} s"
+        # A slow request head is closed after --request-head-timeout, before the idle timeout.
+        slow = socket.create_connection(("127.0.0.1", extra.port), timeout=10, source_address=("127.0.0.2", 0))
+        started = time.monotonic()
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        slow.setblocking(False)
+        closed_at = None
+        for byte in b"X-Slow: " + b"s" * 200:
+            try:
+                slow.sendall(bytes([byte]))
+                if slow.recv(1) == b"":
+                    closed_at = time.monotonic()
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed_at = time.monotonic()
+                break
+            time.sleep(0.25)
+        slow.close()
+        assert closed_at is not None and closed_at - started < idle - 1, \
+            f"a slow request head was not closed within {idle - 1} s (the head timeout is {head_timeout} s)"
+        # The idle ones are closed by the server within the idle timeout (with some slack for the timer).
+        held = [sock for sock in flood if sock not in refused]
+        closed = closed_within(held, idle + 4)
+        assert len(closed) == len(held), f"{len(held) - len(closed)} idle connections were still open after {idle + 4} s"
+    finally:
+        for sock in flood:
+            sock.close()
+        extra_cm.__exit__(None, None, None)
+    assert "descriptors" not in extra.log(), extra.log()
 
 
 # --- shutdown ---

@@ -488,7 +488,7 @@ def test_other_users_bucket_is_forbidden(server, alice, bob):
 # --- quota ---
 
 def usage(server, user="alice"):
-    result = server.signed("GET", "/api/v1/usage", user=user)
+    result = server.signed("GET", "/_a67/api/v1/usage", user=user)
     assert result.status == 200, result
     return result.json()
 
@@ -624,7 +624,7 @@ def s3_request_total(text):
 
 def test_metrics(server, alice, bucket):
     put(alice, bucket, "m", b"metrics")
-    first = http_request("GET", server.endpoint + "/metrics")
+    first = http_request("GET", server.endpoint + "/_a67/metrics")
     assert first.status == 200, first
     assert first.headers.get("content-type", "").startswith("text/plain"), first.headers
     text = first.body.decode()
@@ -633,18 +633,40 @@ def test_metrics(server, alice, bucket):
     before = s3_request_total(text)
     for _ in range(3):
         alice.list_buckets()
-    after = s3_request_total(http_request("GET", server.endpoint + "/metrics").body.decode())
+    after = s3_request_total(http_request("GET", server.endpoint + "/_a67/metrics").body.decode())
     assert after >= before + 3, (before, after)
+
+
+def test_server_paths_leave_every_bucket_name_to_s3(server, alice):
+    """`metrics` and `api` are bucket names like any other: S3 answers for them (the server's own pages
+    are under /_a67/, which no bucket can be named)."""
+    for name in ("metrics", "api"):
+        alice.create_bucket(Bucket=name)
+        try:
+            put(alice, name, "v1/health", b"an object, not the health page")
+            assert alice.get_object(Bucket=name, Key="v1/health")["Body"].read() == b"an object, not the health page"
+            assert [o["Key"] for o in alice.list_objects_v2(Bucket=name)["Contents"]] == ["v1/health"]
+            unsigned = http_request("PUT", server.endpoint + f"/{name}", body=b"")
+            assert unsigned.status == 403 and unsigned.error()[0] == "AccessDenied", unsigned
+            unsigned = http_request("GET", server.endpoint + f"/{name}")
+            assert unsigned.status == 403 and unsigned.error()[0] == "AccessDenied", unsigned
+        finally:
+            alice.delete_object(Bucket=name, Key="v1/health")
+            alice.delete_bucket(Bucket=name)
+    page = http_request("GET", server.endpoint + "/_a67/metrics")
+    assert page.status == 200 and b"a67_s3_requests_total" in page.body, page
+    assert http_request("PUT", server.endpoint + "/_a67/metrics", body=b"").status == 405
+    assert http_request("GET", server.endpoint + "/_a67/nothing").status == 404
 
 
 # --- the control API ---
 
 def test_control_api(server, alice, bob):
-    health = http_request("GET", server.endpoint + "/api/v1/health")
+    health = http_request("GET", server.endpoint + "/_a67/api/v1/health")
     assert health.status == 200
     assert health.headers.get("content-type", "").startswith("application/json"), health.headers
     assert health.json()["status"] == "ok"
-    for path in ("/api/v1/buckets", "/api/v1/usage", "/api/v1/users", "/api/v1/providers"):
+    for path in ("/_a67/api/v1/buckets", "/_a67/api/v1/usage", "/_a67/api/v1/users", "/_a67/api/v1/providers"):
         unsigned = http_request("GET", server.endpoint + path)
         assert unsigned.status == 403, f"{path} without a signature: {unsigned}"
     name = unique_bucket("control")
@@ -653,7 +675,7 @@ def test_control_api(server, alice, bob):
     put(alice, name, "two", b"2" * 250)
     theirs = unique_bucket("control-bob")
     bob.create_bucket(Bucket=theirs)
-    result = server.signed("GET", "/api/v1/buckets", user="alice")
+    result = server.signed("GET", "/_a67/api/v1/buckets", user="alice")
     assert result.status == 200, result
     buckets = result.json()["buckets"]
     names = [b["name"] for b in buckets]
@@ -668,7 +690,7 @@ def test_control_api(server, alice, bob):
     assert use["quota"] is None or isinstance(use["quota"], int)
     assert usage(server, "bob")["user"] == "bob"
     # A wrong signature on the control API is refused too.
-    tampered = http_request("GET", server.endpoint + "/api/v1/buckets", headers={
+    tampered = http_request("GET", server.endpoint + "/_a67/api/v1/buckets", headers={
         "Authorization": "AWS4-HMAC-SHA256 Credential=" + server.credentials("alice")[0]
         + time.strftime("/%Y%m%d", time.gmtime()) + "/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature="
         + "0" * 64,
@@ -708,3 +730,42 @@ def test_subresource_requests_never_touch_objects_or_buckets(alice, bucket):
                  VersioningConfiguration={"Status": "Enabled"})
     alice.head_bucket(Bucket=empty)
     alice.delete_bucket(Bucket=empty)
+
+
+# --- encryption and metadata as S3 answers them ---
+
+def test_every_object_answers_sse_s3(alice, bucket):
+    """Every object is encrypted at rest, so SSE-S3 is accepted and every object operation says AES256, as S3 does
+    for a bucket with default encryption."""
+    assert put(alice, bucket, "e", b"sealed", ServerSideEncryption="AES256")["ServerSideEncryption"] == "AES256"
+    assert put(alice, bucket, "plain", b"sealed too")["ServerSideEncryption"] == "AES256"
+    assert alice.get_object(Bucket=bucket, Key="e")["ServerSideEncryption"] == "AES256"
+    assert alice.head_object(Bucket=bucket, Key="plain")["ServerSideEncryption"] == "AES256"
+    copied = alice.copy_object(Bucket=bucket, Key="c", CopySource={"Bucket": bucket, "Key": "e"}, ServerSideEncryption="AES256")
+    assert copied["ServerSideEncryption"] == "AES256"
+    upload = alice.create_multipart_upload(Bucket=bucket, Key="mp", ServerSideEncryption="AES256")
+    assert upload["ServerSideEncryption"] == "AES256"
+    part = alice.upload_part(Bucket=bucket, Key="mp", UploadId=upload["UploadId"], PartNumber=1, Body=b"one part")
+    assert part["ServerSideEncryption"] == "AES256"
+    done = alice.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload["UploadId"],
+                                           MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert done["ServerSideEncryption"] == "AES256"
+    rule = alice.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+def test_non_ascii_metadata_round_trips_as_s3_returns_it(alice, bucket):
+    """S3 decodes RFC 2047 encoded words before it stores a metadata value and returns a value that is not US-ASCII
+    RFC 2047-encoded (=?UTF-8?B?...?=); US-ASCII values come back as they are. boto3 refuses non-ASCII metadata
+    unless its check is taken out; it then sends UTF-8, and returns the encoded form for the caller to decode."""
+    from email.header import decode_header, make_header
+    from botocore.handlers import validate_ascii_metadata
+    alice.meta.events.unregister("before-parameter-build.s3.PutObject", validate_ascii_metadata)
+    put(alice, bucket, "m", b"x", Metadata={"name": "café", "plain": "ascii only"})
+    got = alice.head_object(Bucket=bucket, Key="m")["Metadata"]
+    assert got["plain"] == "ascii only"
+    assert got["name"] == "=?UTF-8?B?Y2Fmw6k=?=", got
+    assert str(make_header(decode_header(got["name"]))) == "café"
+    # A client that encodes the value itself: stored decoded, so it comes back the same way.
+    put(alice, bucket, "q", b"x", Metadata={"name": "=?UTF-8?Q?caf=C3=A9?="})
+    assert alice.get_object(Bucket=bucket, Key="q")["Metadata"]["name"] == "=?UTF-8?B?Y2Fmw6k=?="

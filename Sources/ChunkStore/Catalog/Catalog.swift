@@ -236,6 +236,10 @@ public final class Catalog: Sendable {
                              releasing upload: String? = nil) async throws {
         let body = manifest.encoded
         try await pool.write { db in
+            // The bucket may have been removed while the object's chunks were stored.
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM bucket WHERE id = ?", arguments: [bucket.id]) == true else {
+                throw StoreError(.notFound, "no bucket named \(bucket.name): it was removed while the object was being stored")
+            }
             if let upload, try Bool.fetchOne(db, sql: "SELECT 1 FROM upload WHERE id = ?", arguments: [upload]) != true {
                 throw StoreError(.notFound, "no multipart upload \(upload) (it was completed or aborted)")
             }

@@ -30,15 +30,26 @@ struct S3Error: Error, Sendable {
         S3Error(.init(code: 501), "NotImplemented", "\(what) is not implemented by Automator67")
     }
 
-    /// The store's errors as S3 codes.
-    init(_ error: StoreError) {
+    static let internalError = S3Error(.internalServerError, "InternalError", "We encountered an internal error. Please try again.")
+
+    /// What a client is told of an error not already in S3's form: S3's code with S3's own generic
+    /// message (`notFound` for a missing thing, as the request names it). The store's messages are
+    /// written for the CLI: they name providers, local paths, commands and options. So the detail goes
+    /// to the server's log, with the request ID the client also got, for an admin to match the two.
+    static func reported(_ error: any Error, requestID: String, operation: String, path: String,
+                         notFound: @autoclosure () -> S3Error) -> S3Error {
+        if let error = error as? S3Error { return error }
+        writeStandardError("a67 serve: request \(requestID): \(operation) \(path): \(error)\n")
+        guard let error = error as? StoreError else { return internalError }
         switch error.code {
-        case .notFound: self.init(.notFound, "NoSuchKey", error.message)
-        case .invalidArgument: self.init(.badRequest, "InvalidArgument", error.message)
-        case .alreadyExists, .conflict: self.init(.conflict, "OperationAborted", error.message)
-        case .providerFailure: self.init(.serviceUnavailable, "ServiceUnavailable", error.message)
-        case .quotaExceeded: self.init(.forbidden, "QuotaExceeded", error.message)
-        case .integrity, .io, .internal, .wrongPassphrase, .notInitialized: self.init(.internalServerError, "InternalError", error.message)
+        case .notFound: return notFound()
+        case .invalidArgument: return invalidArgument("Invalid Argument")
+        case .alreadyExists, .conflict:
+            return S3Error(.conflict, "OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
+        case .providerFailure: return S3Error(.serviceUnavailable, "ServiceUnavailable", "Service is unable to handle request.")
+        case .quotaExceeded:
+            return S3Error(.forbidden, "QuotaExceeded", "The upload would exceed your quota. Delete objects or ask the administrator for a larger quota")
+        case .integrity, .io, .internal, .wrongPassphrase, .notInitialized: return internalError
         }
     }
 

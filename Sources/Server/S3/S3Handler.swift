@@ -62,6 +62,15 @@ struct S3Handler: Sendable {
     static let objectSubresources = ["acl", "tagging", "retention", "legal-hold", "attributes", "torrent", "restore", "select"]
 
     func handle(_ r: S3Request, _ op: S3Operation) async throws -> Response {
+        try WriteHeaders.check(r, op)
+        var response = try await dispatch(r, op)
+        if WriteHeaders.encryptedAnswers.contains(op) {
+            response.headers[HTTPField.Name(WriteHeaders.encryption)!] = WriteHeaders.sseS3
+        }
+        return response
+    }
+
+    private func dispatch(_ r: S3Request, _ op: S3Operation) async throws -> Response {
         switch op {
         case .listBuckets: return try listBuckets(r)
         case .createBucket: return try await createBucket(r)
@@ -189,12 +198,20 @@ struct S3Handler: Sendable {
             "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
             "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
             "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"),
-            "encryption": ("ServerSideEncryptionConfigurationNotFoundError", "The server side encryption configuration was not found (objects are encrypted by Automator67 itself)"),
             "object-lock": ("ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for this bucket"),
             "ownershipControls": ("OwnershipControlsNotFoundError", "The bucket ownership controls were not found"),
             "publicAccessBlock": ("NoSuchPublicAccessBlockConfiguration", "The public access block configuration was not found"),
         ]
         for (name, answer) in missing where r.has(name) { throw S3Error(.notFound, answer.0, answer.1) }
+        if r.has("encryption") {
+            // Every object is encrypted (WriteHeaders): the bucket's default, as S3 answers for SSE-S3.
+            return xml(XMLWriter.document("ServerSideEncryptionConfiguration") { x in
+                x.element("Rule") { x in
+                    x.element("ApplyServerSideEncryptionByDefault") { x in x.element("SSEAlgorithm", WriteHeaders.sseS3) }
+                    x.element("BucketKeyEnabled", "false")
+                }
+            })
+        }
         if r.has("logging") { return xml(XMLWriter.document("BucketLoggingStatus") { _ in }) }
         if r.has("notification") { return xml(XMLWriter.document("NotificationConfiguration") { _ in }) }
         if r.has("requestPayment") {
@@ -234,7 +251,7 @@ struct S3Handler: Sendable {
         _ = try body.finish()
         if bytes.isEmpty && optional { return nil }
         guard let element = RemoteBackends.XMLElement.parse(bytes), element.name == root else {
-            throw S3Error.malformedXML("expected a \(root) element")
+            throw S3Error.malformedXML("expected one \(root) element, well-formed and nested at most \(RemoteBackends.XMLElement.maxDepth) levels deep")
         }
         return element
     }

@@ -8,8 +8,7 @@ import Replicator
 /// Which request headers an object keeps (in its manifest's attributes) and gives back.
 enum ObjectAttributes {
     static let etag = "etag"
-    static let stored = ["content-type", "cache-control", "content-disposition", "content-encoding", "content-language", "expires",
-                         "x-amz-website-redirect-location"]
+    static let stored = ["content-type", "cache-control", "content-disposition", "content-encoding", "content-language", "expires"]
     static let maxUserMetadata = 2048
 
     static func from(_ r: S3Request) throws -> [String: String] {
@@ -28,8 +27,9 @@ enum ObjectAttributes {
         for field in r.request.headers {
             let name = field.name.canonicalName
             guard name.hasPrefix("x-amz-meta-") else { continue }
-            out[name] = (out[name].map { $0 + "," } ?? "") + field.value
-            metadataBytes += name.utf8.count - "x-amz-meta-".count + field.value.utf8.count
+            let value = MetadataValue.stored(field.value)
+            out[name] = (out[name].map { $0 + "," } ?? "") + value
+            metadataBytes += name.utf8.count - "x-amz-meta-".count + value.utf8.count
         }
         guard metadataBytes <= maxUserMetadata else {
             throw S3Error(.badRequest, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size of 2 KB (\(metadataBytes) bytes)")
@@ -158,7 +158,7 @@ extension S3Handler {
         headers[.acceptRanges] = "bytes"
         headers[.contentType] = attributes["content-type"] ?? "binary/octet-stream"
         for (name, value) in attributes where name != ObjectAttributes.etag && name != "content-type" {
-            if let field = HTTPField.Name(name) { headers[field] = value }
+            if let field = HTTPField.Name(name) { headers[field] = name.hasPrefix("x-amz-meta-") ? MetadataValue.sent(value) : value }
         }
         let overrides = ["response-content-type": "content-type", "response-content-language": "content-language",
                          "response-expires": "expires", "response-cache-control": "cache-control",

@@ -81,7 +81,7 @@ struct SigV4Verifier: Sendable {
         if request.queryValue("AWSAccessKeyId") != nil {
             throw S3Error.accessDenied("Signature Version 2 is not supported: sign requests with AWS Signature Version 4")
         }
-        throw S3Error.accessDenied("Access Denied: the request is not signed (sign it with AWS Signature Version 4 and an access key from a67 key create)")
+        throw S3Error.accessDenied("Access Denied: the request is not signed (sign it with AWS Signature Version 4 and an access key)")
     }
 
     private func headerAuth(_ request: SignedRequest, authorization: String, now: Date) throws -> (Principal, PayloadCheck) {
@@ -202,7 +202,7 @@ struct SigV4Verifier: Sendable {
     private func lookUp(_ keyID: String) throws -> (Principal, String) {
         guard let (record, secret) = try secrets.lookUp(keyID, repository: repository),
               let user = try repository.catalog.user(id: record.userID) else {
-            throw S3Error(.forbidden, "InvalidAccessKeyId", "The AWS access key ID you provided does not exist in our records (a67 key ls lists the keys)")
+            throw S3Error(.forbidden, "InvalidAccessKeyId", "The AWS access key ID you provided does not exist in our records")
         }
         return (Principal(user: user, keyID: keyID), secret)
     }

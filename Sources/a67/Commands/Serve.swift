@@ -10,8 +10,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             S3 clients (aws, boto3, rclone, s3cmd) use the address as their endpoint, with path-style \
             addressing and an access key from a67 key create. Buckets and objects are the same ones a67 ls \
-            and a67 get see. Also served: /api/v1/health (no signature), /api/v1/buckets, usage, users and \
-            providers (signed like S3 requests), and /metrics (Prometheus).
+            and a67 get see. Also served, under /_a67/ (a prefix no bucket name can take): \
+            /_a67/api/v1/health (no signature), /_a67/api/v1/buckets, usage, users and providers (signed like \
+            S3 requests), and /_a67/metrics (Prometheus).
             SIGTERM or Ctrl-C stops it: requests in flight finish, then the catalog is snapshotted.
             Example:
               a67 user add alice && a67 key create alice
@@ -33,10 +34,27 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between catalog snapshots while objects change.")
     var snapshotInterval: Double = 60
 
+    @Option(help: "Connections held at once; more are closed as they are accepted.")
+    var maxConnections = 1024
+
+    @Option(help: "Connections held at once from one client address; more from it are closed as they are accepted.")
+    var maxConnectionsPerClient = 128
+
+    @Option(help: "Seconds a connection may stay idle (no request, or a request body that stopped) before it is closed.")
+    var idleTimeout: Double = 30
+
+    @Option(help: "Seconds from a request's first byte until its request line and headers must be whole; slower ones are closed.")
+    var requestHeadTimeout: Double = 10
+
     func validate() throws {
         guard parseListen() != nil else { throw ValidationError("--listen \(listen) is not HOST:PORT (like 127.0.0.1:7067)") }
         guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 or more") }
         guard snapshotInterval >= 1 else { throw ValidationError("--snapshot-interval must be at least 1 second") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard maxConnectionsPerClient >= 1 else { throw ValidationError("--max-connections-per-client must be at least 1") }
+        guard idleTimeout > 0, requestHeadTimeout > 0 else {
+            throw ValidationError("--idle-timeout and --request-head-timeout must be more than 0 seconds")
+        }
     }
 
     func parseListen() -> (String, Int)? {
@@ -55,12 +73,16 @@ struct Serve: AsyncParsableCommand {
             settings.rateLimit = rateLimit
             settings.burst = burst ?? max(1, rateLimit * 2)
             settings.snapshotInterval = snapshotInterval
+            settings.connections.maxConnections = maxConnections
+            settings.connections.maxPerClient = maxConnectionsPerClient
+            settings.connections.idleTimeout = .seconds(idleTimeout)
+            settings.connections.requestHeadTimeout = .seconds(requestHeadTimeout)
             let server = BlobServer(repository: repository, settings: settings)
             if try repository.catalog.users().isEmpty {
                 note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
             }
             try await server.run { address in
-                note("a67 serve: listening on http://\(address) (S3 at /, control API at /api/v1, metrics at /metrics)")
+                note("a67 serve: listening on http://\(address) (S3 at /, control API at /_a67/api/v1, metrics at /_a67/metrics)")
             }
             note("a67 serve: stopped")
         }

@@ -22,7 +22,7 @@ struct UserCommand: AsyncParsableCommand {
         @Argument(help: "The user's name: 1 to 64 letters, digits, '.', '-', '_' or '@'.")
         var name: String
 
-        @Flag(help: "Let the user see every bucket, user and provider through the control API (/api/v1).")
+        @Flag(help: "Let the user see every bucket, user and provider through the control API (/_a67/api/v1).")
         var admin = false
 
         @Option(help: "The most the user's buckets may hold, like 10G (default: no limit).")
