@@ -231,15 +231,21 @@ public final class Catalog: Sendable {
     /// all in one transaction. Every chunk the manifest lists must already be recorded.
     /// With `upload`, the multipart upload whose parts the manifest lists is forgotten in the same
     /// transaction (its parts' references pass to the object).
+    /// With `condition`, the key's current object must meet it (checked in the same transaction);
+    /// when it does not, `ObjectConditionFailed` is thrown and only `chunks` are recorded (unreferenced,
+    /// for gc), the upload is kept.
     public func commitObject(bucket: BucketRecord, segments: [String], manifestID: ChunkID, manifest: Manifest,
                              chunks: [StoredChunk], owner: (uid: UInt32, gid: UInt32, mode: UInt32),
-                             releasing upload: String? = nil) async throws {
+                             releasing upload: String? = nil, condition: ObjectCondition? = nil) async throws {
         let body = manifest.encoded
-        try await pool.write { db in
+        let refused = try await pool.write { db -> ObjectConditionFailed? in
             if let upload, try Bool.fetchOne(db, sql: "SELECT 1 FROM upload WHERE id = ?", arguments: [upload]) != true {
                 throw StoreError(.notFound, "no multipart upload \(upload) (it was completed or aborted)")
             }
             try Self.insert(chunks, db)
+            if let condition, let failure = condition.failure(current: try Self.currentETag(bucket: bucket, segments, db)) {
+                return failure
+            }
             let distinct = Set(manifest.entries.map(\.id))
             let missing = try distinct.filter { id in
                 try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE id = ?", arguments: [Data(id.bytes)]) != true
@@ -271,7 +277,9 @@ public final class Catalog: Sendable {
                 try Self.adjustManifest(manifestID, by: 1, db)
             }
             if let upload { try Self.dropUpload(upload, db) }
+            return nil
         }
+        if let refused { throw refused }
     }
 
     /// The object at `segments`, or `notFound`.
@@ -303,10 +311,14 @@ public final class Catalog: Sendable {
 
     /// Removes the object at `segments`, and the folders that existed only because of it. The object
     /// goes to the bucket's trash, still holding its chunks, until `purgeTrash` drops it (a67 gc, after
-    /// the retention period); `undelete` brings it back.
-    public func removeObject(bucket: BucketRecord, segments: [String]) throws {
+    /// the retention period); `undelete` brings it back. With `condition`, the object must meet it
+    /// (checked in the same transaction), else `ObjectConditionFailed` and nothing changes.
+    public func removeObject(bucket: BucketRecord, segments: [String], condition: ObjectCondition? = nil) throws {
         try pool.write { db in
             let key = segments.joined(separator: "/")
+            if let condition, let failure = condition.failure(current: try Self.currentETag(bucket: bucket, segments, db)) {
+                throw failure
+            }
             guard let id = try Self.resolve(bucket: bucket, segments, db),
                   let row = try Row.fetchOne(db, sql: "SELECT kind, parent_id FROM inode WHERE id = ?", arguments: [id]),
                   row["kind"] as String == "f" else {
