@@ -839,3 +839,29 @@ def test_special_files(d, mnt, repo):
     for name in ("fifo2", "block", "char2", "sock", "plain"):
         os.unlink(d / name)
     assert os.listdir(d) == []
+
+
+def test_put_onto_a_fifo_or_symlink_replaces_it(d, mnt, repo):
+    """A FIFO or symlink made in the mount is not an object (not listed; `a67 get` names it as what it is). An
+    object put on its key replaces it, as S3 overwrites any key (and as rename(2) onto it would): the mount
+    then shows a regular file with the object's content, and `a67 ls` and `a67 get` agree with it. The same
+    commit serves S3's PUT, CopyObject and CompleteMultipartUpload."""
+    os.mkfifo(d / "fifo", 0o640)
+    os.symlink("fifo", d / "link")
+    fifo_key, link_key = key_of(mnt, d / "fifo"), key_of(mnt, d / "link")
+    for key, kind in ((fifo_key, "a FIFO"), (link_key, "a symbolic link")):
+        result = repo.a67("get", f"{mnt.bucket}/{key}", "-", check=False, binary=True)
+        message = result.stderr.decode(errors="replace")
+        assert result.returncode == 2 and f"is {kind} (made in a mount)" in message, (result.returncode, message)
+    assert repo.ls(mnt.bucket, key_of(mnt, d) + "/") == {}
+    repo.put(mnt.bucket, fifo_key, b"now an object")
+    repo.put(mnt.bucket, link_key, b"no longer a link")
+    # Checked before any open: opening a FIFO for reading would block.
+    wait_for(lambda: stat.S_ISREG(os.lstat(d / "fifo").st_mode), f"{d / 'fifo'} shown as a regular file after a67 put")
+    wait_for(lambda: stat.S_ISREG(os.lstat(d / "link").st_mode), f"{d / 'link'} shown as a regular file after a67 put")
+    assert os.lstat(d / "fifo").st_size == len(b"now an object") and os.lstat(d / "fifo").st_rdev == 0
+    assert read(d / "fifo") == b"now an object"
+    assert read(d / "link") == b"no longer a link"
+    assert repo.ls(mnt.bucket, key_of(mnt, d) + "/") == {fifo_key: 13, link_key: 16}
+    repo.expect_object(mnt.bucket, fifo_key, b"now an object")
+    repo.expect_object(mnt.bucket, link_key, b"no longer a link")

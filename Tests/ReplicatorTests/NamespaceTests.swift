@@ -101,4 +101,49 @@ import Testing
         try h.catalog.rmdir(parent: h.bucket.rootInode, name: "d")
         #expect(try h.catalog.inode(node.id) == nil)
     }
+
+    /// What a special file or symlink made in a mount is through the object API: not an object (not
+    /// listed, NoSuchKey, named as what it is), and an object put on its key replaces it (as S3 overwrites
+    /// any key, as rename(2) onto it would): a regular file, no longer a FIFO; its other names keep it.
+    @Test func objectsReplaceSpecialFilesAndSymlinksAndNameThem() async throws {
+        let h = try Harness()
+        let root = h.bucket.rootInode
+        let c = h.catalog
+        let fifo = try c.makeNode(parent: root, name: "fifo", kind: .file, mode: 0o640, uid: 0, gid: 0, special: (0o010000, 0))
+        _ = try c.link(fifo.id, parent: root, name: "fifo-too")
+        _ = try c.makeNode(parent: root, name: "dev", kind: .file, mode: 0o600, uid: 0, gid: 0, special: (0o020000, 0x0304))
+        _ = try c.makeNode(parent: root, name: "link", kind: .symlink, mode: 0o777, uid: 0, gid: 0, symlinkTarget: "fifo")
+        _ = try c.makeNode(parent: root, name: "folder", kind: .directory, mode: 0o755, uid: 0, gid: 0)
+        func message(_ key: String) -> String? {
+            do {
+                _ = try c.object(bucket: h.bucket, segments: [key])
+                return nil
+            } catch let error as StoreError {
+                #expect(error.code == .notFound)
+                return error.message
+            } catch { return "\(error)" }
+        }
+        #expect(message("fifo")?.contains("is a FIFO (made in a mount)") == true)
+        #expect(message("dev")?.contains("is a character device (made in a mount)") == true)
+        #expect(message("link")?.contains("is a symbolic link (made in a mount)") == true)
+        #expect(message("folder")?.contains("is a folder") == true)
+        #expect(try h.keys().isEmpty)
+        let removed = await expectStoreError(.notFound) { try c.removeObject(bucket: h.bucket, segments: ["link"]) }
+        #expect(removed?.message.contains("is a symbolic link (made in a mount)") == true)
+        let below = await expectStoreError(.conflict) { _ = try await h.put([9], key: "link/below") }
+        #expect(below?.message.contains("is a symbolic link (made in a mount), so it cannot also be a folder") == true)
+
+        _ = try await h.put([1, 2, 3], key: "fifo")
+        _ = try await h.put([4], key: "link")
+        let file = try #require(try c.lookup(parent: root, name: "fifo"))
+        #expect(file.kind == .file && file.special == nil && file.rdev == 0 && file.size == 3 && file.links == 1)
+        #expect(try await h.get("fifo") == [1, 2, 3])
+        let other = try #require(try c.lookup(parent: root, name: "fifo-too"))
+        #expect(other.id == fifo.id && other.special == 0o010000 && other.manifestID == nil, "the FIFO's other name keeps it")
+        let replaced = try #require(try c.lookup(parent: root, name: "link"))
+        #expect(replaced.kind == .file && replaced.symlinkTarget == nil && replaced.size == 1)
+        #expect(try h.keys() == ["fifo", "link"])
+        let folder = await expectStoreError(.conflict) { _ = try await h.put([5], key: "folder") }
+        #expect(folder?.message.contains("is a folder") == true)
+    }
 }

@@ -231,11 +231,14 @@ public final class Catalog: Sendable {
     /// all in one transaction. Every chunk the manifest lists must already be recorded.
     /// With `upload`, the multipart upload whose parts the manifest lists is forgotten in the same
     /// transaction (its parts' references pass to the object).
+    /// With `condition`, the key's current object must meet it (checked in the same transaction);
+    /// when it does not, `ObjectConditionFailed` is thrown and only `chunks` are recorded (unreferenced,
+    /// for gc), the upload is kept.
     public func commitObject(bucket: BucketRecord, segments: [String], manifestID: ChunkID, manifest: Manifest,
                              chunks: [StoredChunk], owner: (uid: UInt32, gid: UInt32, mode: UInt32),
-                             releasing upload: String? = nil) async throws {
+                             releasing upload: String? = nil, condition: ObjectCondition? = nil) async throws {
         let body = manifest.encoded
-        try await pool.write { db in
+        let refused = try await pool.write { db -> ObjectConditionFailed? in
             // The bucket may have been removed while the object's chunks were stored.
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM bucket WHERE id = ?", arguments: [bucket.id]) == true else {
                 throw StoreError(.notFound, "no bucket named \(bucket.name): it was removed while the object was being stored")
@@ -244,6 +247,9 @@ public final class Catalog: Sendable {
                 throw StoreError(.notFound, "no multipart upload \(upload) (it was completed or aborted)")
             }
             try Self.insert(chunks, db)
+            if let condition, let failure = condition.failure(current: try Self.currentETag(bucket: bucket, segments, db)) {
+                return failure
+            }
             let distinct = Set(manifest.entries.map(\.id))
             let missing = try distinct.filter { id in
                 try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE id = ?", arguments: [Data(id.bytes)]) != true
@@ -256,17 +262,29 @@ public final class Catalog: Sendable {
             let now = Self.now()
             let parent = try Self.makeFolders(bucket: bucket, segments.dropLast(), now: now, owner: owner, db)
             let name = segments.last!
-            if let named = try Row.fetchOne(db, sql: "SELECT COALESCE(link_of, id) AS id FROM inode WHERE parent_id = ? AND name = ?",
+            var replaced = false
+            if let named = try Row.fetchOne(db, sql: "SELECT id, COALESCE(link_of, id) AS file FROM inode WHERE parent_id = ? AND name = ?",
                                             arguments: [parent, name]),
-               let existing = try Row.fetchOne(db, sql: "SELECT id, kind, manifest FROM inode WHERE id = ?", arguments: [named["id"] as Int64]) {
-                guard existing["kind"] as String == "f" else {
+               let existing = try Row.fetchOne(db, sql: "SELECT id, kind, manifest, special FROM inode WHERE id = ?",
+                                               arguments: [named["file"] as Int64]) {
+                let kind: String = existing["kind"]
+                if kind == "d" {
                     throw StoreError(.conflict, "\(bucket.name)/\(segments.joined(separator: "/")) is a folder; an object cannot replace it")
                 }
-                try db.execute(sql: "UPDATE inode SET manifest = ?, size = ?, mtime = ?, ctime = ? WHERE id = ?",
-                               arguments: [Data(manifestID.bytes), manifest.size, now, now, existing["id"] as Int64])
-                try Self.adjustManifest(manifestID, by: 1, db)
-                if let old = existing["manifest"] as Data? { try Self.adjustManifest(try Self.chunkID(old), by: -1, db) }
-            } else {
+                if kind == "f" && existing["special"] == nil {
+                    // A file's new content: every name of it (hard links made in a mount) sees the object.
+                    try db.execute(sql: "UPDATE inode SET manifest = ?, size = ?, mtime = ?, ctime = ? WHERE id = ?",
+                                   arguments: [Data(manifestID.bytes), manifest.size, now, now, existing["id"] as Int64])
+                    try Self.adjustManifest(manifestID, by: 1, db)
+                    if let old = existing["manifest"] as Data? { try Self.adjustManifest(try Self.chunkID(old), by: -1, db) }
+                    replaced = true
+                } else {
+                    // A symlink or special file made in a mount is no object; the object takes its name, as S3
+                    // overwrites any key (and as rename(2) onto it would). Its other names, if any, keep it.
+                    try Self.dropName(named["id"], trash: false, now: now, db)
+                }
+            }
+            if !replaced {
                 try db.execute(sql: """
                     INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, mtime, ctime, manifest)
                     VALUES (?, ?, ?, 'f', ?, ?, ?, ?, ?, ?, ?)
@@ -275,7 +293,9 @@ public final class Catalog: Sendable {
                 try Self.adjustManifest(manifestID, by: 1, db)
             }
             if let upload { try Self.dropUpload(upload, db) }
+            return nil
         }
+        if let refused { throw refused }
     }
 
     /// The object at `segments`, or `notFound`.
@@ -285,18 +305,16 @@ public final class Catalog: Sendable {
             // A hard link's extra name reads as the file it names.
             let id = try Int64.fetchOne(db, sql: "SELECT COALESCE(link_of, id) FROM inode WHERE id = ?", arguments: [row]) ?? row
             return try Row.fetchOne(db, sql: """
-                SELECT i.id, i.kind, i.size, i.mtime, i.manifest, m.body FROM inode i
+                SELECT i.id, i.kind, i.size, i.mtime, i.manifest, i.special, m.body FROM inode i
                 LEFT JOIN manifest m ON m.id = i.manifest WHERE i.id = ?
                 """, arguments: [id])
         }
         let key = segments.joined(separator: "/")
-        guard let row, row["kind"] as String == "f" else {
-            throw StoreError(.notFound, row == nil
-                ? "no object \(bucket.name)/\(key): a67 ls \(bucket.name) lists what is there"
-                : "\(bucket.name)/\(key) is a folder, not an object")
+        guard let row else {
+            throw StoreError(.notFound, "no object \(bucket.name)/\(key): a67 ls \(bucket.name) lists what is there")
         }
-        guard let id = row["manifest"] as Data? else {
-            throw StoreError(.notFound, "\(bucket.name)/\(key) is not an object (a FIFO, socket or device made in a mount)")
+        guard let id = row["manifest"] as Data?, row["kind"] as String == "f" else {
+            throw StoreError(.notFound, "\(bucket.name)/\(key) is \(Self.whatIsNot(kind: row["kind"], special: row["special"])), not an object")
         }
         guard let body = row["body"] as Data? else {
             throw StoreError(.internal, "object \(bucket.name)/\(key) has no manifest in the catalog")
@@ -307,14 +325,24 @@ public final class Catalog: Sendable {
 
     /// Removes the object at `segments`, and the folders that existed only because of it. The object
     /// goes to the bucket's trash, still holding its chunks, until `purgeTrash` drops it (a67 gc, after
-    /// the retention period); `undelete` brings it back.
-    public func removeObject(bucket: BucketRecord, segments: [String]) throws {
+    /// the retention period); `undelete` brings it back. With `condition`, the object must meet it
+    /// (checked in the same transaction), else `ObjectConditionFailed` and nothing changes.
+    public func removeObject(bucket: BucketRecord, segments: [String], condition: ObjectCondition? = nil) throws {
         try pool.write { db in
             let key = segments.joined(separator: "/")
+            if let condition, let failure = condition.failure(current: try Self.currentETag(bucket: bucket, segments, db)) {
+                throw failure
+            }
             guard let id = try Self.resolve(bucket: bucket, segments, db),
-                  let row = try Row.fetchOne(db, sql: "SELECT kind, parent_id FROM inode WHERE id = ?", arguments: [id]),
-                  row["kind"] as String == "f" else {
+                  let row = try Row.fetchOne(db, sql: """
+                      SELECT i.kind, i.parent_id, t.manifest, t.special FROM inode i JOIN inode t ON t.id = COALESCE(i.link_of, i.id)
+                      WHERE i.id = ?
+                      """, arguments: [id]) else {
                 throw StoreError(.notFound, "no object \(bucket.name)/\(key)")
+            }
+            guard row["kind"] as String == "f", row["manifest"] != nil else {
+                let what = Self.whatIsNot(kind: row["kind"], special: row["special"])
+                throw StoreError(.notFound, "\(bucket.name)/\(key) is \(what), not an object\(what == "a folder" ? "" : ": remove it in the mount")")
             }
             // The namespace entry's reference moves to the trash entry: the chunks stay referenced.
             // A file with other names (hard links made in a mount) keeps its content under those.
@@ -454,6 +482,22 @@ public final class Catalog: Sendable {
         return ChunkID(bytes: [UInt8](data))
     }
 
+    /// What a namespace entry that is not an object is, for messages: "a folder", "a symbolic link
+    /// (made in a mount)", "a FIFO (made in a mount)"... (`special`: a special file's st_mode type bits).
+    /// With `object`, a regular file is "an object".
+    static func whatIsNot(kind: String, special: Int64?, object: Bool = false) -> String {
+        switch (kind, special.map { $0 & 0o170000 }) {
+        case ("d", _): return "a folder"
+        case ("l", _): return "a symbolic link (made in a mount)"
+        case (_, 0o010000?): return "a FIFO (made in a mount)"
+        case (_, 0o140000?): return "a socket (made in a mount)"
+        case (_, 0o020000?): return "a character device (made in a mount)"
+        case (_, 0o060000?): return "a block device (made in a mount)"
+        case (_, _?): return "a special file (made in a mount)"
+        default: return object ? "an object" : "a file with no content recorded"
+        }
+    }
+
     /// Now, in nanoseconds since 1970 (the catalog's times).
     public static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
 
@@ -478,7 +522,9 @@ public final class Catalog: Sendable {
             if let row = try Row.fetchOne(db, sql: "SELECT id, kind FROM inode WHERE parent_id = ? AND name = ?",
                                           arguments: [current, segment]) {
                 guard row["kind"] as String == "d" else {
-                    throw StoreError(.conflict, "\(bucket.name)/\(path.joined(separator: "/")) is an object, so it cannot also be a folder")
+                    let special = try Int64.fetchOne(db, sql: "SELECT t.special FROM inode i JOIN inode t ON t.id = COALESCE(i.link_of, i.id) WHERE i.id = ?",
+                                                     arguments: [row["id"] as Int64])
+                    throw StoreError(.conflict, "\(bucket.name)/\(path.joined(separator: "/")) is \(whatIsNot(kind: row["kind"], special: special, object: true)), so it cannot also be a folder")
                 }
                 current = row["id"]
             } else {

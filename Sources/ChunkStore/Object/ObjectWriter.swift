@@ -166,10 +166,11 @@ public struct ObjectWriter: Sendable {
 
     /// Makes an object of chunks already stored: stores its manifest (unless the repository holds
     /// it) and commits it in one catalog transaction. With `upload`, that multipart upload is
-    /// forgotten in the same transaction.
+    /// forgotten in the same transaction; with `condition`, the key's object must meet it there
+    /// (`Catalog.commitObject`).
     public func commit(_ chunks: StoredChunks, attributes: [String: String], bucket: BucketRecord, key: String,
                        segments: [String]? = nil, owner: (uid: UInt32, gid: UInt32, mode: UInt32),
-                       releasing upload: String? = nil) async throws -> Result {
+                       releasing upload: String? = nil, condition: ObjectCondition? = nil) async throws -> Result {
         let segments = try segments ?? Names.keySegments(key)
         try Self.validate(attributes)
         let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
@@ -186,7 +187,7 @@ public struct ObjectWriter: Sendable {
             last.append(manifestChunk)
         }
         try await catalog.commitObject(bucket: bucket, segments: segments, manifestID: manifestID, manifest: manifest,
-                                       chunks: last, owner: owner, releasing: upload)
+                                       chunks: last, owner: owner, releasing: upload, condition: condition)
         return Result(size: manifest.size, chunks: manifest.entries.count, newChunks: chunks.newChunks,
                       newSealedBytes: chunks.newSealedBytes, manifestID: manifestID, underReplicated: underReplicated)
     }

@@ -8,12 +8,16 @@ struct S3Error: Error, Sendable {
     let code: String
     let message: String
     var headers: [(String, String)] = []
+    /// For PreconditionFailed: the header whose condition did not hold (S3's <Condition>).
+    var condition: String?
 
-    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: [(String, String)] = []) {
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: [(String, String)] = [],
+         condition: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.condition = condition
     }
 
     static func accessDenied(_ message: String = "Access Denied") -> S3Error { S3Error(.forbidden, "AccessDenied", message) }
@@ -64,6 +68,7 @@ struct S3Error: Error, Sendable {
         let body = XMLWriter.document("Error", namespace: false) { x in
             x.element("Code", code)
             x.element("Message", message)
+            if let condition { x.element("Condition", condition) }
             x.element("Resource", resource)
             x.element("RequestId", requestID)
         }

@@ -310,9 +310,8 @@ struct S3Handler: Sendable {
         }
     }
 
-    /// An object's ETag, unquoted: the stored MD5 form, or for objects put by `a67 put` (which
-    /// computes no MD5) a form from the manifest's ID that no client mistakes for an MD5.
+    /// An object's ETag, unquoted (`Manifest.etag`: the one definition conditional writes compare with).
     static func etag(_ attributes: [String: String], manifest: ChunkID) -> String {
-        attributes[ObjectAttributes.etag] ?? Hex.encode(Array(manifest.bytes.prefix(16))) + "-1"
+        Manifest.etag(attributes: attributes, id: manifest)
     }
 }

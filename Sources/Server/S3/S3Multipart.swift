@@ -93,6 +93,8 @@ extension S3Handler {
         let bucket = try ownedBucket(r)
         let upload = try upload(r, bucket)
         let complete = try await xmlBody(r, root: "CompleteMultipartUpload", limit: 4 * 1024 * 1024)!
+        let condition = try writeCondition(r)
+        try checkEarly(condition, bucket: bucket, key: upload.key, segments: try Self.segments(upload.key))
         var listed: [(number: Int, etag: String)] = []
         for part in complete.children("Part") {
             guard let number = part.child("PartNumber").flatMap({ Int($0.text.trimmingCharacters(in: .whitespacesAndNewlines)) }),
@@ -125,9 +127,11 @@ extension S3Handler {
         attributes[ObjectAttributes.etag] = etag
         let writer = try repository.objectWriter()
         do {
-            _ = try await repository.whileStoring {
-                try await writer.commit(ObjectWriter.StoredChunks(entries: entries), attributes: attributes, bucket: bucket,
-                                        key: upload.key, owner: owner, releasing: upload.id)
+            _ = try await conditionally(key: upload.key) {
+                try await repository.whileStoring {
+                    try await writer.commit(ObjectWriter.StoredChunks(entries: entries), attributes: attributes, bucket: bucket,
+                                            key: upload.key, owner: owner, releasing: upload.id, condition: condition)
+                }
             }
         } catch let error as StoreError where error.code == .notFound {
             throw S3Error.noSuchUpload(upload.id)

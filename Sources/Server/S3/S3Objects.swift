@@ -7,7 +7,7 @@ import Replicator
 
 /// Which request headers an object keeps (in its manifest's attributes) and gives back.
 enum ObjectAttributes {
-    static let etag = "etag"
+    static let etag = Manifest.etagAttribute
     static let stored = ["content-type", "cache-control", "content-disposition", "content-encoding", "content-language", "expires"]
     static let maxUserMetadata = 2048
 
@@ -50,6 +50,8 @@ extension S3Handler {
         let key = r.key!
         let segments = try Self.segments(key)
         var attributes = try ObjectAttributes.from(r)
+        let condition = try writeCondition(r)
+        try checkEarly(condition, bucket: bucket, key: key, segments: segments)
         let quota = quota(bucket)
         defer { quota.release() }
         let writer = try repository.objectWriter(window: server.window)
@@ -57,8 +59,10 @@ extension S3Handler {
         let (md5, checksum) = try await repository.whileStoring { () async throws -> ([UInt8], (String, String)?) in
             let body = try await storeBody(r, writer: writer, policy: policy, quota: quota)
             attributes[ObjectAttributes.etag] = Hex.encode(body.md5)
-            _ = try await writer.commit(body.stored, attributes: attributes, bucket: bucket, key: key, segments: segments,
-                                        owner: owner)
+            _ = try await conditionally(key: key) {
+                try await writer.commit(body.stored, attributes: attributes, bucket: bucket, key: key, segments: segments,
+                                        owner: owner, condition: condition)
+            }
             return (body.md5, body.checksum)
         }
         server.changed()
@@ -94,6 +98,8 @@ extension S3Handler {
         let key = r.key!
         let segments = try Self.segments(key)
         let source = try copySource(r)
+        let condition = try writeCondition(r)
+        try checkEarly(condition, bucket: bucket, key: key, segments: segments)
         let replace = r.header("x-amz-metadata-directive")?.uppercased() == "REPLACE"
         if !replace && source.bucket.id == bucket.id && source.object.key == segments.joined(separator: "/") {
             throw S3Error(.badRequest, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata")
@@ -107,9 +113,11 @@ extension S3Handler {
             attributes[ObjectAttributes.etag] = source.object.manifest.attributes[ObjectAttributes.etag]
         }
         let writer = try repository.objectWriter()
-        let result = try await repository.whileStoring {
-            try await writer.commit(ObjectWriter.StoredChunks(entries: source.object.manifest.entries), attributes: attributes,
-                                    bucket: bucket, key: key, segments: segments, owner: owner)
+        let result = try await conditionally(key: key) {
+            try await repository.whileStoring {
+                try await writer.commit(ObjectWriter.StoredChunks(entries: source.object.manifest.entries), attributes: attributes,
+                                        bucket: bucket, key: key, segments: segments, owner: owner, condition: condition)
+            }
         }
         server.changed()
         let etag = Self.etag(attributes, manifest: result.manifestID)
@@ -117,30 +125,6 @@ extension S3Handler {
             x.element("LastModified", HTTPDates.iso8601(Date()))
             x.element("ETag", "\"\(etag)\"")
         })
-    }
-
-    /// If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since (or their x-amz-copy-source-
-    /// forms), as RFC 7232 orders them.
-    func checkPreconditions(_ r: S3Request, object: ObjectRecord, prefix: String = "", forCopy: Bool = false) throws {
-        let etag = Self.etag(object.manifest.attributes, manifest: object.manifestID)
-        let modified = Double(object.mtime / 1_000_000_000)
-        func matches(_ list: String) -> Bool {
-            list.split(separator: ",").contains { item in
-                let tag = item.trimmingCharacters(in: .whitespaces)
-                return tag == "*" || tag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) == etag
-                    || tag.hasPrefix("W/") && tag.dropFirst(2).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) == etag
-            }
-        }
-        let failed = S3Error(.preconditionFailed, "PreconditionFailed", "At least one of the preconditions you specified did not hold")
-        let ifMatch = r.header(prefix + "if-match")
-        if let ifMatch, !matches(ifMatch) { throw failed }
-        if ifMatch == nil, let since = r.header(prefix + "if-unmodified-since").flatMap(HTTPDates.parse),
-           modified > since.timeIntervalSince1970 { throw failed }
-        let ifNoneMatch = r.header(prefix + "if-none-match")
-        let notModified = S3Error(.notModified, "NotModified", "Not Modified", headers: [("ETag", "\"\(etag)\"")])
-        if let ifNoneMatch, matches(ifNoneMatch) { throw forCopy ? failed : notModified }
-        if ifNoneMatch == nil, let since = r.header(prefix + "if-modified-since").flatMap(HTTPDates.parse),
-           modified <= since.timeIntervalSince1970 { throw forCopy ? failed : notModified }
     }
 
     func getObject(_ r: S3Request, head: Bool) throws -> Response {
@@ -216,10 +200,12 @@ extension S3Handler {
         let bucket = try ownedBucket(r)
         let segments = try Self.segments(r.key!)
         do {
-            try catalog.removeObject(bucket: bucket, segments: segments)
+            try catalog.removeObject(bucket: bucket, segments: segments, condition: r.header("if-match").map { ObjectCondition(ifMatch: $0) })
             server.changed()
         } catch let error as StoreError where error.code == .notFound {
             // S3 answers a delete of a missing key the same as any other.
+        } catch let failure as ObjectConditionFailed {
+            throw S3Error(failure, key: r.key!)
         }
         return Response(status: .noContent)
     }
@@ -242,10 +228,15 @@ extension S3Handler {
             }
             do {
                 let segments = try Self.segments(key)
-                try catalog.removeObject(bucket: bucket, segments: segments)
+                // An ETag makes this object's delete conditional, as If-Match does DeleteObject's.
+                let condition = object.child("ETag").map { ObjectCondition(ifMatch: $0.text) }
+                try catalog.removeObject(bucket: bucket, segments: segments, condition: condition)
                 deleted.append(key)
             } catch let error as StoreError where error.code == .notFound {
                 deleted.append(key)
+            } catch let failure as ObjectConditionFailed {
+                let error = S3Error(failure, key: key)
+                errors.append((key, error.code, error.message))
             } catch let error as S3Error {
                 errors.append((key, error.code, error.message))
             }
