@@ -251,7 +251,7 @@ struct CLITests {
             guard line.hasPrefix("  "), parts.count == 2, Int(parts[0]) != nil else { return nil }
             return (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces))
         }
-        #expect(rows.count == 9)
+        #expect(rows.count == 10)
         for (status, meaning) in rows {
             #expect(readme.contains("| \(status) | \(meaning) |"), "README lacks exit code \(status)")
             #expect(architecture.contains("| \(status) | \(meaning) |"), "docs/ARCHITECTURE.md lacks exit code \(status)")
@@ -385,12 +385,71 @@ struct RepositorySetupTests {
     @Test func anInterruptedInitCanBeRunAgain() throws {
         let cli = try CLI()
         try cli.ok(["init"])
-        // What a kill between the catalog and the keyring leaves: a catalog and no keyring.
-        try FileManager.default.removeItem(atPath: cli.home + "/keyring")
-        try cli.fails(["stat"], status: 7, message: "no repository")
+        // What a kill before init's last step leaves: the catalog under its temporary name, the keyring written.
+        try FileManager.default.moveItem(atPath: cli.home + "/catalog.db", toPath: cli.home + "/catalog.db.init")
+        try cli.fails(["stat"], status: 7, message: "a67 init in \(cli.home) was interrupted before it finished")
         try cli.ok(["init"])
         try cli.ok(["provider", "add", "p1", "--dir", cli.provider(1)])
         #expect((try cli.json(["provider", "ls"]) as! [Any]).count == 1)
+        #expect(!FileManager.default.fileExists(atPath: cli.home + "/catalog.db.init"))
+        // Killed earlier, before the keyring: the same.
+        let early = try CLI()
+        try early.ok(["init"])
+        try FileManager.default.moveItem(atPath: early.home + "/catalog.db", toPath: early.home + "/catalog.db.init")
+        try FileManager.default.removeItem(atPath: early.home + "/keyring")
+        try early.fails(["ls", "test-bucket"], status: 7, message: "was interrupted")
+        try early.ok(["init"])
+        try early.ok(["bucket", "create", "after-init"])
+    }
+
+    @Test func aLostKeyringIsNamedAndInitNeverReplacesTheCatalog() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 2)
+        try cli.ok(["put", "-", "test-bucket/k"], input: [1, 2, 3])
+        let keyringPath = cli.home + "/keyring"
+        let keyring = try #require(cli.read(keyringPath))
+        try FileManager.default.removeItem(atPath: keyringPath)
+        let catalog = cli.read(cli.home + "/catalog.db")
+        let wal = cli.read(cli.home + "/catalog.db-wal") ?? []  // absent or empty: the same log
+        for command in [["ls", "test-bucket"], ["put", "-", "test-bucket/k2"], ["stat"], ["get", "test-bucket/k", "-"]] {
+            let failed = try cli.fails(command, status: 8, message: "\(keyringPath) is missing", input: [9])
+            for fix in ["is still there", "copy it to \(keyringPath) from a backup or from any provider", cli.provider(1) + "/keyring",
+                        cli.provider(2) + "/keyring", "a67 recover --dir \(cli.provider(1))"] {
+                #expect(failed.stderr.contains(fix), "a67 \(command[0]) must say \(fix): \(failed.stderr)")
+            }
+        }
+        try cli.fails(["init"], status: 8, message: "a67 init never replaces a catalog")
+        try cli.fails(["up"], status: 8, message: "a67 init never replaces a catalog")
+        let untouched = cli.read(cli.home + "/catalog.db") == catalog && (cli.read(cli.home + "/catalog.db-wal") ?? []) == wal
+        #expect(untouched, "the catalog and its write-ahead log must be untouched")
+        #expect(!FileManager.default.fileExists(atPath: keyringPath))
+
+        // Copied back from a provider: everything is there.
+        #expect(cli.read(cli.provider(1) + "/keyring") == keyring)
+        overwrite(keyringPath, keyring)
+        #expect(try cli.ok(["get", "test-bucket/k", "-"]).stdoutBytes == [1, 2, 3])
+
+        // Or a67 recover from a provider: the keyring comes back, the catalog (newer than any snapshot) stays.
+        try FileManager.default.removeItem(atPath: keyringPath)
+        let other = try CLI()
+        try other.setUp(providers: 1)
+        try cli.fails(["recover", "--dir", other.provider(1)], status: 6, message: "belongs to another repository")
+        try cli.fails(["recover", "--dir", cli.provider(2)], status: 3, message: "wrong passphrase",
+                      environment: ["A67_PASSPHRASE": "not it"])
+        #expect(!FileManager.default.fileExists(atPath: keyringPath))
+        let recovered = try cli.ok(["recover", "--dir", cli.provider(2)])
+        #expect(recovered.stdout.contains("restored the keyring"))
+        #expect(cli.read(keyringPath) == keyring)
+        #expect((try cli.json(["ls", "test-bucket"]) as! [[String: Any]]).map { $0["key"] as! String } == ["k"])
+        #expect(try cli.ok(["get", "test-bucket/k", "-"]).stdoutBytes == [1, 2, 3])
+    }
+
+    @Test func aKeyringWithoutItsCatalogIsNamed() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        try FileManager.default.removeItem(atPath: cli.home + "/catalog.db")
+        try cli.fails(["ls", "test-bucket"], status: 7, message: "holds a keyring but no catalog")
+        try cli.fails(["init"], status: 7, message: "a67 recover into an empty folder")
     }
 
     @Test func thePromptAsksTwiceAndRefusesAMismatch() throws {

@@ -14,8 +14,9 @@ public final class Catalog: Sendable {
     /// and `sync` makes them survive the machine's. For the mount, whose every create is a commit.
     public let relaxed: Bool
 
-    /// Opens (and migrates) the catalog at `path`, creating it when `create` is set.
-    public init(path: String, create: Bool = false, relaxed: Bool = false) throws {
+    /// Opens (and migrates) the catalog at `path`, creating it when `create` is set. `readOnly` opens
+    /// it without migrating or writing (to diagnose a repository that cannot be opened for work).
+    public init(path: String, create: Bool = false, relaxed: Bool = false, readOnly: Bool = false) throws {
         self.relaxed = relaxed
         if !create && !FileManager.default.fileExists(atPath: path) {
             throw StoreError(.notInitialized, "no catalog at \(path): run a67 init first (or set A67_HOME)")
@@ -30,6 +31,7 @@ public final class Catalog: Sendable {
         configuration.busyMode = .timeout(60)
         configuration.foreignKeysEnabled = true
         configuration.label = "a67-catalog"
+        configuration.readonly = readOnly
         // Enough readers for a server's concurrent requests (each read is short; see chunkLocations).
         configuration.maximumReaderCount = 16
         if relaxed {
@@ -37,7 +39,7 @@ public final class Catalog: Sendable {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            try Self.migrator.migrate(pool)
+            if !readOnly { try Self.migrator.migrate(pool) }
         } catch let error as DatabaseError {
             throw StoreError(.io, "cannot open the catalog \(path): \(error.message ?? error.description)")
         }

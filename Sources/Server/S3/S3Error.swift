@@ -37,7 +37,7 @@ struct S3Error: Error, Sendable {
         case .invalidArgument: self.init(.badRequest, "InvalidArgument", error.message)
         case .alreadyExists, .conflict: self.init(.conflict, "OperationAborted", error.message)
         case .providerFailure: self.init(.serviceUnavailable, "ServiceUnavailable", error.message)
-        case .integrity, .io, .internal, .wrongPassphrase, .notInitialized: self.init(.internalServerError, "InternalError", error.message)
+        case .integrity, .io, .internal, .wrongPassphrase, .notInitialized, .keyringLost: self.init(.internalServerError, "InternalError", error.message)
         }
     }
 

@@ -297,6 +297,9 @@ struct Recover: AsyncParsableCommand {
             The keyring and the newest catalog snapshot are read from it (and from the other providers \
             the catalog names, if one holds a newer snapshot): providers with their credentials, \
             buckets, objects. Then run a67 repair if a provider was lost with the machine.
+
+            A $A67_HOME that still holds its catalog but lost its keyring gets the keyring back \
+            (checked against the passphrase and the catalog), and keeps its catalog.
             """)
 
     @OptionGroup var home: HomeOptions
@@ -313,6 +316,16 @@ struct Recover: AsyncParsableCommand {
             repository.saveHealth()
             if let newer = report.newerSnapshotUnread {
                 note("warning: \(newer): this catalog may miss the latest changes. Fix that provider and recover again into an empty folder to get them")
+            }
+            if report.keyringOnly {
+                if json {
+                    printJSON(["home": repository.home, "source": report.source, "keyringOnly": true, "providers": report.providers,
+                               "buckets": report.buckets, "objects": report.objects])
+                } else {
+                    print("restored the keyring of \(repository.home) from \(report.source); the catalog there was kept")
+                    print("\(report.providers) provider(s), \(report.buckets) bucket(s), \(report.objects) object(s)")
+                }
+                return
             }
             if json {
                 printJSON(["home": repository.home, "source": report.source, "snapshot": report.sequence,

@@ -26,7 +26,7 @@ func guarded(_ body: () async throws -> Void) async throws {
 /// The exit statuses, in one place: `a67 --help` prints this table and errors map to it.
 enum ExitStatus: Int32, CaseIterable {
     case success = 0, failure = 1, notFound = 2, passphrase = 3, integrity = 4, provider = 5, conflict = 6,
-         noRepository = 7, usage = 64
+         noRepository = 7, keyringLost = 8, usage = 64
 
     var meaning: String {
         switch self {
@@ -38,6 +38,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .provider: return "provider failure: a provider is unwritable, full, missing or at its quota"
         case .conflict: return "conflict: it already exists, or a bucket is not empty"
         case .noRepository: return "no repository at $A67_HOME (run a67 init)"
+        case .keyringLost: return "keyring missing or damaged beside its catalog (see the message)"
         case .usage: return "usage: invalid arguments, names, keys or ranges"
         }
     }
@@ -51,6 +52,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .providerFailure: self = .provider
         case .alreadyExists, .conflict: self = .conflict
         case .notInitialized: self = .noRepository
+        case .keyringLost: self = .keyringLost
         case .invalidArgument: self = .usage
         }
     }
