@@ -78,6 +78,49 @@ struct CLITests {
                     .stdoutBytes == [1, 2, 3], "the passphrase file comes first")
     }
 
+    @Test func passphraseFilesOfEveryShapeAreReadWithABound() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        cli.environment.removeValue(forKey: "A67_PASSPHRASE")
+        func withFile(_ path: String) -> [String: String] { ["A67_PASSPHRASE_FILE": path] }
+        // Every way a file can end the line: LF, CRLF, no line end at all, more lines after it.
+        for (name, content) in [("lf", "test passphrase\n"), ("crlf", "test passphrase\r\n"), ("bare", "test passphrase"),
+                                ("lines", "test passphrase\r\nsecond line\n")] {
+            let result = try cli.run(["bucket", "create", "from-\(name)"], environment: withFile(cli.file(name, Array(content.utf8))))
+            #expect(result.status == 0, "a passphrase file ending \(name): \(result.stderr)")
+        }
+        try cli.fails(["bucket", "create", "from-folder"], status: 3, message: "A67_PASSPHRASE_FILE names a folder (\(cli.scratch)), not a file",
+                      environment: withFile(cli.scratch))
+        try cli.fails(["bucket", "create", "too-long"], status: 3, message: "has no line end in its first 64 KiB",
+                      environment: withFile(cli.file("long", Array(repeating: UInt8(ascii: "a"), count: 64 * 1024 + 1) + [10])))
+        // A line of exactly 64 KiB is the longest passphrase (wrong here, but read).
+        try cli.fails(["bucket", "create", "just-fits"], status: 3, message: "wrong passphrase",
+                      environment: withFile(cli.file("max", Array(repeating: UInt8(ascii: "a"), count: 64 * 1024) + [13, 10])))
+
+        // A file that never ends fails at once, in bounded memory (reading it all grew the process to 24 GB).
+        cli.environment["A67_PASSPHRASE_FILE"] = "/dev/zero"
+        let endless = try cli.start(["bucket", "create", "from-zero"])
+        let ended = cli.waitUntil(seconds: 20) { !endless.process.isRunning }
+        if !ended { endless.killHard() }
+        let zero = endless.finish()
+        #expect(ended, "a67 must give up on /dev/zero at once")
+        #expect(zero.status == 3)
+        #expect(zero.stderr.contains("(/dev/zero) has no line end in its first 64 KiB"), "stderr: \(zero.stderr)")
+
+        // A pipe is read up to its line end, even while the writer keeps it open (as a67 mount's is).
+        cli.environment["A67_PASSPHRASE_FILE"] = "/dev/stdin"
+        let piped = try cli.start(["bucket", "create", "from-pipe"])
+        piped.feed(Array("test passphrase\n".utf8))
+        let answered = cli.waitUntil(seconds: 20) { !piped.process.isRunning }
+        let pipeResult = piped.finish()
+        #expect(answered, "a67 must not wait for the pipe to close once it has the line")
+        #expect(pipeResult.status == 0, "stderr: \(pipeResult.stderr)")
+        cli.environment["A67_PASSPHRASE"] = "test passphrase"
+        cli.environment.removeValue(forKey: "A67_PASSPHRASE_FILE")
+        let buckets = (try cli.json(["bucket", "ls"]) as! [[String: Any]]).map { $0["name"] as! String }
+        #expect(Set(buckets) == ["test-bucket", "from-lf", "from-crlf", "from-bare", "from-lines", "from-pipe"])
+    }
+
     @Test func noPassphraseAtAllIsAClearError() throws {
         let cli = try CLI()
         cli.environment.removeValue(forKey: "A67_PASSPHRASE")
