@@ -121,6 +121,46 @@ struct CLITests {
         #expect(Set(buckets) == ["test-bucket", "from-lf", "from-crlf", "from-bare", "from-lines", "from-pipe"])
     }
 
+    /// Human output never carries a name's control characters to the terminal: an S3 user chooses keys.
+    @Test func controlCharactersInNamesAreEscapedInHumanOutput() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        let keys = ["esc\u{1B}[31mred", "fake\nline", "cr\rover", "bell\u{07}", "bidi\u{202E}gpj.exe", "c1\u{9B}31m", "del\u{7F}x",
+                    "tab\tkey"]
+        let shown = ["esc\\x1b[31mred", "fake\\nline", "cr\\rover", "bell\\x07", "bidi\\u{202e}gpj.exe", "c1\\x9b31m", "del\\x7fx",
+                     "tab\\tkey"]
+        /// No byte a terminal acts on: C0 but the line ends, DEL, C1 (UTF-8 C2 80..9F), bidi controls (E2 80 AA..AE, E2 81 A6..A9).
+        func clean(_ bytes: [UInt8]) -> Bool {
+            let text = String(decoding: bytes, as: UTF8.self)
+            return !text.unicodeScalars.contains { s in
+                (s.value < 0x20 && s != "\n") || (0x7F...0x9F).contains(s.value) || (0x202A...0x202E).contains(s.value)
+                    || (0x2066...0x2069).contains(s.value)
+            }
+        }
+        for (key, escaped) in zip(keys, shown) {
+            let put = try cli.ok(["put", "-", "test-bucket/" + key], input: [1])
+            #expect(clean(put.stdoutBytes) && put.stdout.contains("test-bucket/" + escaped), "put said: \(put.stdout)")
+        }
+        let listing = try cli.ok(["ls", "test-bucket"])
+        #expect(clean(listing.stdoutBytes), "ls printed a raw control character: \(Array(listing.stdout.utf8))")
+        #expect(listing.stdout.split(separator: "\n").count == keys.count, "one line per key, none faked")
+        for escaped in shown { #expect(listing.stdout.contains(escaped), "ls must show \(escaped)") }
+        // --json escapes them its own way, and gives back the exact keys.
+        let json = try cli.json(["ls", "test-bucket"]) as! [[String: Any]]
+        #expect(Set(json.map { $0["key"] as! String }) == Set(keys))
+        #expect(clean((try cli.ok(["ls", "test-bucket", "--json"])).stdoutBytes))
+        // Errors that quote a name, and the trash.
+        let missing = try cli.fails(["get", "test-bucket/no\nsuch\u{1B}]0;title\u{07}", "-"], status: 2, message: "no\\nsuch\\x1b]0;title\\x07")
+        #expect(clean(Array(missing.stderr.utf8)) && missing.stderr.split(separator: "\n").count == 1, "stderr: \(missing.stderr)")
+        for key in keys { try cli.ok(["rm", "test-bucket/" + key]) }
+        let trash = try cli.ok(["undelete", "--list"])
+        #expect(clean(trash.stdoutBytes), "the trash listing printed a raw control character")
+        #expect(trash.stdout.split(separator: "\n").count == keys.count + 1, "a header and one line per key")
+        for escaped in shown { #expect(trash.stdout.contains("test-bucket/" + escaped)) }
+        let restored = try cli.ok(["undelete", "test-bucket/" + keys[0]])
+        #expect(clean(restored.stdoutBytes) && restored.stdout.contains(shown[0]))
+    }
+
     @Test func noPassphraseAtAllIsAClearError() throws {
         let cli = try CLI()
         cli.environment.removeValue(forKey: "A67_PASSPHRASE")

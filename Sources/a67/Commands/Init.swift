@@ -35,8 +35,8 @@ struct Init: AsyncParsableCommand {
             if json {
                 printJSON(["home": repository.home, "repositoryId": repository.repositoryID])
             } else {
-                print("created repository \(repository.repositoryID) in \(repository.home)")
-                print("next: a67 provider add NAME --dir PATH, then a67 bucket create NAME")
+                show("created repository \(repository.repositoryID) in \(repository.home)")
+                show("next: a67 provider add NAME --dir PATH, then a67 bucket create NAME")
             }
         }
     }

@@ -35,12 +35,12 @@ struct Scrub: AsyncParsableCommand {
                            "missing": report.missing, "corrupt": report.corrupt, "unreadable": report.unreadable,
                            "seconds": report.seconds])
             } else {
-                print("scrubbed \(report.replicasChecked) replica(s), \(ByteSize.format(report.bytesChecked)) in "
+                show("scrubbed \(report.replicasChecked) replica(s), \(ByteSize.format(report.bytesChecked)) in "
                     + String(format: "%.1f s (", report.seconds) + a67.rate(report.bytesChecked, report.seconds) + ")")
-                for line in report.missing.prefix(20) { print("  missing: \(line)") }
-                for line in report.corrupt.prefix(20) { print("  damaged: \(line)") }
-                for line in report.unreadable.prefix(20) { print("  not checked: \(line)") }
-                if report.missing.count + report.corrupt.count > 0 { print("run a67 repair to restore them") }
+                for line in report.missing.prefix(20) { show("  missing: \(line)") }
+                for line in report.corrupt.prefix(20) { show("  damaged: \(line)") }
+                for line in report.unreadable.prefix(20) { show("  not checked: \(line)") }
+                if report.missing.count + report.corrupt.count > 0 { show("run a67 repair to restore them") }
             }
             if report.missing.count + report.corrupt.count > 0 {
                 throw ExitCode(ExitStatus.integrity.rawValue)
@@ -78,13 +78,13 @@ struct Repair: AsyncParsableCommand {
                            "providersDown": report.providersDown,
                            "seconds": report.seconds])
             } else {
-                print("repaired \(report.chunksRepaired) chunk(s): \(report.replicasAdded) replica(s), "
+                show("repaired \(report.chunksRepaired) chunk(s): \(report.replicasAdded) replica(s), "
                     + "\(ByteSize.format(report.bytesCopied)) copied in " + String(format: "%.1f s", report.seconds))
                 if !report.providersDown.isEmpty {
-                    print("not answering (their copies were not counted): \(report.providersDown.joined(separator: ", "))")
+                    show("not answering (their copies were not counted): \(report.providersDown.joined(separator: ", "))")
                 }
-                for line in report.failed.prefix(20) { print("  still short: \(line)") }
-                for line in report.lost.prefix(20) { print("  lost: \(line)") }
+                for line in report.failed.prefix(20) { show("  still short: \(line)") }
+                for line in report.lost.prefix(20) { show("  lost: \(line)") }
             }
             if !report.lost.isEmpty {
                 throw StoreError(.integrity, "\(report.lost.count) chunk(s) have no readable copy left on any provider")
@@ -121,9 +121,9 @@ struct Rebalance: AsyncParsableCommand {
                 printJSON(["chunks": report.chunksSeen, "chunksMoved": report.chunksMoved, "bytesMoved": report.bytesMoved,
                            "failed": report.failed, "seconds": report.seconds])
             } else {
-                print("rebalanced: \(report.chunksMoved) of \(report.chunksSeen) chunk(s) moved (\(ByteSize.format(report.bytesMoved))) in "
+                show("rebalanced: \(report.chunksMoved) of \(report.chunksSeen) chunk(s) moved (\(ByteSize.format(report.bytesMoved))) in "
                     + String(format: "%.1f s", report.seconds))
-                for line in report.failed.prefix(20) { print("  not moved: \(line)") }
+                for line in report.failed.prefix(20) { show("  not moved: \(line)") }
             }
             if !report.failed.isEmpty { throw ExitCode(ExitStatus.provider.rawValue) }
         }
@@ -169,12 +169,12 @@ struct GC: AsyncParsableCommand {
                            "bytesFreed": report.bytesFreed, "skippedProviders": report.skippedProviders,
                            "failed": report.failed])
             } else {
-                print("gc: \(report.trashPurged) trash entr\(report.trashPurged == 1 ? "y" : "ies") dropped, "
+                show("gc: \(report.trashPurged) trash entr\(report.trashPurged == 1 ? "y" : "ies") dropped, "
                     + "\(report.chunksDeleted) unreferenced chunk(s) and \(report.orphansDeleted) stray file(s) deleted, "
                     + "\(ByteSize.format(report.bytesFreed)) freed"
                     + (report.orphansWaiting > 0 ? "; \(report.orphansWaiting) stray file(s) wait out the grace period" : ""))
-                for line in report.skippedProviders { print("  skipped (listing failed): \(line)") }
-                for line in report.failed.prefix(20) { print("  not deleted: \(line)") }
+                for line in report.skippedProviders { show("  skipped (listing failed): \(line)") }
+                for line in report.failed.prefix(20) { show("  not deleted: \(line)") }
             }
             if !report.skippedProviders.isEmpty || !report.failed.isEmpty { throw ExitCode(ExitStatus.provider.rawValue) }
         }
@@ -211,7 +211,7 @@ struct Undelete: AsyncParsableCommand {
                 if json {
                     printJSON(entries.map { ["bucket": $0.bucket, "key": $0.key, "size": $0.size, "deletedAt": isoTime($0.deletedAt)] })
                 } else if entries.isEmpty {
-                    print("the trash is empty")
+                    show("the trash is empty")
                 } else {
                     printTable(["DELETED", "SIZE", "OBJECT"], entries.map { [isoTime($0.deletedAt), ByteSize.format($0.size), "\($0.bucket)/\($0.key)"] })
                 }
@@ -225,7 +225,7 @@ struct Undelete: AsyncParsableCommand {
             if json {
                 printJSON(["bucket": entry.bucket, "key": entry.key, "size": entry.size, "deletedAt": isoTime(entry.deletedAt)])
             } else {
-                print("restored \(entry.bucket)/\(entry.key) (\(ByteSize.format(entry.size)), deleted \(isoTime(entry.deletedAt)))")
+                show("restored \(entry.bucket)/\(entry.key) (\(ByteSize.format(entry.size)), deleted \(isoTime(entry.deletedAt)))")
             }
         }
     }
@@ -262,18 +262,18 @@ struct Status: AsyncParsableCommand {
                 ] as [String: Any])
                 return
             }
-            print("objects: \(stats.objects) (\(ByteSize.format(stats.logicalBytes)))")
-            print("chunks in use by replica count:")
-            if counts.isEmpty { print("  none") }
+            show("objects: \(stats.objects) (\(ByteSize.format(stats.logicalBytes)))")
+            show("chunks in use by replica count:")
+            if counts.isEmpty { show("  none") }
             for n in counts {
                 let entry = summary.byReplicas[n]!
-                print("  \(n) replica\(n == 1 ? "" : "s"): \(entry.chunks) chunk(s), \(ByteSize.format(entry.bytes))")
+                show("  \(n) replica\(n == 1 ? "" : "s"): \(entry.chunks) chunk(s), \(ByteSize.format(entry.bytes))")
             }
-            print("under-replicated: \(summary.underReplicatedChunks) chunk(s), \(ByteSize.format(summary.underReplicatedBytes))"
+            show("under-replicated: \(summary.underReplicatedChunks) chunk(s), \(ByteSize.format(summary.underReplicatedBytes))"
                 + (summary.underReplicatedChunks > 0 ? " (run a67 repair)" : ""))
-            print("trash: \(summary.trashObjects) object(s), \(ByteSize.format(summary.trashBytes)); unreferenced: "
+            show("trash: \(summary.trashObjects) object(s), \(ByteSize.format(summary.trashBytes)); unreferenced: "
                 + "\(stats.unreferencedChunks) chunk(s), \(ByteSize.format(stats.unreferencedBytes)) (a67 gc reclaims)")
-            print("providers:")
+            show("providers:")
             printTable(nil, providers.map { p in
                 ["  " + p.record.name, p.record.state, p.record.health?.breaker ?? "-",
                  ByteSize.format(p.record.usedBytes) + (p.record.quota.map { " of " + ByteSize.format($0) } ?? "")]
@@ -322,8 +322,8 @@ struct Recover: AsyncParsableCommand {
                     printJSON(["home": repository.home, "source": report.source, "keyringOnly": true, "providers": report.providers,
                                "buckets": report.buckets, "objects": report.objects])
                 } else {
-                    print("restored the keyring of \(repository.home) from \(report.source); the catalog there was kept")
-                    print("\(report.providers) provider(s), \(report.buckets) bucket(s), \(report.objects) object(s)")
+                    show("restored the keyring of \(repository.home) from \(report.source); the catalog there was kept")
+                    show("\(report.providers) provider(s), \(report.buckets) bucket(s), \(report.objects) object(s)")
                 }
                 return
             }
@@ -335,11 +335,11 @@ struct Recover: AsyncParsableCommand {
                            "underReplicatedChunks": report.underReplicatedChunks])
                 return
             }
-            print("recovered \(repository.home) from \(report.source): catalog snapshot \(report.sequence) of \(isoTime(report.snapshotTime))")
-            print("\(report.providers) provider(s), \(report.buckets) bucket(s), \(report.objects) object(s)")
-            for line in report.unreachable { print("  not reachable now: \(line)") }
+            show("recovered \(repository.home) from \(report.source): catalog snapshot \(report.sequence) of \(isoTime(report.snapshotTime))")
+            show("\(report.providers) provider(s), \(report.buckets) bucket(s), \(report.objects) object(s)")
+            for line in report.unreachable { show("  not reachable now: \(line)") }
             if !report.unreachable.isEmpty {
-                print("objects are read from the other replicas; once you know a provider is gone for good: a67 provider rm NAME, then a67 repair")
+                show("objects are read from the other replicas; once you know a provider is gone for good: a67 provider rm NAME, then a67 repair")
             }
         }
     }
@@ -399,7 +399,7 @@ struct Config: AsyncParsableCommand {
                 let repository = try home.unlock()
                 try repository.catalog.setSetting(key, value)
                 try await commit(repository)
-                print("\(key) = \(value)")
+                show("\(key) = \(value)")
             }
         }
     }
@@ -431,7 +431,7 @@ struct Snapshot: AsyncParsableCommand {
                            "chunksStored": report.chunksStored, "providers": report.providers, "behind": report.behind,
                            "unchanged": report.unchanged])
             } else {
-                print("catalog snapshot \(report.sequence): \(ByteSize.format(report.size)) in \(report.chunks) chunk(s), "
+                show("catalog snapshot \(report.sequence): \(ByteSize.format(report.size)) in \(report.chunks) chunk(s), "
                     + "\(report.chunksStored) stored now" + (report.unchanged ? " (unchanged)" : "")
                     + "; on \(report.providers.joined(separator: ", "))")
             }

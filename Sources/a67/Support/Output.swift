@@ -65,18 +65,71 @@ enum ExitStatus: Int32, CaseIterable {
 
 func exitCode(for code: StoreError.Code) -> Int32 { ExitStatus(code).rawValue }
 
-func printError(_ message: String) {
-    writeStandardError("a67: error: \(message)\n")
+// Human output. Names in it were chosen by others (an S3 user's keys and buckets, providers, users),
+// so every line goes through `terminalSafe`; `--json` output escapes the same characters itself.
+
+/// `text` as it may reach a terminal: the characters that could drive it or fake output are shown as
+/// visible escapes: C0 controls (`\n`, `\r`, `\t`, others and ESC as `\x1b`), DEL (`\x7f`), C1
+/// controls (`\x9b`), and the bidirectional marks, embeddings, overrides and isolates that reorder
+/// what is displayed (`\u{202e}`). Everything else, a backslash included, is left as it is.
+func terminalSafe(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+    var out = ""
+    for scalar in text.unicodeScalars {
+        guard needsEscape(scalar) else { out.unicodeScalars.append(scalar); continue }
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x100: out += "\\x" + hexDigits(scalar.value, width: 2)
+        default: out += "\\u{" + hexDigits(scalar.value, width: 4) + "}"
+        }
+    }
+    return out
 }
 
+private func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.value {
+    case 0x00...0x1F, 0x7F...0x9F: return true  // C0, DEL, C1
+    case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true  // bidirectional controls
+    default: return false
+    }
+}
+
+private func hexDigits(_ value: UInt32, width: Int) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: max(0, width - digits.count)) + digits
+}
+
+/// Prints one line of human output on standard output (escaped: see `terminalSafe`).
+func show(_ line: String) {
+    print(terminalSafe(line))
+}
+
+func printError(_ message: String) {
+    writeStandardError("a67: error: \(terminalSafe(message))\n")
+}
+
+/// Prints one line on standard error (escaped: see `terminalSafe`).
 func note(_ message: String) {
-    writeStandardError("\(message)\n")
+    writeStandardError("\(terminalSafe(message))\n")
 }
 
 /// Prints a JSON value (dictionaries, arrays, strings, numbers, booleans, NSNull) with sorted keys.
+/// JSON escapes C0 controls; DEL, C1 and the bidirectional controls (which JSON allows raw) are written
+/// as `\u` escapes too, so the output is as safe on a terminal as human output and still exact.
 func printJSON(_ value: Any) {
     let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-    print(String(decoding: data, as: UTF8.self))
+    var text = ""
+    for scalar in String(decoding: data, as: UTF8.self).unicodeScalars {
+        // Outside strings JSON is ASCII without controls, so only string contents are touched.
+        if needsEscape(scalar) && scalar.value >= 0x20 {
+            text += "\\u" + hexDigits(scalar.value, width: 4)
+        } else {
+            text.unicodeScalars.append(scalar)
+        }
+    }
+    print(text)
 }
 
 /// Nanoseconds since 1970 as an ISO 8601 UTC time.
@@ -88,14 +141,14 @@ func isoTime(_ nanoseconds: Int64) -> String {
 
 /// Rows padded into columns, under a header line unless `header` is nil.
 func printTable(_ header: [String]?, _ rows: [[String]]) {
-    let all = (header.map { [$0] } ?? []) + rows
+    let all = ((header.map { [$0] } ?? []) + rows).map { $0.map(terminalSafe) }
     guard let columns = all.first?.count else { return }
     let widths = (0..<columns).map { column in all.map { $0[column].count }.max() ?? 0 }
     for row in all {
         let cells = row.enumerated().map { index, cell in
             index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
         }
-        print(cells.joined(separator: "  "))
+        print(cells.joined(separator: "  "))  // cells are escaped above
     }
 }
 
