@@ -161,6 +161,45 @@ struct CLITests {
         #expect(clean(restored.stdoutBytes) && restored.stdout.contains(shown[0]))
     }
 
+    @Test func aHomeThatIsAFileATruncatedKeyringAndAReadOnlyHomeAreNamed() throws {
+        let cli = try CLI()
+        // $A67_HOME is a file.
+        overwrite(cli.home, [1])
+        for command in [["ls", "test-bucket"], ["stat"], ["init"], ["put", "-", "test-bucket/k"], ["recover", "--dir", cli.provider(1)]] {
+            try cli.fails(command, status: 7, message: "\(cli.home) is a file, not a folder", input: [1])
+        }
+        try FileManager.default.removeItem(atPath: cli.home)
+        try cli.setUp(providers: 1)
+        try cli.ok(["put", "-", "test-bucket/k"], input: [1, 2, 3])
+
+        // A truncated keyring, its magic intact; then one too long.
+        let keyringPath = cli.home + "/keyring"
+        let keyring = try #require(cli.read(keyringPath))
+        overwrite(keyringPath, Array(keyring.prefix(50)))
+        for command in [["get", "test-bucket/k", "-"], ["ls", "test-bucket"]] {
+            let failed = try cli.fails(command, status: 8, message: "\(keyringPath) is truncated: it ends at byte 50, and a keyring is 108 bytes")
+            #expect(failed.stderr.contains("from any provider of this repository") && failed.stderr.contains(cli.provider(1) + "/keyring"),
+                    "how to restore it: \(failed.stderr)")
+        }
+        overwrite(keyringPath, keyring + [0])
+        try cli.fails(["stat"], status: 8, message: "\(keyringPath) is damaged: it is longer than a keyring's 108 bytes")
+        overwrite(keyringPath, Array("not a keyring at all".utf8))
+        try cli.fails(["stat"], status: 8, message: "is not an Automator67 keyring: it does not start with \"A67K\"")
+        overwrite(keyringPath, keyring)
+
+        // A read-only $A67_HOME (root ignores mode bits: a read-only bind mount).
+        try shell("/bin/mount", ["--bind", cli.home, cli.home])
+        defer { _ = try? shell("/bin/umount", [cli.home]) }
+        try shell("/bin/mount", ["-o", "remount,bind,ro", cli.home])
+        for command in [["ls", "test-bucket"], ["stat"], ["get", "test-bucket/k", "-"], ["put", "-", "test-bucket/k2"]] {
+            let failed = try cli.fails(command, status: 1, message: "its folder \(cli.home) is not writable: Read-only file system", input: [1])
+            #expect(failed.stderr.contains("remount it read-write") && failed.stderr.contains("$A67_HOME must be writable"),
+                    "what to do: \(failed.stderr)")
+        }
+        try shell("/bin/umount", [cli.home])
+        #expect(try cli.ok(["get", "test-bucket/k", "-"]).stdoutBytes == [1, 2, 3])
+    }
+
     @Test func noPassphraseAtAllIsAClearError() throws {
         let cli = try CLI()
         cli.environment.removeValue(forKey: "A67_PASSPHRASE")
