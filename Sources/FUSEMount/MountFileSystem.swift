@@ -147,7 +147,7 @@ final class MountFileSystem: Sendable {
     }
 
     func log(_ message: String) {
-        FileHandle.standardError.write(Data("a67 mount: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("a67 mount: \(terminalSafe(message))\n".utf8))
     }
 
     func inode(_ ino: fuse_ino_t) throws -> Inode {

@@ -78,6 +78,128 @@ struct CLITests {
                     .stdoutBytes == [1, 2, 3], "the passphrase file comes first")
     }
 
+    @Test func passphraseFilesOfEveryShapeAreReadWithABound() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        cli.environment.removeValue(forKey: "A67_PASSPHRASE")
+        func withFile(_ path: String) -> [String: String] { ["A67_PASSPHRASE_FILE": path] }
+        // Every way a file can end the line: LF, CRLF, no line end at all, more lines after it.
+        for (name, content) in [("lf", "test passphrase\n"), ("crlf", "test passphrase\r\n"), ("bare", "test passphrase"),
+                                ("lines", "test passphrase\r\nsecond line\n")] {
+            let result = try cli.run(["bucket", "create", "from-\(name)"], environment: withFile(cli.file(name, Array(content.utf8))))
+            #expect(result.status == 0, "a passphrase file ending \(name): \(result.stderr)")
+        }
+        try cli.fails(["bucket", "create", "from-folder"], status: 3, message: "A67_PASSPHRASE_FILE names a folder (\(cli.scratch)), not a file",
+                      environment: withFile(cli.scratch))
+        try cli.fails(["bucket", "create", "too-long"], status: 3, message: "has no line end in its first 64 KiB",
+                      environment: withFile(cli.file("long", Array(repeating: UInt8(ascii: "a"), count: 64 * 1024 + 1) + [10])))
+        // A line of exactly 64 KiB is the longest passphrase (wrong here, but read).
+        try cli.fails(["bucket", "create", "just-fits"], status: 3, message: "wrong passphrase",
+                      environment: withFile(cli.file("max", Array(repeating: UInt8(ascii: "a"), count: 64 * 1024) + [13, 10])))
+
+        // A file that never ends fails at once, in bounded memory (reading it all grew the process to 24 GB).
+        cli.environment["A67_PASSPHRASE_FILE"] = "/dev/zero"
+        let endless = try cli.start(["bucket", "create", "from-zero"])
+        let ended = cli.waitUntil(seconds: 20) { !endless.process.isRunning }
+        if !ended { endless.killHard() }
+        let zero = endless.finish()
+        #expect(ended, "a67 must give up on /dev/zero at once")
+        #expect(zero.status == 3)
+        #expect(zero.stderr.contains("(/dev/zero) has no line end in its first 64 KiB"), "stderr: \(zero.stderr)")
+
+        // A pipe is read up to its line end, even while the writer keeps it open (as a67 mount's is).
+        cli.environment["A67_PASSPHRASE_FILE"] = "/dev/stdin"
+        let piped = try cli.start(["bucket", "create", "from-pipe"])
+        piped.feed(Array("test passphrase\n".utf8))
+        let answered = cli.waitUntil(seconds: 20) { !piped.process.isRunning }
+        let pipeResult = piped.finish()
+        #expect(answered, "a67 must not wait for the pipe to close once it has the line")
+        #expect(pipeResult.status == 0, "stderr: \(pipeResult.stderr)")
+        cli.environment["A67_PASSPHRASE"] = "test passphrase"
+        cli.environment.removeValue(forKey: "A67_PASSPHRASE_FILE")
+        let buckets = (try cli.json(["bucket", "ls"]) as! [[String: Any]]).map { $0["name"] as! String }
+        #expect(Set(buckets) == ["test-bucket", "from-lf", "from-crlf", "from-bare", "from-lines", "from-pipe"])
+    }
+
+    /// Human output never carries a name's control characters to the terminal: an S3 user chooses keys.
+    @Test func controlCharactersInNamesAreEscapedInHumanOutput() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        let keys = ["esc\u{1B}[31mred", "fake\nline", "cr\rover", "bell\u{07}", "bidi\u{202E}gpj.exe", "c1\u{9B}31m", "del\u{7F}x",
+                    "tab\tkey"]
+        let shown = ["esc\\x1b[31mred", "fake\\nline", "cr\\rover", "bell\\x07", "bidi\\u{202e}gpj.exe", "c1\\x9b31m", "del\\x7fx",
+                     "tab\\tkey"]
+        /// No byte a terminal acts on: C0 but the line ends, DEL, C1 (UTF-8 C2 80..9F), bidi controls (E2 80 AA..AE, E2 81 A6..A9).
+        func clean(_ bytes: [UInt8]) -> Bool {
+            let text = String(decoding: bytes, as: UTF8.self)
+            return !text.unicodeScalars.contains { s in
+                (s.value < 0x20 && s != "\n") || (0x7F...0x9F).contains(s.value) || (0x202A...0x202E).contains(s.value)
+                    || (0x2066...0x2069).contains(s.value)
+            }
+        }
+        for (key, escaped) in zip(keys, shown) {
+            let put = try cli.ok(["put", "-", "test-bucket/" + key], input: [1])
+            #expect(clean(put.stdoutBytes) && put.stdout.contains("test-bucket/" + escaped), "put said: \(put.stdout)")
+        }
+        let listing = try cli.ok(["ls", "test-bucket"])
+        #expect(clean(listing.stdoutBytes), "ls printed a raw control character: \(Array(listing.stdout.utf8))")
+        #expect(listing.stdout.split(separator: "\n").count == keys.count, "one line per key, none faked")
+        for escaped in shown { #expect(listing.stdout.contains(escaped), "ls must show \(escaped)") }
+        // --json escapes them its own way, and gives back the exact keys.
+        let json = try cli.json(["ls", "test-bucket"]) as! [[String: Any]]
+        #expect(Set(json.map { $0["key"] as! String }) == Set(keys))
+        #expect(clean((try cli.ok(["ls", "test-bucket", "--json"])).stdoutBytes))
+        // Errors that quote a name, and the trash.
+        let missing = try cli.fails(["get", "test-bucket/no\nsuch\u{1B}]0;title\u{07}", "-"], status: 2, message: "no\\nsuch\\x1b]0;title\\x07")
+        #expect(clean(Array(missing.stderr.utf8)) && missing.stderr.split(separator: "\n").count == 1, "stderr: \(missing.stderr)")
+        for key in keys { try cli.ok(["rm", "test-bucket/" + key]) }
+        let trash = try cli.ok(["undelete", "--list"])
+        #expect(clean(trash.stdoutBytes), "the trash listing printed a raw control character")
+        #expect(trash.stdout.split(separator: "\n").count == keys.count + 1, "a header and one line per key")
+        for escaped in shown { #expect(trash.stdout.contains("test-bucket/" + escaped)) }
+        let restored = try cli.ok(["undelete", "test-bucket/" + keys[0]])
+        #expect(clean(restored.stdoutBytes) && restored.stdout.contains(shown[0]))
+    }
+
+    @Test func aHomeThatIsAFileATruncatedKeyringAndAReadOnlyHomeAreNamed() throws {
+        let cli = try CLI()
+        // $A67_HOME is a file.
+        overwrite(cli.home, [1])
+        for command in [["ls", "test-bucket"], ["stat"], ["init"], ["put", "-", "test-bucket/k"], ["recover", "--dir", cli.provider(1)]] {
+            try cli.fails(command, status: 7, message: "\(cli.home) is a file, not a folder", input: [1])
+        }
+        try FileManager.default.removeItem(atPath: cli.home)
+        try cli.setUp(providers: 1)
+        try cli.ok(["put", "-", "test-bucket/k"], input: [1, 2, 3])
+
+        // A truncated keyring, its magic intact; then one too long.
+        let keyringPath = cli.home + "/keyring"
+        let keyring = try #require(cli.read(keyringPath))
+        overwrite(keyringPath, Array(keyring.prefix(50)))
+        for command in [["get", "test-bucket/k", "-"], ["ls", "test-bucket"]] {
+            let failed = try cli.fails(command, status: 8, message: "\(keyringPath) is truncated: it ends at byte 50, and a keyring is 108 bytes")
+            #expect(failed.stderr.contains("from any provider of this repository") && failed.stderr.contains(cli.provider(1) + "/keyring"),
+                    "how to restore it: \(failed.stderr)")
+        }
+        overwrite(keyringPath, keyring + [0])
+        try cli.fails(["stat"], status: 8, message: "\(keyringPath) is damaged: it is longer than a keyring's 108 bytes")
+        overwrite(keyringPath, Array("not a keyring at all".utf8))
+        try cli.fails(["stat"], status: 8, message: "is not an Automator67 keyring: it does not start with \"A67K\"")
+        overwrite(keyringPath, keyring)
+
+        // A read-only $A67_HOME (root ignores mode bits: a read-only bind mount).
+        try shell("/bin/mount", ["--bind", cli.home, cli.home])
+        defer { _ = try? shell("/bin/umount", [cli.home]) }
+        try shell("/bin/mount", ["-o", "remount,bind,ro", cli.home])
+        for command in [["ls", "test-bucket"], ["stat"], ["get", "test-bucket/k", "-"], ["put", "-", "test-bucket/k2"]] {
+            let failed = try cli.fails(command, status: 1, message: "its folder \(cli.home) is not writable: Read-only file system", input: [1])
+            #expect(failed.stderr.contains("remount it read-write") && failed.stderr.contains("$A67_HOME must be writable"),
+                    "what to do: \(failed.stderr)")
+        }
+        try shell("/bin/umount", [cli.home])
+        #expect(try cli.ok(["get", "test-bucket/k", "-"]).stdoutBytes == [1, 2, 3])
+    }
+
     @Test func noPassphraseAtAllIsAClearError() throws {
         let cli = try CLI()
         cli.environment.removeValue(forKey: "A67_PASSPHRASE")
@@ -251,7 +373,7 @@ struct CLITests {
             guard line.hasPrefix("  "), parts.count == 2, Int(parts[0]) != nil else { return nil }
             return (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces))
         }
-        #expect(rows.count == 9)
+        #expect(rows.count == 10)
         for (status, meaning) in rows {
             #expect(readme.contains("| \(status) | \(meaning) |"), "README lacks exit code \(status)")
             #expect(architecture.contains("| \(status) | \(meaning) |"), "docs/ARCHITECTURE.md lacks exit code \(status)")
@@ -385,12 +507,71 @@ struct RepositorySetupTests {
     @Test func anInterruptedInitCanBeRunAgain() throws {
         let cli = try CLI()
         try cli.ok(["init"])
-        // What a kill between the catalog and the keyring leaves: a catalog and no keyring.
-        try FileManager.default.removeItem(atPath: cli.home + "/keyring")
-        try cli.fails(["stat"], status: 7, message: "no repository")
+        // What a kill before init's last step leaves: the catalog under its temporary name, the keyring written.
+        try FileManager.default.moveItem(atPath: cli.home + "/catalog.db", toPath: cli.home + "/catalog.db.init")
+        try cli.fails(["stat"], status: 7, message: "a67 init in \(cli.home) was interrupted before it finished")
         try cli.ok(["init"])
         try cli.ok(["provider", "add", "p1", "--dir", cli.provider(1)])
         #expect((try cli.json(["provider", "ls"]) as! [Any]).count == 1)
+        #expect(!FileManager.default.fileExists(atPath: cli.home + "/catalog.db.init"))
+        // Killed earlier, before the keyring: the same.
+        let early = try CLI()
+        try early.ok(["init"])
+        try FileManager.default.moveItem(atPath: early.home + "/catalog.db", toPath: early.home + "/catalog.db.init")
+        try FileManager.default.removeItem(atPath: early.home + "/keyring")
+        try early.fails(["ls", "test-bucket"], status: 7, message: "was interrupted")
+        try early.ok(["init"])
+        try early.ok(["bucket", "create", "after-init"])
+    }
+
+    @Test func aLostKeyringIsNamedAndInitNeverReplacesTheCatalog() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 2)
+        try cli.ok(["put", "-", "test-bucket/k"], input: [1, 2, 3])
+        let keyringPath = cli.home + "/keyring"
+        let keyring = try #require(cli.read(keyringPath))
+        try FileManager.default.removeItem(atPath: keyringPath)
+        let catalog = cli.read(cli.home + "/catalog.db")
+        let wal = cli.read(cli.home + "/catalog.db-wal") ?? []  // absent or empty: the same log
+        for command in [["ls", "test-bucket"], ["put", "-", "test-bucket/k2"], ["stat"], ["get", "test-bucket/k", "-"]] {
+            let failed = try cli.fails(command, status: 8, message: "\(keyringPath) is missing", input: [9])
+            for fix in ["is still there", "copy it to \(keyringPath) from a backup or from any provider", cli.provider(1) + "/keyring",
+                        cli.provider(2) + "/keyring", "a67 recover --dir \(cli.provider(1))"] {
+                #expect(failed.stderr.contains(fix), "a67 \(command[0]) must say \(fix): \(failed.stderr)")
+            }
+        }
+        try cli.fails(["init"], status: 8, message: "a67 init never replaces a catalog")
+        try cli.fails(["up"], status: 8, message: "a67 init never replaces a catalog")
+        let untouched = cli.read(cli.home + "/catalog.db") == catalog && (cli.read(cli.home + "/catalog.db-wal") ?? []) == wal
+        #expect(untouched, "the catalog and its write-ahead log must be untouched")
+        #expect(!FileManager.default.fileExists(atPath: keyringPath))
+
+        // Copied back from a provider: everything is there.
+        #expect(cli.read(cli.provider(1) + "/keyring") == keyring)
+        overwrite(keyringPath, keyring)
+        #expect(try cli.ok(["get", "test-bucket/k", "-"]).stdoutBytes == [1, 2, 3])
+
+        // Or a67 recover from a provider: the keyring comes back, the catalog (newer than any snapshot) stays.
+        try FileManager.default.removeItem(atPath: keyringPath)
+        let other = try CLI()
+        try other.setUp(providers: 1)
+        try cli.fails(["recover", "--dir", other.provider(1)], status: 6, message: "belongs to another repository")
+        try cli.fails(["recover", "--dir", cli.provider(2)], status: 3, message: "wrong passphrase",
+                      environment: ["A67_PASSPHRASE": "not it"])
+        #expect(!FileManager.default.fileExists(atPath: keyringPath))
+        let recovered = try cli.ok(["recover", "--dir", cli.provider(2)])
+        #expect(recovered.stdout.contains("restored the keyring"))
+        #expect(cli.read(keyringPath) == keyring)
+        #expect((try cli.json(["ls", "test-bucket"]) as! [[String: Any]]).map { $0["key"] as! String } == ["k"])
+        #expect(try cli.ok(["get", "test-bucket/k", "-"]).stdoutBytes == [1, 2, 3])
+    }
+
+    @Test func aKeyringWithoutItsCatalogIsNamed() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 1)
+        try FileManager.default.removeItem(atPath: cli.home + "/catalog.db")
+        try cli.fails(["ls", "test-bucket"], status: 7, message: "holds a keyring but no catalog")
+        try cli.fails(["init"], status: 7, message: "a67 recover into an empty folder")
     }
 
     @Test func thePromptAsksTwiceAndRefusesAMismatch() throws {

@@ -14,13 +14,15 @@ public final class Catalog: Sendable {
     /// and `sync` makes them survive the machine's. For the mount, whose every create is a commit.
     public let relaxed: Bool
 
-    /// Opens (and migrates) the catalog at `path`, creating it when `create` is set.
-    public init(path: String, create: Bool = false, relaxed: Bool = false) throws {
+    /// Opens (and migrates) the catalog at `path`, creating it when `create` is set. `readOnly` opens
+    /// it without migrating or writing (to diagnose a repository that cannot be opened for work).
+    public init(path: String, create: Bool = false, relaxed: Bool = false, readOnly: Bool = false) throws {
         self.relaxed = relaxed
         if !create && !FileManager.default.fileExists(atPath: path) {
             throw StoreError(.notInitialized, "no catalog at \(path): run a67 init first (or set A67_HOME)")
         }
         self.path = path
+        if !readOnly { try Self.checkWritable(path) }
         if create {
             // Readable by the owner only (SQLite gives its -wal and -shm files the same mode).
             let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
@@ -30,6 +32,7 @@ public final class Catalog: Sendable {
         configuration.busyMode = .timeout(60)
         configuration.foreignKeysEnabled = true
         configuration.label = "a67-catalog"
+        configuration.readonly = readOnly
         // Enough readers for a server's concurrent requests (each read is short; see chunkLocations).
         configuration.maximumReaderCount = 16
         if relaxed {
@@ -37,9 +40,23 @@ public final class Catalog: Sendable {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            try Self.migrator.migrate(pool)
+            if !readOnly { try Self.migrator.migrate(pool) }
         } catch let error as DatabaseError {
             throw StoreError(.io, "cannot open the catalog \(path): \(error.message ?? error.description)")
+        }
+    }
+
+    /// Every command writes beside the catalog (its write-ahead log and shared memory, and locks),
+    /// even one that only reads, so the folder and the files must be writable: SQLite would only say
+    /// "unable to open database file" or "attempt to write a readonly database".
+    static func checkWritable(_ path: String) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        for target in [folder, path, path + "-wal", path + "-shm"] where access(target, F_OK) == 0 {
+            guard access(target, W_OK) != 0 else { continue }
+            let failure = SystemCallError(call: "access", path: target, errno: errno)
+            throw StoreError(.io, "cannot open the catalog \(path): \(target == folder ? "its folder " : "")\(target) is not writable: "
+                + "\(failure.reason)\(failure.remedy). a67 writes beside the catalog (its write-ahead log and locks) for "
+                + "every command, ls and stat included, so $A67_HOME must be writable")
         }
     }
 

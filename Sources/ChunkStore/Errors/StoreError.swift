@@ -14,6 +14,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable, Equatable {
         case wrongPassphrase
         /// No repository at $A67_HOME.
         case notInitialized
+        /// The repository's catalog is at $A67_HOME but its keyring is missing or damaged there: the keys
+        /// are gone from this machine, not the data (every provider holds a copy of the keyring).
+        case keyringLost
         /// Stored bytes failed verification: corrupted, truncated or swapped data.
         case integrity
         /// A provider could not do what was asked (unwritable, full, unreachable).

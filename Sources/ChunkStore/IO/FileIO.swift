@@ -97,7 +97,8 @@ func writeFileAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws
     try syncFolder(parentFolder(of: path))
 }
 
-/// Local files the repository keeps (the keyring): written atomically and durably.
+/// Local files the repository keeps (the keyring, the catalog, a passphrase file): written atomically
+/// and durably, read with a bound.
 public enum LocalFile {
     public static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o600) throws {
         do throws(SystemCallError) {
@@ -106,11 +107,56 @@ public enum LocalFile {
             throw StoreError(.io, "cannot write \(path): \(error.reason)")
         }
     }
+
+    /// Renames `source` to `path` in the same folder, durably (the folder is synced).
+    public static func move(_ source: String, to path: String) throws {
+        do throws(SystemCallError) {
+            if rename(source, path) != 0 { throw SystemCallError(call: "rename", path: path, errno: errno) }
+            try syncFolder(parentFolder(of: path))
+        } catch {
+            throw StoreError(.io, "cannot rename \(source) to \(path): \(error.reason)")
+        }
+    }
+
+    /// The first bytes of `path`: at most `limit`, ending early at the end of the file or, with
+    /// `delimiter`, after the read that brought the first `delimiter` (so a pipe whose writer keeps it
+    /// open after one line does not block). Never reads more than `limit` bytes, whatever `path` is
+    /// (/dev/zero, a growing file); a folder fails with EISDIR.
+    public static func read(_ path: String, atMost limit: Int, stoppingAfter delimiter: UInt8? = nil) throws(SystemCallError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw SystemCallError(call: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var block = [UInt8](repeating: 0, count: min(limit, 64 * 1024))
+        while bytes.count < limit {
+            let wanted = min(block.count, limit - bytes.count)
+            let n = block.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, wanted) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SystemCallError(call: "read", path: path, errno: errno) }
+            if n == 0 { break }
+            bytes += block[..<n]
+            if let delimiter, block[..<n].contains(delimiter) { break }
+        }
+        return bytes
+    }
 }
 
 extension SystemCallError {
     /// The message part: "No such file or directory".
     public var reason: String { String(cString: strerror(errno)) }
+
+    /// What to do about a permission or read-only failure, to follow `reason` (empty for others).
+    public var remedy: String {
+        switch errno {
+        case EROFS:
+            return " (its file system is mounted read-only: remount it read-write, or set A67_HOME to a writable copy)"
+        case EACCES, EPERM:
+            return " (a67 runs as uid \(getuid()), which may not write or read it: fix its owner or mode, "
+                + "clear an immutable attribute (lsattr, chattr -i), or run a67 as its owner)"
+        default:
+            return ""
+        }
+    }
 }
 
 /// Writes `text` to standard error with write(2), retrying short writes and EINTR. Unlike

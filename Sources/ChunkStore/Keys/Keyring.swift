@@ -99,8 +99,14 @@ public struct Keyring: Sendable, Equatable {
     public var encoded: [UInt8] { aadBytes + nonce + wrapped + tag }
 
     public init(decoding bytes: [UInt8], source: String) throws {
-        guard bytes.count == Self.size, Array(bytes[0..<4]) == Self.magic else {
-            throw StoreError(.integrity, "\(source) is not an Automator67 keyring (\(bytes.count) bytes, bad magic)")
+        guard bytes.count >= Self.magic.count, Array(bytes[0..<4]) == Self.magic else {
+            throw StoreError(.integrity, "\(source) is not an Automator67 keyring: it does not start with \"A67K\" "
+                + "(\(bytes.count) bytes)")
+        }
+        guard bytes.count == Self.size else {
+            throw StoreError(.integrity, bytes.count < Self.size
+                ? "\(source) is truncated: it ends at byte \(bytes.count), and a keyring is \(Self.size) bytes"
+                : "\(source) is damaged: it is longer than a keyring's \(Self.size) bytes")
         }
         guard bytes[4] == Self.version, bytes[5] == Self.kdfScrypt else {
             throw StoreError(.integrity, "\(source) is a keyring of version \(bytes[4]) / KDF \(bytes[5]); this a67 reads version 1 with scrypt")

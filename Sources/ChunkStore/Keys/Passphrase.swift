@@ -12,19 +12,16 @@ public struct Passphrase: Sendable, CustomStringConvertible, CustomReflectable {
     public var description: String { "Passphrase(redacted)" }
     public var customMirror: Mirror { Mirror(self, children: []) }
 
+    /// The longest passphrase a file may hold (its first line, without the line end).
+    public static let fileLimit = 64 * 1024
+
     /// Where the CLI finds the passphrase, in order: the file named by A67_PASSPHRASE_FILE (its first
-    /// line), A67_PASSPHRASE, or a prompt when standard input is a terminal. `confirm` asks twice
-    /// (for a new repository).
+    /// line, without a trailing LF or CRLF), A67_PASSPHRASE, or a prompt when standard input is a
+    /// terminal. `confirm` asks twice (for a new repository).
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
                                        confirm: Bool = false) throws -> Passphrase {
         if let path = environment["A67_PASSPHRASE_FILE"], !path.isEmpty {
-            // Read to its end, so that a pipe works too (a67 mount hands its background process the passphrase so).
-            guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.readToEnd() ?? Data() else {
-                throw StoreError(.wrongPassphrase, "cannot read the passphrase file named by A67_PASSPHRASE_FILE (\(path)): check the path and its permissions")
-            }
-            let text = String(decoding: data, as: UTF8.self)
-            let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            return try validated(Passphrase(line.hasSuffix("\r") ? String(line.dropLast()) : line), from: "A67_PASSPHRASE_FILE")
+            return try validated(try fromFile(path), from: "A67_PASSPHRASE_FILE")
         }
         if let text = environment["A67_PASSPHRASE"] {
             return try validated(Passphrase(text), from: "A67_PASSPHRASE")
@@ -42,6 +39,33 @@ public struct Passphrase: Sendable, CustomStringConvertible, CustomReflectable {
             }
         }
         return try validated(first, from: "the prompt")
+    }
+
+    /// The first line of `path`: never more than `fileLimit` bytes and its line end are read (a file
+    /// that never ends, like /dev/zero, fails at once; so does a longer line). Reading stops at the line end,
+    /// so a pipe works even while its writer keeps it open (a67 mount hands its background process
+    /// the passphrase through one).
+    static func fromFile(_ path: String) throws -> Passphrase {
+        let newline = UInt8(ascii: "\n")
+        let bytes: [UInt8]
+        do throws(SystemCallError) {
+            bytes = try LocalFile.read(path, atMost: fileLimit + 2, stoppingAfter: newline)
+        } catch {
+            if error.errno == EISDIR {
+                throw StoreError(.wrongPassphrase, "A67_PASSPHRASE_FILE names a folder (\(path)), not a file: "
+                    + "name the file that holds the passphrase")
+            }
+            throw StoreError(.wrongPassphrase, "cannot read the passphrase file named by A67_PASSPHRASE_FILE (\(path)): "
+                + "\(error.reason); check the path and its permissions")
+        }
+        var line = bytes.prefix { $0 != newline }
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        guard line.count <= fileLimit else {
+            throw StoreError(.wrongPassphrase, "the passphrase file named by A67_PASSPHRASE_FILE (\(path)) has no line end "
+                + "in its first \(fileLimit / 1024) KiB: a passphrase is its first line, of at most \(fileLimit / 1024) KiB. "
+                + "Is it the right file (not a device like /dev/zero, nor a binary file)?")
+        }
+        return Passphrase(String(decoding: line, as: UTF8.self))
     }
 
     private static func validated(_ p: Passphrase, from source: String) throws -> Passphrase {

@@ -17,6 +17,10 @@ extension Repository {
         /// the recovered catalog may miss the latest changes.
         public let newerSnapshotUnread: String?
         public let underReplicatedChunks: Int
+        /// Set when `home` held this repository's catalog without its keyring: only the keyring was
+        /// restored, the local catalog kept (it is at least as new as any snapshot); the snapshot
+        /// fields are then zero.
+        public var keyringOnly = false
     }
 
     /// Rebuilds a repository at `home` (which must hold none) from one provider and the passphrase:
@@ -25,9 +29,14 @@ extension Repository {
     /// for its root pointer and, if one holds a newer snapshot, installs that one instead. Providers
     /// that cannot be reached are reported; their chunks are read from the other replicas, and
     /// `repair` restores full replication.
+    ///
+    /// A `home` that holds this repository's catalog but no keyring (it was lost) gets the keyring
+    /// back, after the passphrase unlocks it and the catalog's repository ID matches; the catalog is
+    /// kept. A catalog is never replaced.
     public static func recover(home: String, passphrase: Passphrase, from spec: ProviderSpec, secret: ProviderSecret?,
                                progress: ProgressHandler? = nil) async throws -> (Repository, RecoveryReport) {
         let fm = FileManager.default
+        try checkFolder(home)
         if fm.fileExists(atPath: home + "/" + keyringFile) {
             throw StoreError(.alreadyExists, "a repository already exists at \(home): recover into an empty folder (set A67_HOME or --home to another one)")
         }
@@ -43,6 +52,9 @@ extension Repository {
         let keyring = try Keyring(decoding: keyringBytes, source: "\(backend.location)/keyring")
         let keys = RepositoryKeys(master: try keyring.unwrap(passphrase: passphrase))
         let repositoryID = Hex.encode(keyring.repositoryID)
+        if fm.fileExists(atPath: home + "/" + catalogFile) {
+            return try restoreKeyring(keyring, keys: keys, home: home, source: backend.location)
+        }
         let sealer = ChunkSealer(keys: keys)
 
         func readRoot(_ backend: any Backend, _ source: String) async throws -> SnapshotRoot {
@@ -162,5 +174,24 @@ extension Repository {
                                     objects: stats.objects, unreachable: unreachable.values.sorted(), newerSnapshotUnread: newerUnread,
                                     underReplicatedChunks: try catalog.underReplicated().count)
         return (repository, report)
+    }
+
+    /// Puts a lost keyring back beside its catalog (see `recover`).
+    private static func restoreKeyring(_ keyring: Keyring, keys: RepositoryKeys, home: String,
+                                       source: String) throws -> (Repository, RecoveryReport) {
+        let repositoryID = Hex.encode(keyring.repositoryID)
+        let catalog = try Catalog(path: home + "/" + catalogFile)
+        guard try catalog.setting("repository_id") == repositoryID else {
+            throw StoreError(.conflict, "the catalog in \(home) belongs to another repository than the keyring on \(source): "
+                + "name a provider of this catalog's repository (a67 provider ls lists them once the keyring is back), "
+                + "or recover into an empty folder")
+        }
+        try LocalFile.write(keyring.encoded, to: home + "/" + keyringFile)
+        let stats = try catalog.statistics()
+        var report = RecoveryReport(source: source, sequence: 0, snapshotTime: 0, providers: try catalog.providers().count,
+                                    buckets: try catalog.buckets().count, objects: stats.objects, unreachable: [],
+                                    newerSnapshotUnread: nil, underReplicatedChunks: try catalog.underReplicated().count)
+        report.keyringOnly = true
+        return (Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID), report)
     }
 }

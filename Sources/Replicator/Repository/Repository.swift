@@ -14,6 +14,8 @@ public final class Repository: Sendable {
 
     public static let catalogFile = "catalog.db"
     public static let keyringFile = "keyring"
+    /// The catalog `init` builds, renamed to `catalogFile` once the keyring is written.
+    static let newCatalogFile = "catalog.db.init"
 
     public struct Settings: Sendable {
         public var zstdLevel = Zstd.defaultLevel
@@ -21,19 +23,37 @@ public final class Repository: Sendable {
         public init() {}
     }
 
-    /// Creates a repository at `home`. Refuses when one is already there.
+    /// Creates a repository at `home`. Refuses when one is already there, and whenever a catalog is
+    /// there (whatever else is): a catalog is never replaced.
+    ///
+    /// Order of writes: the catalog is built under a temporary name (`newCatalogFile`), then the
+    /// keyring is written, then the catalog is renamed into place. So `catalog.db` without a keyring
+    /// can only mean a lost keyring (restore it), never an interrupted init; an interrupted init
+    /// leaves `catalog.db.init` (and perhaps a keyring that no catalog or provider ever used), which
+    /// running init again removes.
     public static func initialize(home: String, passphrase: Passphrase, settings: Settings = .init()) throws -> Repository {
         let fm = FileManager.default
         let keyringPath = home + "/" + keyringFile
         let catalogPath = home + "/" + catalogFile
-        // The keyring is written last: it marks a complete repository. A catalog without one is what an
-        // interrupted init left, and is replaced.
-        if fm.fileExists(atPath: keyringPath) {
-            throw StoreError(.alreadyExists, "a repository already exists at \(home); use it, or set A67_HOME to another folder")
+        let newCatalogPath = home + "/" + newCatalogFile
+        try checkFolder(home)
+        if fm.fileExists(atPath: catalogPath) {
+            if fm.fileExists(atPath: keyringPath) {
+                throw StoreError(.alreadyExists, "a repository already exists at \(home); use it, or set A67_HOME to another folder")
+            }
+            throw keyringLost(home: home, "\(keyringPath) is missing, and a67 init never replaces a catalog")
         }
-        for leftover in [catalogPath, catalogPath + "-wal", catalogPath + "-shm"] { try? fm.removeItem(atPath: leftover) }
+        let interrupted = fm.fileExists(atPath: newCatalogPath)
+        if fm.fileExists(atPath: keyringPath) && !interrupted {
+            throw catalogLost(home: home)
+        }
         guard Zstd.levels.contains(settings.zstdLevel) else {
             throw StoreError(.invalidArgument, "zstd level \(settings.zstdLevel) is out of range: use 1 to 19")
+        }
+        if interrupted {
+            for leftover in [keyringPath, newCatalogPath, newCatalogPath + "-wal", newCatalogPath + "-shm"] {
+                try? fm.removeItem(atPath: leftover)
+            }
         }
         do {
             try fm.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -43,12 +63,15 @@ public final class Repository: Sendable {
         let master = SecretKey.random()
         let id = Crypto.randomBytes(16)
         let keyring = try Keyring.wrap(master: master, passphrase: passphrase, repositoryID: id, logN: settings.scryptLogN)
-        let catalog = try Catalog(path: catalogPath, create: true)
-        try catalog.setSetting("repository_id", Hex.encode(id))
-        try catalog.setSetting("zstd_level", String(settings.zstdLevel))
-        try catalog.setSetting("format_version", String(ChunkSealer.formatVersion))
+        let building = try Catalog(path: newCatalogPath, create: true)
+        try building.setSetting("repository_id", Hex.encode(id))
+        try building.setSetting("zstd_level", String(settings.zstdLevel))
+        try building.setSetting("format_version", String(ChunkSealer.formatVersion))
+        try building.close()  // checkpoints and removes its write-ahead log: the database is one file to rename
         try LocalFile.write(keyring.encoded, to: keyringPath)
-        return Repository(home: home, catalog: catalog, keys: RepositoryKeys(master: master), repositoryID: Hex.encode(id))
+        try LocalFile.move(newCatalogPath, to: catalogPath)
+        return Repository(home: home, catalog: try Catalog(path: catalogPath), keys: RepositoryKeys(master: master),
+                          repositoryID: Hex.encode(id))
     }
 
     /// Opens the repository at `home` with its keys. A wrong passphrase fails before anything is
@@ -84,12 +107,72 @@ public final class Repository: Sendable {
         self.repositoryID = repositoryID
     }
 
+    /// The keyring in `home`, once the repository's local files are known to be there: a missing or
+    /// damaged keyring beside a catalog (`keyringLost`), a keyring without its catalog, an interrupted
+    /// init and a folder that is a file are each named as what they are.
     static func localKeyring(home: String) throws -> Keyring {
+        try checkFolder(home)
+        let fm = FileManager.default
         let path = home + "/" + keyringFile
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let hasCatalog = fm.fileExists(atPath: home + "/" + catalogFile)
+        let bytes: [UInt8]
+        do throws(SystemCallError) {
+            bytes = try LocalFile.read(path, atMost: Keyring.size + 1)
+        } catch where error.isNotFound {
+            if hasCatalog { throw keyringLost(home: home, "\(path) is missing") }
+            if fm.fileExists(atPath: home + "/" + newCatalogFile) { throw initInterrupted(home: home) }
             throw StoreError(.notInitialized, "no repository at \(home): run a67 init (or set A67_HOME to where your repository is)")
+        } catch {
+            throw StoreError(.io, "cannot read the keyring \(path): \(error.reason)\(error.remedy)")
         }
-        return try Keyring(decoding: [UInt8](data), source: path)
+        guard hasCatalog else {
+            throw fm.fileExists(atPath: home + "/" + newCatalogFile) ? initInterrupted(home: home) : catalogLost(home: home)
+        }
+        do {
+            return try Keyring(decoding: bytes, source: path)
+        } catch let error as StoreError where error.code == .integrity {
+            throw keyringLost(home: home, error.message)
+        }
+    }
+
+    /// `home` must be a folder (or not exist yet): a file there is named as such.
+    static func checkFolder(_ home: String) throws {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: home, isDirectory: &isFolder), !isFolder.boolValue {
+            throw StoreError(.notInitialized, "\(home) is a file, not a folder: the repository is a folder "
+                + "(set A67_HOME or --home to the folder holding catalog.db and keyring, or to a new folder for a67 init)")
+        }
+    }
+
+    /// The catalog is there, its keyring is not (or is damaged): the keys are lost from this machine,
+    /// not the data. Names every way back, with the providers this catalog knows (each holds a copy).
+    static func keyringLost(home: String, _ problem: String) -> StoreError {
+        let keyringPath = home + "/" + keyringFile
+        let providers = (try? Catalog(path: home + "/" + catalogFile, readOnly: true).providers()) ?? []
+        let specs = providers.compactMap { record in (try? ProviderSpec(kind: record.kind, config: record.config)).map { (record.name, $0) } }
+        let copies = specs.map { name, spec -> String in
+            if case .directory(let path) = spec { return path + "/" + Keyring.objectName }
+            return "the object \(Keyring.objectName) on provider \(name) (\(spec.summary))"
+        }
+        var example = "--dir PATH (or --s3, --webdav, --sftp as for a67 provider add)"
+        if case .directory(let path)? = specs.first?.1 { example = "--dir " + path }
+        return StoreError(.keyringLost, "\(problem). The catalog beside it (\(home)/\(catalogFile)) is still there: this machine lost "
+            + "the repository's keyring, not its data. Restore the keyring: copy it to \(keyringPath) from a backup or from any "
+            + "provider of this repository, each of which holds a copy named \(Keyring.objectName)"
+            + (copies.isEmpty ? "" : " (" + copies.joined(separator: "; ") + ")")
+            + "; or run a67 recover \(example), which checks that provider's keyring against your passphrase and this catalog "
+            + "and restores it, keeping the catalog. a67 init refuses while a catalog is here")
+    }
+
+    static func catalogLost(home: String) -> StoreError {
+        StoreError(.notInitialized, "\(home) holds a keyring but no catalog (\(catalogFile)): the catalog was lost. Rebuild it from "
+            + "the providers with a67 recover into an empty folder (A67_HOME=NEW-FOLDER a67 recover --dir PATH, or --s3, "
+            + "--webdav, --sftp as for a67 provider add), or move \(home)/\(keyringFile) away to create a new repository here")
+    }
+
+    static func initInterrupted(home: String) -> StoreError {
+        StoreError(.notInitialized, "a67 init in \(home) was interrupted before it finished (\(newCatalogFile) is left): "
+            + "run a67 init again")
     }
 
     func unlocked() throws -> RepositoryKeys {

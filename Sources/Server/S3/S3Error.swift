@@ -43,7 +43,7 @@ struct S3Error: Error, Sendable {
     static func reported(_ error: any Error, requestID: String, operation: String, path: String,
                          notFound: @autoclosure () -> S3Error) -> S3Error {
         if let error = error as? S3Error { return error }
-        writeStandardError("a67 serve: request \(requestID): \(operation) \(path): \(error)\n")
+        writeStandardError("a67 serve: request \(requestID): " + terminalSafe("\(operation) \(path): \(error)") + "\n")
         guard let error = error as? StoreError else { return internalError }
         switch error.code {
         case .notFound: return notFound()
@@ -53,7 +53,7 @@ struct S3Error: Error, Sendable {
         case .providerFailure: return S3Error(.serviceUnavailable, "ServiceUnavailable", "Service is unable to handle request.")
         case .quotaExceeded:
             return S3Error(.forbidden, "QuotaExceeded", "The upload would exceed your quota. Delete objects or ask the administrator for a larger quota")
-        case .integrity, .io, .internal, .wrongPassphrase, .notInitialized: return internalError
+        case .integrity, .io, .internal, .wrongPassphrase, .notInitialized, .keyringLost: return internalError
         }
     }
 

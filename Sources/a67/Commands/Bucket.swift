@@ -52,7 +52,7 @@ struct BucketCommand: AsyncParsableCommand {
                 if json {
                     printJSON(["name": bucket.name, "replicas": bucket.replicas, "minReplicas": bucket.minReplicas, "providers": providers])
                 } else {
-                    print("created bucket \(bucket.name) (\(bucket.replicas) replicas)")
+                    show("created bucket \(bucket.name) (\(bucket.replicas) replicas)")
                 }
             }
         }
@@ -77,7 +77,7 @@ struct BucketCommand: AsyncParsableCommand {
                     return
                 }
                 if buckets.isEmpty {
-                    print("no buckets yet: a67 bucket create NAME")
+                    show("no buckets yet: a67 bucket create NAME")
                     return
                 }
                 printTable(["NAME", "OBJECTS", "SIZE", "REPLICAS", "CREATED"], buckets.map { b in
@@ -107,7 +107,7 @@ struct BucketCommand: AsyncParsableCommand {
                 if json {
                     printJSON(["bucket": name, "removed": true])
                 } else {
-                    print("removed bucket \(name)")
+                    show("removed bucket \(name)")
                 }
             }
         }

@@ -8,7 +8,8 @@ struct Init: AsyncParsableCommand {
         discussion: """
             Makes a random master key, wraps it under your passphrase (scrypt) and writes the keyring \
             and an empty catalog. Asks for the passphrase twice on a terminal. Then add providers \
-            (a67 provider add) and buckets (a67 bucket create). Forgetting the passphrase loses the data.
+            (a67 provider add) and buckets (a67 bucket create). Forgetting the passphrase loses the data. \
+            Refuses where a repository or any catalog is: a catalog is never replaced.
             """)
 
     @OptionGroup var home: HomeOptions
@@ -34,8 +35,8 @@ struct Init: AsyncParsableCommand {
             if json {
                 printJSON(["home": repository.home, "repositoryId": repository.repositoryID])
             } else {
-                print("created repository \(repository.repositoryID) in \(repository.home)")
-                print("next: a67 provider add NAME --dir PATH, then a67 bucket create NAME")
+                show("created repository \(repository.repositoryID) in \(repository.home)")
+                show("next: a67 provider add NAME --dir PATH, then a67 bucket create NAME")
             }
         }
     }

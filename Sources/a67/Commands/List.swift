@@ -36,9 +36,9 @@ struct List: AsyncParsableCommand {
             }
             for entry in entries {
                 if entry.isFolder {
-                    print("\("".padding(toLength: 20, withPad: " ", startingAt: 0))  \("DIR".leftPad(10))  \(entry.key)")
+                    show("\("".padding(toLength: 20, withPad: " ", startingAt: 0))  \("DIR".leftPad(10))  \(entry.key)")
                 } else {
-                    print("\(isoTime(entry.mtime))  \(ByteSize.format(entry.size).leftPad(10))  \(entry.key)")
+                    show("\(isoTime(entry.mtime))  \(ByteSize.format(entry.size).leftPad(10))  \(entry.key)")
                 }
             }
         }

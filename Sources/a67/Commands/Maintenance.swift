@@ -35,14 +35,14 @@ struct Scrub: AsyncParsableCommand {
                            "missing": report.missing, "corrupt": report.corrupt, "unreadable": report.unreadable,
                            "damagedObjects": report.damagedObjects, "seconds": report.seconds])
             } else {
-                print("scrubbed \(report.replicasChecked) replica(s), \(ByteSize.format(report.bytesChecked)) in "
+                show("scrubbed \(report.replicasChecked) replica(s), \(ByteSize.format(report.bytesChecked)) in "
                     + String(format: "%.1f s (", report.seconds) + a67.rate(report.bytesChecked, report.seconds) + ")")
-                for line in report.missing.prefix(20) { print("  missing: \(line)") }
-                for line in report.corrupt.prefix(20) { print("  damaged: \(line)") }
-                for line in report.unreadable.prefix(20) { print("  not checked: \(line)") }
-                for line in report.damagedObjects.prefix(50) { print("  object lost: \(line)") }
-                if report.damagedObjects.count > 50 { print("  ... and \(report.damagedObjects.count - 50) more objects lost") }
-                if report.missing.count + report.corrupt.count > 0 { print("run a67 repair to restore them") }
+                for line in report.missing.prefix(20) { show("  missing: \(line)") }
+                for line in report.corrupt.prefix(20) { show("  damaged: \(line)") }
+                for line in report.unreadable.prefix(20) { show("  not checked: \(line)") }
+                for line in report.damagedObjects.prefix(50) { show("  object lost: \(line)") }
+                if report.damagedObjects.count > 50 { show("  ... and \(report.damagedObjects.count - 50) more objects lost") }
+                if report.missing.count + report.corrupt.count > 0 { show("run a67 repair to restore them") }
             }
             if report.missing.count + report.corrupt.count + report.damagedObjects.count > 0 {
                 throw ExitCode(ExitStatus.integrity.rawValue)
@@ -80,13 +80,13 @@ struct Repair: AsyncParsableCommand {
                            "providersDown": report.providersDown,
                            "seconds": report.seconds])
             } else {
-                print("repaired \(report.chunksRepaired) chunk(s): \(report.replicasAdded) replica(s), "
+                show("repaired \(report.chunksRepaired) chunk(s): \(report.replicasAdded) replica(s), "
                     + "\(ByteSize.format(report.bytesCopied)) copied in " + String(format: "%.1f s", report.seconds))
                 if !report.providersDown.isEmpty {
-                    print("not answering (their copies were not counted): \(report.providersDown.joined(separator: ", "))")
+                    show("not answering (their copies were not counted): \(report.providersDown.joined(separator: ", "))")
                 }
-                for line in report.failed.prefix(20) { print("  still short: \(line)") }
-                for line in report.lost.prefix(20) { print("  lost: \(line)") }
+                for line in report.failed.prefix(20) { show("  still short: \(line)") }
+                for line in report.lost.prefix(20) { show("  lost: \(line)") }
             }
             if !report.lost.isEmpty {
                 throw StoreError(.integrity, "\(report.lost.count) chunk(s) have no readable copy left on any provider")
@@ -123,9 +123,9 @@ struct Rebalance: AsyncParsableCommand {
                 printJSON(["chunks": report.chunksSeen, "chunksMoved": report.chunksMoved, "bytesMoved": report.bytesMoved,
                            "failed": report.failed, "seconds": report.seconds])
             } else {
-                print("rebalanced: \(report.chunksMoved) of \(report.chunksSeen) chunk(s) moved (\(ByteSize.format(report.bytesMoved))) in "
+                show("rebalanced: \(report.chunksMoved) of \(report.chunksSeen) chunk(s) moved (\(ByteSize.format(report.bytesMoved))) in "
                     + String(format: "%.1f s", report.seconds))
-                for line in report.failed.prefix(20) { print("  not moved: \(line)") }
+                for line in report.failed.prefix(20) { show("  not moved: \(line)") }
             }
             if !report.failed.isEmpty { throw ExitCode(ExitStatus.provider.rawValue) }
         }
@@ -179,13 +179,13 @@ struct GC: AsyncParsableCommand {
                            "bytesFreed": report.bytesFreed, "skippedProviders": report.skippedProviders,
                            "failed": report.failed, "recounted": report.recounted])
             } else {
-                print("gc: \(report.trashPurged) trash entr\(report.trashPurged == 1 ? "y" : "ies") dropped, "
+                show("gc: \(report.trashPurged) trash entr\(report.trashPurged == 1 ? "y" : "ies") dropped, "
                     + "\(report.chunksDeleted) unreferenced chunk(s) and \(report.orphansDeleted) stray file(s) deleted, "
                     + "\(ByteSize.format(report.bytesFreed)) freed"
                     + (report.orphansWaiting > 0 ? "; \(report.orphansWaiting) stray file(s) wait out the grace period" : ""))
-                if report.recounted > 0 { print("  reference counts rebuilt for \(report.recounted) chunk(s)") }
-                for line in report.skippedProviders { print("  skipped (listing failed): \(line)") }
-                for line in report.failed.prefix(20) { print("  not deleted: \(line)") }
+                if report.recounted > 0 { show("  reference counts rebuilt for \(report.recounted) chunk(s)") }
+                for line in report.skippedProviders { show("  skipped (listing failed): \(line)") }
+                for line in report.failed.prefix(20) { show("  not deleted: \(line)") }
             }
             if !report.skippedProviders.isEmpty || !report.failed.isEmpty { throw ExitCode(ExitStatus.provider.rawValue) }
         }
@@ -222,7 +222,7 @@ struct Undelete: AsyncParsableCommand {
                 if json {
                     printJSON(entries.map { ["bucket": $0.bucket, "key": $0.key, "size": $0.size, "deletedAt": isoTime($0.deletedAt)] })
                 } else if entries.isEmpty {
-                    print("the trash is empty")
+                    show("the trash is empty")
                 } else {
                     printTable(["DELETED", "SIZE", "OBJECT"], entries.map { [isoTime($0.deletedAt), ByteSize.format($0.size), "\($0.bucket)/\($0.key)"] })
                 }
@@ -236,7 +236,7 @@ struct Undelete: AsyncParsableCommand {
             if json {
                 printJSON(["bucket": entry.bucket, "key": entry.key, "size": entry.size, "deletedAt": isoTime(entry.deletedAt)])
             } else {
-                print("restored \(entry.bucket)/\(entry.key) (\(ByteSize.format(entry.size)), deleted \(isoTime(entry.deletedAt)))")
+                show("restored \(entry.bucket)/\(entry.key) (\(ByteSize.format(entry.size)), deleted \(isoTime(entry.deletedAt)))")
             }
         }
     }
@@ -273,18 +273,18 @@ struct Status: AsyncParsableCommand {
                 ] as [String: Any])
                 return
             }
-            print("objects: \(stats.objects) (\(ByteSize.format(stats.logicalBytes)))")
-            print("chunks in use by replica count:")
-            if counts.isEmpty { print("  none") }
+            show("objects: \(stats.objects) (\(ByteSize.format(stats.logicalBytes)))")
+            show("chunks in use by replica count:")
+            if counts.isEmpty { show("  none") }
             for n in counts {
                 let entry = summary.byReplicas[n]!
-                print("  \(n) replica\(n == 1 ? "" : "s"): \(entry.chunks) chunk(s), \(ByteSize.format(entry.bytes))")
+                show("  \(n) replica\(n == 1 ? "" : "s"): \(entry.chunks) chunk(s), \(ByteSize.format(entry.bytes))")
             }
-            print("under-replicated: \(summary.underReplicatedChunks) chunk(s), \(ByteSize.format(summary.underReplicatedBytes))"
+            show("under-replicated: \(summary.underReplicatedChunks) chunk(s), \(ByteSize.format(summary.underReplicatedBytes))"
                 + (summary.underReplicatedChunks > 0 ? " (run a67 repair)" : ""))
-            print("trash: \(summary.trashObjects) object(s), \(ByteSize.format(summary.trashBytes)); unreferenced: "
+            show("trash: \(summary.trashObjects) object(s), \(ByteSize.format(summary.trashBytes)); unreferenced: "
                 + "\(stats.unreferencedChunks) chunk(s), \(ByteSize.format(stats.unreferencedBytes)) (a67 gc reclaims)")
-            print("providers:")
+            show("providers:")
             printTable(nil, providers.map { p in
                 ["  " + p.record.name, p.record.state, p.record.health?.breaker ?? "-",
                  ByteSize.format(p.record.usedBytes) + (p.record.quota.map { " of " + ByteSize.format($0) } ?? "")]
@@ -308,6 +308,9 @@ struct Recover: AsyncParsableCommand {
             The keyring and the newest catalog snapshot are read from it (and from the other providers \
             the catalog names, if one holds a newer snapshot): providers with their credentials, \
             buckets, objects. Then run a67 repair if a provider was lost with the machine.
+
+            A $A67_HOME that still holds its catalog but lost its keyring gets the keyring back \
+            (checked against the passphrase and the catalog), and keeps its catalog.
             """)
 
     @OptionGroup var home: HomeOptions
@@ -325,6 +328,16 @@ struct Recover: AsyncParsableCommand {
             if let newer = report.newerSnapshotUnread {
                 note("warning: \(newer): this catalog may miss the latest changes. Fix that provider and recover again into an empty folder to get them")
             }
+            if report.keyringOnly {
+                if json {
+                    printJSON(["home": repository.home, "source": report.source, "keyringOnly": true, "providers": report.providers,
+                               "buckets": report.buckets, "objects": report.objects])
+                } else {
+                    show("restored the keyring of \(repository.home) from \(report.source); the catalog there was kept")
+                    show("\(report.providers) provider(s), \(report.buckets) bucket(s), \(report.objects) object(s)")
+                }
+                return
+            }
             if json {
                 printJSON(["home": repository.home, "source": report.source, "snapshot": report.sequence,
                            "snapshotTime": isoTime(report.snapshotTime), "providers": report.providers, "buckets": report.buckets,
@@ -333,11 +346,11 @@ struct Recover: AsyncParsableCommand {
                            "underReplicatedChunks": report.underReplicatedChunks])
                 return
             }
-            print("recovered \(repository.home) from \(report.source): catalog snapshot \(report.sequence) of \(isoTime(report.snapshotTime))")
-            print("\(report.providers) provider(s), \(report.buckets) bucket(s), \(report.objects) object(s)")
-            for line in report.unreachable { print("  not reachable now: \(line)") }
+            show("recovered \(repository.home) from \(report.source): catalog snapshot \(report.sequence) of \(isoTime(report.snapshotTime))")
+            show("\(report.providers) provider(s), \(report.buckets) bucket(s), \(report.objects) object(s)")
+            for line in report.unreachable { show("  not reachable now: \(line)") }
             if !report.unreachable.isEmpty {
-                print("objects are read from the other replicas; once you know a provider is gone for good: a67 provider rm NAME, then a67 repair")
+                show("objects are read from the other replicas; once you know a provider is gone for good: a67 provider rm NAME, then a67 repair")
             }
         }
     }
@@ -397,7 +410,7 @@ struct Config: AsyncParsableCommand {
                 let repository = try home.unlock()
                 try repository.catalog.setSetting(key, value)
                 try await commit(repository)
-                print("\(key) = \(value)")
+                show("\(key) = \(value)")
             }
         }
     }
@@ -429,7 +442,7 @@ struct Snapshot: AsyncParsableCommand {
                            "chunksStored": report.chunksStored, "providers": report.providers, "behind": report.behind,
                            "unchanged": report.unchanged])
             } else {
-                print("catalog snapshot \(report.sequence): \(ByteSize.format(report.size)) in \(report.chunks) chunk(s), "
+                show("catalog snapshot \(report.sequence): \(ByteSize.format(report.size)) in \(report.chunks) chunk(s), "
                     + "\(report.chunksStored) stored now" + (report.unchanged ? " (unchanged)" : "")
                     + "; on \(report.providers.joined(separator: ", "))")
             }

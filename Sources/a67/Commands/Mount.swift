@@ -119,13 +119,15 @@ struct MountCommand: AsyncParsableCommand {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if MountTable.isMounted(point) {
-                print("mounted \(bucket) at \(point) (process \(child.processIdentifier); a67 umount \(point) unmounts)")
+                show("mounted \(bucket) at \(point) (process \(child.processIdentifier); a67 umount \(point) unmounts)")
                 return
             }
             if !child.isRunning {
                 let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                let tail = text.split(separator: "\n").suffix(5).joined(separator: "\n")
-                throw StoreError(.io, "the mount process exited (status \(child.terminationStatus)) before mounting \(point):\n\(tail)")
+                // One line: error output escapes line breaks, so the log's last lines are joined.
+                let tail = text.split(separator: "\n").suffix(5).joined(separator: " | ")
+                throw StoreError(.io, "the mount process exited (status \(child.terminationStatus)) before mounting \(point); "
+                    + "the end of its log (\(logPath)): \(tail)")
             }
             usleep(50_000)
         }
@@ -166,12 +168,12 @@ struct UmountCommand: AsyncParsableCommand {
                     throw StoreError(.providerFailure, lost.trimmingCharacters(in: .whitespacesAndNewlines))
                 }
                 if !MountTable.isMounted(point) {
-                    print("unmounted \(point)")
+                    show("unmounted \(point)")
                     return
                 }
             }
             if try MountPoints.clearStale(point, home: home.path) {
-                print("unmounted \(point) (its mount process was gone)")
+                show("unmounted \(point) (its mount process was gone)")
                 return
             }
             guard MountTable.isMounted(point) else {
@@ -182,7 +184,7 @@ struct UmountCommand: AsyncParsableCommand {
             guard status == 0 else {
                 throw StoreError(.conflict, "cannot unmount \(point) (fusermount3 exit \(status)): is a program still using it? (fuser -m \(point))")
             }
-            print("unmounted \(point)")
+            show("unmounted \(point)")
         }
     }
 }

@@ -70,11 +70,11 @@ struct ProviderCommand: AsyncParsableCommand {
                                "quota": added.record.quota.map { $0 as Any } ?? NSNull(),
                                "hostKeySHA256": pinned.map { $0 as Any } ?? NSNull()])
                 } else {
-                    print("added provider \(added.record.name): \(added.record.kind) \(added.spec.summary)"
+                    show("added provider \(added.record.name): \(added.record.kind) \(added.spec.summary)"
                           + (limit.map { ", quota \(ByteSize.format($0))" } ?? ""))
-                    if let pinned { print("pinned the host key SHA256:\(pinned) (trusted on first use; compare it with `ssh-keygen -lf` on the server)") }
+                    if let pinned { show("pinned the host key SHA256:\(pinned) (trusted on first use; compare it with `ssh-keygen -lf` on the server)") }
                     if try repository.catalog.statistics().totalChunks > 0 {
-                        print("new chunks go to it from now on; a67 rebalance moves its share of the existing ones to it")
+                        show("new chunks go to it from now on; a67 rebalance moves its share of the existing ones to it")
                     }
                 }
             }
@@ -127,7 +127,7 @@ struct ProviderCommand: AsyncParsableCommand {
                     return
                 }
                 if providers.isEmpty {
-                    print("no providers yet: add one with a67 provider add NAME --dir PATH (or --s3, --webdav, --sftp)")
+                    show("no providers yet: add one with a67 provider add NAME --dir PATH (or --s3, --webdav, --sftp)")
                     return
                 }
                 printTable(["NAME", "KIND", "STATE", "BREAKER", "LATENCY", "ERRORS", "USED", "QUOTA", "CHUNKS", "GROUP", "LOCATION"],
@@ -175,14 +175,14 @@ struct ProviderCommand: AsyncParsableCommand {
                     printJSON(["provider": name, "chunksMoved": report.chunksMoved, "bytesMoved": report.bytesMoved,
                                "failed": report.failed, "seconds": report.seconds])
                 } else {
-                    print("drained \(name): \(report.chunksMoved) of \(report.chunksSeen) chunk(s) moved (\(ByteSize.format(report.bytesMoved))) in "
+                    show("drained \(name): \(report.chunksMoved) of \(report.chunksSeen) chunk(s) moved (\(ByteSize.format(report.bytesMoved))) in "
                         + String(format: "%.1f s", report.seconds))
                     for failure in report.failed.prefix(20) { note("  not moved: \(failure)") }
                 }
                 guard report.failed.isEmpty else {
                     throw StoreError(.providerFailure, "\(report.failed.count) chunk(s) could not be moved off \(name); fix the providers and run drain again")
                 }
-                if !json { print("\(name) now holds none of your chunks: remove it with a67 provider rm \(name)") }
+                if !json { show("\(name) now holds none of your chunks: remove it with a67 provider rm \(name)") }
             }
         }
     }
@@ -213,9 +213,9 @@ struct ProviderCommand: AsyncParsableCommand {
                     printJSON(["provider": name, "removed": true, "chunksItHeld": removed.chunksLeft,
                                "underReplicatedChunks": removed.underReplicated])
                 } else {
-                    print("removed provider \(name)")
+                    show("removed provider \(name)")
                     if removed.underReplicated > 0 {
-                        print("\(removed.underReplicated) chunk(s) are now under-replicated: run a67 repair")
+                        show("\(removed.underReplicated) chunk(s) are now under-replicated: run a67 repair")
                     }
                 }
             }
@@ -248,11 +248,11 @@ struct ProviderCommand: AsyncParsableCommand {
                                "putBytesPerSecond": report.putBytesPerSecond, "getBytesPerSecond": report.getBytesPerSecond])
                     return
                 }
-                print("provider \(report.provider): \(report.location)")
+                show("provider \(report.provider): \(report.location)")
                 printTable(["STEP", "TIME"], report.steps.map { [$0.name, String(format: "%.1f ms", $0.seconds * 1000)] })
-                print(String(format: "throughput: put %.1f MB/s, get %.1f MB/s (%@ object)", report.putBytesPerSecond / 1e6,
+                show(String(format: "throughput: put %.1f MB/s, get %.1f MB/s (%@ object)", report.putBytesPerSecond / 1e6,
                              report.getBytesPerSecond / 1e6, ByteSize.format(Int64(report.largeSize))))
-                print("ok")
+                show("ok")
             }
         }
     }

@@ -58,7 +58,7 @@ struct Put: AsyncParsableCommand {
                            "newChunks": result.newChunks, "newStoredBytes": result.newSealedBytes,
                            "seconds": seconds, "manifest": result.manifestID.hex, "underReplicatedChunks": result.underReplicated])
             } else {
-                print("put \(target.bucket)/\(target.key): \(ByteSize.format(result.size)) in \(result.chunks) chunk(s), "
+                show("put \(target.bucket)/\(target.key): \(ByteSize.format(result.size)) in \(result.chunks) chunk(s), "
                     + "\(result.newChunks) new (\(ByteSize.format(result.newSealedBytes)) stored), "
                     + String(format: "%.2f s, ", seconds) + rate(result.size, seconds))
             }

@@ -30,7 +30,7 @@ struct Remove: AsyncParsableCommand {
             if json {
                 printJSON(["bucket": path.bucket, "key": path.key, "removed": true])
             } else {
-                print("removed \(path.bucket)/\(path.key)")
+                show("removed \(path.bucket)/\(path.key)")
             }
         }
     }

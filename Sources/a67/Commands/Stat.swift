@@ -20,7 +20,7 @@ struct Stat: AsyncParsableCommand {
         try await guarded {
             let repository = try home.catalogOnly()
             let report = try StatReport(repository)
-            if json { printJSON(report.json) } else { report.print() }
+            if json { printJSON(report.json) } else { report.printHuman() }
         }
     }
 }
@@ -47,7 +47,7 @@ struct StatReport {
          "unreferencedBytes": stats.unreferencedBytes, "providers": providers, "buckets": buckets]
     }
 
-    func print() {
+    func printHuman() {
         printTable(nil, [
             ["buckets", String(buckets)],
             ["providers", String(providers)],

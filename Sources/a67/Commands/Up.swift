@@ -36,12 +36,12 @@ struct Up: AsyncParsableCommand {
                            "stat": stat.json])
                 return
             }
-            print(report.created ? "created repository in \(path)" : "opened repository in \(path)")
-            for name in report.providersAdded { print("added provider \(name): directory \(path)/providers/\(name)") }
-            print("put \(EmbeddedDefault.demoBucket)/\(EmbeddedDefault.demoKey) (\(ByteSize.format(report.demoBytes))) in "
+            show(report.created ? "created repository in \(path)" : "opened repository in \(path)")
+            for name in report.providersAdded { show("added provider \(name): directory \(path)/providers/\(name)") }
+            show("put \(EmbeddedDefault.demoBucket)/\(EmbeddedDefault.demoKey) (\(ByteSize.format(report.demoBytes))) in "
                 + String(format: "%.2f s, read it back in %.2f s: identical", report.putSeconds, report.getSeconds))
-            print("")
-            stat.print()
+            show("")
+            stat.printHuman()
         }
     }
 }

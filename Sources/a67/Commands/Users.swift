@@ -40,8 +40,8 @@ struct UserCommand: AsyncParsableCommand {
                 if json {
                     printJSON(["name": user.name, "admin": user.admin, "quota": user.quota.map { $0 as Any } ?? NSNull()])
                 } else {
-                    print("added user \(user.name)\(user.admin ? " (admin)" : "")")
-                    print("next: a67 key create \(user.name)")
+                    show("added user \(user.name)\(user.admin ? " (admin)" : "")")
+                    show("next: a67 key create \(user.name)")
                 }
             }
         }
@@ -104,7 +104,7 @@ struct UserCommand: AsyncParsableCommand {
                 if json {
                     printJSON(["name": name, "quota": limit.map { $0 as Any } ?? NSNull(), "bytes": usage.bytes])
                 } else {
-                    print("\(name): quota \(limit.map(ByteSize.format) ?? "none"), using \(ByteSize.format(usage.bytes))")
+                    show("\(name): quota \(limit.map(ByteSize.format) ?? "none"), using \(ByteSize.format(usage.bytes))")
                 }
             }
         }
@@ -141,8 +141,8 @@ struct KeyCommand: AsyncParsableCommand {
                 if json {
                     printJSON(["accessKeyId": key.id, "secretAccessKey": key.secret])
                 } else {
-                    print("access key id:     \(key.id)")
-                    print("secret access key: \(key.secret)")
+                    show("access key id:     \(key.id)")
+                    show("secret access key: \(key.secret)")
                     note("the secret is shown only once: store it now")
                 }
             }
@@ -189,7 +189,7 @@ struct KeyCommand: AsyncParsableCommand {
                 let repository = try home.unlock()
                 try repository.catalog.removeAccessKey(id)
                 try await commit(repository)
-                if json { printJSON(["removed": id]) } else { print("removed access key \(id)") }
+                if json { printJSON(["removed": id]) } else { show("removed access key \(id)") }
             }
         }
     }

@@ -26,7 +26,7 @@ func guarded(_ body: () async throws -> Void) async throws {
 /// The exit statuses, in one place: `a67 --help` prints this table and errors map to it.
 enum ExitStatus: Int32, CaseIterable {
     case success = 0, failure = 1, notFound = 2, passphrase = 3, integrity = 4, provider = 5, conflict = 6,
-         noRepository = 7, usage = 64
+         noRepository = 7, keyringLost = 8, usage = 64
 
     var meaning: String {
         switch self {
@@ -38,6 +38,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .provider: return "provider failure: unwritable, full, missing, or a quota used up"
         case .conflict: return "conflict: it already exists, or a bucket is not empty"
         case .noRepository: return "no repository at $A67_HOME (run a67 init)"
+        case .keyringLost: return "keyring missing or damaged beside its catalog (see the message)"
         case .usage: return "usage: invalid arguments, names, keys or ranges"
         }
     }
@@ -51,6 +52,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .providerFailure, .quotaExceeded: self = .provider
         case .alreadyExists, .conflict: self = .conflict
         case .notInitialized: self = .noRepository
+        case .keyringLost: self = .keyringLost
         case .invalidArgument: self = .usage
         }
     }
@@ -63,18 +65,30 @@ enum ExitStatus: Int32, CaseIterable {
 
 func exitCode(for code: StoreError.Code) -> Int32 { ExitStatus(code).rawValue }
 
-func printError(_ message: String) {
-    writeStandardError("a67: error: \(message)\n")
+// Human output. Names in it were chosen by others (an S3 user's keys and buckets, providers, users),
+// so every line goes through `terminalSafe`; `--json` output escapes the same characters itself.
+
+/// Prints one line of human output on standard output (escaped: see `terminalSafe`).
+func show(_ line: String) {
+    print(terminalSafe(line))
 }
 
+func printError(_ message: String) {
+    writeStandardError("a67: error: \(terminalSafe(message))\n")
+}
+
+/// Prints one line on standard error (escaped: see `terminalSafe`).
 func note(_ message: String) {
-    writeStandardError("\(message)\n")
+    writeStandardError("\(terminalSafe(message))\n")
 }
 
 /// Prints a JSON value (dictionaries, arrays, strings, numbers, booleans, NSNull) with sorted keys.
+/// JSON escapes C0 controls; DEL, C1 and the bidirectional controls (which JSON allows raw) are written
+/// as `\u` escapes too, so the output is as safe on a terminal as human output and still exact.
 func printJSON(_ value: Any) {
     let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-    print(String(decoding: data, as: UTF8.self))
+    let text = terminalSafeJSON(String(decoding: data, as: UTF8.self))
+    print(text)
 }
 
 /// Nanoseconds since 1970 as an ISO 8601 UTC time.
@@ -86,14 +100,14 @@ func isoTime(_ nanoseconds: Int64) -> String {
 
 /// Rows padded into columns, under a header line unless `header` is nil.
 func printTable(_ header: [String]?, _ rows: [[String]]) {
-    let all = (header.map { [$0] } ?? []) + rows
+    let all = ((header.map { [$0] } ?? []) + rows).map { $0.map(terminalSafe) }
     guard let columns = all.first?.count else { return }
     let widths = (0..<columns).map { column in all.map { $0[column].count }.max() ?? 0 }
     for row in all {
         let cells = row.enumerated().map { index, cell in
             index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
         }
-        print(cells.joined(separator: "  "))
+        print(cells.joined(separator: "  "))  // cells are escaped above
     }
 }
 
