@@ -141,6 +141,9 @@ extension Catalog {
                     PRIMARY KEY (inode_id, name)) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v6: why a provider takes no chunks") { db in
+            try db.execute(sql: "ALTER TABLE provider ADD COLUMN health_problem TEXT")
+        }
         return migrator
     }
 }
