@@ -70,6 +70,14 @@ public final class Mount: Sendable {
         let mountpoint = self.mountpoint
         let bucketName = bucket.name
         let repository = self.repository
+        // Providers changed by other commands and keyrings gone missing are noticed within seconds.
+        let watcher = Task {
+            while !Task.isCancelled {
+                for line in await repository.watchProviders() { fs.log(line) }
+                try? await Task.sleep(for: .seconds(Repository.providerWatchSeconds))
+            }
+        }
+        defer { watcher.cancel() }
         let failures = try await BlockingIOPool.shared.run {
             try Self.serve(fs, mountpoint: mountpoint, bucket: bucketName, settings: settings, repository: repository, ready: ready)
         }

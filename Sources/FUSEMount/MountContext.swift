@@ -66,8 +66,10 @@ final class MountContext: Sendable {
 
     /// Stores `manifest` and points file `id` at it; returns the manifest's ID.
     func commitContent(_ id: Int64, manifest: Manifest, chunks: [StoredChunk], mtime: Int64, durable: Bool) async throws -> ChunkID {
-        let writer = self.writer, policy = self.policy, catalog = self.catalog
+        let writer = self.writer, policy = self.policy, catalog = self.catalog, repository = self.repository
         return try await repository.whileStoring {
+            // Blocks stored before a provider began draining must not land there now (see drain).
+            let chunks = try await repository.movingOffDrainedProviders(chunks)
             let (manifestID, stored) = try await writer.storeManifest(manifest, policy: policy)
             _ = try catalog.commitContent(id, manifestID: manifestID, manifest: manifest, chunks: chunks + (stored.map { [$0] } ?? []),
                                           mtime: mtime, durable: durable)

@@ -129,9 +129,10 @@ public final class BlobServer: Sendable {
     }
 }
 
-/// Snapshots the catalog every interval while it changes, and picks up providers that other
-/// commands added or changed (every 5 s); stops at once on graceful shutdown (the server takes the
-/// last snapshot after the requests in flight are done).
+/// Snapshots the catalog every interval while it changes, and every few seconds picks up providers that
+/// other commands added or changed and checks each provider's keyring (`Repository.watchProviders`,
+/// first at start); stops at once on graceful shutdown (the server takes the last snapshot after the
+/// requests in flight are done).
 struct SnapshotService: Service {
     let server: BlobServer
 
@@ -140,10 +141,8 @@ struct SnapshotService: Service {
         try? await cancelWhenGracefulShutdown {
             var last = ContinuousClock.now
             while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(min(5, interval)))
-                if (try? server.repository.refreshPoolIfProvidersChanged()) == true {
-                    writeStandardError("a67 serve: the providers changed; new uploads use the new set\n")
-                }
+                for line in await server.repository.watchProviders() { writeStandardError("a67 serve: \(line)\n") }
+                try await Task.sleep(for: .seconds(min(Repository.providerWatchSeconds, interval)))
                 if ContinuousClock.now - last >= .seconds(interval) {
                     last = ContinuousClock.now
                     try await server.snapshot()

@@ -103,6 +103,7 @@ extension Catalog {
     public func setProviderState(_ provider: Int64, _ state: String) throws {
         try pool.write { db in
             try db.execute(sql: "UPDATE provider SET state = ? WHERE id = ?", arguments: [state, provider])
+            try Self.providersChanged(db)
         }
     }
 
@@ -110,8 +111,9 @@ extension Catalog {
         try pool.write { db in
             try db.execute(sql: """
                 UPDATE provider SET health_breaker = ?, health_latency = ?, health_error_rate = ?, health_requests = ?,
-                       health_checked_at = ? WHERE id = ?
-                """, arguments: [health.breaker, health.latencySeconds, health.errorRate, health.requests, health.checkedAt, provider])
+                       health_checked_at = ?, health_problem = ? WHERE id = ?
+                """, arguments: [health.breaker, health.latencySeconds, health.errorRate, health.requests, health.checkedAt,
+                                 health.problem, provider])
         }
     }
 
@@ -130,6 +132,7 @@ extension Catalog {
             try db.execute(sql: "DELETE FROM chunk_location WHERE provider_id = ?", arguments: [provider])
             try db.execute(sql: "DELETE FROM orphan WHERE provider_id = ?", arguments: [provider])
             try db.execute(sql: "DELETE FROM provider WHERE id = ?", arguments: [provider])
+            try Self.providersChanged(db)
         }
     }
 

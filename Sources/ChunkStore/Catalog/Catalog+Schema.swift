@@ -160,6 +160,9 @@ extension Catalog {
                 CREATE INDEX quota_reservation_user ON quota_reservation(user_id);
                 """)
         }
+        migrator.registerMigration("v7: why a provider takes no chunks") { db in
+            try db.execute(sql: "ALTER TABLE provider ADD COLUMN health_problem TEXT")
+        }
         return migrator
     }
 }

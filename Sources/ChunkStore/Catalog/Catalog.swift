@@ -87,7 +87,9 @@ public final class Catalog: Sendable {
             try db.execute(sql: """
                 INSERT INTO provider(name, kind, config, quota, created_at, sealed_secret, fault_group) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [name, kind, config, quota, Date().timeIntervalSince1970, sealedSecret.map { Data($0) }, group])
-            return ProviderRecord(id: db.lastInsertedRowID, name: name, kind: kind, config: config, quota: quota, usedBytes: 0,
+            let id = db.lastInsertedRowID
+            try Self.providersChanged(db)
+            return ProviderRecord(id: id, name: name, kind: kind, config: config, quota: quota, usedBytes: 0,
                                   chunkCount: 0, sealedSecret: sealedSecret, group: group ?? name)
         }
     }
@@ -98,6 +100,7 @@ public final class Catalog: Sendable {
             try Row.fetchAll(db, sql: """
                 SELECT p.id, p.name, p.kind, p.config, p.quota, p.sealed_secret, p.fault_group, p.state,
                        p.health_breaker, p.health_latency, p.health_error_rate, p.health_requests, p.health_checked_at,
+                       p.health_problem,
                        COALESCE(SUM(c.sealed_size), 0) AS used, COUNT(c.id) AS chunks
                 FROM provider p
                 LEFT JOIN chunk_location l ON l.provider_id = p.id
@@ -108,7 +111,7 @@ public final class Catalog: Sendable {
                 if let breaker = row["health_breaker"] as String? {
                     health = ProviderHealthRecord(breaker: breaker, latencySeconds: row["health_latency"],
                                                   errorRate: row["health_error_rate"] ?? 0, requests: row["health_requests"] ?? 0,
-                                                  checkedAt: row["health_checked_at"] ?? 0)
+                                                  checkedAt: row["health_checked_at"] ?? 0, problem: row["health_problem"])
                 }
                 return ProviderRecord(id: row["id"], name: row["name"], kind: row["kind"], config: row["config"], quota: row["quota"],
                                       usedBytes: row["used"], chunkCount: row["chunks"],
@@ -116,6 +119,24 @@ public final class Catalog: Sendable {
                                       group: row["fault_group"] ?? row["name"], state: row["state"], health: health)
             }
         }
+    }
+
+    /// A counter every change to the providers (added, draining, removed) raises in the same
+    /// transaction. Long-running processes read it before placing a chunk (one indexed read) and
+    /// reload their providers when it moved.
+    public func providersVersion() throws -> Int64 {
+        try pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", arguments: [Self.providersVersionKey]) ?? 0
+        }
+    }
+
+    static let providersVersionKey = "providers_version"
+
+    static func providersChanged(_ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO meta(key, value) VALUES (?, '1')
+            ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+            """, arguments: [providersVersionKey])
     }
 
     // MARK: - Buckets

@@ -29,7 +29,12 @@ public struct ProviderHealthRecord: Sendable, Equatable {
     public let requests: Int
     /// Nanoseconds since 1970.
     public let checkedAt: Int64
-    public init(breaker: String, latencySeconds: Double?, errorRate: Double, requests: Int, checkedAt: Int64) {
+    /// Why nothing is placed there whatever the breaker says (its keyring is missing or another
+    /// repository's), or nil.
+    public let problem: String?
+    public init(breaker: String, latencySeconds: Double?, errorRate: Double, requests: Int, checkedAt: Int64,
+                problem: String? = nil) {
+        self.problem = problem
         self.breaker = breaker
         self.latencySeconds = latencySeconds
         self.errorRate = errorRate

@@ -25,8 +25,23 @@ public struct BreakerPolicy: Sendable, Equatable {
 /// Closed: requests flow; `failureThreshold` consecutive failures open it. Open: requests are refused
 /// without being sent (a dead provider costs nothing) until `openSeconds` pass. Half-open: one
 /// request, the health probe, goes through; success closes the breaker, failure opens it again.
+///
+/// Apart from the breaker, whether the provider holds this repository's keyring (see
+/// `Repository.checkKeyring`): one that does not (a folder emptied or replaced, a disk not mounted,
+/// a bucket emptied, another repository's) is open whatever its requests did, and stays open, with no
+/// half-open probe, until a keyring check finds the keyring again.
 public final class ProviderHealth: Sendable {
     public enum State: String, Sendable { case closed, open, halfOpen = "half-open" }
+
+    /// What this process knows of the provider's keyring.
+    public enum Keyring: Sendable, Equatable {
+        /// Not checked yet in this process, or a put failed in a way that asks for a new check.
+        case unchecked
+        /// The provider holds this repository's keyring.
+        case present
+        /// It does not: why, in words for the user.
+        case wrong(String)
+    }
 
     private struct Inner {
         var state = State.closed
@@ -40,8 +55,11 @@ public final class ProviderHealth: Sendable {
         var requests = 0
         /// What the provider said when it reported being full, once it has.
         var full: String?
-        /// The last health probe's round trip (a HEAD): kept apart from chunk reads, whose size differs.
+        /// The last health probe's round trip: kept apart from chunk reads, whose size differs.
         var probeSeconds: Double?
+        var keyring = Keyring.unchecked
+        /// What the check that opened the breaker got (see `trip`), until a request succeeds.
+        var tripReason: String?
     }
 
     public let policy: BreakerPolicy
@@ -53,6 +71,7 @@ public final class ProviderHealth: Sendable {
     public var state: State { inner.withLock { Self.current($0, policy) } }
 
     private static func current(_ inner: Inner, _ policy: BreakerPolicy) -> State {
+        if case .wrong = inner.keyring { return .open }
         if inner.state == .open, let openedAt = inner.openedAt, openedAt.duration(to: .now) >= .seconds(policy.openSeconds) {
             return .halfOpen
         }
@@ -101,6 +120,7 @@ public final class ProviderHealth: Sendable {
             if let probeSeconds { inner.probeSeconds = probeSeconds }
             inner.requests += 1
             inner.consecutiveFailures = 0
+            inner.tripReason = nil
             inner.state = .closed
             inner.openedAt = nil
             inner.probeInFlight = false
@@ -123,14 +143,41 @@ public final class ProviderHealth: Sendable {
         }
     }
 
-    /// Opens the breaker now (a health probe found the provider down).
-    public func trip() {
+    /// Opens the breaker now (a health probe found the provider down, with `reason`).
+    public func trip(_ reason: String? = nil) {
         inner.withLock { inner in
+            inner.tripReason = reason
             inner.requests += 1
             Self.push(&inner.outcomes, true)
             inner.state = .open
             inner.openedAt = .now
             inner.probeInFlight = false
+        }
+    }
+
+    public var keyring: Keyring { inner.withLock { $0.keyring } }
+
+    /// Why a health check opened the breaker, while it is open for that.
+    public var tripReason: String? {
+        inner.withLock { Self.current($0, policy) == .open ? $0.tripReason : nil }
+    }
+
+    /// Why nothing goes to the provider whatever its breaker says (its keyring), or nil.
+    public var problem: String? {
+        inner.withLock { inner in
+            if case .wrong(let why) = inner.keyring { return why }
+            return nil
+        }
+    }
+
+    /// Records what a keyring check found.
+    public func keyringChecked(_ found: Keyring) { inner.withLock { $0.keyring = found } }
+
+    /// A put failed in a way a missing folder or bucket would explain: check the keyring again before
+    /// the next placement there.
+    public func recheckKeyring() {
+        inner.withLock { inner in
+            if inner.keyring == .present { inner.keyring = .unchecked }
         }
     }
 
@@ -170,6 +217,6 @@ public final class ProviderHealth: Sendable {
     public func record() -> ProviderHealthRecord {
         ProviderHealthRecord(breaker: state.rawValue, latencySeconds: typicalReadSeconds ?? inner.withLock { $0.probeSeconds },
                              errorRate: errorRate,
-                             requests: requests, checkedAt: Int64(Date().timeIntervalSince1970 * 1_000_000_000))
+                             requests: requests, checkedAt: Int64(Date().timeIntervalSince1970 * 1_000_000_000), problem: problem)
     }
 }

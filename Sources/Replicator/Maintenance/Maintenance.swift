@@ -208,59 +208,113 @@ extension Repository {
     }
 
     /// Moves every chunk off a provider: each gets its replicas elsewhere first, then the copy on the
-    /// drained provider is deleted. The provider takes no new chunks from the moment drain starts.
+    /// drained provider is deleted. The provider takes no new chunks from the moment drain starts, in
+    /// every process: the mark raises the catalog's providers version, which each placement reads
+    /// first. A store that chose the provider before the mark holds the repository lock shared until it
+    /// recorded the chunk, so drain waits for those (taking the lock exclusively for an instant) before
+    /// it lists what to move, and lists again after moving until nothing is left: when it reports no
+    /// failure, the catalog places nothing there.
     public func drain(provider name: String, parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> MoveReport {
         let sealer = ChunkSealer(keys: try unlocked())
-        let lock = try RepositoryLock(home: home, exclusive: false)
-        defer { lock.release() }
         guard let provider = try providers().first(where: { $0.record.name == name }) else {
             throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
         }
         let id = provider.record.id
         try catalog.setProviderState(id, "draining")
-        invalidatePool()
+        try reloadProviders()
+        try await waitForStoresInFlight()
+        let lock = try await storingLock()
+        defer { lock.release() }
         let pool = try pool()
         let catalog = self.catalog
         let started = ContinuousClock.now
         var report = MoveReport()
-        try await forEach(try catalog.chunks(on: id), parallel: parallel) { chunk -> String? in
-            let open = Self.verifier(chunk, sealer)
-            do {
-                // Only copies read back and verified, each from its own provider, count as surviving.
-                let others = try await Self.verifiedCopies(chunk, on: chunk.providers.filter { $0 != id }, pool: pool, open: open)
-                if others.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
-                    let sealed = try await pool.fetch(chunk.id, from: [id] + others, open: open)
-                    let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: others)
-                    try catalog.addLocations(chunk.id, providers: added)
-                    if others.isEmpty && added.isEmpty { return "chunk \(chunk.id.short): no other provider could take it" }
+        // Chunks recorded there after the first listing (a mount's file committed meanwhile) are moved
+        // in further rounds; a few rounds settle it, as nothing new is placed there.
+        for _ in 0..<Self.drainRounds {
+            let chunks = try catalog.chunks(on: id)
+            guard !chunks.isEmpty, report.failed.isEmpty else { break }
+            try await forEach(chunks, parallel: parallel) { chunk -> String? in
+                let open = Self.verifier(chunk, sealer)
+                do {
+                    // Only copies read back and verified, each from its own provider, count as surviving.
+                    let others = try await Self.verifiedCopies(chunk, on: chunk.providers.filter { $0 != id }, pool: pool, open: open)
+                    if others.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
+                        let sealed = try await pool.fetch(chunk.id, from: [id] + others, open: open)
+                        let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: others)
+                        try catalog.addLocations(chunk.id, providers: added)
+                        if others.isEmpty && added.isEmpty { return "chunk \(chunk.id.short): no other provider could take it" }
+                    }
+                    guard try await Self.forgetThenDelete(chunk, on: id, pool: pool, catalog: catalog) else {
+                        return "chunk \(chunk.id.short): \(name) still holds its only copy"
+                    }
+                    return nil
+                } catch {
+                    return "chunk \(chunk.id.short): \(error)"
                 }
-                guard try await Self.forgetThenDelete(chunk, on: id, pool: pool, catalog: catalog) else {
-                    return "chunk \(chunk.id.short): \(name) still holds its only copy"
+            } collect: { chunk, failure in
+                report.chunksSeen += 1
+                if let failure {
+                    report.failed.append(failure)
+                } else {
+                    report.chunksMoved += 1
+                    report.bytesMoved += Int64(chunk.sealedSize)
+                    progress?(Int64(chunk.sealedSize))
                 }
-                return nil
-            } catch {
-                return "chunk \(chunk.id.short): \(error)"
-            }
-        } collect: { chunk, failure in
-            report.chunksSeen += 1
-            if let failure {
-                report.failed.append(failure)
-            } else {
-                report.chunksMoved += 1
-                report.bytesMoved += Int64(chunk.sealedSize)
-                progress?(Int64(chunk.sealedSize))
             }
         }
+        if report.failed.isEmpty, case let left = try catalog.chunks(on: id).count, left > 0 {
+            report.failed.append("\(left) chunk(s) were recorded on \(name) while it drained; run drain again")
+        }
+        if report.failed.isEmpty { try await dropSnapshotCopies(on: id, pool: pool) }
         report.seconds = started.duration(to: .now).seconds
         saveHealth()
         return report
     }
 
+    static let drainRounds = 4
+
+    /// `chunks` with every copy on a provider that no longer takes chunks (draining, or removed)
+    /// replaced by one elsewhere. For chunks stored earlier but recorded only now, outside any drain's
+    /// wait (the mount records a file's last short block when it commits the file): run it holding the
+    /// storing lock (`whileStoring`), right before recording them, so that a finished drain stays
+    /// finished. Chunks wholly on active providers come back as they are.
+    public func movingOffDrainedProviders(_ chunks: [StoredChunk]) async throws -> [StoredChunk] {
+        let pool = try pool()
+        try refreshPoolIfProvidersChanged()
+        let sealer = ChunkSealer(keys: try unlocked())
+        var result: [StoredChunk] = []
+        for chunk in chunks {
+            let active = chunk.providers.filter { pool.member($0).map { !$0.draining } ?? false }
+            guard active.count < chunk.providers.count else {
+                result.append(chunk)
+                continue
+            }
+            let placement = Catalog.ChunkPlacement(id: chunk.id, plainSize: chunk.plainSize, sealedSize: chunk.sealedSize,
+                                                   want: chunk.want, providers: chunk.providers)
+            let sealed = try await pool.fetch(chunk.id, from: chunk.providers.filter { pool.member($0) != nil },
+                                              open: Self.verifier(placement, sealer))
+            let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: active)
+            for old in chunk.providers where pool.member(old)?.draining == true {
+                // Unless the catalog records that copy (the same bytes stored before): drain moves it.
+                if try await catalog.chunkLocations(chunk.id)?.contains(old) != true {
+                    try? await pool.deleteCopy(chunk.id, on: old, size: chunk.sealedSize)
+                }
+            }
+            result.append(StoredChunk(id: chunk.id, plainSize: chunk.plainSize, sealedSize: chunk.sealedSize,
+                                      providers: active + added, want: chunk.want))
+        }
+        return result
+    }
+
     /// Removes a provider from the repository. Refuses while it holds the only copy of anything in use
     /// (drain it first). Its other chunks become under-replicated until `repair` runs. Nothing is
-    /// deleted on the provider itself.
-    public func removeProvider(_ name: String) throws -> (chunksLeft: Int, underReplicated: Int) {
+    /// deleted on the provider itself. Holds the repository lock exclusively meanwhile, so that no store
+    /// is between placing a chunk there and recording it: the refusal counts every copy.
+    public func removeProvider(_ name: String) async throws -> (chunksLeft: Int, underReplicated: Int) {
         _ = try unlocked()
+        let lock = try await exclusiveLock()
+        defer { lock.release() }
         guard let provider = try providers().first(where: { $0.record.name == name }) else {
             throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
         }
@@ -271,7 +325,7 @@ extension Repository {
             for key in state.holders.keys { state.holders[key]?.removeAll { $0 == provider.record.id } }
             state.roots[String(provider.record.id)] = nil
         }
-        invalidatePool()
+        try reloadProviders()
         return (held, try catalog.underReplicated().count)
     }
 

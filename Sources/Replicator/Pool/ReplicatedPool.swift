@@ -47,42 +47,73 @@ public final class ReplicatedPool: ChunkPool {
         case corrupt
     }
 
-    public let members: [Member]
-    private let byID: [Int64: Member]
+    /// The providers as last loaded; replaced whole when they change (see `reload`), so that one
+    /// operation works on one consistent set.
+    private struct Membership: Sendable {
+        let members: [Member]
+        let byID: [Int64: Member]
+        init(_ members: [Member]) {
+            self.members = members
+            byID = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0) })
+        }
+        /// Providers that accept new chunks.
+        var writable: [Member] { members.filter { !$0.draining } }
+    }
+
+    private let membership: Mutex<Membership>
     private let placement = RendezvousPlacement()
     /// Bytes placed on each provider, including writes in flight (reserved before they start).
     private let used: Mutex<[Int64: Int64]>
     private let onDamage: @Sendable (ChunkID, Int64, Damage) -> Void
+    /// Called before every placement: reloads the providers when another process changed them.
+    private let beforePlacing: @Sendable () -> Void
+    /// The repository whose keyring a provider must hold; nil for pools that check none (tests).
+    let repositoryID: [UInt8]?
+    /// Keyring checks in flight, so that concurrent callers share one.
+    let keyringChecks = Mutex<[Int64: Task<String?, Never>]>([:])
     /// Hedged reads started (for tests and status).
     private let hedges = Atomic<Int>(0)
 
-    /// `used`: the bytes the catalog already places on each provider.
-    public init(members: [Member], used: [Int64: Int64],
+    /// `used`: the bytes the catalog already places on each provider. `repositoryID`: the ID a
+    /// provider's keyring must carry before a chunk is placed there (nil: not checked).
+    public init(members: [Member], used: [Int64: Int64], repositoryID: [UInt8]? = nil,
+                beforePlacing: @escaping @Sendable () -> Void = {},
                 onDamage: @escaping @Sendable (ChunkID, Int64, Damage) -> Void = { _, _, _ in }) {
-        self.members = members
-        byID = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0) })
+        membership = Mutex(Membership(members))
         self.used = Mutex(used)
+        self.repositoryID = repositoryID
+        self.beforePlacing = beforePlacing
         self.onDamage = onDamage
     }
 
-    public func member(_ id: Int64) -> Member? { byID[id] }
+    /// Replaces the providers (another process added, drained or removed one). Operations already
+    /// running finish on the set they started with; `used` is the catalog's count afresh.
+    public func reload(members: [Member], used: [Int64: Int64]) {
+        membership.withLock { $0 = Membership(members) }
+        self.used.withLock { $0 = used }
+    }
+
+    public var members: [Member] { membership.withLock { $0.members } }
+
+    public func member(_ id: Int64) -> Member? { membership.withLock { $0.byID[id] } }
 
     public var hedgedReads: Int { hedges.load(ordering: .relaxed) }
 
-    /// Providers that accept new chunks.
-    private var writable: [Member] { members.filter { !$0.draining } }
-
     public func replicaCount(for replicas: Int) -> Int {
-        min(max(1, replicas), Set(writable.map(\.group)).count)
+        Self.replicaCount(for: replicas, membership.withLock { $0 })
+    }
+
+    private static func replicaCount(for replicas: Int, _ m: Membership) -> Int {
+        min(max(1, replicas), Set(m.writable.map(\.group)).count)
     }
 
     /// Placement weights: a provider with a quota weighs its quota relative to the largest quota; one
     /// without weighs as much as the largest. The weights depend only on declared limits, so a chunk's
     /// ranking does not drift as providers fill (rebalance converges); free room is a filter instead:
     /// a provider whose quota has no room for a chunk is passed over.
-    func candidates(excluding: Set<Int64>) -> [RendezvousPlacement.Candidate] {
-        let largest = Double(members.compactMap(\.quota).max() ?? 1)
-        return writable.filter { !excluding.contains($0.id) }.map { member in
+    private static func candidates(_ m: Membership, excluding: Set<Int64>) -> [RendezvousPlacement.Candidate] {
+        let largest = Double(m.members.compactMap(\.quota).max() ?? 1)
+        return m.writable.filter { !excluding.contains($0.id) }.map { member in
             let weight = member.quota.map { Double($0) / max(largest, 1) } ?? 1
             return .init(id: member.id, key: member.name, weight: max(weight, 1e-9))
         }
@@ -91,10 +122,11 @@ public final class ReplicatedPool: ChunkPool {
     /// The providers `id` should live on now, best first (for rebalance): the top of its ranking, one
     /// per failure group.
     public func idealPlacement(_ id: ChunkID, replicas: Int) -> [Int64] {
+        let m = membership.withLock { $0 }
         var groups: Set<String> = []
         var chosen: [Int64] = []
-        for candidate in placement.rank(id, among: candidates(excluding: [])) where chosen.count < replicaCount(for: replicas) {
-            let member = byID[candidate.id]!
+        for candidate in placement.rank(id, among: Self.candidates(m, excluding: [])) where chosen.count < Self.replicaCount(for: replicas, m) {
+            let member = m.byID[candidate.id]!
             if groups.insert(member.group).inserted { chosen.append(member.id) }
         }
         return chosen
@@ -106,14 +138,18 @@ public final class ReplicatedPool: ChunkPool {
     }
 
     public func store(_ id: ChunkID, sealed: [UInt8], policy: ReplicaPolicy, existing: [Int64]) async throws -> [Int64] {
-        guard !members.isEmpty else {
+        beforePlacing()
+        let m = membership.withLock { $0 }
+        let byID = m.byID
+        guard !m.members.isEmpty else {
             throw StoreError(.providerFailure, "this repository has no providers: add one with a67 provider add NAME --dir PATH")
         }
-        let wanted = replicaCount(for: policy.replicas)
+        let wanted = Self.replicaCount(for: policy.replicas, m)
         let minimum = min(policy.minimum, wanted)
         let need = wanted - existing.count
         guard need > 0 else { return [] }
-        let ranked = placement.rank(id, among: candidates(excluding: Set(existing))).map { byID[$0.id]! }
+        let ranked = placement.rank(id, among: Self.candidates(m, excluding: Set(existing))).map { byID[$0.id]! }
+        await checkKeyringsFirst(ranked)
         let size = Int64(sealed.count)
         var groupsTaken = Set(existing.compactMap { byID[$0]?.group })
         var tried: Set<Int64> = []
@@ -128,6 +164,15 @@ public final class ReplicatedPool: ChunkPool {
                 for member in ranked where !tried.contains(member.id) && !groupsTaken.contains(member.group) {
                     if let detail = member.health.fullDetail {
                         skipped[member.name] = "it answered earlier that it is full (\(detail))"
+                        continue
+                    }
+                    if let problem = member.health.problem {
+                        skipped[member.name] = problem
+                        continue
+                    }
+                    if let reason = member.health.tripReason {
+                        failures.append("\(member.name) (\(member.backend.location)): \(reason)")
+                        tried.insert(member.id)
                         continue
                     }
                     if !member.health.isAvailable {
@@ -170,6 +215,7 @@ public final class ReplicatedPool: ChunkPool {
                 case .failed(let provider, let error, let message):
                     let member = byID[provider]!
                     if case .full = error { member.health.markFull(message) } else { member.health.failed() }
+                    if Self.asksForKeyringCheck(error) { member.health.recheckKeyring() }
                     release([member], size)
                     groupsTaken.remove(member.group)
                     failures.append("\(member.name) (\(member.backend.location)): \(message)")
@@ -191,11 +237,13 @@ public final class ReplicatedPool: ChunkPool {
     /// Stores `sealed` on exactly `targets` (rebalance moves a replica to a chosen provider), in
     /// parallel, skipping one whose quota has no room; returns those that succeeded.
     public func store(_ id: ChunkID, sealed: [UInt8], on targets: [Int64]) async -> [Int64] {
+        beforePlacing()
         let size = Int64(sealed.count)
+        let chosen = targets.compactMap { member($0) }
+        await checkKeyringsFirst(chosen)
         return await withTaskGroup(of: Int64?.self) { group in
             var reserved: [Int64] = []
-            for target in targets {
-                guard let member = byID[target] else { continue }
+            for member in chosen where member.health.problem == nil {
                 guard reserve(member, size) else { continue }
                 reserved.append(member.id)
                 group.addTask {
@@ -205,6 +253,7 @@ public final class ReplicatedPool: ChunkPool {
                         return member.id
                     } catch {
                         member.health.failed()
+                        if Self.asksForKeyringCheck(error as? BackendError) { member.health.recheckKeyring() }
                         return nil
                     }
                 }
@@ -213,14 +262,14 @@ public final class ReplicatedPool: ChunkPool {
             for await result in group {
                 if let result { stored.append(result) }
             }
-            release(reserved.filter { !stored.contains($0) }.compactMap { byID[$0] }, size)
+            release(chosen.filter { reserved.contains($0.id) && !stored.contains($0.id) }, size)
             return stored
         }
     }
 
     /// Deletes `id`'s copy on `provider` (after the catalog stopped pointing at it).
     public func deleteCopy(_ id: ChunkID, on provider: Int64, size: Int) async throws {
-        guard let member = byID[provider] else { return }
+        guard let member = member(provider) else { return }
         try await member.backend.delete(id.objectName)
         used.withLock { $0[provider, default: 0] -= Int64(size) }
     }
@@ -251,6 +300,7 @@ public final class ReplicatedPool: ChunkPool {
     /// `locations` in the order to read them: providers whose breaker admits requests first, then the
     /// faster ones (by their recent median read), ties broken by the chunk's rendezvous order.
     func readOrder(_ id: ChunkID, _ locations: [Int64]) -> [Member] {
+        let byID = membership.withLock { $0.byID }
         let ranked = placement.rank(id, among: locations.compactMap { byID[$0] }.map { .init(id: $0.id, key: $0.name) })
         let indexed = ranked.enumerated().map { (index: $0.offset, member: byID[$0.element.id]!) }
         return indexed.sorted { a, b in

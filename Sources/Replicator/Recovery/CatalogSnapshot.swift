@@ -111,7 +111,8 @@ extension Repository {
         defer { lock.release() }
         var state = loadSnapshotState()
         let pool = try pool()
-        let members = pool.members.filter { !$0.draining }
+        await pool.checkKeyringsFirst(pool.members)
+        let members = pool.members.filter { !$0.draining && $0.health.problem == nil }
         guard !members.isEmpty else {
             return SnapshotReport(sequence: 0, size: 0, chunks: 0, chunksStored: 0, providers: [], behind: [], unchanged: true)
         }
@@ -183,6 +184,31 @@ extension Repository {
         let names = members.filter { updated.contains($0.id) }.map(\.name)
         return SnapshotReport(sequence: sequence, size: root.size, chunks: chunks.count, chunksStored: stored, providers: names,
                               behind: members.map(\.name).filter { !names.contains($0) }, unchanged: false)
+    }
+
+    /// Deletes the catalog snapshot copies on `provider` (being drained) once the snapshot is on the
+    /// others, and forgets them; its root pointer goes too.
+    func dropSnapshotCopies(on provider: Int64, pool: ReplicatedPool) async throws {
+        try await snapshotCatalog()
+        guard let member = pool.member(provider) else { return }
+        let held = loadSnapshotState().holders.filter { $0.value.contains(provider) }.keys
+        var dropped: [String] = []
+        for hex in held {
+            guard let id = ChunkID(hex: hex) else { continue }
+            // A data chunk of the same bytes recorded there stays (drain moves those first).
+            if try await catalog.chunkLocations(id)?.contains(provider) == true { continue }
+            do {
+                try await member.backend.delete(id.objectName)
+                dropped.append(hex)
+            } catch BackendError.notFound {
+                dropped.append(hex)
+            }
+        }
+        try? await member.backend.delete(Self.rootObjectName)
+        try updateSnapshotState { state in
+            for hex in dropped { state.holders[hex]?.removeAll { $0 == provider } }
+            state.roots[String(provider)] = nil
+        }
     }
 
     /// The root pointers found on the providers now (for gc: their chunks stay, even when the local

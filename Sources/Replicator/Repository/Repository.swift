@@ -95,10 +95,16 @@ public final class Repository: Sendable {
         return Repository(home: home, catalog: catalog, keys: nil, repositoryID: Hex.encode(keyring.repositoryID))
     }
 
-    /// The pool over the providers, built once and rebuilt when providers change; each provider's
-    /// health outlives rebuilds.
+    /// The pool over the providers, built once; its providers are reloaded when they change (see
+    /// `refreshPoolIfProvidersChanged`), and each provider's health outlives reloads.
     private let cachedPool = Mutex<ReplicatedPool?>(nil)
     private let healths = Mutex<[Int64: ProviderHealth]>([:])
+    /// The catalog's `providersVersion` the pool's providers were loaded at.
+    private let loadedVersion = Mutex<Int64>(-1)
+    /// The keyring problem this process last logged for each provider (see `watchProviders`).
+    let reportedProblems = Mutex<[Int64: String]>([:])
+    /// Whether the providers were reloaded for another process's change since `watchProviders` last said so.
+    let reloadedUnreported = Mutex(false)
 
     init(home: String, catalog: Catalog, keys: RepositoryKeys?, repositoryID: String) {
         self.home = home
@@ -251,7 +257,7 @@ public final class Repository: Sendable {
         let sealed = secret?.seal(keys: keys, repositoryID: repositoryID, provider: name)
         let record = try catalog.addProvider(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed,
                                              group: group)
-        invalidatePool()
+        try reloadProviders()
         return (record, spec)
     }
 
@@ -267,47 +273,64 @@ public final class Repository: Sendable {
         return try provider.spec.makeBackend(secret: secret)
     }
 
-    /// The pool over this repository's providers (built on first use, kept until providers change).
+    /// The pool over this repository's providers: built on first use, then kept, its providers
+    /// reloaded whenever the catalog's change (checked before every placement).
     public func pool() throws -> ReplicatedPool {
         if let pool = cachedPool.withLock({ $0 }) { return pool }
-        let pool = try makePool()
-        cachedPool.withLock { $0 = pool }
-        return pool
-    }
-
-    func invalidatePool() { cachedPool.withLock { $0 = nil } }
-
-    /// Rebuilds the pool on next use when the catalog's providers are no longer the ones it was
-    /// built from (another process added, drained, removed or re-limited one). For long-running
-    /// processes (a67 serve); true when it changed.
-    @discardableResult
-    public func refreshPoolIfProvidersChanged() throws -> Bool {
-        guard let pool = cachedPool.withLock({ $0 }) else { return false }
-        let current = try catalog.providers().map { "\($0.id) \($0.state == "draining") \($0.quota ?? -1) \($0.group)" }
-        let built = pool.members.map { "\($0.id) \($0.draining) \($0.quota ?? -1) \($0.group)" }
-        guard current.sorted() != built.sorted() else { return false }
-        invalidatePool()
-        return true
-    }
-
-    func makePool() throws -> ReplicatedPool {
-        let providers = try self.providers()
-        let policy = try breakerPolicy()
+        let version = try catalog.providersVersion()
+        let (members, used) = try loadMembers()
         let catalog = self.catalog
-        return ReplicatedPool(
-            members: try providers.map { provider in
-                let health = healths.withLock { $0[provider.record.id, default: ProviderHealth(policy: policy)] }
-                healths.withLock { $0[provider.record.id] = health }
-                return .init(id: provider.record.id, name: provider.record.name, backend: try backend(for: provider),
-                             quota: provider.record.quota, group: provider.record.group,
-                             draining: provider.record.state == "draining", health: health)
-            },
-            used: Dictionary(uniqueKeysWithValues: providers.map { ($0.record.id, $0.record.usedBytes) }),
+        let repositoryID = Hex.decode(self.repositoryID)
+        let pool = ReplicatedPool(
+            members: members, used: used, repositoryID: repositoryID,
+            beforePlacing: { [weak self] in _ = try? self?.refreshPoolIfProvidersChanged() },
             onDamage: { chunk, provider, _ in
                 // The copy is gone or bad: forget it, so that status counts the chunk as under-replicated
                 // and repair stores it again. The last recorded copy is never forgotten here.
                 try? catalog.forgetLocation(chunk, provider: provider)
             })
+        return cachedPool.withLock { cached in
+            if let cached { return cached }
+            cached = pool
+            loadedVersion.withLock { $0 = version }
+            return pool
+        }
+    }
+
+    /// Reloads the pool's providers now (this process changed them).
+    func reloadProviders() throws {
+        guard let pool = cachedPool.withLock({ $0 }) else { return }
+        let version = try catalog.providersVersion()
+        let (members, used) = try loadMembers()
+        pool.reload(members: members, used: used)
+        loadedVersion.withLock { $0 = version }
+    }
+
+    /// Reloads the pool's providers when the catalog's are no longer the ones it loaded (another
+    /// process added, drained or removed one): one read of a counter, made before every placement, so
+    /// a provider being drained takes no new chunk once the drain has marked it. True when it changed.
+    @discardableResult
+    public func refreshPoolIfProvidersChanged() throws -> Bool {
+        guard cachedPool.withLock({ $0 }) != nil else { return false }
+        let version = try catalog.providersVersion()
+        guard version != loadedVersion.withLock({ $0 }) else { return false }
+        try reloadProviders()
+        reloadedUnreported.withLock { $0 = true }
+        return true
+    }
+
+    /// The pool's members as the catalog has them now, with the bytes placed on each.
+    private func loadMembers() throws -> (members: [ReplicatedPool.Member], used: [Int64: Int64]) {
+        let providers = try self.providers()
+        let policy = try breakerPolicy()
+        let members = try providers.map { provider in
+            let health = healths.withLock { $0[provider.record.id, default: ProviderHealth(policy: policy)] }
+            healths.withLock { $0[provider.record.id] = health }
+            return ReplicatedPool.Member(id: provider.record.id, name: provider.record.name, backend: try backend(for: provider),
+                                         quota: provider.record.quota, group: provider.record.group,
+                                         draining: provider.record.state == "draining", health: health)
+        }
+        return (members, Dictionary(uniqueKeysWithValues: providers.map { ($0.record.id, $0.record.usedBytes) }))
     }
 
     /// The breaker thresholds: catalog settings, else the defaults.
@@ -355,11 +378,26 @@ public final class Repository: Sendable {
     /// Runs `body` holding the repository lock shared, as puts do (garbage collection holds it
     /// exclusive). Waits for it off the cooperative threads.
     public func whileStoring<T>(_ body: () async throws -> T) async throws -> T {
-        let home = self.home
-        let lock = try await BlockingIOPool.shared.run { try RepositoryLock(home: home, exclusive: false) }
+        let lock = try await storingLock()
         defer { lock.release() }
         return try await body()
     }
+
+    /// The repository lock held shared, as stores hold it; waited for off the cooperative threads.
+    func storingLock() async throws -> RepositoryLock {
+        let home = self.home
+        return try await BlockingIOPool.shared.run { try RepositoryLock(home: home, exclusive: false) }
+    }
+
+    /// The repository lock held exclusively: no store is between placing a chunk and recording it.
+    func exclusiveLock() async throws -> RepositoryLock {
+        let home = self.home
+        return try await BlockingIOPool.shared.run { try RepositoryLock(home: home, exclusive: true) }
+    }
+
+    /// Returns once every store that was running when it was called has recorded what it placed (or
+    /// given up): each holds the repository lock shared from placing its chunks until they are recorded.
+    func waitForStoresInFlight() async throws { try await exclusiveLock().release() }
 
     /// The object at `bucket/key`, or `notFound`.
     public func object(bucket: String, key: String) throws -> ObjectRecord {

@@ -268,6 +268,7 @@ struct Status: AsyncParsableCommand {
                     "unreferencedChunks": stats.unreferencedChunks, "unreferencedBytes": stats.unreferencedBytes,
                     "providers": providers.map { p in
                         ["name": p.record.name, "state": p.record.state, "breaker": p.record.health?.breaker ?? NSNull(),
+                         "problem": p.record.health?.problem ?? NSNull(),
                          "usedBytes": p.record.usedBytes, "quota": p.record.quota.map { $0 as Any } ?? NSNull()] as [String: Any]
                     },
                 ] as [String: Any])
@@ -289,6 +290,9 @@ struct Status: AsyncParsableCommand {
                 ["  " + p.record.name, p.record.state, p.record.health?.breaker ?? "-",
                  ByteSize.format(p.record.usedBytes) + (p.record.quota.map { " of " + ByteSize.format($0) } ?? "")]
             })
+            for p in providers {
+                if let problem = p.record.health?.problem { print("  \(p.record.name) takes no chunks: \(problem)") }
+            }
         }
     }
 }

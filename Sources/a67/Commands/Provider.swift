@@ -88,7 +88,9 @@ struct ProviderCommand: AsyncParsableCommand {
             discussion: """
                 STATE is active, or draining (no new chunks). BREAKER is the circuit breaker as the last \
                 command that used the provider left it: closed (healthy), open (failing: skipped), \
-                half-open (being probed). LATENCY is the median chunk read (or, before any, the last \
+                half-open (being probed); a provider without this repository's keyring (its folder \
+                emptied or replaced, a disk not mounted, a bucket emptied) shows open, takes no chunks \
+                until the keyring is back, and is named below the table with why. LATENCY is the median chunk read (or, before any, the last \
                 probe's round trip), ERRORS the share of failed requests among the last 64. --probe asks every provider now (needs the passphrase for remote credentials).
                 """)
 
@@ -120,6 +122,7 @@ struct ProviderCommand: AsyncParsableCommand {
                             "breaker": p.record.health?.breaker ?? NSNull(),
                             "latencySeconds": p.record.health?.latencySeconds.map { $0 as Any } ?? NSNull(),
                             "errorRate": p.record.health?.errorRate ?? NSNull(),
+                            "problem": p.record.health?.problem ?? NSNull(),
                             "checkedAt": p.record.health.map { isoTime($0.checkedAt) as Any } ?? NSNull()]
                         if let result = probes[p.record.name] { entry["probeError"] = result.error ?? NSNull() }
                         return entry
@@ -139,6 +142,9 @@ struct ProviderCommand: AsyncParsableCommand {
                             ByteSize.format(p.record.usedBytes), p.record.quota.map(ByteSize.format) ?? "-",
                             String(p.record.chunkCount), p.record.group, p.spec.summary]
                 })
+                for p in providers where probes[p.record.name] == nil {
+                    if let problem = p.record.health?.problem { note("\(p.record.name) takes no chunks: \(problem)") }
+                }
                 for result in probes.values.sorted(by: { $0.provider < $1.provider }) where result.error != nil {
                     note("\(result.provider): \(result.error!)")
                 }
@@ -150,9 +156,11 @@ struct ProviderCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move every chunk off a provider, so that it can be removed.",
             discussion: """
-                The provider takes no new chunks from now on. Each chunk it holds is copied to other \
-                providers (chosen as for a new write, verified first) before its copy there is deleted. \
-                Safe to interrupt and run again. Then: a67 provider rm NAME.
+                The provider takes no new chunks from now on, in running a67 serve and a67 mount \
+                processes too: drain first waits for uploads already placing chunks there. Each chunk \
+                it holds is copied to other providers (chosen as for a new write, verified first) \
+                before its copy there is deleted, and so is its copy of the catalog snapshot. Safe to \
+                interrupt and run again. Then: a67 provider rm NAME.
                 """)
 
         @OptionGroup var home: HomeOptions
@@ -207,7 +215,7 @@ struct ProviderCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 let repository = try home.unlock()
-                let removed = try repository.removeProvider(name)
+                let removed = try await repository.removeProvider(name)
                 try await commit(repository)
                 if json {
                     printJSON(["provider": name, "removed": true, "chunksItHeld": removed.chunksLeft,
