@@ -19,7 +19,7 @@ public final class Mount: Sendable {
         public var cacheMemory = 32 << 20
         /// Blocks sealed and stored at once in the background.
         public var sealWindow = 4
-        /// A changed file is committed this long after its last change, if nothing committed it before.
+        /// A changed file is committed this long after its first uncommitted change, if nothing committed it before.
         public var commitDelay: Duration = .seconds(2)
         /// Seconds between catalog snapshots while the namespace changes.
         public var snapshotInterval: Double = 60
