@@ -240,7 +240,7 @@ final class FileNode: Sendable {
         while true {
             let step: Step = try state.withLock { s in
                 if let refused = s.refused { return .refused(refused) }
-                if end > s.size, !context.quota.allow(growth: end - s.size, file: id) {
+                if end > s.size, try !context.quota.allow(growth: end - s.size, file: id) {
                     s.refused = EDQUOT
                     return .refused(EDQUOT)
                 }
@@ -360,7 +360,7 @@ final class FileNode: Sendable {
             enum Step { case done, needOld(Int, [Piece], UInt64), refused(Int32) }
             let step: Step = try state.withLock { s in
                 if let refused = s.refused { return .refused(refused) }
-                if size > s.size, !context.quota.allow(growth: size - s.size, file: id) {
+                if size > s.size, try !context.quota.allow(growth: size - s.size, file: id) {
                     s.refused = EDQUOT
                     return .refused(EDQUOT)
                 }
@@ -526,7 +526,7 @@ final class FileNode: Sendable {
         let committed = try context.blocking {
             try await context.commitContent(id, manifest: manifest, chunks: unrecorded, mtime: plan.mtime, durable: durable)
         }
-        let released = state.withLock { s -> [ChunkID] in
+        let (released, pending) = state.withLock { s -> ([ChunkID], Int64) in
             s.base = manifest.entries
             s.baseStarts = Self.starts(manifest.entries)
             s.baseLimit = plan.size
@@ -547,10 +547,10 @@ final class FileNode: Sendable {
                 }
                 s.dirtySince = .now
             }
-            return Array(s.leased.prefix(done))
+            return (Array(s.leased.prefix(done)), s.version == plan.version ? 0 : max(0, s.size - plan.size))
         }
         context.leases.release(released)
-        context.quota.committed(file: id)
+        context.quota.committed(file: id, pending: pending)
         context.budget.update(self, context: context, keep: -1)
     }
 }

@@ -200,22 +200,29 @@ final class QuotaGuard: Sendable {
         reservation = QuotaReservation(catalog: catalog, user: owner, step: 16 << 20)
     }
 
-    func allow(growth delta: Int64, file: Int64) -> Bool {
-        growth.withLock { growth in
+    /// Whether the owner's quota has room for `file` to grow by `delta` bytes (taking it if so).
+    /// Throws when the catalog cannot say (busy past its timeout, a full disk): that is an I/O
+    /// error for this write, never a refusal that would drop the file's changes.
+    func allow(growth delta: Int64, file: Int64) throws -> Bool {
+        try growth.withLock { growth in
             do {
                 try reservation.cover(growth.values.reduce(0, +) + delta)
-            } catch {
+            } catch let error as StoreError where error.code == .quotaExceeded {
                 return false
+            } catch {
+                throw MountError.errno(EIO)
             }
             growth[file, default: 0] += delta
             return true
         }
     }
 
-    /// The file's growth is in the catalog's usage now (or was dropped).
-    func committed(file: Int64) {
+    /// The file's growth is in the catalog's usage now (or was dropped), but for `pending` bytes it
+    /// grew by while the commit ran.
+    func committed(file: Int64, pending: Int64 = 0) {
         growth.withLock { growth in
-            guard growth.removeValue(forKey: file) != nil else { return }
+            guard growth[file] != nil else { return }
+            growth[file] = pending > 0 ? pending : nil
             reservation.shrink(to: growth.values.reduce(0, +))
         }
     }

@@ -185,7 +185,11 @@ struct CLITests {
         try cli.fails(["stat"], status: 8, message: "\(keyringPath) is damaged: it is longer than a keyring's 108 bytes")
         overwrite(keyringPath, Array("not a keyring at all".utf8))
         try cli.fails(["stat"], status: 8, message: "is not an Automator67 keyring: it does not start with \"A67K\"")
-        overwrite(keyringPath, keyring)
+        // What the message advises works: recover in place puts the keyring back and keeps the damaged one beside.
+        try cli.ok(["recover", "--dir", cli.provider(1)])
+        #expect(cli.read(keyringPath) == keyring)
+        #expect(cli.read(keyringPath + ".damaged") == Array("not a keyring at all".utf8))
+        try cli.ok(["stat"])
 
         // A read-only $A67_HOME (root ignores mode bits: a read-only bind mount).
         try shell("/bin/mount", ["--bind", cli.home, cli.home])

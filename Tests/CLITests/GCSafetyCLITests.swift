@@ -58,6 +58,21 @@ import Testing
         #expect((report["damagedObjects"] as? [String])?.count == 1, "\(report)")
     }
 
+    @Test func anUnreadableManifestStopsGCAndScrubNamesIt() throws {
+        let cli = try CLI()
+        try cli.setUp(providers: 2, replicas: 1)
+        try cli.ok(["put", cli.file("a.bin", randomBytes(6 << 20)), "test-bucket/a.bin"])
+        let catalog = try Catalog(path: cli.home + "/catalog.db")
+        let manifest = try catalog.object(bucket: try catalog.bucket("test-bucket"), segments: ["a.bin"]).manifestID
+        try damage(cli, "UPDATE manifest SET body = x'00' WHERE id = x'\(manifest.hex)';")
+        let before = cli.allChunkFiles(1) + cli.allChunkFiles(2)
+        try cli.fails(["gc", "--grace", "0"], status: 4, message: "cannot be read")
+        try cli.fails(["gc", "--grace", "0", "--recount"], status: 4, message: "cannot be read")
+        #expect(cli.allChunkFiles(1) + cli.allChunkFiles(2) == before)
+        let result = try cli.fails(["scrub"], status: 4)
+        #expect(result.stdout.contains("object lost: test-bucket/a.bin"), "\(result.stdout)")
+    }
+
     @Test func quotaBindsThePutCommand() throws {
         let cli = try CLI()
         try cli.ok(["init"])

@@ -30,13 +30,16 @@ extension Catalog {
     /// Drops the leases of holders that are gone, and returns the chunks leased by live ones.
     public func liveLeases() throws -> Set<ChunkID> {
         try pool.write { db in
-            let holders = try String.fetchAll(db, sql: "SELECT DISTINCT holder FROM chunk_lease")
-            for holder in holders where !ProcessIdentity.isAlive(holder) {
-                try db.execute(sql: "DELETE FROM chunk_lease WHERE holder = ?", arguments: [holder])
-            }
+            try Self.dropDeadLeases(db)
             return Set(try Data.fetchAll(db, sql: "SELECT DISTINCT chunk_id FROM chunk_lease").compactMap {
                 $0.count == ChunkID.byteCount ? ChunkID(bytes: [UInt8]($0)) : nil
             })
+        }
+    }
+
+    static func dropDeadLeases(_ db: Database) throws {
+        for holder in try String.fetchAll(db, sql: "SELECT DISTINCT holder FROM chunk_lease") where !ProcessIdentity.isAlive(holder) {
+            try db.execute(sql: "DELETE FROM chunk_lease WHERE holder = ?", arguments: [holder])
         }
     }
 
@@ -116,7 +119,9 @@ public final class QuotaReservation: Sendable {
     private struct State {
         var id: Int64?
         var reserved: Int64 = 0
-        var unlimited = false
+        /// The owner had no quota when last asked: not asked again before this (a quota set meanwhile
+        /// binds a long-running mount within a second).
+        var unlimitedUntil: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
 
@@ -131,7 +136,8 @@ public final class QuotaReservation: Sendable {
     public func cover(_ total: Int64) throws {
         guard let user else { return }
         try state.withLock { s in
-            guard !s.unlimited, total > s.reserved else { return }
+            if let until = s.unlimitedUntil, ContinuousClock.now < until { return }
+            guard total > s.reserved || s.unlimitedUntil != nil else { return }
             // A step ahead when there is room for it, else exactly what is needed.
             let generous = max(total, s.reserved + step)
             do {
@@ -146,8 +152,9 @@ public final class QuotaReservation: Sendable {
         if let id = try catalog.reserveQuota(user: user, total: total, reservation: s.id) {
             s.id = id
             s.reserved = total
+            s.unlimitedUntil = nil
         } else {
-            s.unlimited = true
+            s.unlimitedUntil = .now + .seconds(1)
         }
     }
 

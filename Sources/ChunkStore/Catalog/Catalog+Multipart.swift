@@ -51,7 +51,7 @@ extension Catalog {
                 throw StoreError(.notFound, "no multipart upload \(upload) (it was completed or aborted)")
             }
             for id in Set(entries.map(\.id)) {
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE id = ?", arguments: [Data(id.bytes)]) == true else {
+                guard try Self.isStored(id, db) else {
                     throw StoreError(.internal, "part commit refused: chunk \(id.short) is not recorded as stored")
                 }
             }

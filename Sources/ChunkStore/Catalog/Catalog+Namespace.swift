@@ -241,7 +241,7 @@ extension Catalog {
             guard let row = try Row.fetchOne(db, sql: "SELECT manifest, kind FROM inode WHERE id = ?", arguments: [id]),
                   row["kind"] as String == "f" else { return false }
             for chunk in Set(manifest.entries.map(\.id))
-            where try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE id = ?", arguments: [Data(chunk.bytes)]) != true {
+            where try !Self.isStored(chunk, db) {
                 throw StoreError(.internal, "content commit refused: chunk \(chunk.short) is not recorded as stored")
             }
             try Self.insertManifest(manifestID, body: body, db)

@@ -16,6 +16,9 @@ extension Catalog {
         /// Objects (and trash entries, parts) that list a chunk the catalog does not record, records on
         /// no provider, or that was found lost (`auditReferences(lost:)`): they cannot be read whole.
         public var damaged: [DamagedObject] = []
+        /// Objects, trash entries and parts whose chunk list cannot be read (a damaged manifest body):
+        /// what they refer to is unknown, so nothing unreferenced can be known to be garbage.
+        public var unreadable: [String] = []
 
         public struct Mismatch: Sendable, Equatable {
             public let chunk: ChunkID
@@ -44,6 +47,10 @@ extension Catalog {
     public func recountReferences() throws -> Int {
         try pool.write { db in
             let audit = try Self.audit(db)
+            guard audit.unreadable.isEmpty else {
+                throw StoreError(.integrity, "the reference counts cannot be rebuilt: the chunk lists of \(audit.unreadable.count) object(s) "
+                    + "cannot be read (\(audit.unreadable.prefix(3).joined(separator: "; ")))")
+            }
             for mismatch in audit.mismatched {
                 try db.execute(sql: "UPDATE chunk SET entry_refs = ?, refcount = ? WHERE id = ?",
                                arguments: [mismatch.expected.entryRefs, mismatch.expected.refcount, Data(mismatch.chunk.bytes)])
@@ -69,6 +76,14 @@ extension Catalog {
             manifests[manifest] = ids
             return ids
         }
+        func decoded<T>(_ name: String, _ body: () throws -> T) -> T? {
+            do {
+                return try body()
+            } catch {
+                audit.unreadable.append("\(name): \(error)")
+                return nil
+            }
+        }
         func damaged(_ name: String, _ ids: [ChunkID]) {
             let missing = ids.filter { !located.contains($0) || lost.contains($0) }
             if !missing.isEmpty { audit.damaged.append(.init(name: name, missingChunks: missing)) }
@@ -93,11 +108,13 @@ extension Catalog {
         }
         // Each manifest in use holds one reference on each distinct chunk it lists.
         for manifest in entryRefs.keys {
-            guard let ids = try listing(manifest) else {
-                audit.damaged.append(.init(name: named[manifest] ?? manifest.short, missingChunks: [manifest]))
+            let name = named[manifest] ?? manifest.short
+            guard let found = decoded(name, { try listing(manifest) }) else { continue }
+            guard let ids = found else {
+                audit.damaged.append(.init(name: name, missingChunks: [manifest]))
                 continue
             }
-            damaged(named[manifest] ?? manifest.short, ids + [manifest])
+            damaged(name, ids + [manifest])
             for id in ids {
                 refcount[id, default: 0] += 1
                 audit.live.insert(id)
@@ -105,8 +122,11 @@ extension Catalog {
         }
         // Each part of an unfinished multipart upload holds one on each distinct chunk it lists.
         for row in try Row.fetchAll(db, sql: "SELECT upload_id, number, body FROM upload_part") {
-            let ids = Set(try Manifest(decoding: [UInt8](row["body"] as Data)).entries.map(\.id))
-            damaged("upload \(row["upload_id"] as String) part \(row["number"] as Int)", Array(ids))
+            let name = "upload \(row["upload_id"] as String) part \(row["number"] as Int)"
+            guard let ids = decoded(name, { Array(Set(try Manifest(decoding: [UInt8](row["body"] as Data)).entries.map(\.id))) }) else {
+                continue
+            }
+            damaged(name, ids)
             for id in ids {
                 refcount[id, default: 0] += 1
                 audit.live.insert(id)

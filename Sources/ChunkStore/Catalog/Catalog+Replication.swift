@@ -118,12 +118,14 @@ extension Catalog {
     }
 
     /// Removes a provider from the catalog with every location it held. Refuses while it holds the
-    /// only copy of a chunk in use.
+    /// only copy of a chunk in use, or leased by a running process (a mount's block not yet committed).
     public func removeProvider(_ provider: Int64, name: String) throws {
         try pool.write { db in
+            try Self.dropDeadLeases(db)
             let sole = try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM chunk_location l JOIN chunk c ON c.id = l.chunk_id
-                WHERE l.provider_id = ? AND (c.refcount > 0 OR c.entry_refs > 0)
+                WHERE l.provider_id = ?
+                  AND (c.refcount > 0 OR c.entry_refs > 0 OR EXISTS (SELECT 1 FROM chunk_lease k WHERE k.chunk_id = c.id))
                   AND (SELECT COUNT(*) FROM chunk_location o WHERE o.chunk_id = l.chunk_id) = 1
                 """, arguments: [provider]) ?? 0
             guard sole == 0 else {

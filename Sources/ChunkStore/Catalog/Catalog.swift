@@ -290,7 +290,7 @@ public final class Catalog: Sendable {
             }
             let distinct = Set(manifest.entries.map(\.id))
             let missing = try distinct.filter { id in
-                try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE id = ?", arguments: [Data(id.bytes)]) != true
+                try !Self.isStored(id, db)
             }
             guard missing.isEmpty else {
                 throw StoreError(.internal, "object commit refused: \(missing.count) of its chunks are not recorded as stored")
@@ -534,6 +534,14 @@ public final class Catalog: Sendable {
         case (_, _?): return "a special file (made in a mount)"
         default: return object ? "an object" : "a file with no content recorded"
         }
+    }
+
+    /// Whether chunk `id` is recorded with a copy on at least one provider: what a commit needs of
+    /// every chunk it makes part of an object (a chunk whose copies were all forgotten, by a provider's
+    /// removal or by gc, would make an object that cannot be read).
+    static func isStored(_ id: ChunkID, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM chunk_location WHERE chunk_id = ? LIMIT 1"),
+                          arguments: [Data(id.bytes)]) == true
     }
 
     /// Now, in nanoseconds since 1970 (the catalog's times).

@@ -19,7 +19,7 @@ extension Repository {
             for member in pool.members {
                 group.addTask {
                     let started = ContinuousClock.now
-                    let problem = await pool.checkKeyring(member)
+                    let problem = await pool.checkKeyring(member, probe: true)
                     return ProbeResult(provider: member.name, seconds: started.duration(to: .now).seconds, error: problem)
                 }
             }

@@ -12,11 +12,14 @@ import Foundation
 extension ReplicatedPool {
     /// Reads `member`'s keyring, records what it found on the member's health, and returns why the
     /// provider cannot take chunks now (no keyring, another repository's, or no answer), or nil.
-    /// Concurrent checks of one provider share one read.
-    public func checkKeyring(_ member: Member) async -> String? {
+    /// Concurrent checks of one provider share one read. As a `probe` (a67 provider ls --probe, repair,
+    /// scrub, drain), the answer also closes or opens the provider's breaker; otherwise (a watcher's
+    /// round, the check before a first placement) the breaker stays what the provider's own requests
+    /// made it: one slow GET does not open it, and a readable keyring does not close it over failing puts.
+    public func checkKeyring(_ member: Member, probe: Bool = false) async -> String? {
         let task = keyringChecks.withLock { running in
             if let task = running[member.id] { return task }
-            let task = Task { await self.readKeyring(member) }
+            let task = Task { await self.readKeyring(member, probe: probe) }
             running[member.id] = task
             return task
         }
@@ -27,13 +30,13 @@ extension ReplicatedPool {
         return problem
     }
 
-    private func readKeyring(_ member: Member) async -> String? {
+    private func readKeyring(_ member: Member, probe: Bool) async -> String? {
         let started = ContinuousClock.now
         let found: ProviderHealth.Keyring
         do {
             let bytes = try await member.backend.get(Keyring.objectName)
             let seconds = started.duration(to: .now).seconds
-            member.health.succeeded(probeSeconds: seconds)
+            if probe { member.health.succeeded(probeSeconds: seconds) }
             if let repositoryID {
                 do {
                     let keyring = try Keyring(decoding: bytes, source: "\(member.backend.location)/\(Keyring.objectName)")
@@ -47,12 +50,12 @@ extension ReplicatedPool {
                 found = .present
             }
         } catch BackendError.notFound {
-            member.health.succeeded(probeSeconds: started.duration(to: .now).seconds)
+            if probe { member.health.succeeded(probeSeconds: started.duration(to: .now).seconds) }
             found = .wrong("it holds no keyring of this repository: was its folder or bucket emptied or replaced, or is a disk"
                            + " not mounted there? Nothing is placed there until the keyring is back")
         } catch {
             // No answer: the breaker's business; what the keyring is stays unknown.
-            member.health.trip("\(error)")
+            if probe { member.health.trip("\(error)") }
             return "it does not answer: \(error)"
         }
         member.health.keyringChecked(found)

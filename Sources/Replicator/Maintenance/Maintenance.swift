@@ -107,9 +107,10 @@ extension Repository {
             progress?(Int64(bytes))
         }
         let lost = Set(replicas.filter { $0.value.bad >= $0.value.recorded }.keys)
-        report.damagedObjects = try catalog.auditReferences(lost: lost).damaged.map {
+        let audit = try catalog.auditReferences(lost: lost)
+        report.damagedObjects = audit.damaged.map {
             "\($0.name): \($0.missingChunks.count) chunk(s) lost (\($0.missingChunks.prefix(3).map(\.short).joined(separator: ", ")))"
-        }
+        } + audit.unreadable.map { "\($0) (its chunk list cannot be read)" }
         report.seconds = started.duration(to: .now).seconds
         if !damagedSnapshotCopies.isEmpty {
             try updateSnapshotState { state in
@@ -419,6 +420,11 @@ extension Repository {
         let cutoff = now - Int64(grace * 1e9)
         if recount { report.recounted = try catalog.recountReferences() }
         let audit = try catalog.auditReferences()
+        guard audit.unreadable.isEmpty else {
+            throw StoreError(.integrity, "gc deleted nothing: the chunk lists of \(audit.unreadable.count) object(s) cannot be read "
+                + "(\(audit.unreadable.prefix(3).joined(separator: "; "))), so what they refer to is unknown. The catalog is damaged: "
+                + "run a67 scrub to list them, then a67 rm them (or restore the catalog from a snapshot with a67 recover)")
+        }
         guard audit.mismatched.isEmpty else {
             let inUse = audit.mismatched.filter { $0.stored == (0, 0) }.count
             throw StoreError(.integrity, "gc deleted nothing: the catalog's reference counts disagree with its objects for "

@@ -37,7 +37,10 @@ extension Repository {
                                progress: ProgressHandler? = nil) async throws -> (Repository, RecoveryReport) {
         let fm = FileManager.default
         try checkFolder(home)
-        if fm.fileExists(atPath: home + "/" + keyringFile) {
+        // A keyring that no longer reads (truncated, damaged) beside its catalog is replaced, as a lost one is.
+        let damagedKeyring = fm.fileExists(atPath: home + "/" + keyringFile) && fm.fileExists(atPath: home + "/" + catalogFile)
+            && (try? localKeyring(home: home)) == nil
+        if fm.fileExists(atPath: home + "/" + keyringFile) && !damagedKeyring {
             throw StoreError(.alreadyExists, "a repository already exists at \(home): recover into an empty folder (set A67_HOME or --home to another one)")
         }
         let backend = try spec.makeBackend(secret: secret)
@@ -167,7 +170,12 @@ extension Repository {
         state.snapshots = [root]
         state.roots = sequences
         try repository.saveSnapshotState(state)
-        try LocalFile.write(keyring.encoded, to: home + "/" + keyringFile)
+        let path = home + "/" + keyringFile
+        // A damaged keyring is kept beside, never overwritten: it is all that is left of what it was.
+        if FileManager.default.fileExists(atPath: path) {
+            _ = Glibc.rename(path, path + ".damaged")
+        }
+        try LocalFile.write(keyring.encoded, to: path)
         let stats = try catalog.statistics()
         let report = RecoveryReport(source: source, sequence: root.sequence, snapshotTime: root.createdAt,
                                     providers: try catalog.providers().count, buckets: try catalog.buckets().count,
@@ -186,7 +194,12 @@ extension Repository {
                 + "name a provider of this catalog's repository (a67 provider ls lists them once the keyring is back), "
                 + "or recover into an empty folder")
         }
-        try LocalFile.write(keyring.encoded, to: home + "/" + keyringFile)
+        let path = home + "/" + keyringFile
+        // A damaged keyring is kept beside, never overwritten: it is all that is left of what it was.
+        if FileManager.default.fileExists(atPath: path) {
+            _ = Glibc.rename(path, path + ".damaged")
+        }
+        try LocalFile.write(keyring.encoded, to: path)
         let stats = try catalog.statistics()
         var report = RecoveryReport(source: source, sequence: 0, snapshotTime: 0, providers: try catalog.providers().count,
                                     buckets: try catalog.buckets().count, objects: stats.objects, unreachable: [],

@@ -344,7 +344,8 @@ public final class Repository: Sendable {
     /// Records what this process saw of each provider it used, for a67 provider ls.
     public func saveHealth() {
         let seen = healths.withLock { $0 }
-        for (provider, health) in seen where health.requests > 0 {
+        // A provider this process used, or whose keyring it checked (a67 provider ls says why one takes no chunks).
+        for (provider, health) in seen where health.requests > 0 || health.keyring != .unchecked {
             try? catalog.setProviderHealth(provider, health.record())
         }
     }
