@@ -57,6 +57,8 @@ final class FileNode: Sendable {
         /// Chunks stored for this file and leased (MountContext.leases) since its last commit; a
         /// commit lets go of those it made part of the file (or that were overwritten before it).
         var leased: [ChunkID] = []
+        /// The committed content (manifest) leased for the changes made on it, if any.
+        var baseLeased: ChunkID?
         var memoryBytes: Int {
             blocks.values.reduce(0) { total, block in
                 switch block {
@@ -236,6 +238,7 @@ final class FileNode: Sendable {
     func write(_ data: [UInt8], at offset: Int64, context: MountContext) throws {
         let end = offset + Int64(data.count)
         guard offset >= 0, end <= Self.maxSize else { throw MountError.errno(EFBIG) }
+        try holdBase(context: context)
         let block = Int64(Self.blockSize)
         while true {
             let step: Step = try state.withLock { s in
@@ -304,6 +307,27 @@ final class FileNode: Sendable {
         }
     }
 
+    /// Leases the committed content this file's changes build on (its unchanged blocks go into the next
+    /// commit as they are), before the first change after each commit, so that gc keeps it even if the
+    /// object is replaced elsewhere meanwhile. EIO when that content is already gone: the change is
+    /// refused rather than accepted and lost at the commit.
+    private func holdBase(context: MountContext) throws {
+        let base = state.withLock { s -> ChunkID? in
+            guard let id = s.manifestID, id != context.emptyManifest.id, s.baseLeased != id, !s.base.isEmpty else { return nil }
+            return id
+        }
+        guard let base else { return }
+        do {
+            try context.leases.acquireManifest(base)
+        } catch {
+            throw MountError.errno(EIO)
+        }
+        state.withLock { s in
+            s.baseLeased = base
+            s.leased.append(base)
+        }
+    }
+
     /// Stores block `k` in the background once a seal slot is free (waiting for one).
     func startSealing(_ k: Int, context: MountContext) {
         context.budget.sealSlots.wait()
@@ -355,6 +379,7 @@ final class FileNode: Sendable {
     /// Sets the size (truncate, both ways).
     func truncate(to size: Int64, context: MountContext) throws {
         guard size <= Self.maxSize else { throw MountError.errno(EFBIG) }
+        try holdBase(context: context)
         let block = Int64(Self.blockSize)
         while true {
             enum Step { case done, needOld(Int, [Piece], UInt64), refused(Int32) }

@@ -246,6 +246,15 @@ final class LeaseBook: Sendable {
         }
     }
 
+    /// Leases a file's committed content (its manifest, and through it every chunk it lists) before
+    /// changes are made on it; fails when that content is no longer stored.
+    func acquireManifest(_ id: ChunkID) throws {
+        try counts.withLock { counts in
+            if counts[id, default: 0] == 0 { try catalog.leaseManifest(id) }
+            counts[id, default: 0] += 1
+        }
+    }
+
     func release(_ ids: [ChunkID]) {
         guard !ids.isEmpty else { return }
         counts.withLock { counts in

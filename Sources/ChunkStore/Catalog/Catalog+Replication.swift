@@ -222,11 +222,14 @@ extension Catalog {
 
     /// Forgets a chunk once its copies are deleted, if it is still unreferenced (a put may have
     /// reused it since it was chosen). Returns whether it was forgotten.
-    public func forgetUnreferencedChunk(_ id: ChunkID) throws -> Bool {
+    /// Nor if a live process leases it by now (a mount that started rewriting a file whose old content
+    /// was replaced elsewhere leases that content's manifest without the repository lock).
+    public func forgetUnreferencedChunk(_ id: ChunkID, listings: LeasedListings = LeasedListings()) throws -> Bool {
         try pool.write { db in
             let key = Data(id.bytes)
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM chunk WHERE id = ? AND refcount = 0 AND entry_refs = 0",
-                                    arguments: [key]) == true else { return false }
+                                    arguments: [key]) == true,
+                  try !Self.isLeased(id, db, listings: listings) else { return false }
             try db.execute(sql: "DELETE FROM chunk_location WHERE chunk_id = ?", arguments: [key])
             try db.execute(sql: "DELETE FROM manifest WHERE id = ?", arguments: [key])
             try db.execute(sql: "DELETE FROM chunk WHERE id = ?", arguments: [key])

@@ -434,6 +434,7 @@ extension Repository {
         }
         // Chunks a running process stored and has not committed yet (a mount's blocks) stay.
         let leased = try catalog.liveLeases()
+        let listings = Catalog.LeasedListings()
         // Snapshot chunks are in no catalog: those of the snapshots kept locally and of every root
         // pointer on the providers stay (a data chunk can have a snapshot chunk's ID: same bytes).
         var keep = try snapshotChunkIDs()
@@ -444,7 +445,7 @@ extension Repository {
         for chunk in try catalog.unreferencedChunks(recordedBefore: cutoff)
         where !leased.contains(chunk.id) && !audit.live.contains(chunk.id) {
             // Forget first: from here on no put dedupes against it; then delete the copies.
-            guard try catalog.forgetUnreferencedChunk(chunk.id) else { continue }
+            guard try catalog.forgetUnreferencedChunk(chunk.id, listings: listings) else { continue }
             for provider in chunk.providers where !keep.contains(chunk.id) {
                 do {
                     try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
