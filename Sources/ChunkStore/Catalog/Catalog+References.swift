@@ -102,7 +102,7 @@ extension Catalog {
             audit.live.insert(manifest)
             if named[manifest] == nil {
                 let trashed: Bool = row["trashed"]
-                let key = trashed ? (row[2] as String) : (try Self.path(of: row[2] as Int64, db))
+                let key = trashed ? (row[2] as String) : (try Self.key(of: row[2] as Int64, db))
                 named[manifest] = (trashed ? "trash: " : "") + (row["bucket"] as String) + "/" + key
             }
         }
@@ -144,20 +144,7 @@ extension Catalog {
     /// The key of inode `id` in its bucket (its names up to the bucket's root), or nil when it is gone.
     public func key(ofInode id: Int64) -> String? {
         try? pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM inode WHERE id = ?", arguments: [id]) == true ? try Self.path(of: id, db) : nil
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM inode WHERE id = ?", arguments: [id]) == true ? try Self.key(of: id, db) : nil
         }
-    }
-
-    /// The key of inode `id` (its names up to the bucket's root).
-    static func path(of id: Int64, _ db: Database) throws -> String {
-        var names: [String] = []
-        var current: Int64? = id
-        while let inode = current,
-              let row = try Row.fetchOne(db, sql: "SELECT parent_id, name FROM inode WHERE id = ?", arguments: [inode]),
-              let parent = row["parent_id"] as Int64? {
-            names.append(row["name"])
-            current = parent
-        }
-        return names.reversed().joined(separator: "/")
     }
 }
