@@ -441,13 +441,17 @@ final class FileNode: Sendable {
         }
     }
 
-    /// Drops every change not committed (a file refused over the quota, at its last close).
-    func discardChanges(context: MountContext) {
-        let leased = state.withLock { s in
+    /// Lets go of every lease this file holds (its changes are committed or dropped).
+    func releaseLeases(context: MountContext) {
+        context.leases.release(state.withLock { s in
             defer { s.leased = [] }
             return s.leased
-        }
-        context.leases.release(leased)
+        })
+    }
+
+    /// Drops every change not committed (a file refused over the quota, at its last close).
+    func discardChanges(context: MountContext) {
+        releaseLeases(context: context)
         state.withLock { s in
             for case .spilled(let slot, _, _) in s.blocks.values { context.spill.free(slot) }
             s.blocks = [:]

@@ -355,10 +355,7 @@ final class MountFileSystem: Sendable {
                 nodes[node.id] = nil
                 context.budget.forget(node.id)
                 context.quota.committed(file: node.id)
-                context.leases.release(node.state.withLock { s in
-                    defer { s.leased = [] }
-                    return s.leased
-                })
+                node.releaseLeases(context: context)
             }
         }
     }

@@ -35,8 +35,20 @@ public struct ProcessIdentity: Sendable, Hashable, CustomStringConvertible {
     /// Whether this very process still runs (not a zombie, and not another process that got its pid).
     public var isAlive: Bool {
         guard pid > 0, let fields = Self.statFields(of: pid), fields.count > 19 else { return false }
-        // fields[0] is the state (after the command name); the start time is field 22, fields[19] here.
-        return fields[0] != "Z" && fields[0] != "X" && UInt64(fields[19]) == startTicks
+        // The start time is field 22 of /proc/PID/stat, fields[19] here.
+        return Self.running(fields) && UInt64(fields[19]) == startTicks
+    }
+
+    /// Whether some process has pid `pid` and runs (a zombie, done but not yet reaped, does not).
+    public static func isRunning(_ pid: Int32) -> Bool {
+        guard pid > 0, let fields = statFields(of: pid) else { return false }
+        return running(fields)
+    }
+
+    /// fields[0] is the state (after the command name).
+    private static func running(_ fields: [Substring]) -> Bool {
+        guard let state = fields.first else { return false }
+        return state != "Z" && state != "X"
     }
 
     /// Whether the holder named by `text` (as `description` writes it) still runs. Unreadable names

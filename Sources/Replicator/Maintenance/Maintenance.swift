@@ -410,7 +410,7 @@ extension Repository {
     public func collectGarbage(grace: Double = defaultGraceSeconds, trashDays: Double? = nil,
                                recount: Bool = false) async throws -> GCReport {
         _ = try unlocked()
-        let lock = try RepositoryLock(home: home, exclusive: true)
+        let lock = try await exclusiveLock()
         defer { lock.release() }
         let pool = try pool()
         var report = GCReport()

@@ -161,7 +161,7 @@ struct UmountCommand: AsyncParsableCommand {
                kill(pid, 0) == 0 {
                 kill(pid, SIGTERM)
                 // It stores what is changed (which can take a while on slow providers), unmounts, exits.
-                while MountPoints.alive(pid) { usleep(50_000) }
+                while ProcessIdentity.isRunning(pid) { usleep(50_000) }
                 // Changes it could not store are named in its lost file (its exit status is not ours to read).
                 if let lost = try? String(contentsOfFile: lostFile, encoding: .utf8) {
                     try? FileManager.default.removeItem(atPath: lostFile)
@@ -199,14 +199,6 @@ enum MountPoints {
         home + "/mounts/" + mountpoint.replacingOccurrences(of: "/", with: "%") + ".lost"
     }
 
-    /// Whether process `pid` runs (a zombie, done but not yet reaped, does not).
-    static func alive(_ pid: Int32) -> Bool {
-        guard kill(pid, 0) == 0 else { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
-    }
-
     /// Unmounts a mount whose process is gone (killed: "Transport endpoint is not connected"); true
     /// if there was one. Gone means: its pid file names a process that is no longer running, or the
     /// kernel says the connection is down (stat alone can answer from the kernel's cache for a while).
@@ -216,7 +208,7 @@ enum MountPoints {
         var gone = false
         if let text = try? String(contentsOfFile: pidFile(home: home, mountpoint: path), encoding: .utf8),
            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            gone = !alive(pid)
+            gone = !ProcessIdentity.isRunning(pid)
         }
         var st = stat()
         if !gone, stat(path, &st) != 0, errno == ENOTCONN { gone = true }
