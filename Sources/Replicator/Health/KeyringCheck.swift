@@ -17,12 +17,21 @@ extension ReplicatedPool {
     /// round, the check before a first placement) the breaker stays what the provider's own requests
     /// made it: one slow GET does not open it, and a readable keyring does not close it over failing puts.
     public func checkKeyring(_ member: Member, probe: Bool = false) async -> String? {
-        let task = keyringChecks.withLock { running in
+        await checkKeyring(member, probe: probe, unlessChecked: false)
+    }
+
+    /// `unlessChecked`: a check that another one finished since the caller looked reuses its answer
+    /// (the keyring is recorded before a check leaves `keyringChecks`), so that concurrent first
+    /// placements read the keyring once.
+    private func checkKeyring(_ member: Member, probe: Bool, unlessChecked: Bool) async -> String? {
+        let task: Task<String?, Never>? = keyringChecks.withLock { running in
             if let task = running[member.id] { return task }
+            if unlessChecked && member.health.keyring != .unchecked { return nil }
             let task = Task { await self.readKeyring(member, probe: probe) }
             running[member.id] = task
             return task
         }
+        guard let task else { return member.health.problem }
         let problem = await task.value
         keyringChecks.withLock { running in
             if running[member.id] == task { running[member.id] = nil }
@@ -69,7 +78,7 @@ extension ReplicatedPool {
         let due = members.filter { $0.health.keyring == .unchecked && $0.health.state != .open }
         guard !due.isEmpty else { return }
         await withTaskGroup(of: Void.self) { group in
-            for member in due { group.addTask { _ = await self.checkKeyring(member) } }
+            for member in due { group.addTask { _ = await self.checkKeyring(member, probe: false, unlessChecked: true) } }
         }
     }
 
