@@ -227,7 +227,18 @@ def main():
     parser.add_argument("--mount-rclone-mode", default=RCLONE_MOUNT_MODE, choices=("minimal", "writes", "full"),
                         help=f"rclone mount --vfs-cache-mode (default {RCLONE_MOUNT_MODE}; off cannot run fio)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object instead of Markdown")
+    parser.add_argument("--compare", metavar="REV",
+                        help="instead: this tree's a67 against the a67 of commit REV (built in --dir), interleaved "
+                             "rounds of put/get, S3 PUT/GET req/s and mount sequential and random I/O (tools/benchcompare.py)")
+    parser.add_argument("--compare-size", default="512M", help="file size of the --compare rounds (default 512M)")
+    parser.add_argument("--compare-seconds", type=float, default=10,
+                        help="seconds of each S3 load and random-read phase of the --compare rounds (default 10)")
     args = parser.parse_args()
+    if args.compare:
+        os.makedirs(args.dir, exist_ok=True)
+        import benchcompare  # tools/benchcompare.py, beside this file
+        benchcompare.compare(args)
+        return
     count, big, repeats = size(args.size), size(args.big), max(1, args.repeats)
     work = args.dir
     os.makedirs(work, exist_ok=True)
