@@ -74,6 +74,8 @@ let package = Package(
         .testTarget(name: "ChunkStoreTests", dependencies: ["ChunkStore", "BackendTesting"]),
         .testTarget(name: "ReplicatorTests", dependencies: ["Replicator", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
+        // The mount's filesystem logic and reply type, without a kernel (the real mount: Tests/Mount, pytest).
+        .testTarget(name: "FUSEMountTests", dependencies: ["FUSEMount", "ChunkStore", "Replicator", "BackendTesting"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "ChunkStore", "RemoteBackends", "Replicator", "BackendTesting"]),
         .testTarget(
             name: "RemoteBackendTests",

@@ -43,6 +43,35 @@ public final class Mount: Sendable {
     /// Throws when the mount cannot be made; a change that could not be stored at the end is
     /// reported in the thrown error (nothing is dropped silently).
     public func run(ready: @escaping @Sendable () -> Void) async throws {
+        // A mount runs for long: freed buffers go back to the kernel rather than padding its RSS.
+        MemoryTuning.limitRetainedMemory(32 << 20)
+        let fs = try await fileSystem()
+        let settings = self.settings
+        let mountpoint = self.mountpoint
+        let bucketName = bucket.name
+        let repository = self.repository
+        // Providers changed by other commands and keyrings gone missing are noticed within seconds.
+        let watcher = Task {
+            while !Task.isCancelled {
+                for line in await repository.watchProviders() { fs.log(line) }
+                try? await Task.sleep(for: .seconds(Repository.providerWatchSeconds))
+            }
+        }
+        defer { watcher.cancel() }
+        // The session blocks its thread for the mount's whole life: a thread of its own, not one of
+        // BlockingIOPool's (meant for short calls), which it would take for good.
+        let failures = try await runOnOwnThread(name: "a67 FUSE session") {
+            try Self.serve(fs, mountpoint: mountpoint, bucket: bucketName, settings: settings, repository: repository, ready: ready)
+        }
+        guard failures.isEmpty else {
+            throw StoreError(.providerFailure, "unmounted, but changes to \(failures.count) file(s) could not be stored: "
+                + failures.joined(separator: "; ") + ". Their data is lost with this process; check the providers (a67 provider ls)")
+        }
+    }
+
+    /// The filesystem over the bucket: its cache, spill file, bounds and leases, with the empty
+    /// manifest stored and leased. No kernel involved (tests use it as it is).
+    func fileSystem() async throws -> MountFileSystem {
         let catalog = repository.catalog
         let writer = try repository.objectWriter(window: 4)
         let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
@@ -59,35 +88,14 @@ public final class Mount: Sendable {
         let cache = try ChunkCache(directory: repository.home + "/cache/" + bucket.name, diskLimit: settings.cacheSize,
                                    memoryLimit: settings.cacheMemory, sealer: writer.sealer, pool: writer.pool, catalog: catalog,
                                    key: try repository.localCacheKey())
-        // A mount runs for long: freed buffers go back to the kernel rather than padding its RSS.
-        MemoryTuning.limitRetainedMemory(32 << 20)
         let spill = try SpillFile(directory: repository.home + "/mounts")
         let context = try MountContext(repository: repository, bucket: bucket, cache: cache, spill: spill,
                                        budget: DirtyBudget(memoryLimit: settings.dirtyMemory, sealWindow: settings.sealWindow),
                                        leases: leases, emptyManifest: (emptyID, empty.encoded))
-        let fs = MountFileSystem(context: context)
-        let settings = self.settings
-        let mountpoint = self.mountpoint
-        let bucketName = bucket.name
-        let repository = self.repository
-        // Providers changed by other commands and keyrings gone missing are noticed within seconds.
-        let watcher = Task {
-            while !Task.isCancelled {
-                for line in await repository.watchProviders() { fs.log(line) }
-                try? await Task.sleep(for: .seconds(Repository.providerWatchSeconds))
-            }
-        }
-        defer { watcher.cancel() }
-        let failures = try await BlockingIOPool.shared.run {
-            try Self.serve(fs, mountpoint: mountpoint, bucket: bucketName, settings: settings, repository: repository, ready: ready)
-        }
-        guard failures.isEmpty else {
-            throw StoreError(.providerFailure, "unmounted, but changes to \(failures.count) file(s) could not be stored: "
-                + failures.joined(separator: "; ") + ". Their data is lost with this process; check the providers (a67 provider ls)")
-        }
+        return MountFileSystem(context: context)
     }
 
-    /// The FUSE session, on this (blocking) thread.
+    /// The FUSE session, on this thread (its own) until unmounted.
     static func serve(_ fs: MountFileSystem, mountpoint: String, bucket: String, settings: Settings, repository: Repository,
                       ready: @Sendable () -> Void) throws -> [String] {
         var ops = fuse_lowlevel_ops()
@@ -215,73 +223,5 @@ extension MountFileSystem {
         } catch {
             log("catalog snapshot failed: \(error)")
         }
-    }
-}
-
-/// The C entry points: each finds the filesystem in the session's user data and hands the
-/// request over, names and buffers copied into Swift values.
-enum Operations {
-    static func fs(_ req: fuse_req_t?) -> MountFileSystem {
-        Unmanaged<MountFileSystem>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
-    }
-
-    /// A request's bytes as an array, copied in one move.
-    static func copy(_ buffer: UnsafePointer<CChar>?, _ size: Int) -> [UInt8] {
-        guard let buffer, size > 0 else { return [] }
-        return [UInt8](unsafeUninitializedCapacity: size) { out, count in
-            memcpy(out.baseAddress!, buffer, size)
-            count = size
-        }
-    }
-
-    static func install(_ ops: inout fuse_lowlevel_ops) {
-        ops.`init` = { _, conn in a67_conn_configure(conn) }
-        ops.lookup = { req, parent, name in Operations.fs(req).lookup(Request(raw: req!), parent: parent, name: String(cString: name!)) }
-        ops.forget = { req, _, _ in fuse_reply_none(req) }
-        ops.forget_multi = { req, _, _ in fuse_reply_none(req) }
-        ops.getattr = { req, ino, _ in Operations.fs(req).getattr(Request(raw: req!), ino: ino) }
-        ops.setattr = { req, ino, attr, toSet, _ in
-            Operations.fs(req).setattr(Request(raw: req!), ino: ino, attributes: attr!.pointee, fields: toSet)
-        }
-        ops.readlink = { req, ino in Operations.fs(req).readlink(Request(raw: req!), ino: ino) }
-        ops.mkdir = { req, parent, name, mode in Operations.fs(req).mkdir(Request(raw: req!), parent: parent, name: String(cString: name!), mode: mode) }
-        ops.mknod = { req, parent, name, mode, rdev in
-            Operations.fs(req).mknod(Request(raw: req!), parent: parent, name: String(cString: name!), mode: mode, rdev: UInt64(rdev))
-        }
-        ops.unlink = { req, parent, name in Operations.fs(req).unlink(Request(raw: req!), parent: parent, name: String(cString: name!)) }
-        ops.rmdir = { req, parent, name in Operations.fs(req).rmdir(Request(raw: req!), parent: parent, name: String(cString: name!)) }
-        ops.symlink = { req, target, parent, name in
-            Operations.fs(req).symlink(Request(raw: req!), target: String(cString: target!), parent: parent, name: String(cString: name!))
-        }
-        ops.rename = { req, parent, name, newParent, newName, flags in
-            Operations.fs(req).rename(Request(raw: req!), parent: parent, name: String(cString: name!), newParent: newParent,
-                           newName: String(cString: newName!), flags: flags)
-        }
-        ops.link = { req, ino, parent, name in Operations.fs(req).link(Request(raw: req!), ino: ino, parent: parent, name: String(cString: name!)) }
-        ops.open = { req, ino, info in Operations.fs(req).openFile(Request(raw: req!), ino: ino, info: info!) }
-        ops.create = { req, parent, name, mode, info in
-            Operations.fs(req).create(Request(raw: req!), parent: parent, name: String(cString: name!), mode: mode, info: info!)
-        }
-        ops.read = { req, ino, size, offset, info in Operations.fs(req).read(Request(raw: req!), ino: ino, size: size, offset: Int64(offset), info: info) }
-        ops.write = { req, ino, buffer, size, offset, info in
-            let bytes = Operations.copy(buffer, size)
-            Operations.fs(req).write(Request(raw: req!), ino: ino, bytes: bytes, offset: Int64(offset), info: info)
-        }
-        ops.flush = { req, ino, info in Operations.fs(req).flush(Request(raw: req!), ino: ino, info: info) }
-        ops.release = { req, ino, info in Operations.fs(req).release(Request(raw: req!), ino: ino, info: info) }
-        ops.fsync = { req, ino, _, info in Operations.fs(req).fsync(Request(raw: req!), ino: ino, info: info) }
-        ops.fsyncdir = { req, _, _, _ in Operations.fs(req).fsyncdir(Request(raw: req!)) }
-        ops.readdir = { req, ino, size, offset, _ in Operations.fs(req).readdir(Request(raw: req!), ino: ino, size: size, offset: Int64(offset), plus: false) }
-        ops.readdirplus = { req, ino, size, offset, _ in
-            Operations.fs(req).readdir(Request(raw: req!), ino: ino, size: size, offset: Int64(offset), plus: true)
-        }
-        ops.statfs = { req, _ in Operations.fs(req).statfs(Request(raw: req!)) }
-        ops.setxattr = { req, ino, name, value, size, flags in
-            let bytes = Operations.copy(value, size)
-            Operations.fs(req).setxattr(Request(raw: req!), ino: ino, name: String(cString: name!), value: bytes, flags: flags)
-        }
-        ops.getxattr = { req, ino, name, size in Operations.fs(req).getxattr(Request(raw: req!), ino: ino, name: String(cString: name!), size: size) }
-        ops.listxattr = { req, ino, size in Operations.fs(req).listxattr(Request(raw: req!), ino: ino, size: size) }
-        ops.removexattr = { req, ino, name in Operations.fs(req).removexattr(Request(raw: req!), ino: ino, name: String(cString: name!)) }
     }
 }

@@ -274,3 +274,13 @@ final class LeaseBook: Sendable {
 
     var count: Int { counts.withLock { $0.count } }
 }
+
+/// Runs `body` on a new thread of its own (the FUSE session, which blocks for the mount's life; in
+/// tests, the filesystem's blocking operations) and awaits its result without holding a thread.
+func runOnOwnThread<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.name = name
+        thread.start()
+    }
+}

@@ -1,67 +1,97 @@
-import CFUSE
 import ChunkStore
 import Foundation
 import Replicator
 import Synchronization
 
-/// A request from the kernel: answered exactly once, from whichever thread finishes it (a FUSE
-/// worker, or a Swift task for reads that wait on a chunk).
-struct Request: @unchecked Sendable {
-    let raw: fuse_req_t
-
-    var caller: (uid: UInt32, gid: UInt32) {
-        let context = fuse_req_ctx(raw)!.pointee
-        return (context.uid, context.gid)
-    }
-
-    func fail(_ code: Int32) { fuse_reply_err(raw, code) }
-    func ok() { fuse_reply_err(raw, 0) }
-    func none() { fuse_reply_none(raw) }
-
-    func data(_ bytes: [UInt8]) {
-        bytes.withUnsafeBufferPointer { buffer in
-            _ = buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(1, bytes.count)) {
-                fuse_reply_buf(raw, bytes.isEmpty ? nil : $0, bytes.count)
-            }
-        }
-    }
-
-    func written(_ count: Int) { fuse_reply_write(raw, count) }
-}
-
-/// The filesystem: each operation of libfuse's low-level API over the bucket's inode table. Inode
-/// numbers are the catalog's (the bucket's root is FUSE's 1), so they hold across remounts.
+/// The filesystem: each operation of the mount over the bucket's inode table and the chunk pool,
+/// with Swift values in and out (`FUSEAdapter.swift` turns libfuse's requests into these calls and
+/// their results or errors into replies). Inodes are the catalog's IDs; the adapter maps the
+/// bucket's root to FUSE's 1. Operations that wait for the store (a write that needs a block's old
+/// bytes, a commit) block their calling thread: call them from a thread of their own, never from
+/// one of Swift's cooperative threads (`runOnOwnThread`).
 final class MountFileSystem: Sendable {
     let context: MountContext
     let root: Int64
     /// Files open now (or with changes not yet committed), by inode.
     let nodes = Mutex<[Int64: FileNode]>([:])
     /// The content each file had when the kernel last read it: reopened unchanged, its page cache is kept.
-    let served = Mutex<[Int64: ChunkID]>([:])
+    let served: Mutex<ServedContent>
     /// Files whose last commit failed: the reason, when it was last logged, the failed attempts.
     let failing = Mutex<[Int64: (reason: String, logged: ContinuousClock.Instant, attempts: Int)]>([:])
-    static let timeout = 1.0
 
-    init(context: MountContext) {
+    init(context: MountContext, servedLimit: Int = ServedContent.defaultLimit) {
         self.context = context
         root = context.bucket.rootInode
+        served = Mutex(ServedContent(limit: servedLimit))
     }
 
     var catalog: Catalog { context.catalog }
 
-    func id(_ ino: fuse_ino_t) -> Int64 { ino == UInt64(FUSE_ROOT_ID) ? root : Int64(bitPattern: ino) }
-    func ino(_ id: Int64) -> fuse_ino_t { id == root ? fuse_ino_t(FUSE_ROOT_ID) : fuse_ino_t(bitPattern: id) }
+    /// Who asks (the kernel's request context): new entries are theirs.
+    struct Caller: Sendable {
+        let uid: UInt32
+        let gid: UInt32
+    }
+
+    /// An entry's attributes as the kernel is told them (the fields of a stat).
+    struct Attributes: Equatable, Sendable {
+        var id: Int64
+        /// Type and permission bits (st_mode).
+        var mode: UInt32
+        var links: Int
+        var uid: UInt32
+        var gid: UInt32
+        var size: Int64
+        var rdev: UInt64 = 0
+        /// Nanoseconds since the epoch.
+        var atime: Int64 = 0
+        var mtime: Int64
+        var ctime: Int64
+    }
+
+    /// What a setattr changes; nil fields stay.
+    struct AttributeChanges: Sendable {
+        enum Time: Sendable {
+            case now
+            case at(Int64)
+        }
+        var mode: UInt32?
+        var uid: UInt32?
+        var gid: UInt32?
+        var size: Int64?
+        var atime: Time?
+        var mtime: Time?
+    }
+
+    /// An open file: the handle the kernel passes back, and whether its cached pages are still this content.
+    struct OpenFile: Equatable, Sendable {
+        let handle: Int64
+        let keepCache: Bool
+    }
+
+    /// One entry of a folder listing; `next` is the offset that resumes after it. "." and ".." come
+    /// without attributes (the kernel asks for them).
+    struct DirectoryEntry: Sendable {
+        let name: String
+        let id: Int64
+        let mode: UInt32
+        let attributes: Attributes?
+        let next: Int64
+    }
+
+    /// What statfs reports, in blocks of `blockSize` bytes.
+    struct Capacity: Equatable, Sendable {
+        let blockSize: Int64
+        let blocks: Int64
+        let freeBlocks: Int64
+        let files: UInt64
+        let freeFiles: UInt64
+        let nameMax: Int
+    }
 
     // MARK: - Attributes
 
-    func attributes(_ inode: Inode) -> stat {
-        var st = stat()
-        st.st_ino = UInt(ino(inode.id))
-        st.st_mode = Self.type(inode) | (inode.mode & 0o7777)
-        st.st_rdev = UInt(inode.rdev)
-        st.st_nlink = UInt(inode.links)
-        st.st_uid = inode.uid
-        st.st_gid = inode.gid
+    func attributes(_ inode: Inode) -> Attributes {
         var size = inode.size
         var mtime = inode.mtime
         if inode.kind == .file, let node = nodes.withLock({ $0[inode.id] }) {
@@ -70,13 +100,9 @@ final class MountFileSystem: Sendable {
                 if s.dirty { mtime = s.mtime }
             }
         }
-        st.st_size = Int(size)
-        st.st_blocks = Int((size + 511) / 512)
-        st.st_blksize = 1 << 17
-        st.st_atim = Self.timespec(inode.atime)
-        st.st_mtim = Self.timespec(mtime)
-        st.st_ctim = Self.timespec(max(inode.ctime, mtime))
-        return st
+        return Attributes(id: inode.id, mode: Self.type(inode) | (inode.mode & 0o7777), links: inode.links, uid: inode.uid,
+                          gid: inode.gid, size: size, rdev: inode.rdev, atime: inode.atime, mtime: mtime,
+                          ctime: max(inode.ctime, mtime))
     }
 
     /// The st_mode type bits of an entry.
@@ -88,197 +114,110 @@ final class MountFileSystem: Sendable {
         }
     }
 
-    static func timespec(_ nanoseconds: Int64) -> Glibc.timespec {
-        Glibc.timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
-    }
-
-    func entry(_ inode: Inode) -> fuse_entry_param {
-        var entry = fuse_entry_param()
-        entry.ino = ino(inode.id)
-        entry.attr = attributes(inode)
-        entry.attr_timeout = Self.timeout
-        entry.entry_timeout = Self.timeout
-        return entry
-    }
-
-    func reply(_ request: Request, entry inode: Inode) {
-        var e = entry(inode)
-        fuse_reply_entry(request.raw, &e)
-    }
-
-    func reply(_ request: Request, attributes inode: Inode) {
-        var st = attributes(inode)
-        fuse_reply_attr(request.raw, &st, Self.timeout)
-    }
-
-    /// Runs `body`, answering its error (if any) as an errno.
-    func answer(_ request: Request, _ body: () throws -> Void) {
-        do {
-            try body()
-        } catch {
-            request.fail(errno(for: error))
-        }
-    }
-
-    func errno(for error: Error) -> Int32 {
-        switch error {
-        case let error as NamespaceError:
-            switch error {
-            case .notFound: return ENOENT
-            case .exists: return EEXIST
-            case .notEmpty: return ENOTEMPTY
-            case .notDirectory: return ENOTDIR
-            case .isDirectory: return EISDIR
-            case .invalid: return EINVAL
-            case .nameTooLong: return ENAMETOOLONG
-            case .noAttribute: return ENODATA
-            case .notPermitted: return EPERM
-            }
-        case MountError.errno(let code):
-            return code
-        case let error as StoreError:
-            if error.code == .notFound { return ENOENT }
-            log("\(error)")
-            return EIO
-        default:
-            log("\(error)")
-            return EIO
-        }
-    }
-
     func log(_ message: String) {
         FileHandle.standardError.write(Data("a67 mount: \(terminalSafe(message))\n".utf8))
     }
 
-    func inode(_ ino: fuse_ino_t) throws -> Inode {
-        guard let inode = try catalog.inode(id(ino)) else { throw NamespaceError.notFound }
+    func inode(_ id: Int64) throws -> Inode {
+        guard let inode = try catalog.inode(id) else { throw NamespaceError.notFound }
         return inode
     }
 
     // MARK: - Names
 
-    func lookup(_ request: Request, parent: fuse_ino_t, name: String) {
-        answer(request) {
-            guard name.utf8.count <= Names.maxSegmentBytes else { throw NamespaceError.nameTooLong }
-            guard let inode = try catalog.lookup(parent: id(parent), name: name) else { throw NamespaceError.notFound }
-            reply(request, entry: inode)
-        }
+    func lookup(parent: Int64, name: String) throws -> Attributes {
+        guard name.utf8.count <= Names.maxSegmentBytes else { throw NamespaceError.nameTooLong }
+        guard let inode = try catalog.lookup(parent: parent, name: name) else { throw NamespaceError.notFound }
+        return attributes(inode)
     }
 
-    func getattr(_ request: Request, ino: fuse_ino_t) {
-        answer(request) {
-            if let inode = try catalog.inode(id(ino)) {
-                reply(request, attributes: inode)
-            } else if let node = nodes.withLock({ $0[id(ino)] }) {
-                replyUnlinked(request, node, ino: ino)
-            } else {
-                throw NamespaceError.notFound
-            }
+    func getattr(_ id: Int64, caller: Caller) throws -> Attributes {
+        if let inode = try catalog.inode(id) {
+            return attributes(inode)
+        } else if let node = nodes.withLock({ $0[id] }) {
+            return unlinked(node, caller: caller)
+        } else {
+            throw NamespaceError.notFound
         }
     }
 
     /// A file unlinked while open is still there for its open handles, with no name (nlink 0).
-    func replyUnlinked(_ request: Request, _ node: FileNode, ino: fuse_ino_t) {
-        let s = node.state.withLock { ($0.size, $0.mtime) }
-        var st = stat()
-        st.st_ino = UInt(ino)
-        st.st_mode = S_IFREG | 0o600
-        st.st_nlink = 0
-        st.st_uid = request.caller.uid
-        st.st_gid = request.caller.gid
-        st.st_size = Int(s.0)
-        st.st_blocks = Int((s.0 + 511) / 512)
-        st.st_mtim = Self.timespec(s.1)
-        st.st_ctim = Self.timespec(s.1)
-        fuse_reply_attr(request.raw, &st, Self.timeout)
+    func unlinked(_ node: FileNode, caller: Caller) -> Attributes {
+        let (size, mtime) = node.state.withLock { ($0.size, $0.mtime) }
+        return Attributes(id: node.id, mode: S_IFREG | 0o600, links: 0, uid: caller.uid, gid: caller.gid, size: size,
+                          mtime: mtime, ctime: mtime)
     }
 
-    func setattr(_ request: Request, ino: fuse_ino_t, attributes st: stat, fields: Int32) {
-        answer(request) {
-            guard var inode = try catalog.inode(id(ino)) else {
-                guard let node = nodes.withLock({ $0[id(ino)] }) else { throw NamespaceError.notFound }
-                if fields & FUSE_SET_ATTR_SIZE != 0 { try node.truncate(to: Int64(st.st_size), context: context) }
-                replyUnlinked(request, node, ino: ino)
-                return
-            }
-            var change = Catalog.AttributeChange()
-            if fields & FUSE_SET_ATTR_MODE != 0 { change.mode = st.st_mode & 0o7777 }
-            if fields & FUSE_SET_ATTR_UID != 0 { change.uid = st.st_uid }
-            if fields & FUSE_SET_ATTR_GID != 0 { change.gid = st.st_gid }
-            let now = Catalog.now()
-            if fields & FUSE_SET_ATTR_ATIME_NOW != 0 { change.atime = now } else if fields & FUSE_SET_ATTR_ATIME != 0 {
-                change.atime = Int64(st.st_atim.tv_sec) * 1_000_000_000 + Int64(st.st_atim.tv_nsec)
-            }
-            if fields & FUSE_SET_ATTR_MTIME_NOW != 0 { change.mtime = now } else if fields & FUSE_SET_ATTR_MTIME != 0 {
-                change.mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-            }
-            if fields & FUSE_SET_ATTR_SIZE != 0, inode.special == nil {
-                guard inode.kind == .file else { throw NamespaceError.isDirectory }
-                let node = try open(inode.id)
-                defer { release(node) }
-                try node.truncate(to: Int64(st.st_size), context: context)
-                if let mtime = change.mtime { node.state.withLock { $0.mtime = mtime } }
-            }
-            if change.mode != nil || change.uid != nil || change.gid != nil || change.atime != nil || change.mtime != nil {
-                inode = try catalog.setAttributes(inode.id, change)
-                if let mtime = change.mtime, let node = nodes.withLock({ $0[inode.id] }) { node.state.withLock { $0.mtime = mtime } }
-            }
-            reply(request, attributes: try catalog.inode(inode.id) ?? inode)
+    func setattr(_ id: Int64, _ changes: AttributeChanges, caller: Caller) throws -> Attributes {
+        guard var inode = try catalog.inode(id) else {
+            guard let node = nodes.withLock({ $0[id] }) else { throw NamespaceError.notFound }
+            if let size = changes.size { try node.truncate(to: size, context: context) }
+            return unlinked(node, caller: caller)
         }
+        var change = Catalog.AttributeChange()
+        change.mode = changes.mode.map { $0 & 0o7777 }
+        change.uid = changes.uid
+        change.gid = changes.gid
+        let now = Catalog.now()
+        func time(_ time: AttributeChanges.Time?) -> Int64? {
+            switch time {
+            case .now: now
+            case .at(let nanoseconds): nanoseconds
+            case nil: nil
+            }
+        }
+        change.atime = time(changes.atime)
+        change.mtime = time(changes.mtime)
+        if let size = changes.size, inode.special == nil {
+            guard inode.kind == .file else { throw NamespaceError.isDirectory }
+            let node = try acquire(inode.id)
+            defer { release(node) }
+            try node.truncate(to: size, context: context)
+            if let mtime = change.mtime { node.state.withLock { $0.mtime = mtime } }
+        }
+        if change.mode != nil || change.uid != nil || change.gid != nil || change.atime != nil || change.mtime != nil {
+            inode = try catalog.setAttributes(inode.id, change)
+            if let mtime = change.mtime, let node = nodes.withLock({ $0[inode.id] }) { node.state.withLock { $0.mtime = mtime } }
+        }
+        return attributes(try catalog.inode(inode.id) ?? inode)
     }
 
-    func readlink(_ request: Request, ino: fuse_ino_t) {
-        answer(request) {
-            let inode = try inode(ino)
-            guard inode.kind == .symlink, let target = inode.symlinkTarget else { throw NamespaceError.invalid }
-            fuse_reply_readlink(request.raw, target)
-        }
+    func readlink(_ id: Int64) throws -> String {
+        let inode = try inode(id)
+        guard inode.kind == .symlink, let target = inode.symlinkTarget else { throw NamespaceError.invalid }
+        return target
     }
 
-    func mkdir(_ request: Request, parent: fuse_ino_t, name: String, mode: UInt32) {
-        answer(request) {
-            let caller = request.caller
-            reply(request, entry: try catalog.makeNode(parent: id(parent), name: name, kind: .directory, mode: mode,
-                                                       uid: caller.uid, gid: caller.gid))
-        }
+    func mkdir(parent: Int64, name: String, mode: UInt32, caller: Caller) throws -> Attributes {
+        attributes(try catalog.makeNode(parent: parent, name: name, kind: .directory, mode: mode,
+                                        uid: caller.uid, gid: caller.gid))
     }
 
     /// A regular file (no open handle), or a FIFO, socket or device node (metadata only: the kernel
     /// serves them; the mount is nodev).
-    func mknod(_ request: Request, parent: fuse_ino_t, name: String, mode: UInt32, rdev: UInt64) {
-        answer(request) {
-            let caller = request.caller
-            let type = mode & S_IFMT
-            guard [S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].contains(type) else { throw MountError.errno(EINVAL) }
-            let inode = type == S_IFREG
-                ? try catalog.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
-                                       manifest: context.emptyManifest)
-                : try catalog.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
-                                       special: (type, rdev))
-            reply(request, entry: inode)
-        }
+    func mknod(parent: Int64, name: String, mode: UInt32, rdev: UInt64, caller: Caller) throws -> Attributes {
+        let type = mode & S_IFMT
+        guard [S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].contains(type) else { throw MountError.errno(EINVAL) }
+        let inode = type == S_IFREG
+            ? try catalog.makeNode(parent: parent, name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+                                   manifest: context.emptyManifest)
+            : try catalog.makeNode(parent: parent, name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+                                   special: (type, rdev))
+        return attributes(inode)
     }
 
-    func symlink(_ request: Request, target: String, parent: fuse_ino_t, name: String) {
-        answer(request) {
-            let caller = request.caller
-            reply(request, entry: try catalog.makeNode(parent: id(parent), name: name, kind: .symlink, mode: 0o777,
-                                                       uid: caller.uid, gid: caller.gid, symlinkTarget: target))
-        }
+    func symlink(target: String, parent: Int64, name: String, caller: Caller) throws -> Attributes {
+        attributes(try catalog.makeNode(parent: parent, name: name, kind: .symlink, mode: 0o777,
+                                        uid: caller.uid, gid: caller.gid, symlinkTarget: target))
     }
 
-    func link(_ request: Request, ino: fuse_ino_t, parent: fuse_ino_t, name: String) {
-        answer(request) {
-            reply(request, entry: try catalog.link(id(ino), parent: id(parent), name: name))
-        }
+    func link(_ id: Int64, parent: Int64, name: String) throws -> Attributes {
+        attributes(try catalog.link(id, parent: parent, name: name))
     }
 
-    func unlink(_ request: Request, parent: fuse_ino_t, name: String) {
-        answer(request) {
-            let gone = try catalog.unlink(parent: id(parent), name: name)
-            markIfUnlinked(gone)
-            request.ok()
-        }
+    func unlink(parent: Int64, name: String) throws {
+        let gone = try catalog.unlink(parent: parent, name: name)
+        markIfUnlinked(gone)
     }
 
     /// An open file whose last name went stays readable and writable through its handles; its
@@ -288,28 +227,23 @@ final class MountFileSystem: Sendable {
         node.state.withLock { $0.unlinked = true }
     }
 
-    func rmdir(_ request: Request, parent: fuse_ino_t, name: String) {
-        answer(request) {
-            try catalog.rmdir(parent: id(parent), name: name)
-            request.ok()
-        }
+    func rmdir(parent: Int64, name: String) throws {
+        try catalog.rmdir(parent: parent, name: name)
     }
 
-    func rename(_ request: Request, parent: fuse_ino_t, name: String, newParent: fuse_ino_t, newName: String, flags: UInt32) {
-        answer(request) {
-            guard flags & ~3 == 0 else { throw MountError.errno(EINVAL) }
-            let replaced = try catalog.lookup(parent: id(newParent), name: newName)
-            try catalog.rename(parent: id(parent), name: name, newParent: id(newParent), newName: newName,
-                               flags: Catalog.RenameFlags(rawValue: flags))
-            if let replaced, flags & 2 == 0 { markIfUnlinked(replaced.id) }
-            request.ok()
-        }
+    /// `flags`: rename(2)'s RENAME_NOREPLACE (1) and RENAME_EXCHANGE (2); any other bit is EINVAL.
+    func rename(parent: Int64, name: String, newParent: Int64, newName: String, flags: UInt32) throws {
+        guard flags & ~3 == 0 else { throw MountError.errno(EINVAL) }
+        let replaced = try catalog.lookup(parent: newParent, name: newName)
+        try catalog.rename(parent: parent, name: name, newParent: newParent, newName: newName,
+                           flags: Catalog.RenameFlags(rawValue: flags))
+        if let replaced, flags & 2 == 0 { markIfUnlinked(replaced.id) }
     }
 
     // MARK: - Files
 
     /// The open state of file `id` (loaded on first open), with one more handle on it.
-    func open(_ id: Int64) throws -> FileNode {
+    func acquire(_ id: Int64) throws -> FileNode {
         if let node = nodes.withLock({ nodes -> FileNode? in
             let node = nodes[id]
             node?.state.withLock { $0.handles += 1 }
@@ -360,165 +294,105 @@ final class MountFileSystem: Sendable {
         }
     }
 
-    func openFile(_ request: Request, ino: fuse_ino_t, info: UnsafeMutablePointer<fuse_file_info>) {
-        answer(request) {
-            let node = try open(id(ino))
-            if info.pointee.flags & O_TRUNC != 0 {
-                do {
-                    try node.truncate(to: 0, context: context)
-                } catch {
-                    release(node)
-                    throw error
-                }
+    /// Opens file `id` (emptied first with `truncate`, as O_TRUNC asks).
+    func open(_ id: Int64, truncate: Bool) throws -> OpenFile {
+        let node = try acquire(id)
+        if truncate {
+            do {
+                try node.truncate(to: 0, context: context)
+            } catch {
+                release(node)
+                throw error
             }
-            keepCache(node, info)
-            info.pointee.fh = UInt64(bitPattern: node.id)
-            fuse_reply_open(request.raw, info)
         }
+        return OpenFile(handle: node.id, keepCache: keepCache(node))
     }
 
     /// The kernel keeps its cached pages of a file whose content is what it read last time.
-    func keepCache(_ node: FileNode, _ info: UnsafeMutablePointer<fuse_file_info>) {
+    func keepCache(_ node: FileNode) -> Bool {
         let (manifest, dirty) = node.state.withLock { ($0.manifestID, $0.dirty) }
-        let keep = served.withLock { served -> Bool in
-            defer { served[node.id] = manifest }
-            return !dirty && manifest != nil && served[node.id] == manifest
-        }
-        a67_fi_set_keep_cache(info, keep ? 1 : 0)
+        return served.withLock { $0.serve(node.id, manifest, dirty: dirty) }
     }
 
-    func create(_ request: Request, parent: fuse_ino_t, name: String, mode: UInt32, info: UnsafeMutablePointer<fuse_file_info>) {
-        answer(request) {
-            let caller = request.caller
-            let inode = try catalog.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
-                                             manifest: context.emptyManifest)
-            // A new file is the empty manifest: its open state needs no catalog read.
-            let node = FileNode(id: inode.id, manifestID: context.emptyManifest.id, manifest: Manifest(entries: []), mtime: inode.mtime)
-            node.state.withLock { $0.handles = 1 }
-            nodes.withLock { $0[inode.id] = node }
-            info.pointee.fh = UInt64(bitPattern: node.id)
-            served.withLock { $0[inode.id] = context.emptyManifest.id }
-            var e = entry(inode)
-            fuse_reply_create(request.raw, &e, info)
-        }
+    /// Creates and opens a new file (it starts as the empty manifest).
+    func create(parent: Int64, name: String, mode: UInt32, caller: Caller) throws -> (Attributes, OpenFile) {
+        let inode = try catalog.makeNode(parent: parent, name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+                                         manifest: context.emptyManifest)
+        // A new file is the empty manifest: its open state needs no catalog read.
+        let node = FileNode(id: inode.id, manifestID: context.emptyManifest.id, manifest: Manifest(entries: []), mtime: inode.mtime)
+        node.state.withLock { $0.handles = 1 }
+        nodes.withLock { $0[inode.id] = node }
+        _ = served.withLock { $0.serve(inode.id, context.emptyManifest.id, dirty: false) }
+        return (attributes(inode), OpenFile(handle: node.id, keepCache: false))
     }
 
-    func node(_ info: UnsafeMutablePointer<fuse_file_info>?, _ ino: fuse_ino_t) throws -> FileNode {
-        guard let node = nodes.withLock({ $0[id(ino)] }) else { throw MountError.errno(EBADF) }
+    /// The open state of file `id`; EBADF when it is not open.
+    func node(_ id: Int64) throws -> FileNode {
+        guard let node = nodes.withLock({ $0[id] }) else { throw MountError.errno(EBADF) }
         return node
     }
 
-    func read(_ request: Request, ino: fuse_ino_t, size: Int, offset: Int64, info: UnsafeMutablePointer<fuse_file_info>?) {
-        answer(request) {
-            let node = try node(info, ino)
-            if let bytes = node.readableNow(at: offset, count: size, context: context) {
-                request.data(bytes)
-                return
-            }
-            // A chunk to fetch: answered from a task when it is here.
-            let context = self.context
-            Task {
-                do {
-                    request.data(try await node.read(at: offset, count: size, context: context))
-                } catch {
-                    request.fail(self.errno(for: error))
-                }
-            }
+    /// Up to `count` bytes at `offset` when they are at hand (changed blocks, cached chunks); nil
+    /// when a chunk must be fetched first (then `read`).
+    func readNow(_ id: Int64, offset: Int64, count: Int) throws -> [UInt8]? {
+        try node(id).readableNow(at: offset, count: count, context: context)
+    }
+
+    /// Up to `count` bytes at `offset`, fetching the chunks they are in.
+    func read(_ id: Int64, offset: Int64, count: Int) async throws -> [UInt8] {
+        try await node(id).read(at: offset, count: count, context: context)
+    }
+
+    /// Writes `bytes` at `offset`; returns how many were written (all of them).
+    func write(_ id: Int64, bytes: [UInt8], offset: Int64) throws -> Int {
+        try node(id).write(bytes, at: offset, context: context)
+        return bytes.count
+    }
+
+    /// Every close: commits the file's changes (a file over the quota answers EDQUOT here).
+    func flush(_ id: Int64) throws {
+        let node = try node(id)
+        if node.state.withLock({ $0.dirty || $0.refused != nil }) {
+            try commit(node, durable: false)
         }
     }
 
-    func write(_ request: Request, ino: fuse_ino_t, bytes: [UInt8], offset: Int64, info: UnsafeMutablePointer<fuse_file_info>?) {
-        answer(request) {
-            let node = try node(info, ino)
-            try node.write(bytes, at: offset, context: context)
-            request.written(bytes.count)
-        }
-    }
-
-    func flush(_ request: Request, ino: fuse_ino_t, info: UnsafeMutablePointer<fuse_file_info>?) {
-        answer(request) {
-            let node = try node(info, ino)
-            if node.state.withLock({ $0.dirty || $0.refused != nil }) {
-                try commit(node, durable: false)
-            }
-            request.ok()
-        }
-    }
-
-    func fsync(_ request: Request, ino: fuse_ino_t, info: UnsafeMutablePointer<fuse_file_info>?) {
-        answer(request) {
-            let node = try node(info, ino)
-            if node.state.withLock({ $0.dirty || $0.refused != nil }) {
-                try commit(node, durable: true)
-            } else {
-                try catalog.sync()
-            }
-            request.ok()
-        }
-    }
-
-    func release(_ request: Request, ino: fuse_ino_t, info: UnsafeMutablePointer<fuse_file_info>?) {
-        if let node = nodes.withLock({ $0[id(ino)] }) { release(node) }
-        request.ok()
-    }
-
-    func fsyncdir(_ request: Request) {
-        answer(request) {
+    /// Commits the file's changes durably (or, with none, syncs the catalog).
+    func fsync(_ id: Int64) throws {
+        let node = try node(id)
+        if node.state.withLock({ $0.dirty || $0.refused != nil }) {
+            try commit(node, durable: true)
+        } else {
             try catalog.sync()
-            request.ok()
         }
+    }
+
+    /// The kernel let go of a handle.
+    func release(_ id: Int64) {
+        if let node = nodes.withLock({ $0[id] }) { release(node) }
+    }
+
+    func fsyncdir() throws {
+        try catalog.sync()
     }
 
     // MARK: - Folders
 
-    func readdir(_ request: Request, ino: fuse_ino_t, size: Int, offset: Int64, plus: Bool) {
-        answer(request) {
-            let folder = id(ino)
-            var buffer = [CChar](repeating: 0, count: size)
-            var used = 0
-            var full = false
-            func add(_ name: String, _ inode: Inode?, mode: UInt32, ino number: fuse_ino_t, next: Int64) -> Bool {
-                let needed = buffer.withUnsafeMutableBufferPointer { out -> Int in
-                    let start = out.baseAddress!.advanced(by: used)
-                    if plus {
-                        var e = inode.map { entry($0) } ?? fuse_entry_param()
-                        if inode == nil { e.attr.st_ino = UInt(number); e.attr.st_mode = mode }
-                        return fuse_add_direntry_plus(request.raw, start, size - used, name, &e, off_t(next))
-                    }
-                    var st = stat()
-                    st.st_ino = UInt(number)
-                    st.st_mode = mode
-                    return fuse_add_direntry(request.raw, start, size - used, name, &st, off_t(next))
-                }
-                guard used + needed <= size else { return false }
-                used += needed
-                return true
-            }
-            if offset < 1 {
-                guard add(".", nil, mode: S_IFDIR, ino: ino, next: 1) else { full = true; request.data([]); return }
-            }
-            if offset < 2 && !full {
-                let parent = try catalog.parent(of: folder).map { self.ino($0) } ?? ino
-                guard add("..", nil, mode: S_IFDIR, ino: parent, next: 2) else { return sendDirectory(request, buffer, used) }
-            }
-            var after = max(0, offset - 2)
-            while !full {
-                let batch = try catalog.children(of: folder, after: after, limit: 256)
-                if batch.isEmpty { break }
-                for child in batch {
-                    guard add(child.name, child.inode, mode: Self.type(child.inode), ino: self.ino(child.inode.id), next: child.row + 2) else {
-                        full = true
-                        break
-                    }
-                    after = child.row
-                }
-            }
-            sendDirectory(request, buffer, used)
+    /// Folder `id`'s entries from `offset` (0 is the start; each entry's `next` resumes after it),
+    /// with up to `limit` children from the catalog; `complete` when no child is left after them.
+    func readdir(_ id: Int64, from offset: Int64, limit: Int) throws -> (entries: [DirectoryEntry], complete: Bool) {
+        var entries: [DirectoryEntry] = []
+        if offset < 1 { entries.append(DirectoryEntry(name: ".", id: id, mode: S_IFDIR, attributes: nil, next: 1)) }
+        if offset < 2 {
+            let parent = try catalog.parent(of: id) ?? id
+            entries.append(DirectoryEntry(name: "..", id: parent, mode: S_IFDIR, attributes: nil, next: 2))
         }
-    }
-
-    private func sendDirectory(_ request: Request, _ buffer: [CChar], _ used: Int) {
-        _ = buffer.withUnsafeBufferPointer { fuse_reply_buf(request.raw, $0.baseAddress, used) }
+        let batch = try catalog.children(of: id, after: max(0, offset - 2), limit: limit)
+        for child in batch {
+            entries.append(DirectoryEntry(name: child.name, id: child.inode.id, mode: Self.type(child.inode),
+                                          attributes: attributes(child.inode), next: child.row + 2))
+        }
+        return (entries, batch.count < limit)
     }
 
     // MARK: - Extended attributes
@@ -527,89 +401,60 @@ final class MountFileSystem: Sendable {
     /// not supported: the kernel then treats the file as having none.
     static func keptAttribute(_ name: String) -> Bool { name.hasPrefix("user.") || name.hasPrefix("trusted.") }
 
-    func setxattr(_ request: Request, ino: fuse_ino_t, name: String, value: [UInt8], flags: Int32) {
-        answer(request) {
-            guard Self.keptAttribute(name) else { throw MountError.errno(ENOTSUP) }
-            guard name.utf8.count <= 255 else { throw MountError.errno(ERANGE) }
-            guard value.count <= 65536 else { throw MountError.errno(E2BIG) }
-            try catalog.setXattr(id(ino), name: name, value: value, create: flags & 1 != 0, replace: flags & 2 != 0)
-            request.ok()
-        }
+    /// `flags`: XATTR_CREATE (1), XATTR_REPLACE (2).
+    func setxattr(_ id: Int64, name: String, value: [UInt8], flags: Int32) throws {
+        guard Self.keptAttribute(name) else { throw MountError.errno(ENOTSUP) }
+        guard name.utf8.count <= 255 else { throw MountError.errno(ERANGE) }
+        guard value.count <= 65536 else { throw MountError.errno(E2BIG) }
+        try catalog.setXattr(id, name: name, value: value, create: flags & 1 != 0, replace: flags & 2 != 0)
     }
 
-    func getxattr(_ request: Request, ino: fuse_ino_t, name: String, size: Int) {
-        answer(request) {
-            guard Self.keptAttribute(name), let value = try catalog.xattr(id(ino), name: name) else { throw NamespaceError.noAttribute }
-            try replyXattr(request, value, size: size)
-        }
+    func getxattr(_ id: Int64, name: String) throws -> [UInt8] {
+        guard Self.keptAttribute(name), let value = try catalog.xattr(id, name: name) else { throw NamespaceError.noAttribute }
+        return value
     }
 
-    func listxattr(_ request: Request, ino: fuse_ino_t, size: Int) {
-        answer(request) {
-            var out: [UInt8] = []
-            for name in try catalog.xattrNames(id(ino)) { out += Array(name.utf8) + [0] }
-            try replyXattr(request, out, size: size)
-        }
+    /// The names, each ended by a NUL, as listxattr(2) gives them.
+    func listxattr(_ id: Int64) throws -> [UInt8] {
+        var out: [UInt8] = []
+        for name in try catalog.xattrNames(id) { out += Array(name.utf8) + [0] }
+        return out
     }
 
-    private func replyXattr(_ request: Request, _ value: [UInt8], size: Int) throws {
-        if size == 0 {
-            fuse_reply_xattr(request.raw, value.count)
-        } else if value.count > size {
-            throw MountError.errno(ERANGE)
-        } else {
-            request.data(value)
-        }
-    }
-
-    func removexattr(_ request: Request, ino: fuse_ino_t, name: String) {
-        answer(request) {
-            guard Self.keptAttribute(name) else { throw NamespaceError.noAttribute }
-            try catalog.removeXattr(id(ino), name: name)
-            request.ok()
-        }
+    func removexattr(_ id: Int64, name: String) throws {
+        guard Self.keptAttribute(name) else { throw NamespaceError.noAttribute }
+        try catalog.removeXattr(id, name: name)
     }
 
     // MARK: - Capacity
 
     /// From the providers' capacity (quotas, and for folders the disk's free space) divided by the
     /// bucket's replicas, and the owner's quota when there is one.
-    func statfs(_ request: Request) {
-        answer(request) {
-            var capacity: Int64 = 0
-            var used: Int64 = 0
-            for provider in try context.repository.providers() where provider.record.state == "active" {
-                var limit = provider.record.quota
-                if case .directory(let path) = provider.spec {
-                    var fs = statvfs()
-                    if statvfs(path, &fs) == 0 {
-                        let disk = Int64(fs.f_bavail) * Int64(fs.f_frsize) + provider.record.usedBytes
-                        limit = min(limit ?? disk, disk)
-                    }
+    func statfs() throws -> Capacity {
+        var capacity: Int64 = 0
+        var used: Int64 = 0
+        for provider in try context.repository.providers() where provider.record.state == "active" {
+            var limit = provider.record.quota
+            if case .directory(let path) = provider.spec {
+                var fs = statvfs()
+                if statvfs(path, &fs) == 0 {
+                    let disk = Int64(fs.f_bavail) * Int64(fs.f_frsize) + provider.record.usedBytes
+                    limit = min(limit ?? disk, disk)
                 }
-                capacity += limit ?? (1 << 40)
-                used += min(provider.record.usedBytes, limit ?? Int64.max)
             }
-            let replicas = Int64(max(1, context.bucket.replicas))
-            var total = capacity / replicas
-            var taken = used / replicas
-            if let owner = context.bucket.ownerID, let quota = try catalog.user(id: owner)?.quota {
-                total = min(total, quota)
-                taken = min(total, try catalog.usage(user: owner).bytes)
-            }
-            let block: Int64 = 4096
-            var st = statvfs()
-            st.f_bsize = UInt(block)
-            st.f_frsize = UInt(block)
-            st.f_blocks = fsblkcnt_t(max(0, total / block))
-            st.f_bfree = fsblkcnt_t(max(0, (total - taken) / block))
-            st.f_bavail = st.f_bfree
-            st.f_files = 1 << 32
-            st.f_ffree = 1 << 31
-            st.f_favail = 1 << 31
-            st.f_namemax = UInt(Names.maxSegmentBytes)
-            fuse_reply_statfs(request.raw, &st)
+            capacity += limit ?? (1 << 40)
+            used += min(provider.record.usedBytes, limit ?? Int64.max)
         }
+        let replicas = Int64(max(1, context.bucket.replicas))
+        var total = capacity / replicas
+        var taken = used / replicas
+        if let owner = context.bucket.ownerID, let quota = try catalog.user(id: owner)?.quota {
+            total = min(total, quota)
+            taken = min(total, try catalog.usage(user: owner).bytes)
+        }
+        let block: Int64 = 4096
+        return Capacity(blockSize: block, blocks: max(0, total / block), freeBlocks: max(0, (total - taken) / block),
+                        files: 1 << 32, freeFiles: 1 << 31, nameMax: Names.maxSegmentBytes)
     }
 
     // MARK: - Background and shutdown
@@ -672,5 +517,34 @@ final class MountFileSystem: Sendable {
     func noteStored(_ id: Int64) {
         guard let entry = failing.withLock({ $0.removeValue(forKey: id) }) else { return }
         log("changes to \(name(id)) are stored now, after \(entry.attempts) failed attempt(s)")
+    }
+}
+
+/// The content (manifest) each file had when the kernel last read it, so that a file reopened
+/// unchanged keeps its cached pages. Bounded by `limit` files: when full, a new file's entry takes
+/// the place of another's, and that file's next open drops its cached pages and reads them again.
+/// Forgetting is only slower, never stale: pages are kept only on an entry that says they are of
+/// the very content the file has now.
+struct ServedContent: Sendable {
+    static let defaultLimit = 65_536
+    let limit: Int
+    private(set) var content: [Int64: ChunkID] = [:]
+
+    init(limit: Int) {
+        precondition(limit > 0)
+        self.limit = limit
+    }
+
+    /// Notes that the kernel reads `manifest` as file `id`'s content from now on (nil: content not
+    /// yet committed); returns whether the pages it cached before are of that same content.
+    mutating func serve(_ id: Int64, _ manifest: ChunkID?, dirty: Bool) -> Bool {
+        let keep = !dirty && manifest != nil && content[id] == manifest
+        if let manifest {
+            if content[id] == nil, content.count >= limit { content.remove(at: content.startIndex) }
+            content[id] = manifest
+        } else {
+            content[id] = nil
+        }
+        return keep
     }
 }
