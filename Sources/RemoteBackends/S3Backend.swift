@@ -1,6 +1,7 @@
 import ChunkStore
 import CurlTransport
 import Foundation
+import S3Protocol
 
 /// Where an S3-compatible bucket is and how to reach it. No secrets: the secret key travels apart.
 public struct S3Settings: Sendable, Equatable, Codable {

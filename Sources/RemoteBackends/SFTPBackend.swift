@@ -1,6 +1,7 @@
 import ChunkStore
 import CurlTransport
 import Foundation
+import S3Protocol
 
 public struct SFTPSettings: Sendable, Equatable, Codable {
     /// "sftp://USER@HOST:PORT/PATH" (no password in it).

@@ -1,6 +1,7 @@
 import ChunkStore
 import CurlTransport
 import Foundation
+import S3Protocol
 import Synchronization
 
 public struct WebDAVSettings: Sendable, Equatable, Codable {

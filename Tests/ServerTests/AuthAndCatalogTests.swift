@@ -2,8 +2,8 @@ import BackendTesting
 import ChunkStore
 import Foundation
 import HTTPTypes
-import RemoteBackends
 import Replicator
+import S3Protocol
 import Testing
 @testable import Server
 
