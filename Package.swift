@@ -44,7 +44,7 @@ let package = Package(
         // In-memory and fault-injecting backends and the shared backend conformance suite.
         .target(name: "BackendTesting", dependencies: ["ChunkStore"]),
         // Placement, replicated reads and writes, the repository facade.
-        .target(name: "Replicator", dependencies: ["ChunkStore", "RemoteBackends"]),
+        .target(name: "Replicator", dependencies: ["ChunkStore"]),
         // Controller and node agent (later issues); today the embedded default.
         .target(name: "Orchestrator", dependencies: ["Replicator"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.

@@ -3,18 +3,6 @@ import CurlTransport
 import Foundation
 import S3Protocol
 
-public struct SFTPSettings: Sendable, Equatable, Codable {
-    /// "sftp://USER@HOST:PORT/PATH" (no password in it).
-    public var url: String
-    /// The host key's SHA-256 fingerprint (base64, no padding), pinned on first contact.
-    public var hostKeySHA256: String?
-
-    public init(url: String, hostKeySHA256: String? = nil) {
-        self.url = url
-        self.hostKeySHA256 = hostKeySHA256
-    }
-}
-
 /// How an SFTP provider logs in: a private key (its bytes, kept in memory) or a password.
 public enum SFTPLogin: Sendable {
     case key(SecretFile, passphrase: String?)
