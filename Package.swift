@@ -37,12 +37,14 @@ let package = Package(
         ),
         // The one libcurl wrapper: pooled handles on one multi-handle thread, bridged to async. Owns CCurl.
         .target(name: "CurlTransport", dependencies: ["CCurl", "ChunkStore"]),
+        // The S3 protocol both sides speak: SigV4 (signing and its canonical forms), XML, HTTP dates.
+        .target(name: "S3Protocol", dependencies: ["ChunkStore"]),
         // S3 (SigV4), WebDAV and SFTP backends over CurlTransport.
-        .target(name: "RemoteBackends", dependencies: ["ChunkStore", "CurlTransport"]),
+        .target(name: "RemoteBackends", dependencies: ["ChunkStore", "CurlTransport", "S3Protocol"]),
         // In-memory and fault-injecting backends and the shared backend conformance suite.
         .target(name: "BackendTesting", dependencies: ["ChunkStore"]),
         // Placement, replicated reads and writes, the repository facade.
-        .target(name: "Replicator", dependencies: ["ChunkStore", "RemoteBackends"]),
+        .target(name: "Replicator", dependencies: ["ChunkStore"]),
         // Controller and node agent (later issues); today the embedded default.
         .target(name: "Orchestrator", dependencies: ["Replicator"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
@@ -51,7 +53,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "ChunkStore", "Replicator", "RemoteBackends",
+                "ChunkStore", "Replicator", "S3Protocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -76,10 +78,11 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
         // The mount's filesystem logic and reply type, without a kernel (the real mount: Tests/Mount, pytest).
         .testTarget(name: "FUSEMountTests", dependencies: ["FUSEMount", "ChunkStore", "Replicator", "BackendTesting"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "ChunkStore", "RemoteBackends", "Replicator", "BackendTesting"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "ChunkStore", "S3Protocol", "Replicator", "BackendTesting"]),
+        .testTarget(name: "S3ProtocolTests", dependencies: ["S3Protocol", "ChunkStore"]),
         .testTarget(
             name: "RemoteBackendTests",
-            dependencies: ["RemoteBackends", "CurlTransport", "ChunkStore", "BackendTesting", "Replicator"],
+            dependencies: ["RemoteBackends", "S3Protocol", "CurlTransport", "ChunkStore", "BackendTesting", "Replicator"],
             exclude: ["faultproxy.py"]  // run by the fault tests with python3, beside the real servers
         ),
     ]

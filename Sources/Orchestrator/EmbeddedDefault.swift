@@ -7,11 +7,16 @@ import Replicator
 /// later issues add the blob API, the mount and the controller to the same command.
 public struct EmbeddedDefault: Sendable {
     public let home: String
+    /// Builds the providers' backends.
+    public let backends: any BackendFactory
     public static let providerNames = ["local-1", "local-2", "local-3"]
     public static let demoBucket = "demo"
     public static let demoKey = "hello/automator67-demo.bin"
 
-    public init(home: String) { self.home = home }
+    public init(home: String, backends: any BackendFactory) {
+        self.home = home
+        self.backends = backends
+    }
 
     public struct Report: Sendable {
         public let created: Bool
@@ -25,8 +30,8 @@ public struct EmbeddedDefault: Sendable {
     /// Creates what is missing (repository, providers, bucket), then puts a demo object and reads it back.
     public func run(passphrase: Passphrase) async throws -> (Repository, Report) {
         let created = !FileManager.default.fileExists(atPath: home + "/" + Repository.keyringFile)
-        let repository = created ? try Repository.initialize(home: home, passphrase: passphrase)
-                                 : try Repository.open(home: home, passphrase: { passphrase })
+        let repository = created ? try Repository.initialize(home: home, backends: backends, passphrase: passphrase)
+                                 : try Repository.open(home: home, backends: backends, passphrase: { passphrase })
         var added: [String] = []
         try? FileManager.default.createDirectory(atPath: home + "/providers", withIntermediateDirectories: true)
         let existing = Set(try repository.providers().map(\.record.name))

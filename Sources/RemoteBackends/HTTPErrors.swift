@@ -1,6 +1,7 @@
 import ChunkStore
 import CurlTransport
 import Foundation
+import S3Protocol
 
 /// How remote backends turn transport failures and HTTP statuses into `BackendError`s. Backends only
 /// classify; whether to retry is `RetryingBackend`'s decision.
@@ -49,11 +50,7 @@ enum RemoteErrors {
     /// Retry-After is seconds, or an HTTP date.
     static func parseRetryAfter(_ value: String) -> Double? {
         if let seconds = Double(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 { return seconds }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: value).map { max(0, $0.timeIntervalSinceNow) }
+        return HTTPDates.parse(value.trimmingCharacters(in: .whitespaces)).map { max(0, $0.timeIntervalSinceNow) }
     }
 }
 

@@ -1,29 +1,7 @@
 import ChunkStore
 import CurlTransport
 import Foundation
-
-/// Where an S3-compatible bucket is and how to reach it. No secrets: the secret key travels apart.
-public struct S3Settings: Sendable, Equatable, Codable {
-    /// "https://s3.eu-central-1.amazonaws.com", "http://127.0.0.1:8333".
-    public var endpoint: String
-    public var bucket: String
-    public var region: String
-    /// Path-style addressing (ENDPOINT/BUCKET/KEY) instead of virtual-hosted (BUCKET.HOST/KEY).
-    public var pathStyle: Bool
-    /// Objects go under this prefix ("" for the bucket's root).
-    public var prefix: String
-    public var accessKeyID: String
-
-    public init(endpoint: String, bucket: String, region: String = "us-east-1", pathStyle: Bool = false,
-                prefix: String = "", accessKeyID: String) {
-        self.endpoint = endpoint
-        self.bucket = bucket
-        self.region = region
-        self.pathStyle = pathStyle
-        self.prefix = prefix
-        self.accessKeyID = accessKeyID
-    }
-}
+import S3Protocol
 
 /// Chunks in an S3-compatible bucket, signed with AWS Signature V4. Uploads carry Content-MD5 and
 /// the payload's SHA-256 (signed), so the server rejects bytes damaged on the way. PUT is atomic in

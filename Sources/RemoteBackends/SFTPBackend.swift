@@ -1,18 +1,7 @@
 import ChunkStore
 import CurlTransport
 import Foundation
-
-public struct SFTPSettings: Sendable, Equatable, Codable {
-    /// "sftp://USER@HOST:PORT/PATH" (no password in it).
-    public var url: String
-    /// The host key's SHA-256 fingerprint (base64, no padding), pinned on first contact.
-    public var hostKeySHA256: String?
-
-    public init(url: String, hostKeySHA256: String? = nil) {
-        self.url = url
-        self.hostKeySHA256 = hostKeySHA256
-    }
-}
+import S3Protocol
 
 /// How an SFTP provider logs in: a private key (its bytes, kept in memory) or a password.
 public enum SFTPLogin: Sendable {

@@ -1,18 +1,8 @@
 import ChunkStore
 import CurlTransport
 import Foundation
+import S3Protocol
 import Synchronization
-
-public struct WebDAVSettings: Sendable, Equatable, Codable {
-    /// The folder to keep chunks in: "https://dav.example.com/remote.php/dav/files/me/a67".
-    public var url: String
-    public var user: String
-
-    public init(url: String, user: String) {
-        self.url = url
-        self.user = user
-    }
-}
 
 /// Chunks on a WebDAV drive with basic auth. A put uploads to a temporary name in the target folder
 /// and MOVEs it over the final name, so a broken upload never leaves a partial object under the real
@@ -102,7 +92,7 @@ public struct WebDAVBackend: Backend, LeftoverListing {
 
     /// Creates the provider's folder itself when it is missing (its parent must exist), the way a
     /// directory provider's folder is created at `provider add`.
-    public func createRoot() async throws {
+    public func prepare() async throws {
         let response = try await send(.custom("MKCOL"), "")
         guard response.status == 201 || response.status == 405 || (200...299).contains(response.status) else {
             throw response.status == 409

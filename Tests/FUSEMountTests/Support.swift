@@ -18,7 +18,8 @@ struct MountHarness {
         folder = try TemporaryDirectory()
         var settings = Repository.Settings()
         settings.scryptLogN = 10
-        let repository = try Repository.initialize(home: folder.path + "/home", passphrase: Passphrase("p"), settings: settings)
+        let repository = try Repository.initialize(home: folder.path + "/home", backends: DirectoryBackendFactory(), passphrase: Passphrase("p"),
+                                                     settings: settings)
         self.repository = repository
         _ = try await repository.addProvider(name: "p1", spec: .directory(path: folder.path + "/p1"), quota: nil)
         let owner = try quota.map { try repository.catalog.addUser(name: "alice", quota: $0).id }

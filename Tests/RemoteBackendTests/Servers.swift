@@ -29,7 +29,8 @@ enum Servers {
     static func repository(_ folder: TemporaryDirectory) throws -> Repository {
         var settings = Repository.Settings()
         settings.scryptLogN = 10
-        return try Repository.initialize(home: folder.path + "/home", passphrase: Passphrase("p"), settings: settings)
+        return try Repository.initialize(home: folder.path + "/home", backends: RemoteBackendFactory(), passphrase: Passphrase("p"),
+                                         settings: settings)
     }
 
     // MARK: S3 (SeaweedFS)

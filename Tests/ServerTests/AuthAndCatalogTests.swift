@@ -2,8 +2,8 @@ import BackendTesting
 import ChunkStore
 import Foundation
 import HTTPTypes
-import RemoteBackends
 import Replicator
+import S3Protocol
 import Testing
 @testable import Server
 
@@ -19,7 +19,8 @@ import Testing
         folder = try TemporaryDirectory()
         var settings = Repository.Settings()
         settings.scryptLogN = 10
-        repository = try Repository.initialize(home: folder.path + "/home", passphrase: Passphrase("p"), settings: settings)
+        repository = try Repository.initialize(home: folder.path + "/home", backends: DirectoryBackendFactory(), passphrase: Passphrase("p"),
+                                                settings: settings)
         _ = try repository.catalog.addUser(name: "alice")
         key = try repository.createAccessKey(user: "alice")
     }

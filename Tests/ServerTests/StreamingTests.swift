@@ -1,6 +1,6 @@
 import ChunkStore
 import Foundation
-import RemoteBackends
+import S3Protocol
 import Testing
 @testable import Server
 

@@ -34,6 +34,12 @@ public protocol Backend: Sendable {
     /// Space used by this backend's objects, and free space where the provider tells. May walk
     /// the whole store: not for hot paths.
     func usage() async throws -> BackendUsage
+
+    /// Makes a new provider's location ready for its first put: creates what the backend does not
+    /// create on demand (a directory's own folder, never a missing parent; a WebDAV root folder).
+    /// Called once, when the provider is added (`BackendFactory.prepare`); what already exists is
+    /// left as it is. The default does nothing.
+    func prepare() async throws
 }
 
 /// A backend whose interrupted puts can leave temporary files outside its namespace (the directory
@@ -117,6 +123,8 @@ public enum BackendError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 extension Backend {
+    public func prepare() async throws {}
+
     public func get(_ name: String) async throws -> [UInt8] { try await get(name, range: nil) }
 
     /// Usage summed over a full listing, for providers that do not report their own (free space

@@ -80,6 +80,9 @@ public final class RetryingBackend: Backend {
         try await run { try await self.wrapped.usage() }
     }
 
+    /// Once, by `provider add`: not retried, so that a location that cannot be made ready says so at once.
+    public func prepare() async throws { try await wrapped.prepare() }
+
     private func run<T: Sendable>(_ operation: @Sendable () async throws -> T) async throws -> T {
         var attempt = 1
         while true {

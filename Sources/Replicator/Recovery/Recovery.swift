@@ -34,6 +34,7 @@ extension Repository {
     /// back, after the passphrase unlocks it and the catalog's repository ID matches; the catalog is
     /// kept. A catalog is never replaced.
     public static func recover(home: String, passphrase: Passphrase, from spec: ProviderSpec, secret: ProviderSecret?,
+                               backends: any BackendFactory,
                                progress: ProgressHandler? = nil) async throws -> (Repository, RecoveryReport) {
         let fm = FileManager.default
         try checkFolder(home)
@@ -43,7 +44,7 @@ extension Repository {
         if fm.fileExists(atPath: home + "/" + keyringFile) && !damagedKeyring {
             throw StoreError(.alreadyExists, "a repository already exists at \(home): recover into an empty folder (set A67_HOME or --home to another one)")
         }
-        let backend = try spec.makeBackend(secret: secret)
+        let backend = try backends.makeBackend(spec, secret: secret)
         let keyringBytes: [UInt8]
         do {
             keyringBytes = try await backend.get(Keyring.objectName)
@@ -56,7 +57,7 @@ extension Repository {
         let keys = RepositoryKeys(master: try keyring.unwrap(passphrase: passphrase))
         let repositoryID = Hex.encode(keyring.repositoryID)
         if fm.fileExists(atPath: home + "/" + catalogFile) {
-            return try restoreKeyring(keyring, keys: keys, home: home, source: backend.location)
+            return try restoreKeyring(keyring, keys: keys, home: home, source: backend.location, backends: backends)
         }
         let sealer = ChunkSealer(keys: keys)
 
@@ -115,7 +116,7 @@ extension Repository {
         // A provider that missed later snapshots (it was down) holds an older one: look for newer ones,
         // on every provider of the catalog installed, and again on those of a newer one once installed
         // (it may name providers added since), until nothing newer turns up.
-        var repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID)
+        var repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID, backends: backends)
         var asked: Set<String> = [spec.identity]
         var unreachable: [String: String] = [:]
         var others: [(root: SnapshotRoot, backend: any Backend, name: String)] = []
@@ -154,7 +155,7 @@ extension Repository {
                 source = candidate.name
                 try catalog.close()
                 catalog = try install(snapshot)
-                repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID)
+                repository = Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID, backends: backends)
                 installed = true
                 break
             }
@@ -186,7 +187,7 @@ extension Repository {
 
     /// Puts a lost keyring back beside its catalog (see `recover`).
     private static func restoreKeyring(_ keyring: Keyring, keys: RepositoryKeys, home: String,
-                                       source: String) throws -> (Repository, RecoveryReport) {
+                                       source: String, backends: any BackendFactory) throws -> (Repository, RecoveryReport) {
         let repositoryID = Hex.encode(keyring.repositoryID)
         let catalog = try Catalog(path: home + "/" + catalogFile)
         guard try catalog.setting("repository_id") == repositoryID else {
@@ -205,6 +206,6 @@ extension Repository {
                                     buckets: try catalog.buckets().count, objects: stats.objects, unreachable: [],
                                     newerSnapshotUnread: nil, underReplicatedChunks: try catalog.underReplicated().count)
         report.keyringOnly = true
-        return (Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID), report)
+        return (Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID, backends: backends), report)
     }
 }

@@ -1,6 +1,5 @@
 import ChunkStore
 import Foundation
-import RemoteBackends
 import Synchronization
 
 /// One Automator67 repository: the local state under $A67_HOME (the catalog and a copy of the
@@ -11,6 +10,9 @@ public final class Repository: Sendable {
     public let catalog: Catalog
     let keys: RepositoryKeys?
     public let repositoryID: String
+    /// Builds the providers' backends (the CLI passes one that knows every kind); nil when only the
+    /// catalog was opened.
+    let backends: (any BackendFactory)?
 
     public static let catalogFile = "catalog.db"
     public static let keyringFile = "keyring"
@@ -31,7 +33,8 @@ public final class Repository: Sendable {
     /// can only mean a lost keyring (restore it), never an interrupted init; an interrupted init
     /// leaves `catalog.db.init` (and perhaps a keyring that no catalog or provider ever used), which
     /// running init again removes.
-    public static func initialize(home: String, passphrase: Passphrase, settings: Settings = .init()) throws -> Repository {
+    public static func initialize(home: String, backends: any BackendFactory, passphrase: Passphrase,
+                                  settings: Settings = .init()) throws -> Repository {
         let fm = FileManager.default
         let keyringPath = home + "/" + keyringFile
         let catalogPath = home + "/" + catalogFile
@@ -71,13 +74,14 @@ public final class Repository: Sendable {
         try LocalFile.write(keyring.encoded, to: keyringPath)
         try LocalFile.move(newCatalogPath, to: catalogPath)
         return Repository(home: home, catalog: try Catalog(path: catalogPath), keys: RepositoryKeys(master: master),
-                          repositoryID: Hex.encode(id))
+                          repositoryID: Hex.encode(id), backends: backends)
     }
 
     /// Opens the repository at `home` with its keys. A wrong passphrase fails before anything is
     /// touched; `passphrase` is asked for only once a repository is known to be there.
     /// `relaxed`: the catalog syncs on `Catalog.sync` rather than on every commit (the mount).
-    public static func open(home: String, relaxed: Bool = false, passphrase: () throws -> Passphrase) throws -> Repository {
+    public static func open(home: String, backends: any BackendFactory, relaxed: Bool = false,
+                            passphrase: () throws -> Passphrase) throws -> Repository {
         let keyring = try localKeyring(home: home)
         let master = try keyring.unwrap(passphrase: try passphrase())
         let catalog = try Catalog(path: home + "/" + catalogFile, relaxed: relaxed)
@@ -85,14 +89,14 @@ public final class Repository: Sendable {
         guard try catalog.setting("repository_id") == id else {
             throw StoreError(.integrity, "the catalog in \(home) belongs to another repository than its keyring")
         }
-        return Repository(home: home, catalog: catalog, keys: RepositoryKeys(master: master), repositoryID: id)
+        return Repository(home: home, catalog: catalog, keys: RepositoryKeys(master: master), repositoryID: id, backends: backends)
     }
 
     /// Opens the catalog only, for read-only views.
     public static func openCatalog(home: String) throws -> Repository {
         let keyring = try localKeyring(home: home)
         let catalog = try Catalog(path: home + "/" + catalogFile)
-        return Repository(home: home, catalog: catalog, keys: nil, repositoryID: Hex.encode(keyring.repositoryID))
+        return Repository(home: home, catalog: catalog, keys: nil, repositoryID: Hex.encode(keyring.repositoryID), backends: nil)
     }
 
     /// The pool over the providers, built once; its providers are reloaded when they change (see
@@ -106,11 +110,12 @@ public final class Repository: Sendable {
     /// Whether the providers were reloaded for another process's change since `watchProviders` last said so.
     let reloadedUnreported = Mutex(false)
 
-    init(home: String, catalog: Catalog, keys: RepositoryKeys?, repositoryID: String) {
+    init(home: String, catalog: Catalog, keys: RepositoryKeys?, repositoryID: String, backends: (any BackendFactory)?) {
         self.home = home
         self.catalog = catalog
         self.keys = keys
         self.repositoryID = repositoryID
+        self.backends = backends
     }
 
     /// The keyring in `home`, once the repository's local files are known to be there: a missing or
@@ -200,42 +205,17 @@ public final class Repository: Sendable {
         if existing.contains(where: { $0.name == name }) {
             throw StoreError(.alreadyExists, "a provider named \(name) already exists; pick another name")
         }
-        var spec = spec
-        switch spec {
-        case .directory(let path):
-            // Only the folder itself is created: a missing parent is likely an unmounted disk.
-            if mkdir(path, 0o700) != 0, case let failure = errno, failure != EEXIST {
-                throw StoreError(.providerFailure, "cannot create provider directory \(path): \(String(cString: strerror(failure)))"
-                    + (failure == ENOENT ? " (its parent folder is missing: is the disk mounted? If the path is right, create the parent first)" : ""))
-            }
-            // One folder under two names (a trailing slash, a symlink) would put two replicas on one disk.
-            guard let resolved = realpath(path, nil) else {
-                throw StoreError(.providerFailure, "cannot resolve provider directory \(path)")
-            }
-            spec = .directory(path: String(cString: resolved))
-            free(resolved)
-        case .sftp(var settings, let options) where settings.hostKeySHA256 == nil:
-            guard case let backend as RetryingBackend = try spec.makeBackend(secret: secret),
-                  let sftp = backend.wrapped as? SFTPBackend else { break }
-            do {
-                settings.hostKeySHA256 = try await sftp.hostKeyFingerprint()
-            } catch {
-                throw StoreError(.providerFailure, "provider \(name) (\(sftp.location)) cannot be reached: \(error)")
-            }
-            spec = .sftp(settings, options)
-        default:
-            break
+        // Made ready first: a directory's folder created and its path resolved, an SFTP host's key
+        // pinned, a WebDAV root folder created.
+        let prepared: (spec: ProviderSpec, backend: any Backend)
+        do {
+            prepared = try await backendFactory().prepare(spec, secret: secret)
+        } catch let error as BackendError {
+            throw StoreError(.providerFailure, "provider \(name) (\(spec.summary)) cannot be set up: \(error)")
         }
+        let (spec, backend) = prepared
         if let twin = existing.first(where: { (try? ProviderSpec(kind: $0.kind, config: $0.config))?.identity == spec.identity }) {
             throw StoreError(.alreadyExists, "\(spec.summary) is already provider \(twin.name) of this repository")
-        }
-        let backend = try spec.makeBackend(secret: secret)
-        if case let retrying as RetryingBackend = backend, let webdav = retrying.wrapped as? WebDAVBackend {
-            do {
-                try await webdav.createRoot()
-            } catch {
-                throw StoreError(.providerFailure, "provider \(name) (\(webdav.location)) cannot be set up: \(error)")
-            }
         }
         let local = try Self.localKeyring(home: home)
         do {
@@ -270,7 +250,12 @@ public final class Repository: Sendable {
         let secret = try provider.record.sealedSecret.map {
             try ProviderSecret.open($0, keys: try unlocked(), repositoryID: repositoryID, provider: provider.record.name)
         }
-        return try provider.spec.makeBackend(secret: secret)
+        return try backendFactory().makeBackend(provider.spec, secret: secret)
+    }
+
+    func backendFactory() throws -> any BackendFactory {
+        guard let backends else { throw StoreError(.internal, "repository opened without a backend factory") }
+        return backends
     }
 
     /// The pool over this repository's providers: built on first use, then kept, its providers

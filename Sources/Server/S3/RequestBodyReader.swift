@@ -2,7 +2,7 @@ import ChunkStore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import RemoteBackends
+import S3Protocol
 
 /// Reads a request body in pieces as it arrives, decoding aws-chunked framing, and checks it on the
 /// way: the MD5 (ETag and Content-MD5), the signed SHA-256 or chunk signatures, a CRC32, CRC32C,

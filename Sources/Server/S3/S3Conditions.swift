@@ -2,6 +2,7 @@ import ChunkStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import S3Protocol
 
 /// Conditional requests. Reads (GET, HEAD, and a copy's source through the x-amz-copy-source-if-*
 /// headers) are checked against the object just read. Writes and deletes (If-Match and

@@ -2,8 +2,8 @@ import ChunkStore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import RemoteBackends
 import Replicator
+import S3Protocol
 
 /// The S3 API over one repository: routes each request to its operation, with the caller's
 /// buckets only. Buckets belong to users; another user's bucket answers 403 AccessDenied, exactly
@@ -245,13 +245,13 @@ struct S3Handler: Sendable {
 
     /// A request's small XML body (read whole, checked like any body), whose root must be `root`;
     /// nil for an empty body when that is allowed.
-    func xmlBody(_ r: S3Request, root: String, limit: Int, optional: Bool = false) async throws -> RemoteBackends.XMLElement? {
+    func xmlBody(_ r: S3Request, root: String, limit: Int, optional: Bool = false) async throws -> S3Protocol.XMLElement? {
         let body = try RequestBodyReader(r.request, payload: r.payload, quota: nil)
         let bytes = try await body.readAll(limit: limit)
         _ = try body.finish()
         if bytes.isEmpty && optional { return nil }
-        guard let element = RemoteBackends.XMLElement.parse(bytes), element.name == root else {
-            throw S3Error.malformedXML("expected one \(root) element, well-formed and nested at most \(RemoteBackends.XMLElement.maxDepth) levels deep")
+        guard let element = S3Protocol.XMLElement.parse(bytes), element.name == root else {
+            throw S3Error.malformedXML("expected one \(root) element, well-formed and nested at most \(S3Protocol.XMLElement.maxDepth) levels deep")
         }
         return element
     }

@@ -1,7 +1,7 @@
 import ChunkStore
 import Foundation
 import Hummingbird
-import RemoteBackends
+import S3Protocol
 
 /// ListObjectsV2, ListObjects (v1) and ListObjectVersions (every entry version "null": buckets
 /// have no versioning), with prefix, delimiter, paging and encoding-type=url.

@@ -2,8 +2,8 @@ import ChunkStore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import RemoteBackends
 import Replicator
+import S3Protocol
 
 /// Multipart uploads: each part is stored as chunks at once and held by the upload; completing
 /// lists the parts' chunks in one manifest (no bytes are copied), aborting releases them.

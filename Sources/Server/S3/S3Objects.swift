@@ -2,8 +2,8 @@ import ChunkStore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import RemoteBackends
 import Replicator
+import S3Protocol
 
 /// Which request headers an object keeps (in its manifest's attributes) and gives back.
 enum ObjectAttributes {

@@ -2,8 +2,8 @@ import ChunkStore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import RemoteBackends
 import Replicator
+import S3Protocol
 
 /// Who sent a request, once its signature checked out.
 struct Principal: Sendable {
@@ -32,14 +32,13 @@ struct ChunkSigning: Sendable {
 
     /// The signature of the next chunk whose SHA-256 is `hash`, given the previous signature.
     func chunkSignature(previous: String, hash: [UInt8]) -> String {
-        let text = ["AWS4-HMAC-SHA256-PAYLOAD", amzDate, scope, previous, SigV4Signer.emptyPayloadHash, Hex.encode(hash)]
-            .joined(separator: "\n")
-        return Hex.encode(Crypto.hmacSHA256(key: key, Array(text.utf8)))
+        SigV4Signer.signature(key: key, of: ["AWS4-HMAC-SHA256-PAYLOAD", amzDate, scope, previous, SigV4Signer.emptyPayloadHash,
+                                             Hex.encode(hash)].joined(separator: "\n"))
     }
 
     func trailerSignature(previous: String, trailer: [UInt8]) -> String {
-        let text = ["AWS4-HMAC-SHA256-TRAILER", amzDate, scope, previous, Hex.encode(Crypto.sha256(trailer))].joined(separator: "\n")
-        return Hex.encode(Crypto.hmacSHA256(key: key, Array(text.utf8)))
+        SigV4Signer.signature(key: key, of: ["AWS4-HMAC-SHA256-TRAILER", amzDate, scope, previous,
+                                             Hex.encode(Crypto.sha256(trailer))].joined(separator: "\n"))
     }
 }
 
@@ -174,15 +173,16 @@ struct SigV4Verifier: Sendable {
         guard names.contains("host") else {
             throw S3Error.accessDenied("The host header must be signed")
         }
-        var headers: [(String, String)] = []
+        var signed: [(String, String)] = []
         for name in names.sorted() {
             let value: String?
             if name == "host" { value = request.host } else { value = request.header(name) }
             guard let value else {
                 throw S3Error.accessDenied("The signed header \(name) is not in the request")
             }
-            headers.append((name, SigV4Signer.trimmed(value)))
+            signed.append((name, value))
         }
+        let headers = SigV4Signer.canonicalHeaders(signed)
         var paths = [request.rawPath]
         if let decoded = request.rawPath.removingPercentEncoding {
             let reencoded = SigV4Signer.encode(decoded, keepSlash: true)
@@ -191,8 +191,8 @@ struct SigV4Verifier: Sendable {
         for path in paths {
             let canonical = SigV4Signer.canonicalRequest(method: request.method, path: path, canonicalQuery: canonicalQuery,
                                                          headers: headers, payloadHash: payloadHash)
-            let expected = Hex.encode(Crypto.hmacSHA256(key: key, Array(SigV4Signer.stringToSign(amzDate: amzDate, scope: scope,
-                                                                                                 canonicalRequest: canonical).utf8)))
+            let expected = SigV4Signer.signature(key: key, of: SigV4Signer.stringToSign(amzDate: amzDate, scope: scope,
+                                                                                        canonicalRequest: canonical))
             if Self.constantTimeEqual(expected, signature.lowercased()) { return }
         }
         throw S3Error(.forbidden, "SignatureDoesNotMatch",
@@ -209,7 +209,7 @@ struct SigV4Verifier: Sendable {
 
     struct Scope {
         let keyID, day, region, service: String
-        var text: String { "\(day)/\(region)/\(service)/aws4_request" }
+        var text: String { SigV4Signer.scope(day: day, region: region, service: service) }
     }
 
     static func scope(_ credential: String) throws -> Scope {
@@ -222,25 +222,10 @@ struct SigV4Verifier: Sendable {
     }
 
     static func parseAmzDate(_ text: String) throws -> Date {
-        let b = Array(text.utf8)
-        func number(_ range: Range<Int>) -> Int? {
-            var v = 0
-            for i in range { guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }; v = v * 10 + Int(b[i] - 0x30) }
-            return v
-        }
-        guard b.count == 16, b[8] == UInt8(ascii: "T"), b[15] == UInt8(ascii: "Z"),
-              let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
-              let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15) else {
+        guard let date = SigV4Signer.date(fromTimestamp: text) else {
             throw S3Error.accessDenied("X-Amz-Date \(text) is not of the form YYYYMMDDTHHMMSSZ")
         }
-        var parts = tm()
-        parts.tm_year = Int32(year - 1900)
-        parts.tm_mon = Int32(month - 1)
-        parts.tm_mday = Int32(day)
-        parts.tm_hour = Int32(hour)
-        parts.tm_min = Int32(minute)
-        parts.tm_sec = Int32(second)
-        return Date(timeIntervalSince1970: Double(timegm(&parts)))
+        return date
     }
 
     /// "Tue, 27 Mar 2007 19:36:42 +0000" or "... GMT" as x-amz-date's form.
@@ -275,44 +260,3 @@ final class SecretCache: Sendable {
 }
 
 import Synchronization
-
-/// HTTP dates (RFC 7231's IMF-fixdate) both ways.
-enum HTTPDates {
-    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-    static func format(_ date: Date) -> String {
-        var time = time_t(date.timeIntervalSince1970)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        return String(format: "%@, %02d %@ %04d %02d:%02d:%02d GMT", days[Int(parts.tm_wday)], parts.tm_mday,
-                      months[Int(parts.tm_mon)], parts.tm_year + 1900, parts.tm_hour, parts.tm_min, parts.tm_sec)
-    }
-
-    /// "2009-10-12T17:50:30.000Z", as S3's XML writes times.
-    static func iso8601(_ date: Date) -> String {
-        var time = time_t(date.timeIntervalSince1970)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        let millis = Int((date.timeIntervalSince1970 - Double(time)) * 1000)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec, max(0, min(999, millis)))
-    }
-
-    static func parse(_ text: String) -> Date? {
-        // "Sun, 06 Nov 1994 08:49:37 GMT"
-        let parts = text.split(separator: " ")
-        guard parts.count == 6, let day = Int(parts[1]), let month = months.firstIndex(of: String(parts[2])),
-              let year = Int(parts[3]) else { return nil }
-        let clock = parts[4].split(separator: ":")
-        guard clock.count == 3, let h = Int(clock[0]), let m = Int(clock[1]), let s = Int(clock[2]) else { return nil }
-        var t = tm()
-        t.tm_year = Int32(year - 1900)
-        t.tm_mon = Int32(month)
-        t.tm_mday = Int32(day)
-        t.tm_hour = Int32(h)
-        t.tm_min = Int32(m)
-        t.tm_sec = Int32(s)
-        return Date(timeIntervalSince1970: Double(timegm(&t)))
-    }
-}

@@ -1,7 +1,6 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
-import RemoteBackends
 import Replicator
 
 struct ProviderCommand: AsyncParsableCommand {

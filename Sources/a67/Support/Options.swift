@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import RemoteBackends
 import Replicator
 
 /// Options every repository command takes.
@@ -16,12 +17,15 @@ struct HomeOptions: ParsableArguments {
 
     /// Opens the repository with its keys (asks for the passphrase once the repository is found).
     func unlock() throws -> Repository {
-        try Repository.open(home: path, passphrase: { try Passphrase.fromEnvironment() })
+        try Repository.open(home: path, backends: backendFactory, passphrase: { try Passphrase.fromEnvironment() })
     }
 
     /// Opens the catalog only (no passphrase).
     func catalogOnly() throws -> Repository { try Repository.openCatalog(home: path) }
 }
+
+/// How a67 builds providers' backends: every kind. The one place the CLI, the composition root, chooses.
+let backendFactory: any BackendFactory = RemoteBackendFactory()
 
 func absolute(_ path: String) -> String {
     if path.hasPrefix("/") { return path }

@@ -190,6 +190,28 @@ public struct DirectoryBackend: Backend, LeftoverSweeping {
         }
     }
 
+    /// Creates the provider's folder itself, never a missing parent: that is likely an unmounted disk.
+    public func prepare() async throws {
+        try await io.run {
+            if mkdir(self.root, 0o700) != 0, case let failure = errno, failure != EEXIST {
+                throw StoreError(.providerFailure, "cannot create provider directory \(self.root): \(String(cString: strerror(failure)))"
+                    + (failure == ENOENT ? " (its parent folder is missing: is the disk mounted? If the path is right, create the parent first)" : ""))
+            }
+        }
+    }
+
+    /// The root with symbolic links, `.` and `..` resolved: one folder under two names (a trailing
+    /// slash, a symlink) would put two replicas on one disk.
+    public func resolvedRoot() async throws -> String {
+        try await io.run {
+            guard let resolved = realpath(self.root, nil) else {
+                throw StoreError(.providerFailure, "cannot resolve provider directory \(self.root)")
+            }
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+    }
+
     private func requireRoot() throws {
         var st = stat()
         guard stat(root, &st) == 0 else {

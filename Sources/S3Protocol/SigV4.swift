@@ -1,7 +1,9 @@
 import ChunkStore
 import Foundation
 
-/// AWS Signature Version 4 for header-based authentication, as S3 and its compatibles check it.
+/// AWS Signature Version 4 for header-based authentication, as S3 and its compatibles check it: the
+/// S3 backend signs with it, and the server's verifier checks requests against the same canonical
+/// request, string to sign, signing key and URI encoding (one implementation of each, here).
 /// Checked against AWS's published examples in `SigV4Tests`.
 public struct SigV4Signer: Sendable {
     public let accessKeyID: String
@@ -24,26 +26,27 @@ public struct SigV4Signer: Sendable {
     /// case). Returns the headers to send: the given ones plus x-amz-date and Authorization.
     public func sign(method: String, path: String, query: [(String, String)], headers: [(String, String)],
                      payloadHash: String, date: Date = Date()) -> [(String, String)] {
-        let stamp = Self.timestamp(date)
         var all = headers
-        if !all.contains(where: { $0.0.lowercased() == "x-amz-date" }) { all.append(("x-amz-date", stamp)) }
+        if !all.contains(where: { $0.0.lowercased() == "x-amz-date" }) { all.append(("x-amz-date", Self.timestamp(date))) }
         let amzDate = all.first { $0.0.lowercased() == "x-amz-date" }!.1
         let day = String(amzDate.prefix(8))
-        let canonicalHeaders = all
-            .map { ($0.0.lowercased(), Self.trimmed($0.1)) }
-            .sorted { $0.0 < $1.0 }
+        let canonicalHeaders = Self.canonicalHeaders(all)
         let signedHeaders = canonicalHeaders.map(\.0).joined(separator: ";")
         let canonicalRequest = Self.canonicalRequest(method: method, path: path, canonicalQuery: Self.canonicalQuery(query),
                                                      headers: canonicalHeaders, payloadHash: payloadHash)
-        let scope = "\(day)/\(region)/\(service)/aws4_request"
+        let scope = Self.scope(day: day, region: region, service: service)
         let key = Self.signingKey(secret: secretKey, day: day, region: region, service: service)
-        let signature = Hex.encode(Crypto.hmacSHA256(key: key, Array(Self.stringToSign(amzDate: amzDate, scope: scope,
-                                                                                        canonicalRequest: canonicalRequest).utf8)))
+        let signature = Self.signature(key: key, of: Self.stringToSign(amzDate: amzDate, scope: scope, canonicalRequest: canonicalRequest))
         all.append(("Authorization", "AWS4-HMAC-SHA256 Credential=\(accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"))
         return all
     }
 
-    /// The canonical request: `headers` lowercased, trimmed and sorted by name, each one signed.
+    /// Headers as signed: names lowercased, values `trimmed`, sorted by name.
+    public static func canonicalHeaders(_ headers: [(String, String)]) -> [(String, String)] {
+        headers.map { ($0.0.lowercased(), trimmed($0.1)) }.sorted { $0.0 < $1.0 }
+    }
+
+    /// The canonical request: `headers` as `canonicalHeaders` gives them, each one signed.
     public static func canonicalRequest(method: String, path: String, canonicalQuery: String, headers: [(String, String)],
                                         payloadHash: String) -> String {
         [
@@ -60,6 +63,11 @@ public struct SigV4Signer: Sendable {
         ["AWS4-HMAC-SHA256", amzDate, scope, Hex.encode(Crypto.sha256(Array(canonicalRequest.utf8)))].joined(separator: "\n")
     }
 
+    /// "20130524/us-east-1/s3/aws4_request": what a signature is good for.
+    public static func scope(day: String, region: String, service: String) -> String {
+        "\(day)/\(region)/\(service)/aws4_request"
+    }
+
     /// The key for one day, region and service: HMAC chain from "AWS4" + secret.
     public static func signingKey(secret: String, day: String, region: String, service: String) -> [UInt8] {
         var key = Crypto.hmacSHA256(key: Array("AWS4\(secret)".utf8), Array(day.utf8))
@@ -67,13 +75,30 @@ public struct SigV4Signer: Sendable {
         return key
     }
 
-    /// "20130524T000000Z".
+    /// The signature of a string to sign (a request's, or an aws-chunked chunk's), hex.
+    public static func signature(key: [UInt8], of stringToSign: String) -> String {
+        Hex.encode(Crypto.hmacSHA256(key: key, Array(stringToSign.utf8)))
+    }
+
+    /// "20130524T000000Z": x-amz-date's form.
     public static func timestamp(_ date: Date) -> String {
-        var time = time_t(date.timeIntervalSince1970)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec)
+        let t = HTTPDates.fields(date)
+        return String(format: "%04d%02d%02dT%02d%02d%02dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                      t.tm_hour, t.tm_min, t.tm_sec)
+    }
+
+    /// The date of an x-amz-date; nil when `text` is not of the form YYYYMMDDTHHMMSSZ.
+    public static func date(fromTimestamp text: String) -> Date? {
+        let b = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            var v = 0
+            for i in range { guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }; v = v * 10 + Int(b[i] - 0x30) }
+            return v
+        }
+        guard b.count == 16, b[8] == UInt8(ascii: "T"), b[15] == UInt8(ascii: "Z"),
+              let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
+              let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15) else { return nil }
+        return HTTPDates.date(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
     }
 
     /// Parameters sorted by encoded name, then value; every byte but the unreserved ones encoded.

@@ -1,7 +1,7 @@
 import ChunkStore
 import Foundation
+import S3Protocol
 import Testing
-@testable import RemoteBackends
 
 /// AWS's published Signature V4 examples: the S3 header-auth examples ("Examples: Signature
 /// Calculations in AWS Signature Version 4", Amazon S3 API reference) and get-vanilla from the
@@ -66,5 +66,29 @@ import Testing
         #expect(SigV4Signer.encode("a b/c~d*e+f=", keepSlash: true) == "a%20b/c~d%2Ae%2Bf%3D")
         #expect(SigV4Signer.encode("a/b", keepSlash: false) == "a%2Fb")
         #expect(SigV4Signer.canonicalQuery([("b", "2"), ("a", "x y"), ("a", "1")]) == "a=1&a=x%20y&b=2")
+    }
+
+    @Test func timestampsBothWays() throws {
+        let date = Date(timeIntervalSince1970: 1_369_353_600)
+        #expect(SigV4Signer.timestamp(date) == "20130524T000000Z")
+        #expect(SigV4Signer.date(fromTimestamp: "20130524T000000Z") == date)
+        for bad in ["20130524T000000", "2013-05-24T00:00:00Z", "20130524X000000Z", "2013052aT000000Z", ""] {
+            #expect(SigV4Signer.date(fromTimestamp: bad) == nil, "\(bad)")
+        }
+    }
+}
+
+/// HTTP's and S3's date forms, both ways where both are read.
+@Suite struct HTTPDatesTests {
+    @Test func imfFixdateBothWays() {
+        let date = Date(timeIntervalSince1970: 784_111_777)
+        #expect(HTTPDates.format(date) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDates.parse("Sun, 06 Nov 1994 08:49:37 GMT") == date)
+        #expect(HTTPDates.parse("Sunday, 06-Nov-94 08:49:37 GMT") == nil)
+        #expect(HTTPDates.parse("Sun, 06 Nov 1994 08:49 GMT") == nil)
+    }
+
+    @Test func iso8601WithMilliseconds() {
+        #expect(HTTPDates.iso8601(Date(timeIntervalSince1970: 1_255_369_830.25)) == "2009-10-12T17:50:30.250Z")
     }
 }
