@@ -151,7 +151,7 @@ final class MountFileSystem: Sendable {
     }
 
     func inode(_ ino: fuse_ino_t) throws -> Inode {
-        guard let inode = try catalog.inode(id(ino)) else { throw NamespaceError.notFound }
+        guard let inode = try catalog.namespace.inode(id(ino)) else { throw NamespaceError.notFound }
         return inode
     }
 
@@ -160,14 +160,14 @@ final class MountFileSystem: Sendable {
     func lookup(_ request: Request, parent: fuse_ino_t, name: String) {
         answer(request) {
             guard name.utf8.count <= Names.maxSegmentBytes else { throw NamespaceError.nameTooLong }
-            guard let inode = try catalog.lookup(parent: id(parent), name: name) else { throw NamespaceError.notFound }
+            guard let inode = try catalog.namespace.lookup(parent: id(parent), name: name) else { throw NamespaceError.notFound }
             reply(request, entry: inode)
         }
     }
 
     func getattr(_ request: Request, ino: fuse_ino_t) {
         answer(request) {
-            if let inode = try catalog.inode(id(ino)) {
+            if let inode = try catalog.namespace.inode(id(ino)) {
                 reply(request, attributes: inode)
             } else if let node = nodes.withLock({ $0[id(ino)] }) {
                 replyUnlinked(request, node, ino: ino)
@@ -195,7 +195,7 @@ final class MountFileSystem: Sendable {
 
     func setattr(_ request: Request, ino: fuse_ino_t, attributes st: stat, fields: Int32) {
         answer(request) {
-            guard var inode = try catalog.inode(id(ino)) else {
+            guard var inode = try catalog.namespace.inode(id(ino)) else {
                 guard let node = nodes.withLock({ $0[id(ino)] }) else { throw NamespaceError.notFound }
                 if fields & FUSE_SET_ATTR_SIZE != 0 { try node.truncate(to: Int64(st.st_size), context: context) }
                 replyUnlinked(request, node, ino: ino)
@@ -220,10 +220,10 @@ final class MountFileSystem: Sendable {
                 if let mtime = change.mtime { node.state.withLock { $0.mtime = mtime } }
             }
             if change.mode != nil || change.uid != nil || change.gid != nil || change.atime != nil || change.mtime != nil {
-                inode = try catalog.setAttributes(inode.id, change)
+                inode = try catalog.namespace.setAttributes(inode.id, change)
                 if let mtime = change.mtime, let node = nodes.withLock({ $0[inode.id] }) { node.state.withLock { $0.mtime = mtime } }
             }
-            reply(request, attributes: try catalog.inode(inode.id) ?? inode)
+            reply(request, attributes: try catalog.namespace.inode(inode.id) ?? inode)
         }
     }
 
@@ -238,7 +238,7 @@ final class MountFileSystem: Sendable {
     func mkdir(_ request: Request, parent: fuse_ino_t, name: String, mode: UInt32) {
         answer(request) {
             let caller = request.caller
-            reply(request, entry: try catalog.makeNode(parent: id(parent), name: name, kind: .directory, mode: mode,
+            reply(request, entry: try catalog.namespace.makeNode(parent: id(parent), name: name, kind: .directory, mode: mode,
                                                        uid: caller.uid, gid: caller.gid))
         }
     }
@@ -251,9 +251,9 @@ final class MountFileSystem: Sendable {
             let type = mode & S_IFMT
             guard [S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].contains(type) else { throw MountError.errno(EINVAL) }
             let inode = type == S_IFREG
-                ? try catalog.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+                ? try catalog.namespace.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
                                        manifest: context.emptyManifest)
-                : try catalog.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+                : try catalog.namespace.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
                                        special: (type, rdev))
             reply(request, entry: inode)
         }
@@ -262,20 +262,20 @@ final class MountFileSystem: Sendable {
     func symlink(_ request: Request, target: String, parent: fuse_ino_t, name: String) {
         answer(request) {
             let caller = request.caller
-            reply(request, entry: try catalog.makeNode(parent: id(parent), name: name, kind: .symlink, mode: 0o777,
+            reply(request, entry: try catalog.namespace.makeNode(parent: id(parent), name: name, kind: .symlink, mode: 0o777,
                                                        uid: caller.uid, gid: caller.gid, symlinkTarget: target))
         }
     }
 
     func link(_ request: Request, ino: fuse_ino_t, parent: fuse_ino_t, name: String) {
         answer(request) {
-            reply(request, entry: try catalog.link(id(ino), parent: id(parent), name: name))
+            reply(request, entry: try catalog.namespace.link(id(ino), parent: id(parent), name: name))
         }
     }
 
     func unlink(_ request: Request, parent: fuse_ino_t, name: String) {
         answer(request) {
-            let gone = try catalog.unlink(parent: id(parent), name: name)
+            let gone = try catalog.namespace.unlink(parent: id(parent), name: name)
             markIfUnlinked(gone)
             request.ok()
         }
@@ -284,13 +284,13 @@ final class MountFileSystem: Sendable {
     /// An open file whose last name went stays readable and writable through its handles; its
     /// changes are dropped at the last close.
     func markIfUnlinked(_ id: Int64) {
-        guard let node = nodes.withLock({ $0[id] }), (try? catalog.inode(id)) == nil else { return }
+        guard let node = nodes.withLock({ $0[id] }), (try? catalog.namespace.inode(id)) == nil else { return }
         node.state.withLock { $0.unlinked = true }
     }
 
     func rmdir(_ request: Request, parent: fuse_ino_t, name: String) {
         answer(request) {
-            try catalog.rmdir(parent: id(parent), name: name)
+            try catalog.namespace.rmdir(parent: id(parent), name: name)
             request.ok()
         }
     }
@@ -298,8 +298,8 @@ final class MountFileSystem: Sendable {
     func rename(_ request: Request, parent: fuse_ino_t, name: String, newParent: fuse_ino_t, newName: String, flags: UInt32) {
         answer(request) {
             guard flags & ~3 == 0 else { throw MountError.errno(EINVAL) }
-            let replaced = try catalog.lookup(parent: id(newParent), name: newName)
-            try catalog.rename(parent: id(parent), name: name, newParent: id(newParent), newName: newName,
+            let replaced = try catalog.namespace.lookup(parent: id(newParent), name: newName)
+            try catalog.namespace.rename(parent: id(parent), name: name, newParent: id(newParent), newName: newName,
                                flags: Catalog.RenameFlags(rawValue: flags))
             if let replaced, flags & 2 == 0 { markIfUnlinked(replaced.id) }
             request.ok()
@@ -315,9 +315,9 @@ final class MountFileSystem: Sendable {
             node?.state.withLock { $0.handles += 1 }
             return node
         }) { return node }
-        guard let inode = try catalog.inode(id) else { throw NamespaceError.notFound }
+        guard let inode = try catalog.namespace.inode(id) else { throw NamespaceError.notFound }
         guard inode.kind == .file else { throw NamespaceError.isDirectory }
-        let manifest = try inode.manifestID.map { try catalog.manifest($0) } ?? Manifest(entries: [])
+        let manifest = try inode.manifestID.map { try catalog.namespace.manifest($0) } ?? Manifest(entries: [])
         let fresh = FileNode(id: id, manifestID: inode.manifestID, manifest: manifest, mtime: inode.mtime)
         return nodes.withLock { nodes in
             let node = nodes[id] ?? fresh
@@ -390,7 +390,7 @@ final class MountFileSystem: Sendable {
     func create(_ request: Request, parent: fuse_ino_t, name: String, mode: UInt32, info: UnsafeMutablePointer<fuse_file_info>) {
         answer(request) {
             let caller = request.caller
-            let inode = try catalog.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+            let inode = try catalog.namespace.makeNode(parent: id(parent), name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
                                              manifest: context.emptyManifest)
             // A new file is the empty manifest: its open state needs no catalog read.
             let node = FileNode(id: inode.id, manifestID: context.emptyManifest.id, manifest: Manifest(entries: []), mtime: inode.mtime)
@@ -498,12 +498,12 @@ final class MountFileSystem: Sendable {
                 guard add(".", nil, mode: S_IFDIR, ino: ino, next: 1) else { full = true; request.data([]); return }
             }
             if offset < 2 && !full {
-                let parent = try catalog.parent(of: folder).map { self.ino($0) } ?? ino
+                let parent = try catalog.namespace.parent(of: folder).map { self.ino($0) } ?? ino
                 guard add("..", nil, mode: S_IFDIR, ino: parent, next: 2) else { return sendDirectory(request, buffer, used) }
             }
             var after = max(0, offset - 2)
             while !full {
-                let batch = try catalog.children(of: folder, after: after, limit: 256)
+                let batch = try catalog.namespace.children(of: folder, after: after, limit: 256)
                 if batch.isEmpty { break }
                 for child in batch {
                     guard add(child.name, child.inode, mode: Self.type(child.inode), ino: self.ino(child.inode.id), next: child.row + 2) else {
@@ -532,14 +532,14 @@ final class MountFileSystem: Sendable {
             guard Self.keptAttribute(name) else { throw MountError.errno(ENOTSUP) }
             guard name.utf8.count <= 255 else { throw MountError.errno(ERANGE) }
             guard value.count <= 65536 else { throw MountError.errno(E2BIG) }
-            try catalog.setXattr(id(ino), name: name, value: value, create: flags & 1 != 0, replace: flags & 2 != 0)
+            try catalog.namespace.setXattr(id(ino), name: name, value: value, create: flags & 1 != 0, replace: flags & 2 != 0)
             request.ok()
         }
     }
 
     func getxattr(_ request: Request, ino: fuse_ino_t, name: String, size: Int) {
         answer(request) {
-            guard Self.keptAttribute(name), let value = try catalog.xattr(id(ino), name: name) else { throw NamespaceError.noAttribute }
+            guard Self.keptAttribute(name), let value = try catalog.namespace.xattr(id(ino), name: name) else { throw NamespaceError.noAttribute }
             try replyXattr(request, value, size: size)
         }
     }
@@ -547,7 +547,7 @@ final class MountFileSystem: Sendable {
     func listxattr(_ request: Request, ino: fuse_ino_t, size: Int) {
         answer(request) {
             var out: [UInt8] = []
-            for name in try catalog.xattrNames(id(ino)) { out += Array(name.utf8) + [0] }
+            for name in try catalog.namespace.xattrNames(id(ino)) { out += Array(name.utf8) + [0] }
             try replyXattr(request, out, size: size)
         }
     }
@@ -565,7 +565,7 @@ final class MountFileSystem: Sendable {
     func removexattr(_ request: Request, ino: fuse_ino_t, name: String) {
         answer(request) {
             guard Self.keptAttribute(name) else { throw NamespaceError.noAttribute }
-            try catalog.removeXattr(id(ino), name: name)
+            try catalog.namespace.removeXattr(id(ino), name: name)
             request.ok()
         }
     }
@@ -593,9 +593,9 @@ final class MountFileSystem: Sendable {
             let replicas = Int64(max(1, context.bucket.replicas))
             var total = capacity / replicas
             var taken = used / replicas
-            if let owner = context.bucket.ownerID, let quota = try catalog.user(id: owner)?.quota {
+            if let owner = context.bucket.ownerID, let quota = try catalog.accounts.user(id: owner)?.quota {
                 total = min(total, quota)
-                taken = min(total, try catalog.usage(user: owner).bytes)
+                taken = min(total, try catalog.accounts.usage(user: owner).bytes)
             }
             let block: Int64 = 4096
             var st = statvfs()
@@ -651,7 +651,7 @@ final class MountFileSystem: Sendable {
     }
 
     /// A file's path in the mount, for messages.
-    func name(_ id: Int64) -> String { catalog.key(ofInode: id).map { "/" + $0 } ?? "inode \(id) (unlinked)" }
+    func name(_ id: Int64) -> String { catalog.namespace.key(ofInode: id).map { "/" + $0 } ?? "inode \(id) (unlinked)" }
 
     func noteFailure(_ id: Int64, _ reason: String) {
         let now = ContinuousClock.now

@@ -69,7 +69,7 @@ struct Repair: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let repository = try home.unlock()
-            let summary = try repository.catalog.replicationSummary()
+            let summary = try repository.catalog.chunks.replicationSummary()
             let bar = ProgressBar(label: "repair", total: summary.underReplicatedBytes)
             let report = try await repository.repair(progress: bar.handler)
             bar.finish()
@@ -255,7 +255,7 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let repository = try home.catalogOnly()
-            let summary = try repository.catalog.replicationSummary()
+            let summary = try repository.catalog.chunks.replicationSummary()
             let stats = try repository.catalog.statistics()
             let providers = try repository.providers()
             let counts = summary.byReplicas.keys.sorted()
