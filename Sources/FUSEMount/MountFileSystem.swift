@@ -578,7 +578,7 @@ final class MountFileSystem: Sendable {
         answer(request) {
             var capacity: Int64 = 0
             var used: Int64 = 0
-            for provider in try context.repository.providers() where provider.record.state == "active" {
+            for provider in try context.repository.providers() where provider.record.state == .active {
                 var limit = provider.record.quota
                 if case .directory(let path) = provider.spec {
                     var fs = statvfs()

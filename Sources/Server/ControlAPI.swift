@@ -40,7 +40,7 @@ struct ControlAPI {
                 guard user.admin else { throw S3Error.accessDenied("Only admins see the providers") }
                 return json(["providers": try catalog.providers.all().map { p -> [String: Any] in
                     ["name": p.name, "kind": p.kind, "state": p.state, "group": p.group, "usedBytes": p.usedBytes, "chunks": p.chunkCount,
-                     "quota": p.quota ?? NSNull(), "breaker": p.health?.breaker ?? "closed"]
+                     "quota": p.quota ?? NSNull(), "breaker": (p.health?.breaker ?? .closed).rawValue]
                 }])
             default:
                 return json(["error": ["code": "NotFound", "message": "no such endpoint: \(Route.controlAPIPath) has health, buckets, usage, users, providers"]],
@@ -57,7 +57,7 @@ struct ControlAPI {
         let providers = try catalog.providers.all()
         return ["status": "ok", "version": A67Version.current, "uptimeSeconds": Int(Date().timeIntervalSince(server.startedAt)),
                 "providers": providers.count,
-                "providersWithOpenBreaker": providers.filter { $0.health?.breaker == "open" }.map(\.name)]
+                "providersWithOpenBreaker": providers.filter { $0.health?.breaker == .open }.map(\.name)]
     }
 
     func usage(_ user: UserRecord) throws -> [String: Any] {

@@ -144,7 +144,7 @@ final class ServerMetrics: Sendable {
         for provider in try server.repository.catalog.providers.all() {
             gauge("provider_used_bytes", "Sealed bytes the catalog places on each provider", Double(provider.usedBytes),
                   [("provider", provider.name)])
-            gauge("provider_breaker_open", "1 while the provider's circuit breaker is open", provider.health?.breaker == "open" ? 1 : 0,
+            gauge("provider_breaker_open", "1 while the provider's circuit breaker is open", provider.health?.breaker == .open ? 1 : 0,
                   [("provider", provider.name)])
         }
         gauge("uptime_seconds", "Seconds since a67 serve started", Date().timeIntervalSince(server.startedAt))

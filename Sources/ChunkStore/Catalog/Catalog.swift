@@ -21,7 +21,7 @@ import GRDB
 /// `Uploads.dropUpload`...), which run inside the caller's transaction; an aggregate never calls
 /// another's instance methods, which would open a second transaction.
 ///
-/// Schema changes are migrations, each owned by the module that owns its tables (CatalogMigrations);
+/// Schema changes are migrations, each owned by the module that owns its tables (CatalogSchema);
 /// a database is never rewritten by hand.
 public final class Catalog: Sendable {
     public let path: String
@@ -38,7 +38,10 @@ public final class Catalog: Sendable {
 
     /// Opens (and migrates) the catalog at `path`, creating it when `create` is set. `readOnly` opens
     /// it without migrating or writing (to diagnose a repository that cannot be opened for work).
-    public init(path: String, create: Bool = false, relaxed: Bool = false, readOnly: Bool = false) throws {
+    /// `modules`: the schemas of other modules that keep their tables in the catalog (the controller,
+    /// the SQL router), migrated after ChunkStore's own (`CatalogSchema.store`).
+    public init(path: String, create: Bool = false, relaxed: Bool = false, readOnly: Bool = false,
+                modules: [CatalogSchema] = []) throws {
         self.relaxed = relaxed
         if !create && !FileManager.default.fileExists(atPath: path) {
             throw StoreError(.notInitialized, "no catalog at \(path): run a67 init first (or set A67_HOME)")
@@ -62,7 +65,7 @@ public final class Catalog: Sendable {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            if !readOnly { try Self.migrator.migrate(pool) }
+            if !readOnly { try CatalogSchema.migrator([.store] + modules).migrate(pool) }
         } catch let error as DatabaseError {
             throw StoreError(.io, "cannot open the catalog \(path): \(error.message ?? error.description)")
         }

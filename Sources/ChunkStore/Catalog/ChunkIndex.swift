@@ -97,7 +97,7 @@ extension ChunkIndex {
     /// How many replicas a chunk that wants `want` can have: no more than there are failure groups
     /// among the active providers.
     private static let reachableWant = """
-        MIN(c.want, (SELECT COUNT(DISTINCT COALESCE(p.fault_group, p.name)) FROM provider p WHERE p.state = 'active'))
+        MIN(c.want, (SELECT COUNT(DISTINCT COALESCE(p.fault_group, p.name)) FROM provider p WHERE p.state = '\(ProviderState.active.rawValue)'))
         """
 
     /// Chunks still in use (by an object or a deleted object in the trash) with fewer recorded replicas

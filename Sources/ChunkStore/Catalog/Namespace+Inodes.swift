@@ -4,7 +4,8 @@ import GRDB
 /// One entry of a bucket's namespace as a filesystem sees it (the mount): the same rows the blob
 /// API reads as objects and folders.
 public struct Inode: Sendable, Equatable {
-    public enum Kind: String, Sendable { case directory = "d", file = "f", symlink = "l" }
+    /// Stored as its raw value in `inode.kind`.
+    public enum Kind: String, Sendable, DatabaseValueConvertible { case directory = "d", file = "f", symlink = "l" }
     /// The inode number. For a hard link's extra name, that of the file it names.
     public let id: Int64
     public let kind: Kind
@@ -123,7 +124,7 @@ extension Namespace {
         try pool.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT id, kind, link_of FROM inode WHERE parent_id = ? AND name = ?",
                                              arguments: [parent, name]) else { throw NamespaceError.notFound }
-            guard row["kind"] as String != "d" else { throw NamespaceError.isDirectory }
+            guard row["kind"] as Inode.Kind != .directory else { throw NamespaceError.isDirectory }
             let now = Catalog.now()
             let id = (row["link_of"] as Int64?) ?? row["id"]
             try Self.dropName(row["id"], trash: true, now: now, db)
@@ -137,7 +138,7 @@ extension Namespace {
         try pool.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT id, kind FROM inode WHERE parent_id = ? AND name = ?",
                                              arguments: [parent, name]) else { throw NamespaceError.notFound }
-            guard row["kind"] as String == "d" else { throw NamespaceError.notDirectory }
+            guard row["kind"] as Inode.Kind == .directory else { throw NamespaceError.notDirectory }
             try Self.dropFolder(row["id"], db)
             try Self.touch(parent, Catalog.now(), db)
         }
@@ -155,7 +156,7 @@ extension Namespace {
                 throw NamespaceError.notDirectory
             }
             let sourceID: Int64 = source["id"]
-            let sourceIsFolder = source["kind"] as String == "d"
+            let sourceIsFolder = source["kind"] as Inode.Kind == .directory
             let target = try Row.fetchOne(db, sql: "SELECT id, kind, link_of FROM inode WHERE parent_id = ? AND name = ?",
                                           arguments: [newParent, newName])
             let now = Catalog.now()
@@ -164,7 +165,7 @@ extension Namespace {
             if flags.contains(.exchange) {
                 guard let target else { throw NamespaceError.notFound }
                 let targetID: Int64 = target["id"]
-                if target["kind"] as String == "d", try Self.isInside(parent, targetID, db) { throw NamespaceError.invalid }
+                if target["kind"] as Inode.Kind == .directory, try Self.isInside(parent, targetID, db) { throw NamespaceError.invalid }
                 if targetID == sourceID { return }
                 try db.execute(sql: "UPDATE inode SET parent_id = NULL, name = ? WHERE id = ?", arguments: ["\u{0}exchange", sourceID])
                 try db.execute(sql: "UPDATE inode SET parent_id = ?, name = ?, ctime = ? WHERE id = ?", arguments: [parent, name, now, targetID])
@@ -175,7 +176,7 @@ extension Namespace {
                     guard !flags.contains(.noReplace) else { throw NamespaceError.exists }
                     let targetID: Int64 = target["id"]
                     if targetID == sourceID { return }
-                    let targetIsFolder = target["kind"] as String == "d"
+                    let targetIsFolder = target["kind"] as Inode.Kind == .directory
                     // Two names of one file: POSIX says do nothing.
                     let sourceFile = try Int64.fetchOne(db, sql: "SELECT COALESCE(link_of, id) FROM inode WHERE id = ?", arguments: [sourceID])
                     if !targetIsFolder, sourceFile == (target["link_of"] as Int64?) ?? targetID { return }
@@ -215,7 +216,7 @@ extension Namespace {
         let committed = try pool.write { db in
             try ChunkIndex.insert(chunks, db)
             guard let row = try Row.fetchOne(db, sql: "SELECT manifest, kind FROM inode WHERE id = ?", arguments: [id]),
-                  row["kind"] as String == "f" else { return false }
+                  row["kind"] as Inode.Kind == .file else { return false }
             for chunk in Set(manifest.entries.map(\.id))
             where try !ChunkIndex.isStored(chunk, db) {
                 throw StoreError(.internal, "content commit refused: chunk \(chunk.short) is not recorded as stored")

@@ -139,11 +139,11 @@ extension Namespace {
                                             arguments: [parent, name]),
                let existing = try Row.fetchOne(db, sql: "SELECT id, kind, manifest, special FROM inode WHERE id = ?",
                                                arguments: [named["file"] as Int64]) {
-                let kind: String = existing["kind"]
-                if kind == "d" {
+                let kind: Inode.Kind = existing["kind"]
+                if kind == .directory {
                     throw StoreError(.conflict, "\(bucket.name)/\(segments.joined(separator: "/")) is a folder; an object cannot replace it")
                 }
-                if kind == "f" && existing["special"] == nil {
+                if kind == .file && existing["special"] == nil {
                     // A file's new content: every name of it (hard links made in a mount) sees the object.
                     try db.execute(sql: "UPDATE inode SET manifest = ?, size = ?, mtime = ?, ctime = ? WHERE id = ?",
                                    arguments: [Data(manifestID.bytes), manifest.size, now, now, existing["id"] as Int64])
@@ -185,7 +185,7 @@ extension Namespace {
         guard let row else {
             throw StoreError(.notFound, "no object \(bucket.name)/\(key): a67 ls \(bucket.name) lists what is there")
         }
-        guard let id = row["manifest"] as Data?, row["kind"] as String == "f" else {
+        guard let id = row["manifest"] as Data?, row["kind"] as Inode.Kind == .file else {
             throw StoreError(.notFound, "\(bucket.name)/\(key) is \(Self.whatIsNot(kind: row["kind"], special: row["special"])), not an object")
         }
         guard let body = row["body"] as Data? else {
@@ -212,7 +212,7 @@ extension Namespace {
                       """, arguments: [id]) else {
                 throw StoreError(.notFound, "no object \(bucket.name)/\(key)")
             }
-            guard row["kind"] as String == "f", row["manifest"] != nil else {
+            guard row["kind"] as Inode.Kind == .file, row["manifest"] != nil else {
                 let what = Self.whatIsNot(kind: row["kind"], special: row["special"])
                 throw StoreError(.notFound, "\(bucket.name)/\(key) is \(what), not an object\(what == "a folder" ? "" : ": remove it in the mount")")
             }
@@ -291,8 +291,8 @@ extension Namespace {
             """, arguments: [folder, namePrefix, namePrefix])
         for row in rows {
             let name: String = row["name"]
-            let kind: String = row["kind"]
-            if kind == "d" {
+            let kind: Inode.Kind = row["kind"]
+            if kind == .directory {
                 let key = base + name + "/"
                 if recursive {
                     var after = startAfter
@@ -324,10 +324,10 @@ extension Namespace {
     /// What a namespace entry that is not an object is, for messages: "a folder", "a symbolic link
     /// (made in a mount)", "a FIFO (made in a mount)"... (`special`: a special file's st_mode type bits).
     /// With `object`, a regular file is "an object".
-    static func whatIsNot(kind: String, special: Int64?, object: Bool = false) -> String {
+    static func whatIsNot(kind: Inode.Kind, special: Int64?, object: Bool = false) -> String {
         switch (kind, special.map { $0 & 0o170000 }) {
-        case ("d", _): return "a folder"
-        case ("l", _): return "a symbolic link (made in a mount)"
+        case (.directory, _): return "a folder"
+        case (.symlink, _): return "a symbolic link (made in a mount)"
         case (_, 0o010000?): return "a FIFO (made in a mount)"
         case (_, 0o140000?): return "a socket (made in a mount)"
         case (_, 0o020000?): return "a character device (made in a mount)"
@@ -357,7 +357,7 @@ extension Namespace {
             path.append(segment)
             if let row = try Row.fetchOne(db, sql: "SELECT id, kind FROM inode WHERE parent_id = ? AND name = ?",
                                           arguments: [current, segment]) {
-                guard row["kind"] as String == "d" else {
+                guard row["kind"] as Inode.Kind == .directory else {
                     let special = try Int64.fetchOne(db, sql: "SELECT t.special FROM inode i JOIN inode t ON t.id = COALESCE(i.link_of, i.id) WHERE i.id = ?",
                                                      arguments: [row["id"] as Int64])
                     throw StoreError(.conflict, "\(bucket.name)/\(path.joined(separator: "/")) is \(whatIsNot(kind: row["kind"], special: special, object: true)), so it cannot also be a folder")

@@ -10,18 +10,19 @@ public struct ProviderRegistry: Sendable {
 
 extension ProviderRegistry {
     public func add(name: String, kind: String, config: String, quota: Int64?, sealedSecret: [UInt8]? = nil,
-                            group: String? = nil) throws -> ProviderRecord {
+                    group: String? = nil) throws -> ProviderRecord {
         try pool.write { db in
+            let now = Catalog.now()
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM provider WHERE name = ?", arguments: [name]) == true {
                 throw StoreError(.alreadyExists, "a provider named \(name) already exists; pick another name")
             }
             try db.execute(sql: """
                 INSERT INTO provider(name, kind, config, quota, created_at, sealed_secret, fault_group) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [name, kind, config, quota, Date().timeIntervalSince1970, sealedSecret.map { Data($0) }, group])
+                """, arguments: [name, kind, config, quota, now, sealedSecret.map { Data($0) }, group])
             let id = db.lastInsertedRowID
             try Self.providersChanged(db)
             return ProviderRecord(id: id, name: name, kind: kind, config: config, quota: quota, usedBytes: 0,
-                                  chunkCount: 0, sealedSecret: sealedSecret, group: group ?? name)
+                                  chunkCount: 0, sealedSecret: sealedSecret, group: group ?? name, createdAt: now)
         }
     }
 
@@ -29,7 +30,7 @@ extension ProviderRegistry {
     public func all() throws -> [ProviderRecord] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT p.id, p.name, p.kind, p.config, p.quota, p.sealed_secret, p.fault_group, p.state,
+                SELECT p.id, p.name, p.kind, p.config, p.quota, p.created_at, p.sealed_secret, p.fault_group, p.state,
                        p.health_breaker, p.health_latency, p.health_error_rate, p.health_requests, p.health_checked_at,
                        p.health_problem,
                        COALESCE(SUM(c.sealed_size), 0) AS used, COUNT(c.id) AS chunks
@@ -39,7 +40,7 @@ extension ProviderRegistry {
                 GROUP BY p.id ORDER BY p.name
                 """).map { row in
                 var health: ProviderHealthRecord?
-                if let breaker = row["health_breaker"] as String? {
+                if let breaker = try ProviderRegistry.decode(BreakerState.self, row["health_breaker"] as String?, "health_breaker") {
                     health = ProviderHealthRecord(breaker: breaker, latencySeconds: row["health_latency"],
                                                   errorRate: row["health_error_rate"] ?? 0, requests: row["health_requests"] ?? 0,
                                                   checkedAt: row["health_checked_at"] ?? 0, problem: row["health_problem"])
@@ -47,7 +48,9 @@ extension ProviderRegistry {
                 return ProviderRecord(id: row["id"], name: row["name"], kind: row["kind"], config: row["config"], quota: row["quota"],
                                       usedBytes: row["used"], chunkCount: row["chunks"],
                                       sealedSecret: (row["sealed_secret"] as Data?).map { [UInt8]($0) },
-                                      group: row["fault_group"] ?? row["name"], state: row["state"], health: health)
+                                      group: row["fault_group"] ?? row["name"],
+                                      state: try ProviderRegistry.decode(ProviderState.self, row["state"] as String?, "state") ?? .active,
+                                      health: health, createdAt: row["created_at"])
             }
         }
     }
@@ -70,9 +73,9 @@ extension ProviderRegistry {
             """, arguments: [providersVersionKey])
     }
 
-    public func setState(_ provider: Int64, _ state: String) throws {
+    public func setState(_ provider: Int64, _ state: ProviderState) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE provider SET state = ? WHERE id = ?", arguments: [state, provider])
+            try db.execute(sql: "UPDATE provider SET state = ? WHERE id = ?", arguments: [state.rawValue, provider])
             try Self.providersChanged(db)
         }
     }
@@ -82,7 +85,7 @@ extension ProviderRegistry {
             try db.execute(sql: """
                 UPDATE provider SET health_breaker = ?, health_latency = ?, health_error_rate = ?, health_requests = ?,
                        health_checked_at = ?, health_problem = ? WHERE id = ?
-                """, arguments: [health.breaker, health.latencySeconds, health.errorRate, health.requests, health.checkedAt,
+                """, arguments: [health.breaker.rawValue, health.latencySeconds, health.errorRate, health.requests, health.checkedAt,
                                  health.problem, provider])
         }
     }
@@ -106,5 +109,15 @@ extension ProviderRegistry {
             try db.execute(sql: "DELETE FROM provider WHERE id = ?", arguments: [provider])
             try Self.providersChanged(db)
         }
+    }
+
+    /// A state column's value as its enum; a value no enum case has is damage, not a default.
+    static func decode<State: RawRepresentable>(_ type: State.Type, _ value: String?, _ column: String) throws -> State?
+    where State.RawValue == String {
+        guard let value else { return nil }
+        guard let state = State(rawValue: value) else {
+            throw StoreError(.integrity, "the catalog holds provider.\(column) \"\(value)\", which no version of a67 writes: the catalog is damaged")
+        }
+        return state
     }
 }

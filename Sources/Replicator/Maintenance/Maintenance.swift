@@ -221,7 +221,7 @@ extension Repository {
             throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
         }
         let id = provider.record.id
-        try catalog.providers.setState(id, "draining")
+        try catalog.providers.setState(id, .draining)
         try reloadProviders()
         try await waitForStoresInFlight()
         let lock = try await storingLock()
@@ -414,7 +414,7 @@ extension Repository {
         defer { lock.release() }
         let pool = try pool()
         var report = GCReport()
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
+        let now = Catalog.now()
         let retention = try trashDays ?? Double(catalog.setting(Self.trashDaysSetting) ?? "") ?? Self.defaultTrashDays
         report.trashPurged = try catalog.namespace.purgeTrash(deletedBefore: now - Int64(retention * 86_400 * 1e9))
         let cutoff = now - Int64(grace * 1e9)

@@ -328,7 +328,7 @@ public final class Repository: Sendable {
             healths.withLock { $0[provider.record.id] = health }
             return ReplicatedPool.Member(id: provider.record.id, name: provider.record.name, backend: try backend(for: provider),
                                          quota: provider.record.quota, group: provider.record.group,
-                                         draining: provider.record.state == "draining", health: health)
+                                         draining: provider.record.state == .draining, health: health)
         }
         return (members, Dictionary(uniqueKeysWithValues: providers.map { ($0.record.id, $0.record.usedBytes) }))
     }

@@ -267,7 +267,7 @@ struct Status: AsyncParsableCommand {
                     "trashObjects": summary.trashObjects, "trashBytes": summary.trashBytes,
                     "unreferencedChunks": stats.unreferencedChunks, "unreferencedBytes": stats.unreferencedBytes,
                     "providers": providers.map { p in
-                        ["name": p.record.name, "state": p.record.state, "breaker": p.record.health?.breaker ?? NSNull(),
+                        ["name": p.record.name, "state": p.record.state.rawValue, "breaker": p.record.health?.breaker.rawValue ?? NSNull(),
                          "problem": p.record.health?.problem ?? NSNull(),
                          "usedBytes": p.record.usedBytes, "quota": p.record.quota.map { $0 as Any } ?? NSNull()] as [String: Any]
                     },
@@ -287,7 +287,7 @@ struct Status: AsyncParsableCommand {
                 + "\(stats.unreferencedChunks) chunk(s), \(ByteSize.format(stats.unreferencedBytes)) (a67 gc reclaims)")
             show("providers:")
             printTable(nil, providers.map { p in
-                ["  " + p.record.name, p.record.state, p.record.health?.breaker ?? "-",
+                ["  " + p.record.name, p.record.state.rawValue, p.record.health?.breaker.rawValue ?? "-",
                  ByteSize.format(p.record.usedBytes) + (p.record.quota.map { " of " + ByteSize.format($0) } ?? "")]
             })
             for p in providers {
