@@ -184,7 +184,7 @@ final class ChunkCache: Sendable {
             if let plain = try? await BlockingIOPool.shared.run({ cache.readPieces(entry, 0..<entry.length) }) { return plain }
             drop(entry.id)
         }
-        guard let locations = try await catalog.chunkLocations(entry.id), !locations.isEmpty else {
+        guard let locations = try await catalog.chunks.locations(entry.id), !locations.isEmpty else {
             throw StoreError(.integrity, "chunk \(entry.id.short) has no recorded location")
         }
         let sealer = self.sealer

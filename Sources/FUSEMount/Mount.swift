@@ -34,7 +34,7 @@ public final class Mount: Sendable {
 
     public init(repository: Repository, bucket: String, mountpoint: String, settings: Settings) throws {
         self.repository = repository
-        self.bucket = try repository.catalog.bucket(bucket)
+        self.bucket = try repository.catalog.namespace.bucket(bucket)
         self.mountpoint = mountpoint
         self.settings = settings
     }
@@ -81,7 +81,7 @@ public final class Mount: Sendable {
         // Leased for as long as the mount runs: gc would otherwise take it whenever no empty file is left.
         let emptyID = try await repository.whileStoring {
             let (emptyID, emptyChunk) = try await writer.storeManifest(empty, policy: policy)
-            if let emptyChunk { try await catalog.recordChunks([emptyChunk]) }
+            if let emptyChunk { try await catalog.chunks.record([emptyChunk]) }
             try leases.acquire([emptyID])
             return emptyID
         }

@@ -71,7 +71,7 @@ final class MountContext: Sendable {
             // Blocks stored before a provider began draining must not land there now (see drain).
             let chunks = try await repository.movingOffDrainedProviders(chunks)
             let (manifestID, stored) = try await writer.storeManifest(manifest, policy: policy)
-            _ = try catalog.commitContent(id, manifestID: manifestID, manifest: manifest, chunks: chunks + (stored.map { [$0] } ?? []),
+            _ = try catalog.namespace.commitContent(id, manifestID: manifestID, manifest: manifest, chunks: chunks + (stored.map { [$0] } ?? []),
                                           mtime: mtime, durable: durable)
             return manifestID
         }
@@ -84,7 +84,7 @@ final class MountContext: Sendable {
     func zeroBlock() async throws -> Manifest.Entry {
         if let entry = zeros.withLock({ $0 }) { return entry }
         let (entry, unrecorded) = try await store([UInt8](repeating: 0, count: FileNode.blockSize), for: nil)
-        if let unrecorded { try await catalog.recordChunks([unrecorded]) }
+        if let unrecorded { try await catalog.chunks.record([unrecorded]) }
         zeros.withLock { $0 = entry }
         return entry
     }
@@ -241,7 +241,7 @@ final class LeaseBook: Sendable {
     func acquire(_ ids: [ChunkID]) throws {
         try counts.withLock { counts in
             let new = ids.filter { counts[$0, default: 0] == 0 }
-            try catalog.lease(new)
+            try catalog.chunks.lease(new)
             for id in ids { counts[id, default: 0] += 1 }
         }
     }
@@ -250,7 +250,7 @@ final class LeaseBook: Sendable {
     /// changes are made on it; fails when that content is no longer stored.
     func acquireManifest(_ id: ChunkID) throws {
         try counts.withLock { counts in
-            if counts[id, default: 0] == 0 { try catalog.leaseManifest(id) }
+            if counts[id, default: 0] == 0 { try catalog.chunks.leaseManifest(id) }
             counts[id, default: 0] += 1
         }
     }
@@ -268,7 +268,7 @@ final class LeaseBook: Sendable {
                     counts[id] = n - 1
                 }
             }
-            try? catalog.releaseLeases(gone)
+            try? catalog.chunks.releaseLeases(gone)
         }
     }
 

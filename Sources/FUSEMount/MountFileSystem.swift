@@ -119,7 +119,7 @@ final class MountFileSystem: Sendable {
     }
 
     func inode(_ id: Int64) throws -> Inode {
-        guard let inode = try catalog.inode(id) else { throw NamespaceError.notFound }
+        guard let inode = try catalog.namespace.inode(id) else { throw NamespaceError.notFound }
         return inode
     }
 
@@ -127,12 +127,12 @@ final class MountFileSystem: Sendable {
 
     func lookup(parent: Int64, name: String) throws -> Attributes {
         guard name.utf8.count <= Names.maxSegmentBytes else { throw NamespaceError.nameTooLong }
-        guard let inode = try catalog.lookup(parent: parent, name: name) else { throw NamespaceError.notFound }
+        guard let inode = try catalog.namespace.lookup(parent: parent, name: name) else { throw NamespaceError.notFound }
         return attributes(inode)
     }
 
     func getattr(_ id: Int64, caller: Caller) throws -> Attributes {
-        if let inode = try catalog.inode(id) {
+        if let inode = try catalog.namespace.inode(id) {
             return attributes(inode)
         } else if let node = nodes.withLock({ $0[id] }) {
             return unlinked(node, caller: caller)
@@ -149,7 +149,7 @@ final class MountFileSystem: Sendable {
     }
 
     func setattr(_ id: Int64, _ changes: AttributeChanges, caller: Caller) throws -> Attributes {
-        guard var inode = try catalog.inode(id) else {
+        guard var inode = try catalog.namespace.inode(id) else {
             guard let node = nodes.withLock({ $0[id] }) else { throw NamespaceError.notFound }
             if let size = changes.size { try node.truncate(to: size, context: context) }
             return unlinked(node, caller: caller)
@@ -176,10 +176,10 @@ final class MountFileSystem: Sendable {
             if let mtime = change.mtime { node.state.withLock { $0.mtime = mtime } }
         }
         if change.mode != nil || change.uid != nil || change.gid != nil || change.atime != nil || change.mtime != nil {
-            inode = try catalog.setAttributes(inode.id, change)
+            inode = try catalog.namespace.setAttributes(inode.id, change)
             if let mtime = change.mtime, let node = nodes.withLock({ $0[inode.id] }) { node.state.withLock { $0.mtime = mtime } }
         }
-        return attributes(try catalog.inode(inode.id) ?? inode)
+        return attributes(try catalog.namespace.inode(inode.id) ?? inode)
     }
 
     func readlink(_ id: Int64) throws -> String {
@@ -189,7 +189,7 @@ final class MountFileSystem: Sendable {
     }
 
     func mkdir(parent: Int64, name: String, mode: UInt32, caller: Caller) throws -> Attributes {
-        attributes(try catalog.makeNode(parent: parent, name: name, kind: .directory, mode: mode,
+        attributes(try catalog.namespace.makeNode(parent: parent, name: name, kind: .directory, mode: mode,
                                         uid: caller.uid, gid: caller.gid))
     }
 
@@ -199,43 +199,43 @@ final class MountFileSystem: Sendable {
         let type = mode & S_IFMT
         guard [S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].contains(type) else { throw MountError.errno(EINVAL) }
         let inode = type == S_IFREG
-            ? try catalog.makeNode(parent: parent, name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+            ? try catalog.namespace.makeNode(parent: parent, name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
                                    manifest: context.emptyManifest)
-            : try catalog.makeNode(parent: parent, name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+            : try catalog.namespace.makeNode(parent: parent, name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
                                    special: (type, rdev))
         return attributes(inode)
     }
 
     func symlink(target: String, parent: Int64, name: String, caller: Caller) throws -> Attributes {
-        attributes(try catalog.makeNode(parent: parent, name: name, kind: .symlink, mode: 0o777,
+        attributes(try catalog.namespace.makeNode(parent: parent, name: name, kind: .symlink, mode: 0o777,
                                         uid: caller.uid, gid: caller.gid, symlinkTarget: target))
     }
 
     func link(_ id: Int64, parent: Int64, name: String) throws -> Attributes {
-        attributes(try catalog.link(id, parent: parent, name: name))
+        attributes(try catalog.namespace.link(id, parent: parent, name: name))
     }
 
     func unlink(parent: Int64, name: String) throws {
-        let gone = try catalog.unlink(parent: parent, name: name)
+        let gone = try catalog.namespace.unlink(parent: parent, name: name)
         markIfUnlinked(gone)
     }
 
     /// An open file whose last name went stays readable and writable through its handles; its
     /// changes are dropped at the last close.
     func markIfUnlinked(_ id: Int64) {
-        guard let node = nodes.withLock({ $0[id] }), (try? catalog.inode(id)) == nil else { return }
+        guard let node = nodes.withLock({ $0[id] }), (try? catalog.namespace.inode(id)) == nil else { return }
         node.state.withLock { $0.unlinked = true }
     }
 
     func rmdir(parent: Int64, name: String) throws {
-        try catalog.rmdir(parent: parent, name: name)
+        try catalog.namespace.rmdir(parent: parent, name: name)
     }
 
     /// `flags`: rename(2)'s RENAME_NOREPLACE (1) and RENAME_EXCHANGE (2); any other bit is EINVAL.
     func rename(parent: Int64, name: String, newParent: Int64, newName: String, flags: UInt32) throws {
         guard flags & ~3 == 0 else { throw MountError.errno(EINVAL) }
-        let replaced = try catalog.lookup(parent: newParent, name: newName)
-        try catalog.rename(parent: parent, name: name, newParent: newParent, newName: newName,
+        let replaced = try catalog.namespace.lookup(parent: newParent, name: newName)
+        try catalog.namespace.rename(parent: parent, name: name, newParent: newParent, newName: newName,
                            flags: Catalog.RenameFlags(rawValue: flags))
         if let replaced, flags & 2 == 0 { markIfUnlinked(replaced.id) }
     }
@@ -249,9 +249,9 @@ final class MountFileSystem: Sendable {
             node?.state.withLock { $0.handles += 1 }
             return node
         }) { return node }
-        guard let inode = try catalog.inode(id) else { throw NamespaceError.notFound }
+        guard let inode = try catalog.namespace.inode(id) else { throw NamespaceError.notFound }
         guard inode.kind == .file else { throw NamespaceError.isDirectory }
-        let manifest = try inode.manifestID.map { try catalog.manifest($0) } ?? Manifest(entries: [])
+        let manifest = try inode.manifestID.map { try catalog.namespace.manifest($0) } ?? Manifest(entries: [])
         let fresh = FileNode(id: id, manifestID: inode.manifestID, manifest: manifest, mtime: inode.mtime)
         return nodes.withLock { nodes in
             let node = nodes[id] ?? fresh
@@ -316,7 +316,7 @@ final class MountFileSystem: Sendable {
 
     /// Creates and opens a new file (it starts as the empty manifest).
     func create(parent: Int64, name: String, mode: UInt32, caller: Caller) throws -> (Attributes, OpenFile) {
-        let inode = try catalog.makeNode(parent: parent, name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
+        let inode = try catalog.namespace.makeNode(parent: parent, name: name, kind: .file, mode: mode, uid: caller.uid, gid: caller.gid,
                                          manifest: context.emptyManifest)
         // A new file is the empty manifest: its open state needs no catalog read.
         let node = FileNode(id: inode.id, manifestID: context.emptyManifest.id, manifest: Manifest(entries: []), mtime: inode.mtime)
@@ -384,10 +384,10 @@ final class MountFileSystem: Sendable {
         var entries: [DirectoryEntry] = []
         if offset < 1 { entries.append(DirectoryEntry(name: ".", id: id, mode: S_IFDIR, attributes: nil, next: 1)) }
         if offset < 2 {
-            let parent = try catalog.parent(of: id) ?? id
+            let parent = try catalog.namespace.parent(of: id) ?? id
             entries.append(DirectoryEntry(name: "..", id: parent, mode: S_IFDIR, attributes: nil, next: 2))
         }
-        let batch = try catalog.children(of: id, after: max(0, offset - 2), limit: limit)
+        let batch = try catalog.namespace.children(of: id, after: max(0, offset - 2), limit: limit)
         for child in batch {
             entries.append(DirectoryEntry(name: child.name, id: child.inode.id, mode: Self.type(child.inode),
                                           attributes: attributes(child.inode), next: child.row + 2))
@@ -406,24 +406,24 @@ final class MountFileSystem: Sendable {
         guard Self.keptAttribute(name) else { throw MountError.errno(ENOTSUP) }
         guard name.utf8.count <= 255 else { throw MountError.errno(ERANGE) }
         guard value.count <= 65536 else { throw MountError.errno(E2BIG) }
-        try catalog.setXattr(id, name: name, value: value, create: flags & 1 != 0, replace: flags & 2 != 0)
+        try catalog.namespace.setXattr(id, name: name, value: value, create: flags & 1 != 0, replace: flags & 2 != 0)
     }
 
     func getxattr(_ id: Int64, name: String) throws -> [UInt8] {
-        guard Self.keptAttribute(name), let value = try catalog.xattr(id, name: name) else { throw NamespaceError.noAttribute }
+        guard Self.keptAttribute(name), let value = try catalog.namespace.xattr(id, name: name) else { throw NamespaceError.noAttribute }
         return value
     }
 
     /// The names, each ended by a NUL, as listxattr(2) gives them.
     func listxattr(_ id: Int64) throws -> [UInt8] {
         var out: [UInt8] = []
-        for name in try catalog.xattrNames(id) { out += Array(name.utf8) + [0] }
+        for name in try catalog.namespace.xattrNames(id) { out += Array(name.utf8) + [0] }
         return out
     }
 
     func removexattr(_ id: Int64, name: String) throws {
         guard Self.keptAttribute(name) else { throw NamespaceError.noAttribute }
-        try catalog.removeXattr(id, name: name)
+        try catalog.namespace.removeXattr(id, name: name)
     }
 
     // MARK: - Capacity
@@ -433,7 +433,7 @@ final class MountFileSystem: Sendable {
     func statfs() throws -> Capacity {
         var capacity: Int64 = 0
         var used: Int64 = 0
-        for provider in try context.repository.providers() where provider.record.state == "active" {
+        for provider in try context.repository.providers() where provider.record.state == .active {
             var limit = provider.record.quota
             if case .directory(let path) = provider.spec {
                 var fs = statvfs()
@@ -448,9 +448,9 @@ final class MountFileSystem: Sendable {
         let replicas = Int64(max(1, context.bucket.replicas))
         var total = capacity / replicas
         var taken = used / replicas
-        if let owner = context.bucket.ownerID, let quota = try catalog.user(id: owner)?.quota {
+        if let owner = context.bucket.ownerID, let quota = try catalog.accounts.user(id: owner)?.quota {
             total = min(total, quota)
-            taken = min(total, try catalog.usage(user: owner).bytes)
+            taken = min(total, try catalog.accounts.usage(user: owner).bytes)
         }
         let block: Int64 = 4096
         return Capacity(blockSize: block, blocks: max(0, total / block), freeBlocks: max(0, (total - taken) / block),
@@ -496,7 +496,7 @@ final class MountFileSystem: Sendable {
     }
 
     /// A file's path in the mount, for messages.
-    func name(_ id: Int64) -> String { catalog.key(ofInode: id).map { "/" + $0 } ?? "inode \(id) (unlinked)" }
+    func name(_ id: Int64) -> String { catalog.namespace.key(ofInode: id).map { "/" + $0 } ?? "inode \(id) (unlinked)" }
 
     func noteFailure(_ id: Int64, _ reason: String) {
         let now = ContinuousClock.now

@@ -39,7 +39,7 @@ public struct EmbeddedDefault: Sendable {
             _ = try await repository.addProvider(name: name, spec: .directory(path: home + "/providers/" + name), quota: nil)
             added.append(name)
         }
-        if (try? repository.catalog.bucket(Self.demoBucket)) == nil {
+        if (try? repository.catalog.namespace.bucket(Self.demoBucket)) == nil {
             _ = try repository.createBucket(Self.demoBucket, replicas: 2)
         }
 

@@ -23,8 +23,8 @@ struct ControlAPI {
             let user = principal.user
             switch route {
             case "/buckets":
-                let buckets = try catalog.buckets().filter { user.admin || $0.bucket.ownerID == user.id }
-                let owners = Dictionary(uniqueKeysWithValues: try catalog.users().map { ($0.id, $0.name) })
+                let buckets = try catalog.namespace.buckets().filter { user.admin || $0.bucket.ownerID == user.id }
+                let owners = Dictionary(uniqueKeysWithValues: try catalog.accounts.users().map { ($0.id, $0.name) })
                 return json(["buckets": buckets.map { summary -> [String: Any] in
                     var entry: [String: Any] = ["name": summary.bucket.name, "objects": summary.objects, "bytes": summary.bytes,
                                                 "replicas": summary.bucket.replicas]
@@ -34,13 +34,13 @@ struct ControlAPI {
             case "/usage":
                 return json(try usage(user))
             case "/users":
-                let users = user.admin ? try catalog.users() : [user]
+                let users = user.admin ? try catalog.accounts.users() : [user]
                 return json(["users": try users.map { try usage($0) }])
             case "/providers":
                 guard user.admin else { throw S3Error.accessDenied("Only admins see the providers") }
-                return json(["providers": try catalog.providers().map { p -> [String: Any] in
+                return json(["providers": try catalog.providers.all().map { p -> [String: Any] in
                     ["name": p.name, "kind": p.kind, "state": p.state, "group": p.group, "usedBytes": p.usedBytes, "chunks": p.chunkCount,
-                     "quota": p.quota ?? NSNull(), "breaker": p.health?.breaker ?? "closed"]
+                     "quota": p.quota ?? NSNull(), "breaker": (p.health?.breaker ?? .closed).rawValue]
                 }])
             default:
                 return json(["error": ["code": "NotFound", "message": "no such endpoint: \(Route.controlAPIPath) has health, buckets, usage, users, providers"]],
@@ -54,16 +54,16 @@ struct ControlAPI {
     }
 
     func health() throws -> [String: Any] {
-        let providers = try catalog.providers()
+        let providers = try catalog.providers.all()
         return ["status": "ok", "version": A67Version.current, "uptimeSeconds": Int(Date().timeIntervalSince(server.startedAt)),
                 "providers": providers.count,
-                "providersWithOpenBreaker": providers.filter { $0.health?.breaker == "open" }.map(\.name)]
+                "providersWithOpenBreaker": providers.filter { $0.health?.breaker == .open }.map(\.name)]
     }
 
     func usage(_ user: UserRecord) throws -> [String: Any] {
-        let usage = try catalog.usage(user: user.id)
+        let usage = try catalog.accounts.usage(user: user.id)
         return ["user": user.name, "admin": user.admin, "buckets": usage.buckets, "objects": usage.objects, "bytes": usage.bytes,
-                "quota": user.quota ?? NSNull(), "keys": try catalog.accessKeys(user: user.id).map(\.id)]
+                "quota": user.quota ?? NSNull(), "keys": try catalog.accounts.accessKeys(user: user.id).map(\.id)]
     }
 
     func json(_ value: [String: Any], status: HTTPResponse.Status = .ok) -> Response {

@@ -91,7 +91,7 @@ struct Responder: HTTPResponder {
     /// What a not-found the handler did not name is, as S3 names it: the request's bucket when that
     /// is gone, else its upload or key.
     private func missing(_ r: S3Request) -> S3Error {
-        if let bucket = r.bucket, (try? server.repository.catalog.bucket(bucket)) == nil { return .noSuchBucket(bucket) }
+        if let bucket = r.bucket, (try? server.repository.catalog.namespace.bucket(bucket)) == nil { return .noSuchBucket(bucket) }
         if let upload = r.query["uploadId"] { return .noSuchUpload(upload) }
         if let key = r.key { return .noSuchKey(key) }
         return .noSuchBucket(r.bucket ?? "")
@@ -141,10 +141,10 @@ final class ServerMetrics: Sendable {
         gauge("objects", "Objects in every bucket", Double(statistics.objects))
         gauge("logical_bytes", "Sum of object sizes", Double(statistics.logicalBytes))
         gauge("replica_bytes", "Sealed bytes over every replica", Double(statistics.replicaBytes))
-        for provider in try server.repository.catalog.providers() {
+        for provider in try server.repository.catalog.providers.all() {
             gauge("provider_used_bytes", "Sealed bytes the catalog places on each provider", Double(provider.usedBytes),
                   [("provider", provider.name)])
-            gauge("provider_breaker_open", "1 while the provider's circuit breaker is open", provider.health?.breaker == "open" ? 1 : 0,
+            gauge("provider_breaker_open", "1 while the provider's circuit breaker is open", provider.health?.breaker == .open ? 1 : 0,
                   [("provider", provider.name)])
         }
         gauge("uptime_seconds", "Seconds since a67 serve started", Date().timeIntervalSince(server.startedAt))

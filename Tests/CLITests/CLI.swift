@@ -163,7 +163,7 @@ final class CLI: @unchecked Sendable {
     /// The files of the chunks the catalog records on provider `i` (not the catalog snapshot's own).
     func chunkFiles(_ i: Int) -> [String] {
         let root = provider(i) + "/data"
-        let recorded = Set(((try? Catalog(path: home + "/catalog.db").allLocations()) ?? []).map(\.chunk.hex))
+        let recorded = Set(((try? Catalog(path: home + "/catalog.db").chunks.allLocations()) ?? []).map(\.chunk.hex))
         let enumerator = FileManager.default.enumerator(atPath: root)
         var files: [String] = []
         while let name = enumerator?.nextObject() as? String {
@@ -186,11 +186,11 @@ final class CLI: @unchecked Sendable {
     /// Every chunk location the catalog records is a file on that provider.
     func everyRecordedChunkExists() throws -> Bool {
         let catalog = try Catalog(path: home + "/catalog.db")
-        let roots = Dictionary(uniqueKeysWithValues: try catalog.providers().map { provider in
+        let roots = Dictionary(uniqueKeysWithValues: try catalog.providers.all().map { provider in
             let config = try? JSONSerialization.jsonObject(with: Data(provider.config.utf8)) as? [String: String]
             return (provider.id, config?["path"] ?? "")
         })
-        return try catalog.allLocations().allSatisfy { FileManager.default.fileExists(atPath: roots[$0.provider]! + "/" + $0.chunk.objectName) }
+        return try catalog.chunks.allLocations().allSatisfy { FileManager.default.fileExists(atPath: roots[$0.provider]! + "/" + $0.chunk.objectName) }
     }
 
     func json(_ arguments: [String]) throws -> Any {

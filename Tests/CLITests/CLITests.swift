@@ -337,8 +337,8 @@ struct CLITests {
         try input.fileHandleForWriting.write(contentsOf: Data(data.prefix(4 * Self.chunk)))
         let catalog = try Catalog(path: cli.home + "/catalog.db")
         let deadline = Date().addingTimeInterval(60)
-        while try catalog.allLocations().count < 2 && Date() < deadline { usleep(20_000) }
-        #expect(try catalog.allLocations().count >= 2, "the put never recorded a chunk")
+        while try catalog.chunks.allLocations().count < 2 && Date() < deadline { usleep(20_000) }
+        #expect(try catalog.chunks.allLocations().count >= 2, "the put never recorded a chunk")
         kill(process.processIdentifier, signal)
         process.waitUntilExit()
         try? input.fileHandleForWriting.close()

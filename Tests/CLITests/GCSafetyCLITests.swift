@@ -19,7 +19,7 @@ import Testing
 
     func chunks(_ cli: CLI, _ key: String) throws -> [ChunkID] {
         let catalog = try Catalog(path: cli.home + "/catalog.db")
-        return try catalog.object(bucket: try catalog.bucket("test-bucket"), segments: [key]).manifest.entries.map(\.id)
+        return try catalog.namespace.object(bucket: try catalog.namespace.bucket("test-bucket"), segments: [key]).manifest.entries.map(\.id)
     }
 
     @Test func damagedReferenceCountStopsGC() throws {
@@ -47,7 +47,7 @@ import Testing
         try cli.ok(["put", cli.file("whole.bin", randomBytes(100_000)), "test-bucket/whole.bin"])
         try cli.ok(["put", cli.file("broken.bin", randomBytes(6 << 20)), "test-bucket/dir/broken.bin"])
         let catalog = try Catalog(path: cli.home + "/catalog.db")
-        let lost = try catalog.object(bucket: try catalog.bucket("test-bucket"), segments: ["dir", "broken.bin"]).manifest.entries[0].id
+        let lost = try catalog.namespace.object(bucket: try catalog.namespace.bucket("test-bucket"), segments: ["dir", "broken.bin"]).manifest.entries[0].id
         // Its only copy is gone from the provider and from the catalog (what an unsafe gc did).
         for i in 1...2 { for file in cli.chunkFiles(i) where file.hasSuffix(lost.hex) { try FileManager.default.removeItem(atPath: file) } }
         try damage(cli, "DELETE FROM chunk_location WHERE chunk_id = x'\(lost.hex)';")
@@ -63,7 +63,7 @@ import Testing
         try cli.setUp(providers: 2, replicas: 1)
         try cli.ok(["put", cli.file("a.bin", randomBytes(6 << 20)), "test-bucket/a.bin"])
         let catalog = try Catalog(path: cli.home + "/catalog.db")
-        let manifest = try catalog.object(bucket: try catalog.bucket("test-bucket"), segments: ["a.bin"]).manifestID
+        let manifest = try catalog.namespace.object(bucket: try catalog.namespace.bucket("test-bucket"), segments: ["a.bin"]).manifestID
         try damage(cli, "UPDATE manifest SET body = x'00' WHERE id = x'\(manifest.hex)';")
         let before = cli.allChunkFiles(1) + cli.allChunkFiles(2)
         try cli.fails(["gc", "--grace", "0"], status: 4, message: "cannot be read")

@@ -30,7 +30,7 @@ import Testing
     }
 
     static func recordedChunks(_ cli: CLI) throws -> Set<String> {
-        Set(try Catalog(path: cli.home + "/catalog.db").allLocations().map(\.chunk.hex))
+        Set(try Catalog(path: cli.home + "/catalog.db").chunks.allLocations().map(\.chunk.hex))
     }
 
     func get(_ cli: CLI, _ key: String) throws -> [UInt8]? {

@@ -19,9 +19,9 @@ import Testing
         #expect(try await h.read(file.id, count: data.count) == data)
         #expect(try await h.read(file.id, at: Int64(data.count) - 10, count: 100) == Array(data.suffix(10)))
         // Not committed yet: the catalog has the empty file.
-        #expect(try fs.catalog.inode(file.id)?.size == 0)
+        #expect(try fs.catalog.namespace.inode(file.id)?.size == 0)
         try await h.close(file.id)
-        let committed = try #require(try fs.catalog.inode(file.id))
+        let committed = try #require(try fs.catalog.namespace.inode(file.id))
         #expect(committed.size == Int64(data.count) && committed.manifestID != fs.context.emptyManifest.id)
         #expect(fs.nodes.withLock { $0.isEmpty })
         #expect(fs.context.leases.count >= 1)  // the empty manifest, for as long as the mount runs
@@ -43,7 +43,7 @@ import Testing
         _ = try await h.blocking { try $0.open(file.id, truncate: true) }
         #expect(try fs.getattr(file.id, caller: h.me).size == 0)
         try await h.close(file.id)
-        #expect(try fs.catalog.inode(file.id)?.size == 0)
+        #expect(try fs.catalog.namespace.inode(file.id)?.size == 0)
     }
 
     @Test func renameNoReplaceExchangeAndReplace() async throws {
@@ -115,7 +115,7 @@ import Testing
         #expect(try await h.read(file.id, at: 0, count: 16) == [UInt8](repeating: 0, count: 16))
         #expect(try await h.read(file.id, at: far - 2, count: 8) == [0, 0, 7])
         try await h.close(file.id)
-        #expect(try fs.catalog.inode(file.id)?.size == far + 1)
+        #expect(try fs.catalog.namespace.inode(file.id)?.size == far + 1)
         // Shorter, then longer again: what was cut off reads as zeros.
         #expect(try await h.truncate(file.id, to: 3).size == 3)
         #expect(try await h.truncate(file.id, to: far + 1).size == far + 1)
@@ -129,7 +129,7 @@ import Testing
         let huge = try h.create("huge")
         #expect(try await h.truncate(huge.id, to: FileNode.maxSize).size == FileNode.maxSize)
         try await h.close(huge.id)
-        #expect(try fs.catalog.inode(huge.id)?.size == FileNode.maxSize)
+        #expect(try fs.catalog.namespace.inode(huge.id)?.size == FileNode.maxSize)
         // A folder has no size to set.
         let folder = try fs.mkdir(parent: fs.root, name: "d", mode: 0o755, caller: h.me)
         #expect(await errno { _ = try await h.truncate(folder.id, to: 0) } == EISDIR)
@@ -199,13 +199,13 @@ import Testing
         #expect(await errno { try await h.write(file.id, pattern(1 << 20), at: 512 << 10) } == EDQUOT)
         #expect(await errno { try await h.blocking { try $0.flush(file.id) } } == EDQUOT)
         try await h.blocking { $0.release(file.id) }
-        #expect(try fs.catalog.inode(file.id)?.size == 0)
+        #expect(try fs.catalog.namespace.inode(file.id)?.size == 0)
         #expect(fs.nodes.withLock { $0.isEmpty })
         // What fits is stored.
         let small = try h.create("small")
         try await h.write(small.id, pattern(100 << 10))
         try await h.close(small.id)
-        #expect(try fs.catalog.inode(small.id)?.size == 100 << 10)
+        #expect(try fs.catalog.namespace.inode(small.id)?.size == 100 << 10)
         // statfs reports the quota.
         let capacity = try fs.statfs()
         #expect(capacity.blocks * capacity.blockSize == 1 << 20)

@@ -28,7 +28,7 @@ import Testing
         #expect(report.providersDown == ["s3"])
         #expect(report.failed.isEmpty && report.lost.isEmpty, "\(report.failed) \(report.lost)")
         let ids = Dictionary(uniqueKeysWithValues: try repository.providers().map { ($0.record.name, $0.record.id) })
-        let inUse = try repository.catalog.chunksInUse()
+        let inUse = try repository.catalog.chunks.inUse()
         #expect(inUse.count == 17)
         #expect(inUse.allSatisfy { $0.providers.contains(ids["dav"]!) && $0.providers.contains(ids["ssh"]!) },
                 "after repair every chunk has its two replicas on the providers that answer")
@@ -73,7 +73,7 @@ import Testing
         let object = try repository.object(bucket: "fault", key: "k")
         let victimID = try repository.providers().first { $0.record.name == victim }!.record.id
         let backend = try Self.backend(repository, victim)
-        let held = try repository.catalog.chunks(on: victimID)
+        let held = try repository.catalog.chunks.placements(on: victimID)
         #expect(!held.isEmpty, "\(victim) holds some of the chunks")
 
         // Every copy on the victim corrupted (one byte flipped), through the provider's own protocol.
@@ -85,24 +85,24 @@ import Testing
         #expect(try await read(repository, object) == data, "the other replicas serve every get")
         // The get forgot the bad copies it met (which ones depends on the read order); scrub finds the
         // rest: together, every copy on the victim.
-        let forgottenByGet = held.count - (try repository.catalog.chunks(on: victimID).count)
+        let forgottenByGet = held.count - (try repository.catalog.chunks.placements(on: victimID).count)
         let scrub = try await repository.scrub()
         #expect(scrub.corrupt.count == held.count - forgottenByGet, "\(scrub.corrupt)")
-        #expect(try repository.catalog.underReplicated().count == held.count)
+        #expect(try repository.catalog.chunks.underReplicated().count == held.count)
         let repaired = try await repository.repair()
         #expect(repaired.failed.isEmpty && repaired.lost.isEmpty)
         let clean = try await repository.scrub()
         #expect(clean.corrupt.isEmpty && clean.missing.isEmpty, "after repair: \(clean.corrupt) \(clean.missing)")
-        #expect(try repository.catalog.underReplicated().isEmpty)
+        #expect(try repository.catalog.chunks.underReplicated().isEmpty)
 
         // Then every chunk on the victim deleted.
-        let onVictim = try repository.catalog.chunks(on: victimID).count
-        for chunk in try repository.catalog.chunks(on: victimID) { try await backend.delete(chunk.id.objectName) }
+        let onVictim = try repository.catalog.chunks.placements(on: victimID).count
+        for chunk in try repository.catalog.chunks.placements(on: victimID) { try await backend.delete(chunk.id.objectName) }
         #expect(try await read(repository, object) == data)
         _ = try await repository.scrub()
-        #expect(try repository.catalog.underReplicated().count == onVictim, "every deleted copy was found missing")
+        #expect(try repository.catalog.chunks.underReplicated().count == onVictim, "every deleted copy was found missing")
         _ = try await repository.repair()
-        #expect(try repository.catalog.underReplicated().isEmpty)
+        #expect(try repository.catalog.chunks.underReplicated().isEmpty)
         let final = try await repository.scrub()
         #expect(final.corrupt.isEmpty && final.missing.isEmpty && final.unreadable.isEmpty)
         #expect(try await read(repository, object) == data)
@@ -130,7 +130,7 @@ import Testing
         var beside: [String: String] = [:], fresh: [String: String] = [:], alone: [String: String] = [:]
         for name in ["dav", "ssh"] {
             let id = try repository.providers().first { $0.record.name == name }!.record.id
-            let held = try repository.catalog.chunks(on: id)[0].id
+            let held = try repository.catalog.chunks.placements(on: id)[0].id
             let folder = "data/" + held.hex.prefix(2) + "/"
             beside[name] = folder + "." + held.hex + ".a67-partial-cut1"
             fresh[name] = folder + "." + String(repeating: "1", count: 64) + ".a67-partial-cut2"

@@ -10,14 +10,14 @@ struct CatalogTests {
         await expectStoreError(.conflict) { _ = try await h.put([1], key: "a/b") }       // a folder is in the way
         await expectStoreError(.conflict) { _ = try await h.put([1], key: "z.txt/x") }   // an object is in the way
         var top: [ListEntry] = []
-        try h.catalog.list(bucket: h.bucket, prefix: "", recursive: false) { top.append($0) }
+        try h.catalog.namespace.list(bucket: h.bucket, prefix: "", recursive: false) { top.append($0) }
         #expect(top.map(\.key) == ["a/", "z.txt"])
         #expect(top[0].isFolder)
         var inA: [String] = []
-        try h.catalog.list(bucket: h.bucket, prefix: "a/", recursive: false) { inA.append($0.key) }
+        try h.catalog.namespace.list(bucket: h.bucket, prefix: "a/", recursive: false) { inA.append($0.key) }
         #expect(inA == ["a/b/", "a/e.txt"])
         var partial: [String] = []
-        try h.catalog.list(bucket: h.bucket, prefix: "a/b/c", recursive: true) { partial.append($0.key) }
+        try h.catalog.namespace.list(bucket: h.bucket, prefix: "a/b/c", recursive: true) { partial.append($0.key) }
         #expect(partial == ["a/b/c.txt"])
     }
 
@@ -32,21 +32,21 @@ struct CatalogTests {
         let h = try Harness(providers: 1, replicas: 1)
         _ = try await h.put([1], key: "deep/er/file")
         _ = try await h.put([2], key: "deep/other")
-        expectStoreError(.conflict) { try h.catalog.removeBucket(h.bucket.name) }
-        try h.catalog.removeObject(bucket: h.bucket, segments: ["deep", "er", "file"])
+        expectStoreError(.conflict) { try h.catalog.namespace.removeBucket(h.bucket.name) }
+        try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["deep", "er", "file"])
         #expect(try h.keys() == ["deep/other"])
-        try h.catalog.removeObject(bucket: h.bucket, segments: ["deep", "other"])
+        try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["deep", "other"])
         var all: [ListEntry] = []
-        try h.catalog.list(bucket: h.bucket, prefix: "", recursive: false) { all.append($0) }
+        try h.catalog.namespace.list(bucket: h.bucket, prefix: "", recursive: false) { all.append($0) }
         #expect(all.isEmpty)
-        try h.catalog.removeBucket(h.bucket.name)
-        expectStoreError(.notFound) { _ = try h.catalog.bucket(h.bucket.name) }
-        expectStoreError(.notFound) { try h.catalog.removeObject(bucket: h.bucket, segments: ["nothing"]) }
+        try h.catalog.namespace.removeBucket(h.bucket.name)
+        expectStoreError(.notFound) { _ = try h.catalog.namespace.bucket(h.bucket.name) }
+        expectStoreError(.notFound) { try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["nothing"]) }
     }
 
     @Test func bucketNamesAreUnique() throws {
         let h = try Harness()
-        expectStoreError(.alreadyExists) { _ = try h.catalog.createBucket(h.bucket.name, replicas: 1) }
-        expectStoreError(.invalidArgument) { _ = try h.catalog.createBucket("Bad_Name", replicas: 1) }
+        expectStoreError(.alreadyExists) { _ = try h.catalog.namespace.createBucket(h.bucket.name, replicas: 1) }
+        expectStoreError(.invalidArgument) { _ = try h.catalog.namespace.createBucket("Bad_Name", replicas: 1) }
     }
 }

@@ -29,8 +29,8 @@ struct FaultTests {
         let data = sampleBytes(3 * Self.chunk)
         let result = try await h.put(data, key: "k")
         #expect(result.underReplicated == 4, "three data chunks and the manifest have one replica of two")
-        #expect(try h.catalog.underReplicated().count == 4)
-        #expect(try h.catalog.replicationSummary().underReplicatedChunks == 4)
+        #expect(try h.catalog.chunks.underReplicated().count == 4)
+        #expect(try h.catalog.chunks.replicationSummary().underReplicatedChunks == 4)
         #expect(try await h.get("k") == data)
         #expect(try await h.everyRecordedLocationExists())
     }
@@ -61,11 +61,11 @@ struct FaultTests {
             #expect(try await h.get("k") == data, "the other replica must serve the read")
             provider.clearFaults()
             // The copies read from it were marked bad: no longer counted, queued for repair.
-            let damaged = try h.catalog.underReplicated()
+            let damaged = try h.catalog.chunks.underReplicated()
             damagedCount += damaged.count
             #expect(damaged.allSatisfy { !$0.providers.contains(h.records[index].id) })
             // (The bytes at rest were fine: put the locations back, as repair would.)
-            for chunk in damaged { try h.catalog.addLocations(chunk.id, providers: [h.records[index].id]) }
+            for chunk in damaged { try h.catalog.chunks.addLocations(chunk.id, providers: [h.records[index].id]) }
         }
         // Reads go to each chunk's first provider in the read order, which latency measured during the
         // get itself can change: at least one bad copy was met and forgotten, at most one per data chunk
@@ -77,7 +77,7 @@ struct FaultTests {
         let h = try Harness(providers: 2, replicas: 2)
         let data = sampleBytes(3 * Self.chunk)
         _ = try await h.put(data, key: "photos/a.jpg")
-        let object = try h.catalog.object(bucket: h.bucket, segments: ["photos", "a.jpg"])
+        let object = try h.catalog.namespace.object(bucket: h.bucket, segments: ["photos", "a.jpg"])
         let bad = object.manifest.entries[1].id.objectName
         for memory in h.memories { memory.tamper(bad) { bytes in var b = bytes; b[40] ^= 1; return b } }
         let sink = BytesSink()
@@ -93,7 +93,7 @@ struct FaultTests {
     @Test func truncatedAndSwappedChunksAreCaught() async throws {
         let h = try Harness(providers: 1, replicas: 1)
         _ = try await h.put(sampleBytes(2 * Self.chunk), key: "k")
-        let object = try h.catalog.object(bucket: h.bucket, segments: ["k"])
+        let object = try h.catalog.namespace.object(bucket: h.bucket, segments: ["k"])
         let first = object.manifest.entries[0].id.objectName, second = object.manifest.entries[1].id.objectName
         let original = try await h.memories[0].get(first)
         h.memories[0].tamper(first) { Array($0.prefix($0.count - 100)) }
@@ -108,7 +108,7 @@ struct FaultTests {
     @Test func missingChunkOnEveryReplicaIsAnIntegrityError() async throws {
         let h = try Harness(providers: 1, replicas: 1)
         _ = try await h.put(sampleBytes(100), key: "k")
-        let object = try h.catalog.object(bucket: h.bucket, segments: ["k"])
+        let object = try h.catalog.namespace.object(bucket: h.bucket, segments: ["k"])
         try await h.memories[0].delete(object.manifest.entries[0].id.objectName)
         let error = await expectStoreError(.integrity) { _ = try await h.get("k") }
         #expect(error?.message.contains("no such object") == true)
@@ -121,7 +121,7 @@ struct PlacementTests {
         let h = try Harness(providers: 3, replicas: 2, master: SecretKey(bytes: [UInt8](repeating: 3, count: 32)))
         _ = try await h.put(sampleBytes(8 * ChunkSealer.maxChunkSize), key: "k")
         var perChunk: [ChunkID: [Int64]] = [:]
-        for (chunk, provider) in try h.catalog.allLocations() { perChunk[chunk, default: []].append(provider) }
+        for (chunk, provider) in try h.catalog.chunks.allLocations() { perChunk[chunk, default: []].append(provider) }
         #expect(perChunk.count == 9)
         #expect(perChunk.values.allSatisfy { Set($0).count == 2 && $0.count == 2 })
         #expect(Set(perChunk.values.flatMap { $0 }).count == 3, "eight chunks should use all three providers")
@@ -149,7 +149,7 @@ struct PlacementTests {
         let h = try Harness(providers: 2, replicas: 1, quotas: [quota, nil], master: SecretKey(bytes: [UInt8](repeating: 7, count: 32)))
         let data = seededNoise(12 * ChunkSealer.maxChunkSize, seed: 67)
         _ = try await h.put(data, key: "k")
-        let used = try h.catalog.providers()
+        let used = try h.catalog.providers.all()
         #expect(used[0].usedBytes <= quota, "quota exceeded: \(used[0].usedBytes)")
         #expect(used[0].usedBytes > quota - sealedChunk, "p0 must be filled to within one chunk of its quota")
         #expect(used[0].chunkCount + used[1].chunkCount == 13, "twelve data chunks and a manifest, one copy each")

@@ -8,7 +8,7 @@ import Testing
     @Test func renameCasesFollowPOSIX() throws {
         let h = try Harness()
         let root = h.bucket.rootInode
-        let c = h.catalog
+        let c = h.catalog.namespace
         let a = try c.makeNode(parent: root, name: "a", kind: .directory, mode: 0o755, uid: 0, gid: 0)
         let sub = try c.makeNode(parent: a.id, name: "sub", kind: .directory, mode: 0o755, uid: 0, gid: 0)
         _ = try c.makeNode(parent: root, name: "empty", kind: .directory, mode: 0o755, uid: 0, gid: 0)
@@ -43,63 +43,63 @@ import Testing
         let data = seededNoise(300_000, seed: 7)
         _ = try await h.put(data, key: "docs/first.bin")
         let root = h.bucket.rootInode
-        let docs = try #require(try h.catalog.lookup(parent: root, name: "docs"))
-        let file = try #require(try h.catalog.lookup(parent: docs.id, name: "first.bin"))
-        let linked = try h.catalog.link(file.id, parent: root, name: "second.bin")
+        let docs = try #require(try h.catalog.namespace.lookup(parent: root, name: "docs"))
+        let file = try #require(try h.catalog.namespace.lookup(parent: docs.id, name: "first.bin"))
+        let linked = try h.catalog.namespace.link(file.id, parent: root, name: "second.bin")
         #expect(linked.id == file.id && linked.links == 2)
         // The extra name reads as the file, through the object API too, and lists with its size.
         #expect(try await h.get("second.bin") == data)
         #expect(try h.keys() == ["docs/first.bin", "second.bin"])
         var sizes: [String: Int64] = [:]
-        try h.catalog.list(bucket: h.bucket, prefix: "", recursive: true) { sizes[$0.key] = $0.size }
+        try h.catalog.namespace.list(bucket: h.bucket, prefix: "", recursive: true) { sizes[$0.key] = $0.size }
         #expect(sizes["second.bin"] == 300_000)
         // Removing the first name hands the inode (number and content) to the other.
-        #expect(try h.catalog.unlink(parent: docs.id, name: "first.bin") == file.id)
-        let survivor = try #require(try h.catalog.lookup(parent: root, name: "second.bin"))
+        #expect(try h.catalog.namespace.unlink(parent: docs.id, name: "first.bin") == file.id)
+        let survivor = try #require(try h.catalog.namespace.lookup(parent: root, name: "second.bin"))
         #expect(survivor.id == file.id && survivor.links == 1)
         #expect(try await h.get("second.bin") == data)
-        #expect(try h.catalog.trash(bucket: h.bucket).isEmpty)
+        #expect(try h.catalog.namespace.trash(bucket: h.bucket).isEmpty)
         // The last name goes to the trash, as a deleted object does.
-        try h.catalog.removeObject(bucket: h.bucket, segments: ["second.bin"])
-        #expect(try h.catalog.trash(bucket: h.bucket).map(\.key) == ["second.bin"])
+        try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["second.bin"])
+        #expect(try h.catalog.namespace.trash(bucket: h.bucket).map(\.key) == ["second.bin"])
     }
 
     @Test func contentCommitsReplaceAndReleaseTheOldManifest() async throws {
         let h = try Harness()
         _ = try await h.put(seededNoise(100_000, seed: 1), key: "f.bin")
-        let file = try #require(try h.catalog.lookup(parent: h.bucket.rootInode, name: "f.bin"))
+        let file = try #require(try h.catalog.namespace.lookup(parent: h.bucket.rootInode, name: "f.bin"))
         let before = try h.catalog.statistics().unreferencedChunks
         // New content written elsewhere (as a mount's commit does), then pointed at by inode.
         let fresh = seededNoise(50_000, seed: 2)
         let other = try await h.put(fresh, key: "staging.bin")
-        let manifest = try h.catalog.manifest(other.manifestID)
-        #expect(try h.catalog.commitContent(file.id, manifestID: other.manifestID, manifest: manifest, chunks: [],
+        let manifest = try h.catalog.namespace.manifest(other.manifestID)
+        #expect(try h.catalog.namespace.commitContent(file.id, manifestID: other.manifestID, manifest: manifest, chunks: [],
                                             mtime: 5_000_000_000))
         #expect(try await h.get("f.bin") == fresh)
-        let after = try #require(try h.catalog.inode(file.id))
+        let after = try #require(try h.catalog.namespace.inode(file.id))
         #expect(after.size == 50_000 && after.mtime == 5_000_000_000)
         // The old content's chunks lost their last reference.
         #expect(try h.catalog.statistics().unreferencedChunks > before)
         // A file that is gone takes no commit.
-        try h.catalog.removeObject(bucket: h.bucket, segments: ["f.bin"])
-        #expect(try !h.catalog.commitContent(file.id, manifestID: other.manifestID, manifest: manifest, chunks: [], mtime: 0))
+        try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["f.bin"])
+        #expect(try !h.catalog.namespace.commitContent(file.id, manifestID: other.manifestID, manifest: manifest, chunks: [], mtime: 0))
     }
 
     @Test func extendedAttributesHonourCreateAndReplace() throws {
         let h = try Harness()
-        let node = try h.catalog.makeNode(parent: h.bucket.rootInode, name: "d", kind: .directory, mode: 0o755, uid: 0, gid: 0)
-        #expect(throws: NamespaceError.noAttribute) { try h.catalog.setXattr(node.id, name: "user.a", value: [1], replace: true) }
-        try h.catalog.setXattr(node.id, name: "user.a", value: [1], create: true)
-        #expect(throws: NamespaceError.exists) { try h.catalog.setXattr(node.id, name: "user.a", value: [2], create: true) }
-        try h.catalog.setXattr(node.id, name: "user.a", value: [3], replace: true)
-        #expect(try h.catalog.xattr(node.id, name: "user.a") == [3])
-        #expect(try h.catalog.xattrNames(node.id) == ["user.a"])
-        try h.catalog.removeXattr(node.id, name: "user.a")
-        #expect(throws: NamespaceError.noAttribute) { try h.catalog.removeXattr(node.id, name: "user.a") }
+        let node = try h.catalog.namespace.makeNode(parent: h.bucket.rootInode, name: "d", kind: .directory, mode: 0o755, uid: 0, gid: 0)
+        #expect(throws: NamespaceError.noAttribute) { try h.catalog.namespace.setXattr(node.id, name: "user.a", value: [1], replace: true) }
+        try h.catalog.namespace.setXattr(node.id, name: "user.a", value: [1], create: true)
+        #expect(throws: NamespaceError.exists) { try h.catalog.namespace.setXattr(node.id, name: "user.a", value: [2], create: true) }
+        try h.catalog.namespace.setXattr(node.id, name: "user.a", value: [3], replace: true)
+        #expect(try h.catalog.namespace.xattr(node.id, name: "user.a") == [3])
+        #expect(try h.catalog.namespace.xattrNames(node.id) == ["user.a"])
+        try h.catalog.namespace.removeXattr(node.id, name: "user.a")
+        #expect(throws: NamespaceError.noAttribute) { try h.catalog.namespace.removeXattr(node.id, name: "user.a") }
         // A folder with attributes can still be removed (they go with it).
-        try h.catalog.setXattr(node.id, name: "user.b", value: [])
-        try h.catalog.rmdir(parent: h.bucket.rootInode, name: "d")
-        #expect(try h.catalog.inode(node.id) == nil)
+        try h.catalog.namespace.setXattr(node.id, name: "user.b", value: [])
+        try h.catalog.namespace.rmdir(parent: h.bucket.rootInode, name: "d")
+        #expect(try h.catalog.namespace.inode(node.id) == nil)
     }
 
     /// What a special file or symlink made in a mount is through the object API: not an object (not
@@ -108,7 +108,7 @@ import Testing
     @Test func objectsReplaceSpecialFilesAndSymlinksAndNameThem() async throws {
         let h = try Harness()
         let root = h.bucket.rootInode
-        let c = h.catalog
+        let c = h.catalog.namespace
         let fifo = try c.makeNode(parent: root, name: "fifo", kind: .file, mode: 0o640, uid: 0, gid: 0, special: (0o010000, 0))
         _ = try c.link(fifo.id, parent: root, name: "fifo-too")
         _ = try c.makeNode(parent: root, name: "dev", kind: .file, mode: 0o600, uid: 0, gid: 0, special: (0o020000, 0x0304))

@@ -79,13 +79,13 @@ import Testing
         // Deletes: a wrong ETag removes nothing; an absent key fails If-Match; the right ETag removes it.
         let segments = ["k"]
         #expect(throws: ObjectConditionFailed(header: "If-Match", noObject: false)) {
-            try h.catalog.removeObject(bucket: h.bucket, segments: segments, condition: ObjectCondition(ifMatch: cliETag))
+            try h.catalog.namespace.removeObject(bucket: h.bucket, segments: segments, condition: ObjectCondition(ifMatch: cliETag))
         }
         #expect(try h.keys() == ["k"])
         #expect(throws: ObjectConditionFailed(header: "If-Match", noObject: true)) {
-            try h.catalog.removeObject(bucket: h.bucket, segments: ["absent"], condition: ObjectCondition(ifMatch: "*"))
+            try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["absent"], condition: ObjectCondition(ifMatch: "*"))
         }
-        try h.catalog.removeObject(bucket: h.bucket, segments: segments, condition: ObjectCondition(ifMatch: "\"abc\", \"def\""))
+        try h.catalog.namespace.removeObject(bucket: h.bucket, segments: segments, condition: ObjectCondition(ifMatch: "\"abc\", \"def\""))
         #expect(try h.keys().isEmpty)
     }
 }

@@ -44,7 +44,7 @@ struct ObjectStreamTests {
         #expect(second.newChunks == 0)
         #expect(second.manifestID == first.manifestID)
         #expect(h.providers.map { $0.calls(.put) }.reduce(0, +) == putsAfterFirst, "a second put of known content must not write")
-        let other = try h.catalog.createBucket("other-bucket", replicas: 2)
+        let other = try h.catalog.namespace.createBucket("other-bucket", replicas: 2)
         let third = try await ObjectWriter(sealer: h.sealer, pool: try h.pool(), catalog: h.catalog)
             .write(from: BytesSource(data), bucket: other, key: "c", owner: (0, 0, 0o644))
         #expect(third.newChunks == 0)
@@ -91,9 +91,9 @@ struct ObjectStreamTests {
         #expect(stats.objects == 1)
         #expect(stats.uniquePlainBytes == 100)
         #expect(stats.unreferencedChunks == 3, "two old data chunks and the old manifest")
-        try h.catalog.removeObject(bucket: h.bucket, segments: ["k"])
+        try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["k"])
         #expect(try h.catalog.statistics().unreferencedChunks == 3, "a deleted object keeps its chunks while in the trash")
-        #expect(try h.catalog.purgeTrash(deletedBefore: .max) == 1)
+        #expect(try h.catalog.namespace.purgeTrash(deletedBefore: .max) == 1)
         #expect(try h.catalog.statistics().unreferencedChunks == 5)
         #expect(try h.keys().isEmpty)
     }
@@ -132,19 +132,19 @@ struct SharedChunkTests {
         let h = try Harness(providers: 1, replicas: 1)
         let data = sampleBytes(1000)
         _ = try await h.put(data, key: "original")
-        let object = try h.catalog.object(bucket: h.bucket, segments: ["original"])
+        let object = try h.catalog.namespace.object(bucket: h.bucket, segments: ["original"])
         // Store the manifest's own encoding as a file: its one data chunk is the manifest chunk.
         _ = try await h.put(object.manifest.encoded, key: "looks-like-a-manifest")
         #expect(try h.catalog.statistics().uniqueChunks == 2)
         // Removing the original frees its data chunk even though its manifest chunk is still used as data.
-        try h.catalog.removeObject(bucket: h.bucket, segments: ["original"])
-        _ = try h.catalog.purgeTrash(deletedBefore: .max)
+        try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["original"])
+        _ = try h.catalog.namespace.purgeTrash(deletedBefore: .max)
         let stats = try h.catalog.statistics()
         #expect(stats.uniqueChunks == 1, "only the look-alike's one data chunk is referenced")
         #expect(stats.unreferencedChunks == 1, "the original's data chunk is unreferenced")
         #expect(try await h.get("looks-like-a-manifest") == object.manifest.encoded)
-        try h.catalog.removeObject(bucket: h.bucket, segments: ["looks-like-a-manifest"])
-        _ = try h.catalog.purgeTrash(deletedBefore: .max)
+        try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["looks-like-a-manifest"])
+        _ = try h.catalog.namespace.purgeTrash(deletedBefore: .max)
         #expect(try h.catalog.statistics().uniqueChunks == 0)
         #expect(try h.catalog.statistics().unreferencedChunks == 3)
     }
@@ -153,12 +153,12 @@ struct SharedChunkTests {
         let h = try Harness(providers: 3, replicas: 1)
         let data = sampleBytes(ChunkSealer.maxChunkSize + 10)
         _ = try await h.put(data, key: "one-copy")
-        let safer = try h.catalog.createBucket("two-copies", replicas: 2)
+        let safer = try h.catalog.namespace.createBucket("two-copies", replicas: 2)
         _ = try await ObjectWriter(sealer: h.sealer, pool: try h.pool(), catalog: h.catalog)
             .write(from: BytesSource(data), bucket: safer, key: "k", owner: (0, 0, 0o644))
         var perChunk: [ChunkID: Set<Int64>] = [:]
-        for (chunk, provider) in try h.catalog.allLocations() { perChunk[chunk, default: []].insert(provider) }
-        let object = try h.catalog.object(bucket: safer, segments: ["k"])
+        for (chunk, provider) in try h.catalog.chunks.allLocations() { perChunk[chunk, default: []].insert(provider) }
+        let object = try h.catalog.namespace.object(bucket: safer, segments: ["k"])
         for entry in object.manifest.entries { #expect(perChunk[entry.id]?.count == 2) }
         #expect(perChunk[object.manifestID]?.count == 2)
     }

@@ -13,7 +13,7 @@ struct ReplicationTests {
         let h = try Harness(providers: 3, replicas: 2, groups: ["acct", "acct", "disk"])
         _ = try await h.put(seededNoise(8 * Self.chunk, seed: 5), key: "k")
         var perChunk: [ChunkID: Set<Int64>] = [:]
-        for (chunk, provider) in try h.catalog.allLocations() { perChunk[chunk, default: []].insert(provider) }
+        for (chunk, provider) in try h.catalog.chunks.allLocations() { perChunk[chunk, default: []].insert(provider) }
         #expect(perChunk.count == 9)
         let p2 = h.records[2].id
         #expect(perChunk.values.allSatisfy { $0.count == 2 && $0.contains(p2) }, "one replica in each group")
@@ -32,7 +32,7 @@ struct ReplicationTests {
         let data = seededNoise(6 * Self.chunk, seed: 9)
         let result = try await h.put(data, key: "k")
         #expect(result.underReplicated == 0, "p1 and p2 take every replica")
-        let locations = try h.catalog.allLocations()
+        let locations = try h.catalog.chunks.allLocations()
         #expect(locations.allSatisfy { $0.provider != h.records[0].id })
         #expect(Set(locations.map(\.chunk)).count == 7 && locations.count == 14)
         #expect(try await h.get("k") == data)
@@ -77,16 +77,16 @@ struct ReplicationTests {
         let h = try Harness(providers: 2, replicas: 2)
         let data = sampleBytes(2 * Self.chunk)
         _ = try await h.put(data, key: "k")
-        let object = try h.catalog.object(bucket: h.bucket, segments: ["k"])
+        let object = try h.catalog.namespace.object(bucket: h.bucket, segments: ["k"])
         let bad = object.manifest.entries[0].id
         // Damage the copy that is read first (the chunk's first in rendezvous order).
         let first = RendezvousPlacement().rank(bad, among: h.records.map { .init(id: $0.id, key: $0.name) })[0].id
         let index = h.records.firstIndex { $0.id == first }!
         h.memories[index].tamper(bad.objectName) { b in var b = b; b[b.count - 1] ^= 1; return b }
         #expect(try await h.get("k") == data)
-        let locations = try await h.catalog.chunkLocations(bad) ?? []
+        let locations = try await h.catalog.chunks.locations(bad) ?? []
         #expect(locations == [h.records[1 - index].id], "the bad copy is no longer counted")
-        #expect(try h.catalog.underReplicated().map(\.id) == [bad])
+        #expect(try h.catalog.chunks.underReplicated().map(\.id) == [bad])
     }
 
     @Test func aSlowReplicaGetsAHedgedRequestToTheOther() async throws {
@@ -94,7 +94,7 @@ struct ReplicationTests {
         let data = sampleBytes(100)
         _ = try await h.put(data, key: "k")
         let pool = try h.pool()
-        let object = try h.catalog.object(bucket: h.bucket, segments: ["k"])
+        let object = try h.catalog.namespace.object(bucket: h.bucket, segments: ["k"])
         let id = object.manifest.entries[0].id
         // Teach the pool both providers' usual latency: fast.
         for _ in 0..<20 {
@@ -125,7 +125,7 @@ struct ReplicationTests {
     @Test func aMissingCopyAndAnUnreachableOneIsNotAnIntegrityFailure() async throws {
         let h = try Harness(providers: 2, replicas: 2)
         _ = try await h.put(sampleBytes(100), key: "k")
-        let object = try h.catalog.object(bucket: h.bucket, segments: ["k"])
+        let object = try h.catalog.namespace.object(bucket: h.bucket, segments: ["k"])
         let id = object.manifest.entries[0].id
         try await h.memories[0].delete(id.objectName)
         h.providers[1].inject(.fail(.transient("connection refused")), on: .get)
@@ -135,7 +135,7 @@ struct ReplicationTests {
         // Both judged bad: integrity.
         h.providers[1].clearFaults()
         h.memories[1].tamper(id.objectName) { b in var b = b; b[b.count / 2] ^= 1; return b }
-        try h.catalog.addLocations(id, providers: h.records.map(\.id))
+        try h.catalog.chunks.addLocations(id, providers: h.records.map(\.id))
         await expectStoreError(.integrity) { _ = try await h.get("k") }
     }
 

@@ -24,19 +24,19 @@ struct Harness {
         memories = (0..<count).map { MemoryBackend(name: "p\($0)") }
         providers = memories.map { FaultInjectingBackend($0) }
         records = try (0..<count).map { i in
-            try catalog.addProvider(name: "p\(i)", kind: "memory", config: "{}", quota: quotas?[i] ?? nil, group: groups?[i])
+            try catalog.providers.add(name: "p\(i)", kind: "memory", config: "{}", quota: quotas?[i] ?? nil, group: groups?[i])
         }
         sealer = ChunkSealer(keys: RepositoryKeys(master: master))
-        bucket = try catalog.createBucket("test-bucket", replicas: replicas, minReplicas: minReplicas)
+        bucket = try catalog.namespace.createBucket("test-bucket", replicas: replicas, minReplicas: minReplicas)
     }
 
     /// A pool over the providers, with the usage the catalog records now.
     func pool() throws -> ReplicatedPool {
-        let used = Dictionary(uniqueKeysWithValues: try catalog.providers().map { ($0.id, $0.usedBytes) })
+        let used = Dictionary(uniqueKeysWithValues: try catalog.providers.all().map { ($0.id, $0.usedBytes) })
         let catalog = self.catalog
         return ReplicatedPool(members: zip(records, providers).map { record, backend in
             .init(id: record.id, name: record.name, backend: backend, quota: record.quota, group: record.group)
-        }, used: used, onDamage: { chunk, provider, _ in try? catalog.forgetLocation(chunk, provider: provider) })
+        }, used: used, onDamage: { chunk, provider, _ in try? catalog.chunks.forgetLocation(chunk, provider: provider) })
     }
 
     func put(_ data: [UInt8], key: String, window: Int = 6) async throws -> ObjectWriter.Result {
@@ -45,7 +45,7 @@ struct Harness {
     }
 
     func get(_ key: String, range: ClosedRange<Int64>? = nil) async throws -> [UInt8] {
-        let object = try catalog.object(bucket: bucket, segments: try Names.keySegments(key))
+        let object = try catalog.namespace.object(bucket: bucket, segments: try Names.keySegments(key))
         let sink = BytesSink()
         try await ObjectReader(sealer: sealer, pool: try pool(), catalog: catalog).read(object, bucket: bucket.name,
                                                                                       range: range, to: sink)
@@ -54,13 +54,13 @@ struct Harness {
 
     func keys() throws -> [String] {
         var keys: [String] = []
-        try catalog.list(bucket: bucket, prefix: "", recursive: true) { keys.append($0.key) }
+        try catalog.namespace.list(bucket: bucket, prefix: "", recursive: true) { keys.append($0.key) }
         return keys
     }
 
     /// Every chunk location the catalog records is present on its provider.
     func everyRecordedLocationExists() async throws -> Bool {
-        for (chunk, provider) in try catalog.allLocations() {
+        for (chunk, provider) in try catalog.chunks.allLocations() {
             let index = records.firstIndex { $0.id == provider }!
             if (try? await memories[index].head(chunk.objectName)) == nil { return false }
         }

@@ -21,7 +21,7 @@ import Testing
         settings.scryptLogN = 10
         repository = try Repository.initialize(home: folder.path + "/home", backends: DirectoryBackendFactory(), passphrase: Passphrase("p"),
                                                 settings: settings)
-        _ = try repository.catalog.addUser(name: "alice")
+        _ = try repository.catalog.accounts.addUser(name: "alice")
         key = try repository.createAccessKey(user: "alice")
     }
 
@@ -55,7 +55,7 @@ import Testing
         anonymous = SignedRequest(method: "GET", rawPath: anonymous.rawPath, query: [], headers: [:], host: anonymous.host)
         #expect(code { _ = try verifier.authenticate(anonymous) } == "AccessDenied")
         // A removed key stops working at once, even after it was cached.
-        try repository.catalog.removeAccessKey(key.id)
+        try repository.catalog.accounts.removeAccessKey(key.id)
         #expect(code { _ = try verifier.authenticate(request()) } == "InvalidAccessKeyId")
     }
 
@@ -83,14 +83,14 @@ import Testing
     }
 
     @Test func accessKeySecretsAreSealed() throws {
-        let record = try #require(try repository.catalog.accessKey(key.id))
+        let record = try #require(try repository.catalog.accounts.accessKey(key.id))
         #expect(!String(decoding: record.sealedSecret, as: UTF8.self).contains(key.secret))
         #expect(try repository.accessKey(key.id)?.secret == key.secret)
     }
 
     @Test func partsHoldTheirChunksUntilCompleteOrAbort() async throws {
         _ = try await repository.addProvider(name: "p1", spec: .directory(path: folder.path + "/p1"), quota: nil)
-        let alice = try repository.catalog.user(named: "alice")
+        let alice = try repository.catalog.accounts.user(named: "alice")
         let bucket = try repository.createBucket("photos", replicas: 1, owner: alice.id)
         let writer = try repository.objectWriter()
         let policy = ReplicaPolicy(replicas: 1, minimum: 1)
@@ -98,21 +98,21 @@ import Testing
         let stored = try await writer.storeChunks(reading: { n in
             let piece = Array(data.prefix(n)); data.removeFirst(piece.count); return piece
         }, policy: policy)
-        try repository.catalog.createUpload(id: "u1", bucket: bucket, key: "big", attributes: ["content-type": "x/y"])
-        try await repository.catalog.putPart(upload: "u1", number: 1, entries: stored.entries, etag: "e1", chunks: [])
-        #expect(try repository.catalog.usage(user: alice.id).bytes == 6 << 20)
+        try repository.catalog.uploads.create(id: "u1", bucket: bucket, key: "big", attributes: ["content-type": "x/y"])
+        try await repository.catalog.uploads.putPart(upload: "u1", number: 1, entries: stored.entries, etag: "e1", chunks: [])
+        #expect(try repository.catalog.accounts.usage(user: alice.id).bytes == 6 << 20)
         // Referenced by the part: garbage collection would keep them.
         #expect(try repository.catalog.statistics().unreferencedChunks == 0)
-        try repository.catalog.abortUpload("u1")
+        try repository.catalog.uploads.abort("u1")
         #expect(try repository.catalog.statistics().unreferencedChunks == stored.entries.count)
         // Again, completed: the object holds them.
-        try repository.catalog.createUpload(id: "u2", bucket: bucket, key: "big", attributes: [:])
-        try await repository.catalog.putPart(upload: "u2", number: 1, entries: stored.entries, etag: "e1", chunks: [])
+        try repository.catalog.uploads.create(id: "u2", bucket: bucket, key: "big", attributes: [:])
+        try await repository.catalog.uploads.putPart(upload: "u2", number: 1, entries: stored.entries, etag: "e1", chunks: [])
         _ = try await writer.commit(ObjectWriter.StoredChunks(entries: stored.entries), attributes: ["etag": "x-1"], bucket: bucket,
                                     key: "big", owner: (0, 0, 0o644), releasing: "u2")
-        #expect(try repository.catalog.uploads(bucket: bucket).isEmpty)
+        #expect(try repository.catalog.uploads.list(bucket: bucket).isEmpty)
         #expect(try repository.catalog.statistics().unreferencedChunks == 0)
-        let usage = try repository.catalog.usage(user: alice.id)
+        let usage = try repository.catalog.accounts.usage(user: alice.id)
         #expect(usage.buckets == 1 && usage.objects == 1 && usage.bytes == 6 << 20)
     }
 
@@ -128,7 +128,7 @@ import Testing
                 var seen: [String] = []
                 var after: String?
                 while true {
-                    let page = try repository.catalog.listPage(bucket: bucket, prefix: "", recursive: recursive, startAfter: after, limit: limit)
+                    let page = try repository.catalog.namespace.listPage(bucket: bucket, prefix: "", recursive: recursive, startAfter: after, limit: limit)
                     seen += page.entries.map(\.key)
                     after = page.entries.last?.key
                     if !page.truncated { break }

@@ -69,7 +69,7 @@ public struct ObjectConditionFailed: Error, Sendable, Equatable, CustomStringCon
     }
 }
 
-extension Catalog {
+extension Namespace {
     /// The ETag of the object at `segments` (a hard link's extra name reads as its file), or nil when
     /// the key holds none (nothing, a folder, a symlink or a special file made in a mount).
     static func currentETag(bucket: BucketRecord, _ segments: [String], _ db: Database) throws -> String? {
@@ -78,7 +78,7 @@ extension Catalog {
                   SELECT i.manifest, m.body FROM inode i JOIN manifest m ON m.id = i.manifest
                   WHERE i.id = (SELECT COALESCE(link_of, id) FROM inode WHERE id = ?) AND i.kind = 'f'
                   """, arguments: [row]) else { return nil }
-        let id = try chunkID(named["manifest"] as Data)
+        let id = try Catalog.chunkID(named["manifest"] as Data)
         return Manifest.etag(attributes: try Manifest(decoding: [UInt8](named["body"] as Data)).attributes, id: id)
     }
 }

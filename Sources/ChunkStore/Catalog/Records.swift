@@ -14,16 +14,29 @@ public struct ProviderRecord: Sendable, Equatable {
     /// The failure domain (one cloud account, one disk): two replicas never share one. Defaults to the
     /// provider's own name.
     public var group: String = ""
-    /// "active", or "draining" (no new chunks; a67 provider drain moves the rest off).
-    public var state: String = "active"
+    public var state: ProviderState = .active
     /// What the last command that used the provider saw of it, if any.
     public var health: ProviderHealthRecord? = nil
+    /// When it was added, in nanoseconds since 1970.
+    public var createdAt: Int64 = 0
+}
+
+/// Whether a provider takes new chunks; stored as its raw value in `provider.state`.
+public enum ProviderState: String, Sendable, Equatable, CaseIterable {
+    case active
+    /// No new chunks; a67 provider drain moves the rest off.
+    case draining
+}
+
+/// A provider's circuit breaker (Replicator's ProviderHealth); stored as its raw value in
+/// `provider.health_breaker`.
+public enum BreakerState: String, Sendable, Equatable, CaseIterable {
+    case closed, open, halfOpen = "half-open"
 }
 
 /// A provider's health as last recorded: breaker state, latency and error rate.
 public struct ProviderHealthRecord: Sendable, Equatable {
-    /// "closed", "open" or "half-open".
-    public let breaker: String
+    public let breaker: BreakerState
     public let latencySeconds: Double?
     public let errorRate: Double
     public let requests: Int
@@ -32,7 +45,7 @@ public struct ProviderHealthRecord: Sendable, Equatable {
     /// Why nothing is placed there whatever the breaker says (its keyring is missing or another
     /// repository's), or nil.
     public let problem: String?
-    public init(breaker: String, latencySeconds: Double?, errorRate: Double, requests: Int, checkedAt: Int64,
+    public init(breaker: BreakerState, latencySeconds: Double?, errorRate: Double, requests: Int, checkedAt: Int64,
                 problem: String? = nil) {
         self.problem = problem
         self.breaker = breaker

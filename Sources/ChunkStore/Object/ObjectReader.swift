@@ -57,7 +57,7 @@ public struct ObjectReader: Sendable {
             while next < plan.count && inFlight.count < prefetch {
                 let step = plan[next]
                 inFlight.append(Task {
-                    let locations = try await catalog.chunkLocations(step.entry.id) ?? []
+                    let locations = try await catalog.chunks.locations(step.entry.id) ?? []
                     guard !locations.isEmpty else {
                         throw StoreError(.integrity, "object \(objectName): chunk \(step.index) (\(step.entry.id.short)) has no recorded location")
                     }

@@ -151,7 +151,7 @@ public struct ObjectWriter: Sendable {
                     // Recorded at once, so that a rerun after an interruption reuses it; except the one
                     // chunk of a small object, recorded with the object in a single transaction (one
                     // catalog commit per small upload instead of two).
-                    if !lone { try await catalog.recordChunks([chunk]) }
+                    if !lone { try await catalog.chunks.record([chunk]) }
                     return (position, entry, chunk, existing.isEmpty)
                 }
                 inFlight += 1
@@ -186,7 +186,7 @@ public struct ObjectWriter: Sendable {
             if manifestChunk.providers.count < wanted { underReplicated += 1 }
             last.append(manifestChunk)
         }
-        try await catalog.commitObject(bucket: bucket, segments: segments, manifestID: manifestID, manifest: manifest,
+        try await catalog.namespace.commitObject(bucket: bucket, segments: segments, manifestID: manifestID, manifest: manifest,
                                        chunks: last, owner: owner, releasing: upload, condition: condition)
         return Result(size: manifest.size, chunks: manifest.entries.count, newChunks: chunks.newChunks,
                       newSealedBytes: chunks.newSealedBytes, manifestID: manifestID, underReplicated: underReplicated)
@@ -202,7 +202,7 @@ extension ObjectWriter {
             throw StoreError(.invalidArgument, "the object is larger than one manifest chunk can describe (about 711 GiB)")
         }
         let id = sealer.id(of: body)
-        let existing = try await catalog.chunkLocations(id) ?? []
+        let existing = try await catalog.chunks.locations(id) ?? []
         guard existing.count < pool.replicaCount(for: policy.replicas) else { return (id, nil) }
         let sealed = sealer.seal(body, id: id)
         let added = try await pool.store(id, sealed: sealed, policy: policy, existing: existing)
@@ -218,7 +218,7 @@ extension ObjectWriter {
         -> (entry: Manifest.Entry, sealed: [UInt8]?, existing: [Int64]) {
         let plaintext = piece.take()
         let entry = Manifest.Entry(id: sealer.id(of: plaintext), length: plaintext.count)
-        let existing = try await catalog.chunkLocations(entry.id) ?? []
+        let existing = try await catalog.chunks.locations(entry.id) ?? []
         if existing.count >= pool.replicaCount(for: policy.replicas) { return (entry, nil, existing) }
         guard claimed.claim(entry.id) else { return (entry, nil, existing) }
         // After another chunk failed, the group is cancelled: seal nothing more.

@@ -31,7 +31,7 @@ public struct BreakerPolicy: Sendable, Equatable {
 /// a bucket emptied, another repository's) is open whatever its requests did, and stays open, with no
 /// half-open probe, until a keyring check finds the keyring again.
 public final class ProviderHealth: Sendable {
-    public enum State: String, Sendable { case closed, open, halfOpen = "half-open" }
+    public typealias State = BreakerState
 
     /// What this process knows of the provider's keyring.
     public enum Keyring: Sendable, Equatable {
@@ -215,8 +215,8 @@ public final class ProviderHealth: Sendable {
 
     /// What `a67 provider ls` shows.
     public func record() -> ProviderHealthRecord {
-        ProviderHealthRecord(breaker: state.rawValue, latencySeconds: typicalReadSeconds ?? inner.withLock { $0.probeSeconds },
+        ProviderHealthRecord(breaker: state, latencySeconds: typicalReadSeconds ?? inner.withLock { $0.probeSeconds },
                              errorRate: errorRate,
-                             requests: requests, checkedAt: Int64(Date().timeIntervalSince1970 * 1_000_000_000), problem: problem)
+                             requests: requests, checkedAt: Catalog.now(), problem: problem)
     }
 }

@@ -36,7 +36,7 @@ extension Repository {
         var damagedSnapshotCopies: [(String, Int64)] = []
         // Per chunk in use: its recorded replicas, and those found missing or damaged.
         var replicas: [ChunkID: (recorded: Int, bad: Int)] = [:]
-        var work = try catalog.allChunks().flatMap { chunk in chunk.providers.map { (chunk, $0) } }
+        var work = try catalog.chunks.all().flatMap { chunk in chunk.providers.map { (chunk, $0) } }
         for chunk in state.snapshots.last?.chunks ?? [] {
             guard let id = ChunkID(hex: chunk.id) else { continue }
             let placement = Catalog.ChunkPlacement(id: id, plainSize: chunk.length, sealedSize: 0, want: 0, providers: [])
@@ -59,7 +59,7 @@ extension Repository {
             do {
                 sealed = try await member.backend.get(chunk.id.objectName, range: nil)
             } catch BackendError.notFound {
-                if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider) }
+                if chunk.want > 0 { try catalog.chunks.forgetLocation(chunk.id, provider: provider) }
                 return .missing
             } catch {
                 return .unreadable("\(error)")
@@ -69,7 +69,7 @@ extension Repository {
                 _ = try sealer.open(sealed, id: chunk.id, expectedLength: chunk.plainSize)
                 return .good(bytes: sealed.count)
             } catch {
-                if chunk.want > 0 { try catalog.forgetLocation(chunk.id, provider: provider) }
+                if chunk.want > 0 { try catalog.chunks.forgetLocation(chunk.id, provider: provider) }
                 return .corrupt(bytes: sealed.count)
             }
         } collect: { item, verdict in
@@ -107,7 +107,7 @@ extension Repository {
             progress?(Int64(bytes))
         }
         let lost = Set(replicas.filter { $0.value.bad >= $0.value.recorded }.keys)
-        let audit = try catalog.auditReferences(lost: lost)
+        let audit = try catalog.chunks.auditReferences(lost: lost)
         report.damagedObjects = audit.damaged.map {
             "\($0.name): \($0.missingChunks.count) chunk(s) lost (\($0.missingChunks.prefix(3).map(\.short).joined(separator: ", ")))"
         } + audit.unreadable.map { "\($0) (its chunk list cannot be read)" }
@@ -155,7 +155,7 @@ extension Repository {
         let down = Set(try await providersDown(pool).keys)
         report.providersDown = pool.members.filter { down.contains($0.id) }.map(\.name)
         let reachableGroups = Set(pool.members.filter { !$0.draining && !down.contains($0.id) }.map(\.group)).count
-        let work = try down.isEmpty ? catalog.underReplicated() : catalog.chunksInUse().filter { chunk in
+        let work = try down.isEmpty ? catalog.chunks.underReplicated() : catalog.chunks.inUse().filter { chunk in
             chunk.providers.filter { !down.contains($0) }.count < chunk.want
         }
         try await forEach(work, parallel: parallel) { chunk -> Result<[Int64], StoreError> in
@@ -165,9 +165,9 @@ extension Repository {
             do {
                 let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Self.verifier(chunk, sealer))
                 // The read may have found some copies bad and forgotten them.
-                let current = (try await catalog.chunkLocations(chunk.id) ?? []).filter { !down.contains($0) }
+                let current = (try await catalog.chunks.locations(chunk.id) ?? []).filter { !down.contains($0) }
                 let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: current)
-                try catalog.addLocations(chunk.id, providers: added)
+                try catalog.chunks.addLocations(chunk.id, providers: added)
                 return .success(added)
             } catch let error as StoreError {
                 return .failure(error)
@@ -221,7 +221,7 @@ extension Repository {
             throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
         }
         let id = provider.record.id
-        try catalog.setProviderState(id, "draining")
+        try catalog.providers.setState(id, .draining)
         try reloadProviders()
         try await waitForStoresInFlight()
         let lock = try await storingLock()
@@ -233,7 +233,7 @@ extension Repository {
         // Chunks recorded there after the first listing (a mount's file committed meanwhile) are moved
         // in further rounds; a few rounds settle it, as nothing new is placed there.
         for _ in 0..<Self.drainRounds {
-            let chunks = try catalog.chunks(on: id)
+            let chunks = try catalog.chunks.placements(on: id)
             guard !chunks.isEmpty, report.failed.isEmpty else { break }
             try await forEach(chunks, parallel: parallel) { chunk -> String? in
                 let open = Self.verifier(chunk, sealer)
@@ -243,7 +243,7 @@ extension Repository {
                     if others.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
                         let sealed = try await pool.fetch(chunk.id, from: [id] + others, open: open)
                         let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: others)
-                        try catalog.addLocations(chunk.id, providers: added)
+                        try catalog.chunks.addLocations(chunk.id, providers: added)
                         if others.isEmpty && added.isEmpty { return "chunk \(chunk.id.short): no other provider could take it" }
                     }
                     guard try await Self.forgetThenDelete(chunk, on: id, pool: pool, catalog: catalog) else {
@@ -264,7 +264,7 @@ extension Repository {
                 }
             }
         }
-        if report.failed.isEmpty, case let left = try catalog.chunks(on: id).count, left > 0 {
+        if report.failed.isEmpty, case let left = try catalog.chunks.placements(on: id).count, left > 0 {
             report.failed.append("\(left) chunk(s) were recorded on \(name) while it drained; run drain again")
         }
         if report.failed.isEmpty { try await dropSnapshotCopies(on: id, pool: pool) }
@@ -298,7 +298,7 @@ extension Repository {
             let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: active)
             for old in chunk.providers where pool.member(old)?.draining == true {
                 // Unless the catalog records that copy (the same bytes stored before): drain moves it.
-                if try await catalog.chunkLocations(chunk.id)?.contains(old) != true {
+                if try await catalog.chunks.locations(chunk.id)?.contains(old) != true {
                     try? await pool.deleteCopy(chunk.id, on: old, size: chunk.sealedSize)
                 }
             }
@@ -320,14 +320,14 @@ extension Repository {
             throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
         }
         let held = provider.record.chunkCount
-        try catalog.removeProvider(provider.record.id, name: name)
+        try catalog.providers.remove(provider.record.id, name: name)
         // Its row ID may be handed out again: what the snapshot record says it holds must go with it.
         try updateSnapshotState { state in
             for key in state.holders.keys { state.holders[key]?.removeAll { $0 == provider.record.id } }
             state.roots[String(provider.record.id)] = nil
         }
         try reloadProviders()
-        return (held, try catalog.underReplicated().count)
+        return (held, try catalog.chunks.underReplicated().count)
     }
 
     /// Moves replicas to where placement puts them now (after providers were added or quotas changed):
@@ -341,14 +341,14 @@ extension Repository {
         let catalog = self.catalog
         let started = ContinuousClock.now
         var report = MoveReport()
-        try await forEach(try catalog.allChunks(), parallel: parallel) { chunk -> (moved: Int, failure: String?) in
+        try await forEach(try catalog.chunks.all(), parallel: parallel) { chunk -> (moved: Int, failure: String?) in
             let ideal = pool.idealPlacement(chunk.id, replicas: chunk.want)
             let missing = ideal.filter { !chunk.providers.contains($0) }
             guard !missing.isEmpty, !chunk.providers.isEmpty else { return (0, nil) }
             do {
                 let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Self.verifier(chunk, sealer))
                 let added = await pool.store(chunk.id, sealed: sealed, on: missing)
-                try catalog.addLocations(chunk.id, providers: added)
+                try catalog.chunks.addLocations(chunk.id, providers: added)
                 // The copies already on ideal providers must be there and good too, each read back.
                 let kept = ideal.filter { chunk.providers.contains($0) }
                 let good = try await Self.verifiedCopies(chunk, on: kept, pool: pool, open: Self.verifier(chunk, sealer))
@@ -414,12 +414,12 @@ extension Repository {
         defer { lock.release() }
         let pool = try pool()
         var report = GCReport()
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
+        let now = Catalog.now()
         let retention = try trashDays ?? Double(catalog.setting(Self.trashDaysSetting) ?? "") ?? Self.defaultTrashDays
-        report.trashPurged = try catalog.purgeTrash(deletedBefore: now - Int64(retention * 86_400 * 1e9))
+        report.trashPurged = try catalog.namespace.purgeTrash(deletedBefore: now - Int64(retention * 86_400 * 1e9))
         let cutoff = now - Int64(grace * 1e9)
-        if recount { report.recounted = try catalog.recountReferences() }
-        let audit = try catalog.auditReferences()
+        if recount { report.recounted = try catalog.chunks.recountReferences() }
+        let audit = try catalog.chunks.auditReferences()
         guard audit.unreadable.isEmpty else {
             throw StoreError(.integrity, "gc deleted nothing: the chunk lists of \(audit.unreadable.count) object(s) cannot be read "
                 + "(\(audit.unreadable.prefix(3).joined(separator: "; "))), so what they refer to is unknown. The catalog is damaged: "
@@ -433,7 +433,7 @@ extension Repository {
                 + "to rebuild the counts from the objects")
         }
         // Chunks a running process stored and has not committed yet (a mount's blocks) stay.
-        let leased = try catalog.liveLeases()
+        let leased = try catalog.chunks.liveLeases()
         let listings = Catalog.LeasedListings()
         // Snapshot chunks are in no catalog: those of the snapshots kept locally and of every root
         // pointer on the providers stay (a data chunk can have a snapshot chunk's ID: same bytes).
@@ -442,10 +442,10 @@ extension Repository {
         for root in found.roots { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
         keep.formUnion(leased)
 
-        for chunk in try catalog.unreferencedChunks(recordedBefore: cutoff)
+        for chunk in try catalog.chunks.unreferenced(recordedBefore: cutoff)
         where !leased.contains(chunk.id) && !audit.live.contains(chunk.id) {
             // Forget first: from here on no put dedupes against it; then delete the copies.
-            guard try catalog.forgetUnreferencedChunk(chunk.id, listings: listings) else { continue }
+            guard try catalog.chunks.forgetUnreferenced(chunk.id, listings: listings) else { continue }
             for provider in chunk.providers where !keep.contains(chunk.id) {
                 do {
                     try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
@@ -471,7 +471,7 @@ extension Repository {
                 report.skippedProviders.append("\(member.name): \(error)")
                 continue
             }
-            let recorded = try catalog.chunkIDs(on: member.id)
+            let recorded = try catalog.chunks.ids(on: member.id)
             var strays: [String] = []
             var sizes: [String: Int] = [:]
             for object in listing {
@@ -487,14 +487,14 @@ extension Repository {
                 report.orphansDeleted += swept.count
                 report.bytesFreed += swept.bytes
             }
-            let expired = try catalog.noteOrphans(strays, provider: member.id, now: now, cutoff: cutoff)
+            let expired = try catalog.chunks.noteOrphans(strays, provider: member.id, now: now, cutoff: cutoff)
             report.orphansWaiting += strays.count - expired.count
             // No record can appear between the listing and these deletes: gc holds the repository lock
             // exclusively, and everything that stores a chunk before recording it holds it shared.
             for name in expired {
                 do {
                     try await member.backend.delete(name)
-                    try catalog.forgetOrphan(name, provider: member.id)
+                    try catalog.chunks.forgetOrphan(name, provider: member.id)
                     report.orphansDeleted += 1
                     report.bytesFreed += Int64(sizes[name] ?? 0)
                 } catch {
@@ -510,11 +510,11 @@ extension Repository {
 
     public func undelete(bucket: String, key: String) throws -> Catalog.TrashEntry {
         _ = try unlocked()
-        return try catalog.undelete(bucket: try catalog.bucket(bucket), segments: try Names.keySegments(key))
+        return try catalog.namespace.undelete(bucket: try catalog.namespace.bucket(bucket), segments: try Names.keySegments(key))
     }
 
     public func trash(bucket: String?) throws -> [Catalog.TrashEntry] {
-        try catalog.trash(bucket: try bucket.map { try catalog.bucket($0) })
+        try catalog.namespace.trash(bucket: try bucket.map { try catalog.namespace.bucket($0) })
     }
 }
 
@@ -542,8 +542,8 @@ extension Repository {
     /// it there (it was the last recorded copy, or became so meanwhile). Returns whether it was deleted.
     static func forgetThenDelete(_ chunk: Catalog.ChunkPlacement, on provider: Int64, pool: ReplicatedPool,
                                  catalog: Catalog) async throws -> Bool {
-        try catalog.forgetLocation(chunk.id, provider: provider)
-        guard try await catalog.chunkLocations(chunk.id)?.contains(provider) != true else { return false }
+        try catalog.chunks.forgetLocation(chunk.id, provider: provider)
+        guard try await catalog.chunks.locations(chunk.id)?.contains(provider) != true else { return false }
         try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
         return true
     }

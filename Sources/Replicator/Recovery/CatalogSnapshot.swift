@@ -196,7 +196,7 @@ extension Repository {
         for hex in held {
             guard let id = ChunkID(hex: hex) else { continue }
             // A data chunk of the same bytes recorded there stays (drain moves those first).
-            if try await catalog.chunkLocations(id)?.contains(provider) == true { continue }
+            if try await catalog.chunks.locations(id)?.contains(provider) == true { continue }
             do {
                 try await member.backend.delete(id.objectName)
                 dropped.append(hex)

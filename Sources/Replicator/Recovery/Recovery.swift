@@ -179,9 +179,9 @@ extension Repository {
         try LocalFile.write(keyring.encoded, to: path)
         let stats = try catalog.statistics()
         let report = RecoveryReport(source: source, sequence: root.sequence, snapshotTime: root.createdAt,
-                                    providers: try catalog.providers().count, buckets: try catalog.buckets().count,
+                                    providers: try catalog.providers.all().count, buckets: try catalog.namespace.buckets().count,
                                     objects: stats.objects, unreachable: unreachable.values.sorted(), newerSnapshotUnread: newerUnread,
-                                    underReplicatedChunks: try catalog.underReplicated().count)
+                                    underReplicatedChunks: try catalog.chunks.underReplicated().count)
         return (repository, report)
     }
 
@@ -202,9 +202,9 @@ extension Repository {
         }
         try LocalFile.write(keyring.encoded, to: path)
         let stats = try catalog.statistics()
-        var report = RecoveryReport(source: source, sequence: 0, snapshotTime: 0, providers: try catalog.providers().count,
-                                    buckets: try catalog.buckets().count, objects: stats.objects, unreachable: [],
-                                    newerSnapshotUnread: nil, underReplicatedChunks: try catalog.underReplicated().count)
+        var report = RecoveryReport(source: source, sequence: 0, snapshotTime: 0, providers: try catalog.providers.all().count,
+                                    buckets: try catalog.namespace.buckets().count, objects: stats.objects, unreachable: [],
+                                    newerSnapshotUnread: nil, underReplicatedChunks: try catalog.chunks.underReplicated().count)
         report.keyringOnly = true
         return (Repository(home: home, catalog: catalog, keys: keys, repositoryID: repositoryID, backends: backends), report)
     }

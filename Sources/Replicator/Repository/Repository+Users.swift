@@ -7,18 +7,18 @@ extension Repository {
     /// Only the sealed secret is kept.
     public func createAccessKey(user name: String) throws -> (id: String, secret: String) {
         let keys = try unlocked()
-        let user = try catalog.user(named: name)
+        let user = try catalog.accounts.user(named: name)
         let id = "A67" + Self.randomText(17, alphabet: Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"))
         let secret = Self.randomText(40, alphabet: Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"))
         let context = Self.accessKeyContext(repositoryID: repositoryID, keyID: id)
         let sealed = Crypto.sealBox(Array(secret.utf8), key: keys.secretsKey, context: context)
-        try catalog.addAccessKey(id: id, user: user.id, sealedSecret: sealed)
+        try catalog.accounts.addAccessKey(id: id, user: user.id, sealedSecret: sealed)
         return (id, secret)
     }
 
     /// The key `id` and its secret, or nil when there is no such key.
     public func accessKey(_ id: String) throws -> (record: AccessKeyRecord, secret: String)? {
-        guard let record = try catalog.accessKey(id) else { return nil }
+        guard let record = try catalog.accounts.accessKey(id) else { return nil }
         let context = Self.accessKeyContext(repositoryID: repositoryID, keyID: id)
         guard let plain = Crypto.openBox(record.sealedSecret, key: try unlocked().secretsKey, context: context) else {
             throw StoreError(.integrity, "the secret of access key \(id) does not open under this repository's key: the catalog was altered; remove the key (a67 key rm \(id)) and create another")

@@ -159,7 +159,7 @@ public final class Repository: Sendable {
     /// not the data. Names every way back, with the providers this catalog knows (each holds a copy).
     static func keyringLost(home: String, _ problem: String) -> StoreError {
         let keyringPath = home + "/" + keyringFile
-        let providers = (try? Catalog(path: home + "/" + catalogFile, readOnly: true).providers()) ?? []
+        let providers = (try? Catalog(path: home + "/" + catalogFile, readOnly: true).providers.all()) ?? []
         let specs = providers.compactMap { record in (try? ProviderSpec(kind: record.kind, config: record.config)).map { (record.name, $0) } }
         let copies = specs.map { name, spec -> String in
             if case .directory(let path) = spec { return path + "/" + Keyring.objectName }
@@ -201,7 +201,7 @@ public final class Repository: Sendable {
         try Names.validateProvider(name)
         if let group { try Names.validateProvider(group, what: "group") }
         let keys = try unlocked()
-        let existing = try catalog.providers()
+        let existing = try catalog.providers.all()
         if existing.contains(where: { $0.name == name }) {
             throw StoreError(.alreadyExists, "a provider named \(name) already exists; pick another name")
         }
@@ -235,14 +235,14 @@ public final class Repository: Sendable {
             throw StoreError(.providerFailure, "provider \(name) (\(backend.location)) cannot be written: \(error)")
         }
         let sealed = secret?.seal(keys: keys, repositoryID: repositoryID, provider: name)
-        let record = try catalog.addProvider(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed,
+        let record = try catalog.providers.add(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed,
                                              group: group)
         try reloadProviders()
         return (record, spec)
     }
 
     public func providers() throws -> [(record: ProviderRecord, spec: ProviderSpec)] {
-        try catalog.providers().map { ($0, try ProviderSpec(kind: $0.kind, config: $0.config)) }
+        try catalog.providers.all().map { ($0, try ProviderSpec(kind: $0.kind, config: $0.config)) }
     }
 
     /// The provider's backend, its credentials unsealed (needs the repository's keys).
@@ -262,7 +262,7 @@ public final class Repository: Sendable {
     /// reloaded whenever the catalog's change (checked before every placement).
     public func pool() throws -> ReplicatedPool {
         if let pool = cachedPool.withLock({ $0 }) { return pool }
-        let version = try catalog.providersVersion()
+        let version = try catalog.providers.version()
         let (members, used) = try loadMembers()
         let catalog = self.catalog
         let repositoryID = Hex.decode(self.repositoryID)
@@ -272,7 +272,7 @@ public final class Repository: Sendable {
             onDamage: { chunk, provider, _ in
                 // The copy is gone or bad: forget it, so that status counts the chunk as under-replicated
                 // and repair stores it again. The last recorded copy is never forgotten here.
-                try? catalog.forgetLocation(chunk, provider: provider)
+                try? catalog.chunks.forgetLocation(chunk, provider: provider)
             })
         return cachedPool.withLock { cached in
             if let cached { return cached }
@@ -285,7 +285,7 @@ public final class Repository: Sendable {
     /// Reloads the pool's providers now (this process changed them).
     func reloadProviders() throws {
         guard let pool = cachedPool.withLock({ $0 }) else { return }
-        let version = try catalog.providersVersion()
+        let version = try catalog.providers.version()
         let (members, used) = try loadMembers()
         pool.reload(members: members, used: used)
         loadedVersion.withLock { $0 = version }
@@ -297,7 +297,7 @@ public final class Repository: Sendable {
     @discardableResult
     public func refreshPoolIfProvidersChanged() throws -> Bool {
         guard cachedPool.withLock({ $0 }) != nil else { return false }
-        let version = try catalog.providersVersion()
+        let version = try catalog.providers.version()
         guard version != loadedVersion.withLock({ $0 }) else { return false }
         try reloadProviders()
         reloadedUnreported.withLock { $0 = true }
@@ -313,7 +313,7 @@ public final class Repository: Sendable {
             healths.withLock { $0[provider.record.id] = health }
             return ReplicatedPool.Member(id: provider.record.id, name: provider.record.name, backend: try backend(for: provider),
                                          quota: provider.record.quota, group: provider.record.group,
-                                         draining: provider.record.state == "draining", health: health)
+                                         draining: provider.record.state == .draining, health: health)
         }
         return (members, Dictionary(uniqueKeysWithValues: providers.map { ($0.record.id, $0.record.usedBytes) }))
     }
@@ -331,7 +331,7 @@ public final class Repository: Sendable {
         let seen = healths.withLock { $0 }
         // A provider this process used, or whose keyring it checked (a67 provider ls says why one takes no chunks).
         for (provider, health) in seen where health.requests > 0 || health.keyring != .unchecked {
-            try? catalog.setProviderHealth(provider, health.record())
+            try? catalog.providers.setHealth(provider, health.record())
         }
     }
 
@@ -345,7 +345,7 @@ public final class Repository: Sendable {
     public func put(_ source: ByteSource, bucket: String, key: String, zstdLevel: Int? = nil,
                     progress: ProgressHandler? = nil) async throws -> ObjectWriter.Result {
         let keys = try unlocked()
-        let record = try catalog.bucket(bucket)
+        let record = try catalog.namespace.bucket(bucket)
         let level = try zstdLevel ?? self.zstdLevel
         guard Zstd.levels.contains(level) else {
             throw StoreError(.invalidArgument, "zstd level \(level) is out of range: use 1 to 19")
@@ -387,7 +387,7 @@ public final class Repository: Sendable {
 
     /// The object at `bucket/key`, or `notFound`.
     public func object(bucket: String, key: String) throws -> ObjectRecord {
-        try catalog.object(bucket: try catalog.bucket(bucket), segments: try Names.keySegments(key))
+        try catalog.namespace.object(bucket: try catalog.namespace.bucket(bucket), segments: try Names.keySegments(key))
     }
 
     /// Writes `object` (or `range` of it) to `sink`.
@@ -399,12 +399,12 @@ public final class Repository: Sendable {
 
     public func remove(bucket: String, key: String) throws {
         _ = try unlocked()
-        try catalog.removeObject(bucket: try catalog.bucket(bucket), segments: try Names.keySegments(key))
+        try catalog.namespace.removeObject(bucket: try catalog.namespace.bucket(bucket), segments: try Names.keySegments(key))
     }
 
     public func list(bucket: String, prefix: String, recursive: Bool) throws -> [ListEntry] {
         var entries: [ListEntry] = []
-        try catalog.list(bucket: try catalog.bucket(bucket), prefix: prefix, recursive: recursive) { entries.append($0) }
+        try catalog.namespace.list(bucket: try catalog.namespace.bucket(bucket), prefix: prefix, recursive: recursive) { entries.append($0) }
         return entries
     }
 
@@ -421,12 +421,12 @@ public final class Repository: Sendable {
         guard (1...replicas).contains(minReplicas) else {
             throw StoreError(.invalidArgument, "--min-replicas \(minReplicas) is out of range: use 1 to --replicas (\(replicas))")
         }
-        return try catalog.createBucket(name, replicas: replicas, minReplicas: minReplicas, owner: owner)
+        return try catalog.namespace.createBucket(name, replicas: replicas, minReplicas: minReplicas, owner: owner)
     }
 
     public func removeBucket(_ name: String) throws {
         _ = try unlocked()
-        try catalog.removeBucket(name)
+        try catalog.namespace.removeBucket(name)
     }
 
 }

@@ -49,7 +49,7 @@ extension S3Handler {
         guard let condition else { return }
         var current: String?
         do {
-            let object = try catalog.object(bucket: bucket, segments: segments)
+            let object = try catalog.namespace.object(bucket: bucket, segments: segments)
             current = Self.etag(object.manifest.attributes, manifest: object.manifestID)
         } catch let error as StoreError where error.code == .notFound {}
         if let failure = condition.failure(current: current) { throw S3Error(failure, key: key) }

@@ -131,7 +131,7 @@ struct S3Handler: Sendable {
         }
         let bucket: BucketRecord
         do {
-            bucket = try catalog.bucket(name)
+            bucket = try catalog.namespace.bucket(name)
         } catch let error as StoreError where error.code == .notFound {
             throw S3Error.noSuchBucket(name)
         }
@@ -140,7 +140,7 @@ struct S3Handler: Sendable {
     }
 
     func listBuckets(_ r: S3Request) throws -> Response {
-        let mine = try catalog.buckets().filter { $0.bucket.ownerID == r.principal.user.id }
+        let mine = try catalog.namespace.buckets().filter { $0.bucket.ownerID == r.principal.user.id }
         return xml(XMLWriter.document("ListAllMyBucketsResult") { x in
             owner(&x, r.principal.user.name)
             x.element("Buckets") { x in
@@ -163,7 +163,7 @@ struct S3Handler: Sendable {
         }
         // The body, if any, is a CreateBucketConfiguration naming a region: every region is this one.
         _ = try await xmlBody(r, root: "CreateBucketConfiguration", limit: 64 * 1024, optional: true)
-        if let existing = try? catalog.bucket(name) {
+        if let existing = try? catalog.namespace.bucket(name) {
             if existing.ownerID == r.principal.user.id {
                 throw S3Error(.conflict, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it")
             }
@@ -181,7 +181,7 @@ struct S3Handler: Sendable {
     func deleteBucket(_ r: S3Request) throws -> Response {
         let bucket = try ownedBucket(r)
         do {
-            try catalog.removeBucket(bucket.name)
+            try catalog.namespace.removeBucket(bucket.name)
         } catch let error as StoreError where error.code == .conflict {
             throw S3Error(.conflict, "BucketNotEmpty", "The bucket you tried to delete is not empty")
         }
@@ -293,7 +293,7 @@ struct S3Handler: Sendable {
     func object(_ bucket: BucketRecord, _ key: String) throws -> ObjectRecord {
         let segments = try Self.segments(key)
         do {
-            return try catalog.object(bucket: bucket, segments: segments)
+            return try catalog.namespace.object(bucket: bucket, segments: segments)
         } catch let error as StoreError where error.code == .notFound {
             throw S3Error.noSuchKey(key)
         }

@@ -18,7 +18,7 @@ extension S3Handler {
         var page = Page()
         guard maxKeys > 0 else { return page }
         if delimiter == nil || delimiter == "/" {
-            let (entries, truncated) = try catalog.listPage(bucket: bucket, prefix: prefix, recursive: delimiter == nil,
+            let (entries, truncated) = try catalog.namespace.listPage(bucket: bucket, prefix: prefix, recursive: delimiter == nil,
                                                             startAfter: startAfter, limit: maxKeys)
             for entry in entries {
                 if entry.isFolder { page.prefixes.append(entry.key) } else { page.contents.append(entry) }
@@ -33,7 +33,7 @@ extension S3Handler {
         var count = 0
         var lastPrefix: String? = startAfter.flatMap { start in start.hasSuffix(delimiter) ? start : nil }
         scan: while true {
-            let (entries, more) = try catalog.listPage(bucket: bucket, prefix: prefix, recursive: true, startAfter: after, limit: 1000)
+            let (entries, more) = try catalog.namespace.listPage(bucket: bucket, prefix: prefix, recursive: true, startAfter: after, limit: 1000)
             for entry in entries {
                 after = entry.key
                 if let lastPrefix, entry.key.hasPrefix(lastPrefix) { continue }
@@ -96,7 +96,7 @@ extension S3Handler {
             start = r.query["marker"].flatMap { $0.isEmpty ? nil : $0 }
         }
         let page = try page(bucket, prefix: prefix, delimiter: delimiter, startAfter: start, maxKeys: maxKeys)
-        let attributes = try catalog.attributes(of: page.contents.compactMap(\.manifestID))
+        let attributes = try catalog.namespace.attributes(of: page.contents.compactMap(\.manifestID))
         func etag(_ entry: ListEntry) -> String {
             guard let id = entry.manifestID else { return "" }
             return "\"\(Self.etag(attributes[id] ?? [:], manifest: id))\""

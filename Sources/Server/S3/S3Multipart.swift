@@ -13,7 +13,7 @@ extension S3Handler {
 
     func upload(_ r: S3Request, _ bucket: BucketRecord) throws -> UploadRecord {
         let id = r.query["uploadId"] ?? ""
-        guard let upload = try? catalog.upload(id, bucket: bucket), upload.key == r.key else { throw S3Error.noSuchUpload(id) }
+        guard let upload = try? catalog.uploads.upload(id, bucket: bucket), upload.key == r.key else { throw S3Error.noSuchUpload(id) }
         return upload
     }
 
@@ -22,7 +22,7 @@ extension S3Handler {
         let key = r.key!
         _ = try Self.segments(key)
         let id = Hex.encode(Crypto.randomBytes(16))
-        try catalog.createUpload(id: id, bucket: bucket, key: key, attributes: try ObjectAttributes.from(r))
+        try catalog.uploads.create(id: id, bucket: bucket, key: key, attributes: try ObjectAttributes.from(r))
         return xml(XMLWriter.document("InitiateMultipartUploadResult") { x in
             x.element("Bucket", bucket.name)
             x.element("Key", key)
@@ -66,7 +66,7 @@ extension S3Handler {
                     md5.update(piece)
                     return piece
                 }, policy: policy)
-                try await catalog.putPart(upload: upload.id, number: number, entries: stored.entries, etag: Hex.encode(md5.finish()),
+                try await catalog.uploads.putPart(upload: upload.id, number: number, entries: stored.entries, etag: Hex.encode(md5.finish()),
                                           chunks: stored.unrecorded)
             }
             server.changed()
@@ -78,7 +78,7 @@ extension S3Handler {
         let (md5, checksum) = try await repository.whileStoring { () async throws -> ([UInt8], (String, String)?) in
             let body = try await storeBody(r, writer: writer, policy: policy, quota: quota)
             do {
-                try await catalog.putPart(upload: upload.id, number: number, entries: body.stored.entries,
+                try await catalog.uploads.putPart(upload: upload.id, number: number, entries: body.stored.entries,
                                           etag: Hex.encode(body.md5), chunks: body.stored.unrecorded)
             } catch let error as StoreError where error.code == .notFound {
                 throw S3Error.noSuchUpload(upload.id)
@@ -109,7 +109,7 @@ extension S3Handler {
         for (a, b) in zip(listed, listed.dropFirst()) where b.number <= a.number {
             throw S3Error(.badRequest, "InvalidPartOrder", "The list of parts was not in ascending order: part \(b.number) follows part \(a.number)")
         }
-        let stored = Dictionary(uniqueKeysWithValues: try catalog.parts(upload: upload.id).map { ($0.number, $0) })
+        let stored = Dictionary(uniqueKeysWithValues: try catalog.uploads.parts(upload: upload.id).map { ($0.number, $0) })
         var entries: [Manifest.Entry] = []
         var digests: [UInt8] = []
         for (index, item) in listed.enumerated() {
@@ -149,7 +149,7 @@ extension S3Handler {
         let bucket = try ownedBucket(r)
         let upload = try upload(r, bucket)
         do {
-            try catalog.abortUpload(upload.id)
+            try catalog.uploads.abort(upload.id)
         } catch let error as StoreError where error.code == .notFound {
             throw S3Error.noSuchUpload(upload.id)
         }
@@ -162,7 +162,7 @@ extension S3Handler {
         let upload = try upload(r, bucket)
         let marker = Int(r.query["part-number-marker"] ?? "") ?? 0
         let maxParts = min(1000, max(0, Int(r.query["max-parts"] ?? "") ?? 1000))
-        let after = try catalog.parts(upload: upload.id).filter { $0.number > marker }
+        let after = try catalog.uploads.parts(upload: upload.id).filter { $0.number > marker }
         let parts = Array(after.prefix(maxParts))
         let user = r.principal.user.name
         return xml(XMLWriter.document("ListPartsResult") { x in
@@ -192,7 +192,7 @@ extension S3Handler {
         let prefix = r.query["prefix"] ?? ""
         let keyMarker = r.query["key-marker"] ?? ""
         let maxUploads = min(1000, max(0, Int(r.query["max-uploads"] ?? "") ?? 1000))
-        let all = try catalog.uploads(bucket: bucket, prefix: prefix).filter {
+        let all = try catalog.uploads.list(bucket: bucket, prefix: prefix).filter {
             keyMarker.isEmpty || keyMarker.utf8.lexicographicallyPrecedes($0.key.utf8)
         }
         let uploads = Array(all.prefix(maxUploads))

@@ -200,7 +200,7 @@ extension S3Handler {
         let bucket = try ownedBucket(r)
         let segments = try Self.segments(r.key!)
         do {
-            try catalog.removeObject(bucket: bucket, segments: segments, condition: r.header("if-match").map { ObjectCondition(ifMatch: $0) })
+            try catalog.namespace.removeObject(bucket: bucket, segments: segments, condition: r.header("if-match").map { ObjectCondition(ifMatch: $0) })
             server.changed()
         } catch let error as StoreError where error.code == .notFound {
             // S3 answers a delete of a missing key the same as any other.
@@ -230,7 +230,7 @@ extension S3Handler {
                 let segments = try Self.segments(key)
                 // An ETag makes this object's delete conditional, as If-Match does DeleteObject's.
                 let condition = object.child("ETag").map { ObjectCondition(ifMatch: $0.text) }
-                try catalog.removeObject(bucket: bucket, segments: segments, condition: condition)
+                try catalog.namespace.removeObject(bucket: bucket, segments: segments, condition: condition)
                 deleted.append(key)
             } catch let error as StoreError where error.code == .notFound {
                 deleted.append(key)

@@ -201,7 +201,7 @@ struct SigV4Verifier: Sendable {
 
     private func lookUp(_ keyID: String) throws -> (Principal, String) {
         guard let (record, secret) = try secrets.lookUp(keyID, repository: repository),
-              let user = try repository.catalog.user(id: record.userID) else {
+              let user = try repository.catalog.accounts.user(id: record.userID) else {
             throw S3Error(.forbidden, "InvalidAccessKeyId", "The AWS access key ID you provided does not exist in our records")
         }
         return (Principal(user: user, keyID: keyID), secret)
@@ -248,7 +248,7 @@ final class SecretCache: Sendable {
     private let opened = Mutex<[String: (AccessKeyRecord, String)]>([:])
 
     func lookUp(_ id: String, repository: Repository) throws -> (AccessKeyRecord, String)? {
-        guard let record = try repository.catalog.accessKey(id) else {
+        guard let record = try repository.catalog.accounts.accessKey(id) else {
             opened.withLock { _ = $0.removeValue(forKey: id) }
             return nil
         }

@@ -41,10 +41,10 @@ struct BucketCommand: AsyncParsableCommand {
             try await guarded {
                 try Names.validateBucket(name)
                 let repository = try home.unlock()
-                let ownerID = try owner.map { try repository.catalog.user(named: $0).id }
+                let ownerID = try owner.map { try repository.catalog.accounts.user(named: $0).id }
                 let bucket = try repository.createBucket(name, replicas: replicas, minReplicas: minReplicas, owner: ownerID)
                 try await commit(repository)
-                let providers = try repository.catalog.providers().count
+                let providers = try repository.catalog.providers.all().count
                 if providers < bucket.replicas {
                     note("warning: \(bucket.name) wants \(bucket.replicas) replicas but the repository has \(providers) provider(s); "
                         + "chunks get one copy per provider until you add more (a67 provider add)")
@@ -68,7 +68,7 @@ struct BucketCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                let buckets = try home.catalogOnly().catalog.buckets()
+                let buckets = try home.catalogOnly().catalog.namespace.buckets()
                 if json {
                     printJSON(buckets.map { b in
                         ["name": b.bucket.name, "objects": b.objects, "bytes": b.bytes, "replicas": b.bucket.replicas,

@@ -69,7 +69,7 @@ struct Repair: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let repository = try home.unlock()
-            let summary = try repository.catalog.replicationSummary()
+            let summary = try repository.catalog.chunks.replicationSummary()
             let bar = ProgressBar(label: "repair", total: summary.underReplicatedBytes)
             let report = try await repository.repair(progress: bar.handler)
             bar.finish()
@@ -255,7 +255,7 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let repository = try home.catalogOnly()
-            let summary = try repository.catalog.replicationSummary()
+            let summary = try repository.catalog.chunks.replicationSummary()
             let stats = try repository.catalog.statistics()
             let providers = try repository.providers()
             let counts = summary.byReplicas.keys.sorted()
@@ -267,7 +267,7 @@ struct Status: AsyncParsableCommand {
                     "trashObjects": summary.trashObjects, "trashBytes": summary.trashBytes,
                     "unreferencedChunks": stats.unreferencedChunks, "unreferencedBytes": stats.unreferencedBytes,
                     "providers": providers.map { p in
-                        ["name": p.record.name, "state": p.record.state, "breaker": p.record.health?.breaker ?? NSNull(),
+                        ["name": p.record.name, "state": p.record.state.rawValue, "breaker": p.record.health?.breaker.rawValue ?? NSNull(),
                          "problem": p.record.health?.problem ?? NSNull(),
                          "usedBytes": p.record.usedBytes, "quota": p.record.quota.map { $0 as Any } ?? NSNull()] as [String: Any]
                     },
@@ -287,7 +287,7 @@ struct Status: AsyncParsableCommand {
                 + "\(stats.unreferencedChunks) chunk(s), \(ByteSize.format(stats.unreferencedBytes)) (a67 gc reclaims)")
             show("providers:")
             printTable(nil, providers.map { p in
-                ["  " + p.record.name, p.record.state, p.record.health?.breaker ?? "-",
+                ["  " + p.record.name, p.record.state.rawValue, p.record.health?.breaker.rawValue ?? "-",
                  ByteSize.format(p.record.usedBytes) + (p.record.quota.map { " of " + ByteSize.format($0) } ?? "")]
             })
             for p in providers {

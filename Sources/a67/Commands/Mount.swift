@@ -93,7 +93,7 @@ struct MountCommand: AsyncParsableCommand {
         let passphrase = try Passphrase.fromEnvironment()
         // Wrong passphrase or bucket: said here, not in a log.
         let repository = try Repository.open(home: home.path, backends: backendFactory, passphrase: { passphrase })
-        _ = try repository.catalog.bucket(bucket)
+        _ = try repository.catalog.namespace.bucket(bucket)
         let logPath = home.path + "/mounts/\(bucket).log"
         try FileManager.default.createDirectory(atPath: home.path + "/mounts", withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }

@@ -115,10 +115,10 @@ struct ProviderCommand: AsyncParsableCommand {
                 if json {
                     printJSON(providers.map { p in
                         var entry: [String: Any] = [
-                            "name": p.record.name, "kind": p.record.kind, "location": p.spec.summary, "state": p.record.state,
+                            "name": p.record.name, "kind": p.record.kind, "location": p.spec.summary, "state": p.record.state.rawValue,
                             "group": p.record.group, "usedBytes": p.record.usedBytes, "chunks": p.record.chunkCount,
                             "quota": p.record.quota.map { $0 as Any } ?? NSNull(),
-                            "breaker": p.record.health?.breaker ?? NSNull(),
+                            "breaker": p.record.health?.breaker.rawValue ?? NSNull(),
                             "latencySeconds": p.record.health?.latencySeconds.map { $0 as Any } ?? NSNull(),
                             "errorRate": p.record.health?.errorRate ?? NSNull(),
                             "problem": p.record.health?.problem ?? NSNull(),
@@ -135,7 +135,7 @@ struct ProviderCommand: AsyncParsableCommand {
                 printTable(["NAME", "KIND", "STATE", "BREAKER", "LATENCY", "ERRORS", "USED", "QUOTA", "CHUNKS", "GROUP", "LOCATION"],
                            providers.map { p in
                     let health = p.record.health
-                    return [p.record.name, p.record.kind, p.record.state, health?.breaker ?? "-",
+                    return [p.record.name, p.record.kind, p.record.state.rawValue, health?.breaker.rawValue ?? "-",
                             health?.latencySeconds.map { String(format: "%.1f ms", $0 * 1000) } ?? "-",
                             health.map { String(format: "%.0f%%", $0.errorRate * 100) } ?? "-",
                             ByteSize.format(p.record.usedBytes), p.record.quota.map(ByteSize.format) ?? "-",

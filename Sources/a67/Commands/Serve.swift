@@ -78,7 +78,7 @@ struct Serve: AsyncParsableCommand {
             settings.connections.idleTimeout = .seconds(idleTimeout)
             settings.connections.requestHeadTimeout = .seconds(requestHeadTimeout)
             let server = BlobServer(repository: repository, settings: settings)
-            if try repository.catalog.users().isEmpty {
+            if try repository.catalog.accounts.users().isEmpty {
                 note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
             }
             try await server.run { address in

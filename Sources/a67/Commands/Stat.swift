@@ -33,8 +33,8 @@ struct StatReport {
 
     init(_ repository: Repository) throws {
         stats = try repository.catalog.statistics()
-        providers = try repository.catalog.providers().count
-        buckets = try repository.catalog.buckets().count
+        providers = try repository.catalog.providers.all().count
+        buckets = try repository.catalog.namespace.buckets().count
     }
 
     var dedupeRatio: Double { stats.uniquePlainBytes > 0 ? Double(stats.logicalBytes) / Double(stats.uniquePlainBytes) : 1 }

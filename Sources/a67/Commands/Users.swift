@@ -35,7 +35,7 @@ struct UserCommand: AsyncParsableCommand {
             try await guarded {
                 let limit = try quota.map(ByteSize.parse)
                 let repository = try home.unlock()
-                let user = try repository.catalog.addUser(name: name, admin: admin, quota: limit)
+                let user = try repository.catalog.accounts.addUser(name: name, admin: admin, quota: limit)
                 try await commit(repository)
                 if json {
                     printJSON(["name": user.name, "admin": user.admin, "quota": user.quota.map { $0 as Any } ?? NSNull()])
@@ -58,7 +58,7 @@ struct UserCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 let catalog = try home.catalogOnly().catalog
-                let rows = try catalog.users().map { user in (user, try catalog.usage(user: user.id), try catalog.accessKeys(user: user.id)) }
+                let rows = try catalog.accounts.users().map { user in (user, try catalog.accounts.usage(user: user.id), try catalog.accounts.accessKeys(user: user.id)) }
                 if json {
                     printJSON(rows.map { user, usage, keys in
                         ["name": user.name, "admin": user.admin, "quota": user.quota.map { $0 as Any } ?? NSNull(),
@@ -98,9 +98,9 @@ struct UserCommand: AsyncParsableCommand {
             try await guarded {
                 let limit: Int64? = size.lowercased() == "none" ? nil : try ByteSize.parse(size)
                 let repository = try home.unlock()
-                try repository.catalog.setQuota(user: name, bytes: limit)
+                try repository.catalog.accounts.setQuota(user: name, bytes: limit)
                 try await commit(repository)
-                let usage = try repository.catalog.usage(user: try repository.catalog.user(named: name).id)
+                let usage = try repository.catalog.accounts.usage(user: try repository.catalog.accounts.user(named: name).id)
                 if json {
                     printJSON(["name": name, "quota": limit.map { $0 as Any } ?? NSNull(), "bytes": usage.bytes])
                 } else {
@@ -163,7 +163,7 @@ struct KeyCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 let catalog = try home.catalogOnly().catalog
-                let keys = try catalog.accessKeys(user: try user.map { try catalog.user(named: $0).id })
+                let keys = try catalog.accounts.accessKeys(user: try user.map { try catalog.accounts.user(named: $0).id })
                 if json {
                     printJSON(keys.map { ["id": $0.id, "user": $0.userName, "created": isoTime($0.createdAt)] })
                 } else {
@@ -187,7 +187,7 @@ struct KeyCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 let repository = try home.unlock()
-                try repository.catalog.removeAccessKey(id)
+                try repository.catalog.accounts.removeAccessKey(id)
                 try await commit(repository)
                 if json { printJSON(["removed": id]) } else { show("removed access key \(id)") }
             }

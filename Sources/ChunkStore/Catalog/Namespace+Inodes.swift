@@ -4,7 +4,8 @@ import GRDB
 /// One entry of a bucket's namespace as a filesystem sees it (the mount): the same rows the blob
 /// API reads as objects and folders.
 public struct Inode: Sendable, Equatable {
-    public enum Kind: String, Sendable { case directory = "d", file = "f", symlink = "l" }
+    /// Stored as its raw value in `inode.kind`.
+    public enum Kind: String, Sendable, DatabaseValueConvertible { case directory = "d", file = "f", symlink = "l" }
     /// The inode number. For a hard link's extra name, that of the file it names.
     public let id: Int64
     public let kind: Kind
@@ -33,7 +34,7 @@ public enum NamespaceError: Error, Equatable, Sendable {
     case notFound, exists, notEmpty, notDirectory, isDirectory, invalid, nameTooLong, noAttribute, notPermitted
 }
 
-extension Catalog {
+extension Namespace {
     static let inodeColumns = "id, kind, mode, uid, gid, size, atime, mtime, ctime, manifest, symlink_target, link_of, special, rdev"
 
     /// The inode `id` (following a hard link's extra name to its file), or nil.
@@ -72,11 +73,11 @@ extension Catalog {
         try Self.checkName(name)
         return try pool.write { db in
             let bucket = try Self.freeName(parent, name, db)
-            let now = Self.now()
+            let now = Catalog.now()
             var manifestData: Data?
             var size: Int64 = 0
             if kind == .file, let manifest {
-                size = try Self.insertManifest(manifest.id, body: manifest.body, db)
+                size = try ChunkIndex.insertManifest(manifest.id, body: manifest.body, db)
                 manifestData = Data(manifest.id.bytes)
             }
             try db.cachedStatement(sql: """
@@ -88,7 +89,7 @@ extension Catalog {
                                  manifestData, symlinkTarget, special.map { Int64($0.type) },
                                  special.map { Int64(bitPattern: $0.rdev) }])
             let id = db.lastInsertedRowID
-            if let manifest, kind == .file { try Self.adjustManifest(manifest.id, by: 1, db) }
+            if let manifest, kind == .file { try ChunkIndex.adjustManifest(manifest.id, by: 1, db) }
             try Self.touch(parent, now, db)
             // What was just written (no need to read it back).
             return Inode(id: id, kind: kind, mode: mode & 0o7777, uid: uid, gid: gid,
@@ -105,7 +106,7 @@ extension Catalog {
             guard let target = try Self.inode(id, db) else { throw NamespaceError.notFound }
             guard target.kind == .file else { throw NamespaceError.notPermitted }
             let bucket = try Self.freeName(parent, name, db)
-            let now = Self.now()
+            let now = Catalog.now()
             try db.execute(sql: """
                 INSERT INTO inode(bucket_id, parent_id, name, kind, mode, uid, gid, size, mtime, ctime, link_of)
                 VALUES (?, ?, ?, 'f', 0, 0, 0, 0, ?, ?, ?)
@@ -123,8 +124,8 @@ extension Catalog {
         try pool.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT id, kind, link_of FROM inode WHERE parent_id = ? AND name = ?",
                                              arguments: [parent, name]) else { throw NamespaceError.notFound }
-            guard row["kind"] as String != "d" else { throw NamespaceError.isDirectory }
-            let now = Self.now()
+            guard row["kind"] as Inode.Kind != .directory else { throw NamespaceError.isDirectory }
+            let now = Catalog.now()
             let id = (row["link_of"] as Int64?) ?? row["id"]
             try Self.dropName(row["id"], trash: true, now: now, db)
             try Self.touch(parent, now, db)
@@ -137,25 +138,16 @@ extension Catalog {
         try pool.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT id, kind FROM inode WHERE parent_id = ? AND name = ?",
                                              arguments: [parent, name]) else { throw NamespaceError.notFound }
-            guard row["kind"] as String == "d" else { throw NamespaceError.notDirectory }
+            guard row["kind"] as Inode.Kind == .directory else { throw NamespaceError.notDirectory }
             try Self.dropFolder(row["id"], db)
-            try Self.touch(parent, Self.now(), db)
+            try Self.touch(parent, Catalog.now(), db)
         }
-    }
-
-    public struct RenameFlags: OptionSet, Sendable {
-        public let rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
-        /// Fail with `exists` rather than replace (RENAME_NOREPLACE).
-        public static let noReplace = RenameFlags(rawValue: 1)
-        /// Swap the two entries, both of which must exist (RENAME_EXCHANGE).
-        public static let exchange = RenameFlags(rawValue: 2)
     }
 
     /// Renames `parent/name` to `newParent/newName` in one transaction, replacing what is there (a
     /// file by a file, a folder by an empty folder) unless `flags` say otherwise. A folder's rename
     /// is one row update, however much it holds.
-    public func rename(parent: Int64, name: String, newParent: Int64, newName: String, flags: RenameFlags = []) throws {
+    public func rename(parent: Int64, name: String, newParent: Int64, newName: String, flags: Catalog.RenameFlags = []) throws {
         try Self.checkName(newName)
         try pool.write { db in
             guard let source = try Row.fetchOne(db, sql: "SELECT id, kind FROM inode WHERE parent_id = ? AND name = ?",
@@ -164,16 +156,16 @@ extension Catalog {
                 throw NamespaceError.notDirectory
             }
             let sourceID: Int64 = source["id"]
-            let sourceIsFolder = source["kind"] as String == "d"
+            let sourceIsFolder = source["kind"] as Inode.Kind == .directory
             let target = try Row.fetchOne(db, sql: "SELECT id, kind, link_of FROM inode WHERE parent_id = ? AND name = ?",
                                           arguments: [newParent, newName])
-            let now = Self.now()
+            let now = Catalog.now()
             // A folder cannot move below itself.
             if sourceIsFolder, try Self.isInside(newParent, sourceID, db) { throw NamespaceError.invalid }
             if flags.contains(.exchange) {
                 guard let target else { throw NamespaceError.notFound }
                 let targetID: Int64 = target["id"]
-                if target["kind"] as String == "d", try Self.isInside(parent, targetID, db) { throw NamespaceError.invalid }
+                if target["kind"] as Inode.Kind == .directory, try Self.isInside(parent, targetID, db) { throw NamespaceError.invalid }
                 if targetID == sourceID { return }
                 try db.execute(sql: "UPDATE inode SET parent_id = NULL, name = ? WHERE id = ?", arguments: ["\u{0}exchange", sourceID])
                 try db.execute(sql: "UPDATE inode SET parent_id = ?, name = ?, ctime = ? WHERE id = ?", arguments: [parent, name, now, targetID])
@@ -184,7 +176,7 @@ extension Catalog {
                     guard !flags.contains(.noReplace) else { throw NamespaceError.exists }
                     let targetID: Int64 = target["id"]
                     if targetID == sourceID { return }
-                    let targetIsFolder = target["kind"] as String == "d"
+                    let targetIsFolder = target["kind"] as Inode.Kind == .directory
                     // Two names of one file: POSIX says do nothing.
                     let sourceFile = try Int64.fetchOne(db, sql: "SELECT COALESCE(link_of, id) FROM inode WHERE id = ?", arguments: [sourceID])
                     if !targetIsFolder, sourceFile == (target["link_of"] as Int64?) ?? targetID { return }
@@ -204,28 +196,13 @@ extension Catalog {
         }
     }
 
-    public struct AttributeChange: Sendable {
-        public var mode: UInt32?
-        public var uid: UInt32?
-        public var gid: UInt32?
-        public var atime: Int64?
-        public var mtime: Int64?
-        public init(mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, atime: Int64? = nil, mtime: Int64? = nil) {
-            self.mode = mode
-            self.uid = uid
-            self.gid = gid
-            self.atime = atime
-            self.mtime = mtime
-        }
-    }
-
     /// Changes owner, permissions or times (ctime becomes now).
-    public func setAttributes(_ id: Int64, _ change: AttributeChange) throws -> Inode {
+    public func setAttributes(_ id: Int64, _ change: Catalog.AttributeChange) throws -> Inode {
         try pool.write { db in
             guard let inode = try Self.inode(id, db) else { throw NamespaceError.notFound }
             try db.execute(sql: "UPDATE inode SET mode = ?, uid = ?, gid = ?, atime = ?, mtime = ?, ctime = ? WHERE id = ?",
                            arguments: [(change.mode ?? inode.mode) & 0o7777, change.uid ?? inode.uid, change.gid ?? inode.gid,
-                                       change.atime ?? inode.atime, change.mtime ?? inode.mtime, Self.now(), inode.id])
+                                       change.atime ?? inode.atime, change.mtime ?? inode.mtime, Catalog.now(), inode.id])
             return try Self.inode(inode.id, db)!
         }
     }
@@ -237,33 +214,22 @@ extension Catalog {
                               mtime: Int64, durable: Bool = false) throws -> Bool {
         let body = manifest.encoded
         let committed = try pool.write { db in
-            try Self.insert(chunks, db)
+            try ChunkIndex.insert(chunks, db)
             guard let row = try Row.fetchOne(db, sql: "SELECT manifest, kind FROM inode WHERE id = ?", arguments: [id]),
-                  row["kind"] as String == "f" else { return false }
+                  row["kind"] as Inode.Kind == .file else { return false }
             for chunk in Set(manifest.entries.map(\.id))
-            where try !Self.isStored(chunk, db) {
+            where try !ChunkIndex.isStored(chunk, db) {
                 throw StoreError(.internal, "content commit refused: chunk \(chunk.short) is not recorded as stored")
             }
-            try Self.insertManifest(manifestID, body: body, db)
+            try ChunkIndex.insertManifest(manifestID, body: body, db)
             try db.execute(sql: "UPDATE inode SET manifest = ?, size = ?, mtime = ?, ctime = ? WHERE id = ?",
-                           arguments: [Data(manifestID.bytes), manifest.size, mtime, Self.now(), id])
-            try Self.adjustManifest(manifestID, by: 1, db)
-            if let old = row["manifest"] as Data? { try Self.adjustManifest(try Self.chunkID(old), by: -1, db) }
+                           arguments: [Data(manifestID.bytes), manifest.size, mtime, Catalog.now(), id])
+            try ChunkIndex.adjustManifest(manifestID, by: 1, db)
+            if let old = row["manifest"] as Data? { try ChunkIndex.adjustManifest(try Catalog.chunkID(old), by: -1, db) }
             return true
         }
-        if durable && relaxed { try sync() }
+        if durable && relaxed { try Catalog.sync(pool, relaxed: relaxed) }
         return committed
-    }
-
-    /// Makes every transaction committed so far durable (a relaxed catalog's commits survive a crash
-    /// of the process but not of the machine): one commit with synchronous=FULL syncs the log.
-    public func sync() throws {
-        try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            defer { try? db.execute(sql: "PRAGMA synchronous = \(relaxed ? "NORMAL" : "FULL")") }
-            try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('last_sync', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                           arguments: [String(Self.now())])
-        }
     }
 
     /// A manifest the catalog holds.
@@ -294,7 +260,7 @@ extension Catalog {
             if create && present { throw NamespaceError.exists }
             if replace && !present { throw NamespaceError.noAttribute }
             try db.execute(sql: "INSERT OR REPLACE INTO xattr(inode_id, name, value) VALUES (?, ?, ?)", arguments: [id, name, Data(value)])
-            try db.execute(sql: "UPDATE inode SET ctime = ? WHERE id = ?", arguments: [Self.now(), id])
+            try db.execute(sql: "UPDATE inode SET ctime = ? WHERE id = ?", arguments: [Catalog.now(), id])
         }
     }
 
@@ -345,7 +311,7 @@ extension Catalog {
         let mtime: Int64 = row["mtime"]
         return Inode(id: id, kind: kind, mode: UInt32(truncatingIfNeeded: row["mode"] as Int64), uid: UInt32(truncatingIfNeeded: row["uid"] as Int64),
                      gid: UInt32(truncatingIfNeeded: row["gid"] as Int64), size: row["size"], atime: row["atime"] ?? mtime, mtime: mtime,
-                     ctime: row["ctime"], manifestID: try (row["manifest"] as Data?).map(chunkID),
+                     ctime: row["ctime"], manifestID: try (row["manifest"] as Data?).map(Catalog.chunkID),
                      symlinkTarget: row["symlink_target"], special: (row["special"] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
                      rdev: UInt64(bitPattern: row["rdev"] ?? 0), links: links)
     }
@@ -368,15 +334,6 @@ extension Catalog {
 
     static func touch(_ folder: Int64, _ now: Int64, _ db: Database) throws {
         try db.cachedStatement(sql: "UPDATE inode SET mtime = ?, ctime = ? WHERE id = ?").execute(arguments: [now, now, folder])
-    }
-
-    /// Records a manifest's body (if the catalog lacks it); returns the object size it describes.
-    @discardableResult
-    static func insertManifest(_ id: ChunkID, body: [UInt8], _ db: Database) throws -> Int64 {
-        let manifest = try Manifest(decoding: body)
-        try db.cachedStatement(sql: "INSERT INTO manifest(id, size, chunk_count, body) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO NOTHING")
-            .execute(arguments: [Data(id.bytes), manifest.size, manifest.entries.count, Data(body)])
-        return manifest.size
     }
 
     /// The key of row `id` within its bucket (`a/b/c.txt`).
@@ -418,7 +375,7 @@ extension Catalog {
                     """, arguments: [info["bucket_id"] as Int64, try key(of: row, db), manifest, info["size"] as Int64,
                                      info["mtime"] as Int64, info["mode"] as Int64, info["uid"] as Int64, info["gid"] as Int64, now])
             } else {
-                try adjustManifest(try chunkID(manifest), by: -1, db)
+                try ChunkIndex.adjustManifest(try Catalog.chunkID(manifest), by: -1, db)
             }
         }
         try db.execute(sql: "DELETE FROM xattr WHERE inode_id = ?", arguments: [row])
@@ -434,5 +391,40 @@ extension Catalog {
         }
         try db.execute(sql: "DELETE FROM xattr WHERE inode_id = ?", arguments: [id])
         try db.execute(sql: "DELETE FROM inode WHERE id = ?", arguments: [id])
+    }
+
+    // MARK: - Names of inodes
+
+    /// The key of inode `id` in its bucket (its names up to the bucket's root), or nil when it is gone.
+    public func key(ofInode id: Int64) -> String? {
+        try? pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM inode WHERE id = ?", arguments: [id]) == true ? try Self.key(of: id, db) : nil
+        }
+    }
+}
+
+extension Catalog {
+    public struct RenameFlags: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// Fail with `exists` rather than replace (RENAME_NOREPLACE).
+        public static let noReplace = Catalog.RenameFlags(rawValue: 1)
+        /// Swap the two entries, both of which must exist (RENAME_EXCHANGE).
+        public static let exchange = Catalog.RenameFlags(rawValue: 2)
+    }
+
+    public struct AttributeChange: Sendable {
+        public var mode: UInt32?
+        public var uid: UInt32?
+        public var gid: UInt32?
+        public var atime: Int64?
+        public var mtime: Int64?
+        public init(mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, atime: Int64? = nil, mtime: Int64? = nil) {
+            self.mode = mode
+            self.uid = uid
+            self.gid = gid
+            self.atime = atime
+            self.mtime = mtime
+        }
     }
 }

@@ -4,13 +4,18 @@ import GRDB
 /// Multipart uploads: each part is a list of chunks already stored, which holds a reference on
 /// each of its chunks (so that garbage collection keeps them) until the upload is completed (the
 /// object's manifest then refers to them) or aborted.
-extension Catalog {
-    public func createUpload(id: String, bucket: BucketRecord, key: String, attributes: [String: String]) throws {
+/// One of the catalog's aggregates (see Catalog): `catalog.uploads`.
+public struct Uploads: Sendable {
+    let pool: DatabasePool
+}
+
+extension Uploads {
+    public func create(id: String, bucket: BucketRecord, key: String, attributes: [String: String]) throws {
         _ = try Names.keySegments(key)
         let json = String(decoding: try JSONEncoder().encode(attributes), as: UTF8.self)
         try pool.write { db in
             try db.execute(sql: "INSERT INTO upload(id, bucket_id, key, attributes, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [id, bucket.id, key, json, Self.now()])
+                           arguments: [id, bucket.id, key, json, Catalog.now()])
         }
     }
 
@@ -25,7 +30,7 @@ extension Catalog {
     }
 
     /// The bucket's unfinished uploads whose key starts with `prefix`, by key then start time.
-    public func uploads(bucket: BucketRecord, prefix: String = "") throws -> [UploadRecord] {
+    public func list(bucket: BucketRecord, prefix: String = "") throws -> [UploadRecord] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT id, bucket_id, key, attributes, created_at FROM upload
@@ -46,18 +51,18 @@ extension Catalog {
         let body = Data(Manifest(entries: entries).encoded)
         let size = entries.reduce(Int64(0)) { $0 + Int64($1.length) }
         try await pool.write { db in
-            try Self.insert(chunks, db)
+            try ChunkIndex.insert(chunks, db)
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM upload WHERE id = ?", arguments: [upload]) == true else {
                 throw StoreError(.notFound, "no multipart upload \(upload) (it was completed or aborted)")
             }
             for id in Set(entries.map(\.id)) {
-                guard try Self.isStored(id, db) else {
+                guard try ChunkIndex.isStored(id, db) else {
                     throw StoreError(.internal, "part commit refused: chunk \(id.short) is not recorded as stored")
                 }
             }
             try Self.dropPart(upload: upload, number: number, db)
             try db.execute(sql: "INSERT INTO upload_part(upload_id, number, size, etag, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [upload, number, size, etag, body, Self.now()])
+                           arguments: [upload, number, size, etag, body, Catalog.now()])
             for id in Set(entries.map(\.id)) {
                 try db.execute(sql: "UPDATE chunk SET refcount = refcount + 1 WHERE id = ?", arguments: [Data(id.bytes)])
             }
@@ -75,7 +80,7 @@ extension Catalog {
     }
 
     /// Forgets an upload and its parts, releasing their chunks.
-    public func abortUpload(_ id: String) throws {
+    public func abort(_ id: String) throws {
         try pool.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM upload WHERE id = ?", arguments: [id]) == true else {
                 throw StoreError(.notFound, "no multipart upload \(id)")

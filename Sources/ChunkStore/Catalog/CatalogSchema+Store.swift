@@ -1,10 +1,11 @@
 import GRDB
 
-extension Catalog {
-    /// Every schema change is a new migration appended here; existing ones never change.
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: providers, buckets, inodes, chunks, manifests") { db in
+extension CatalogSchema {
+    /// ChunkStore's tables (every aggregate of Catalog). Its identifiers are the bare "vN: ..." ones
+    /// that catalogs made since the first release have recorded: they never change.
+    public static let store: CatalogSchema = {
+        var schema = CatalogSchema(module: "")
+        schema.register("v1: providers, buckets, inodes, chunks, manifests") { db in
             try db.execute(sql: """
                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE provider (
@@ -56,11 +57,11 @@ extension Catalog {
                 CREATE INDEX inode_bucket ON inode(bucket_id);
                 """)
         }
-        migrator.registerMigration("v2: sealed provider credentials") { db in
+        schema.register("v2: sealed provider credentials") { db in
             // AES-256-GCM under the repository's secrets key; NULL for providers without credentials.
             try db.execute(sql: "ALTER TABLE provider ADD COLUMN sealed_secret BLOB")
         }
-        migrator.registerMigration("v3: replication, health, trash, orphans") { db in
+        schema.register("v3: replication, health, trash, orphans") { db in
             try db.execute(sql: """
                 ALTER TABLE provider ADD COLUMN fault_group TEXT;
                 ALTER TABLE provider ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
@@ -91,7 +92,7 @@ extension Catalog {
                     PRIMARY KEY (provider_id, name)) WITHOUT ROWID;
                 """)
         }
-        migrator.registerMigration("v4: users, access keys, bucket owners, multipart uploads") { db in
+        schema.register("v4: users, access keys, bucket owners, multipart uploads") { db in
             try db.execute(sql: """
                 CREATE TABLE user (
                     id INTEGER PRIMARY KEY,
@@ -123,7 +124,7 @@ extension Catalog {
                     PRIMARY KEY (upload_id, number)) WITHOUT ROWID;
                 """)
         }
-        migrator.registerMigration("v5: the mount: access times, hard links, special files, extended attributes") { db in
+        schema.register("v5: the mount: access times, hard links, special files, extended attributes") { db in
             // link_of: a hard link's extra name points at the inode that holds the file (its content,
             // owner and times); the row itself holds only the name. See FORMAT.md, "Namespace".
             try db.execute(sql: """
@@ -141,7 +142,7 @@ extension Catalog {
                     PRIMARY KEY (inode_id, name)) WITHOUT ROWID;
                 """)
         }
-        migrator.registerMigration("v6: leases on chunks not yet committed, quota reservations") { db in
+        schema.register("v6: leases on chunks not yet committed, quota reservations") { db in
             // Rows a running process holds for as long as it lives (`holder` is its ProcessIdentity,
             // "PID:START_TICKS"): gc keeps every chunk with a live lease, whether or not the catalog
             // records it yet, and a quota counts the live reservations of uploads in flight. A
@@ -160,9 +161,40 @@ extension Catalog {
                 CREATE INDEX quota_reservation_user ON quota_reservation(user_id);
                 """)
         }
-        migrator.registerMigration("v7: why a provider takes no chunks") { db in
+        schema.register("v7: why a provider takes no chunks") { db in
             try db.execute(sql: "ALTER TABLE provider ADD COLUMN health_problem TEXT")
         }
-        return migrator
-    }
+        schema.register("v8: one time unit, provider states checked") { db in
+            // provider.created_at was seconds as a real; every time is nanoseconds since 1970 now. SQLite
+            // cannot change a column's type, so the table is rebuilt (GRDB runs migrations with foreign
+            // keys off and checks them after: chunk_location and orphan keep pointing at the same ids).
+            // The state columns take only their enums' raw values (ProviderState, BreakerState).
+            try db.execute(sql: """
+                CREATE TABLE provider_v8 (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL,
+                    config TEXT NOT NULL,
+                    quota INTEGER,
+                    created_at INTEGER NOT NULL,
+                    sealed_secret BLOB,
+                    fault_group TEXT,
+                    state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'draining')),
+                    health_breaker TEXT CHECK (health_breaker IN ('closed', 'open', 'half-open')),
+                    health_latency REAL,
+                    health_error_rate REAL,
+                    health_requests INTEGER,
+                    health_checked_at INTEGER,
+                    health_problem TEXT);
+                INSERT INTO provider_v8(id, name, kind, config, quota, created_at, sealed_secret, fault_group, state, health_breaker,
+                                       health_latency, health_error_rate, health_requests, health_checked_at, health_problem)
+                    SELECT id, name, kind, config, quota, CAST(ROUND(created_at * 1000000000) AS INTEGER), sealed_secret, fault_group,
+                           state, health_breaker, health_latency, health_error_rate, health_requests, health_checked_at, health_problem
+                    FROM provider;
+                DROP TABLE provider;
+                ALTER TABLE provider_v8 RENAME TO provider;
+                """)
+        }
+        return schema
+    }()
 }

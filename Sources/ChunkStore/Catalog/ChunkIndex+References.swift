@@ -6,39 +6,10 @@ import GRDB
 /// the stored reference counts. Those counts make the common cases cheap; this is what checks
 /// them, so that a damaged count (a flipped bit in catalog.db) stops gc instead of making it delete
 /// live data.
-extension Catalog {
-    public struct ReferenceAudit: Sendable {
-        /// Every chunk a live object, trash entry or part refers to: the manifests themselves and the
-        /// chunks they list.
-        public var live: Set<ChunkID> = []
-        /// Chunks whose stored counts are not what the live objects make them.
-        public var mismatched: [Mismatch] = []
-        /// Objects (and trash entries, parts) that list a chunk the catalog does not record, records on
-        /// no provider, or that was found lost (`auditReferences(lost:)`): they cannot be read whole.
-        public var damaged: [DamagedObject] = []
-        /// Objects, trash entries and parts whose chunk list cannot be read (a damaged manifest body):
-        /// what they refer to is unknown, so nothing unreferenced can be known to be garbage.
-        public var unreadable: [String] = []
-
-        public struct Mismatch: Sendable, Equatable {
-            public let chunk: ChunkID
-            public let stored: (entryRefs: Int, refcount: Int)
-            public let expected: (entryRefs: Int, refcount: Int)
-            public static func == (a: Mismatch, b: Mismatch) -> Bool {
-                a.chunk == b.chunk && a.stored == b.stored && a.expected == b.expected
-            }
-        }
-
-        public struct DamagedObject: Sendable, Equatable {
-            /// "BUCKET/KEY", "trash: BUCKET/KEY" or "upload ID part N".
-            public let name: String
-            public let missingChunks: [ChunkID]
-        }
-    }
-
+extension ChunkIndex {
     /// Counts every reference from the live objects, in one read transaction. `lost`: chunks known to
     /// have no good copy left (a scrub's finding), whose objects are reported damaged too.
-    public func auditReferences(lost: Set<ChunkID> = []) throws -> ReferenceAudit {
+    public func auditReferences(lost: Set<ChunkID> = []) throws -> Catalog.ReferenceAudit {
         try pool.read { db in try Self.audit(db, lost: lost) }
     }
 
@@ -59,13 +30,13 @@ extension Catalog {
         }
     }
 
-    private static func audit(_ db: Database, lost: Set<ChunkID> = []) throws -> ReferenceAudit {
-        var audit = ReferenceAudit()
+    private static func audit(_ db: Database, lost: Set<ChunkID> = []) throws -> Catalog.ReferenceAudit {
+        var audit = Catalog.ReferenceAudit()
         var entryRefs: [ChunkID: Int] = [:]
         var refcount: [ChunkID: Int] = [:]
         var manifests: [ChunkID: [ChunkID]] = [:]
         var named: [ChunkID: String] = [:]
-        let located = Set(try Data.fetchAll(db, sql: "SELECT DISTINCT chunk_id FROM chunk_location").map { try chunkID($0) })
+        let located = Set(try Data.fetchAll(db, sql: "SELECT DISTINCT chunk_id FROM chunk_location").map { try Catalog.chunkID($0) })
 
         func listing(_ manifest: ChunkID) throws -> [ChunkID]? {
             if let known = manifests[manifest] { return known }
@@ -97,12 +68,12 @@ extension Catalog {
             SELECT t.manifest, b.name, t.key, 1 FROM trash t JOIN bucket b ON b.id = t.bucket_id
             """)
         for row in entries {
-            let manifest = try chunkID(row["manifest"] as Data)
+            let manifest = try Catalog.chunkID(row["manifest"] as Data)
             entryRefs[manifest, default: 0] += 1
             audit.live.insert(manifest)
             if named[manifest] == nil {
                 let trashed: Bool = row["trashed"]
-                let key = trashed ? (row[2] as String) : (try Self.key(of: row[2] as Int64, db))
+                let key = trashed ? (row[2] as String) : (try Namespace.key(of: row[2] as Int64, db))
                 named[manifest] = (trashed ? "trash: " : "") + (row["bucket"] as String) + "/" + key
             }
         }
@@ -133,18 +104,42 @@ extension Catalog {
             }
         }
         for row in try Row.fetchAll(db, sql: "SELECT id, entry_refs, refcount FROM chunk") {
-            let id = try chunkID(row["id"] as Data)
+            let id = try Catalog.chunkID(row["id"] as Data)
             let stored = (entryRefs: row["entry_refs"] as Int, refcount: row["refcount"] as Int)
             let expected = (entryRefs: entryRefs[id] ?? 0, refcount: refcount[id] ?? 0)
             if stored != expected { audit.mismatched.append(.init(chunk: id, stored: stored, expected: expected)) }
         }
         return audit
     }
+}
 
-    /// The key of inode `id` in its bucket (its names up to the bucket's root), or nil when it is gone.
-    public func key(ofInode id: Int64) -> String? {
-        try? pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM inode WHERE id = ?", arguments: [id]) == true ? try Self.key(of: id, db) : nil
+extension Catalog {
+    public struct ReferenceAudit: Sendable {
+        /// Every chunk a live object, trash entry or part refers to: the manifests themselves and the
+        /// chunks they list.
+        public var live: Set<ChunkID> = []
+        /// Chunks whose stored counts are not what the live objects make them.
+        public var mismatched: [Mismatch] = []
+        /// Objects (and trash entries, parts) that list a chunk the catalog does not record, records on
+        /// no provider, or that was found lost (`auditReferences(lost:)`): they cannot be read whole.
+        public var damaged: [DamagedObject] = []
+        /// Objects, trash entries and parts whose chunk list cannot be read (a damaged manifest body):
+        /// what they refer to is unknown, so nothing unreferenced can be known to be garbage.
+        public var unreadable: [String] = []
+
+        public struct Mismatch: Sendable, Equatable {
+            public let chunk: ChunkID
+            public let stored: (entryRefs: Int, refcount: Int)
+            public let expected: (entryRefs: Int, refcount: Int)
+            public static func == (a: Mismatch, b: Mismatch) -> Bool {
+                a.chunk == b.chunk && a.stored == b.stored && a.expected == b.expected
+            }
+        }
+
+        public struct DamagedObject: Sendable, Equatable {
+            /// "BUCKET/KEY", "trash: BUCKET/KEY" or "upload ID part N".
+            public let name: String
+            public let missingChunks: [ChunkID]
         }
     }
 }

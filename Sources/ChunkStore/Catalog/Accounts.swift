@@ -1,16 +1,21 @@
 import Foundation
 import GRDB
 
-/// Users and their access keys, for the blob API. A key's secret is stored sealed; the server
-/// opens it to check signatures.
-extension Catalog {
+/// Accounts: users, their access keys for the blob API (a key's secret is stored sealed; the server
+/// opens it to check signatures), their quotas and the reservations of uploads in flight under them.
+/// One of the catalog's aggregates (see Catalog): `catalog.accounts`.
+public struct Accounts: Sendable {
+    let pool: DatabasePool
+}
+
+extension Accounts {
     public func addUser(name: String, admin: Bool = false, quota: Int64? = nil) throws -> UserRecord {
         try Names.validateUser(name)
         return try pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM user WHERE name = ?", arguments: [name]) == true {
                 throw StoreError(.alreadyExists, "a user named \(name) already exists (a67 user ls lists them)")
             }
-            let now = Self.now()
+            let now = Catalog.now()
             try db.execute(sql: "INSERT INTO user(name, admin, quota, created_at) VALUES (?, ?, ?, ?)",
                            arguments: [name, admin, quota, now])
             return UserRecord(id: db.lastInsertedRowID, name: name, admin: admin, quota: quota, createdAt: now)
@@ -57,7 +62,7 @@ extension Catalog {
                        COALESCE(SUM((SELECT COUNT(*) FROM inode i WHERE i.bucket_id = b.id AND i.kind = 'f')), 0) AS objects
                 FROM bucket b WHERE b.owner_id = ?
                 """, arguments: [user])!
-            // The bytes a quota counts: the same sum as the reservations check (Catalog+Leases).
+            // The bytes a quota counts: the same sum as the reservations check (Accounts.reserveQuota).
             return UsageRecord(buckets: row["buckets"], objects: row["objects"], bytes: try Self.storedBytes(user: user, db))
         }
     }
@@ -67,7 +72,7 @@ extension Catalog {
     public func addAccessKey(id: String, user: Int64, sealedSecret: [UInt8]) throws {
         try pool.write { db in
             try db.execute(sql: "INSERT INTO access_key(id, user_id, sealed_secret, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [id, user, Data(sealedSecret), Self.now()])
+                           arguments: [id, user, Data(sealedSecret), Catalog.now()])
         }
     }
 
@@ -103,12 +108,66 @@ extension Catalog {
         }
     }
 
-    /// Gives a bucket to a user (nil: to the repository's owner only).
-    public func setBucketOwner(_ bucket: String, owner: Int64?) throws {
-        let record = try self.bucket(bucket)
+    // MARK: - Quota reservations
+
+    /// Reserves room under `user`'s quota so that reservation `id` (nil: a new one) holds `total`
+    /// bytes, checked and recorded in one transaction: the user's stored bytes (objects and parts)
+    /// plus every live reservation, this one's new size included, must stay within the quota.
+    /// Returns the reservation's ID, or nil when the user has no quota. Throws `quotaExceeded`.
+    public func reserveQuota(user: Int64, total: Int64, reservation id: Int64?, holder: ProcessIdentity = .current) throws -> Int64? {
         try pool.write { db in
-            try db.execute(sql: "UPDATE bucket SET owner_id = ? WHERE id = ?", arguments: [owner, record.id])
+            guard let quota = try Int64.fetchOne(db, sql: "SELECT quota FROM user WHERE id = ?", arguments: [user]) else {
+                return nil
+            }
+            let reservations = try Row.fetchAll(db, sql: "SELECT id, bytes, holder FROM quota_reservation WHERE user_id = ?",
+                                                arguments: [user])
+            var others: Int64 = 0
+            for row in reservations where row["id"] as Int64 != id {
+                if ProcessIdentity.isAlive(row["holder"]) {
+                    others += row["bytes"] as Int64
+                } else {
+                    try db.execute(sql: "DELETE FROM quota_reservation WHERE id = ?", arguments: [row["id"] as Int64])
+                }
+            }
+            let stored = try Self.storedBytes(user: user, db)
+            guard stored + others + total <= quota else {
+                let left = max(0, quota - stored - others)
+                throw StoreError(.quotaExceeded, "the quota of \(try Self.userName(user, db)) would be exceeded: \(left) bytes are left of \(quota)"
+                    + " (\(others) more are reserved by uploads in flight); delete objects or raise it (a67 user quota)")
+            }
+            if let id, try Bool.fetchOne(db, sql: "SELECT 1 FROM quota_reservation WHERE id = ?", arguments: [id]) == true {
+                try db.execute(sql: "UPDATE quota_reservation SET bytes = ? WHERE id = ?", arguments: [total, id])
+                return id
+            }
+            try db.execute(sql: "INSERT INTO quota_reservation(user_id, bytes, holder, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [user, total, holder.description, Catalog.now()])
+            return db.lastInsertedRowID
         }
+    }
+
+    /// Lowers a reservation (what it held is stored now, or was dropped); never refused.
+    public func shrinkReservation(_ id: Int64, to total: Int64) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE quota_reservation SET bytes = MIN(bytes, ?) WHERE id = ?", arguments: [max(0, total), id])
+        }
+    }
+
+    public func releaseReservation(_ id: Int64) throws {
+        try pool.write { db in try db.execute(sql: "DELETE FROM quota_reservation WHERE id = ?", arguments: [id]) }
+    }
+
+    /// The bytes a user's buckets hold: objects and the parts of unfinished multipart uploads.
+    static func storedBytes(user: Int64, _ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: """
+            SELECT COALESCE((SELECT SUM(i.size) FROM inode i JOIN bucket b ON b.id = i.bucket_id
+                             WHERE b.owner_id = ?1 AND i.kind = 'f' AND i.link_of IS NULL), 0)
+                 + COALESCE((SELECT SUM(p.size) FROM upload u JOIN bucket b ON b.id = u.bucket_id
+                             JOIN upload_part p ON p.upload_id = u.id WHERE b.owner_id = ?1), 0)
+            """, arguments: [user]) ?? 0
+    }
+
+    static func userName(_ user: Int64, _ db: Database) throws -> String {
+        try String.fetchOne(db, sql: "SELECT name FROM user WHERE id = ?", arguments: [user]) ?? "user \(user)"
     }
 }
 
