@@ -113,7 +113,7 @@ extension Repository {
         } + audit.unreadable.map { "\($0) (its chunk list cannot be read)" }
         report.seconds = started.duration(to: .now).seconds
         if !damagedSnapshotCopies.isEmpty {
-            try updateSnapshotState { state in
+            try await updateSnapshotState { state in
                 for (id, provider) in damagedSnapshotCopies { state.holders[id]?.removeAll { $0 == provider } }
             }
         }
@@ -146,56 +146,56 @@ extension Repository {
     public func repair(parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> RepairReport {
         let sealer = ChunkSealer(keys: try unlocked())
         // Stores before it records, like a put: shared with puts, exclusive of gc.
-        let lock = try RepositoryLock(home: home, exclusive: false)
-        defer { lock.release() }
-        let pool = try pool()
-        let catalog = self.catalog
-        let started = ContinuousClock.now
-        var report = RepairReport()
-        let down = Set(try await providersDown(pool).keys)
-        report.providersDown = pool.members.filter { down.contains($0.id) }.map(\.name)
-        let reachableGroups = Set(pool.members.filter { !$0.draining && !down.contains($0.id) }.map(\.group)).count
-        let work = try down.isEmpty ? catalog.underReplicated() : catalog.chunksInUse().filter { chunk in
-            chunk.providers.filter { !down.contains($0) }.count < chunk.want
-        }
-        try await forEach(work, parallel: parallel) { chunk -> Result<[Int64], StoreError> in
-            guard !chunk.providers.isEmpty else {
-                return .failure(StoreError(.integrity, "chunk \(chunk.id.short): no copy is recorded anywhere"))
+        return try await whileStoring {
+            let pool = try pool()
+            let catalog = self.catalog
+            let started = ContinuousClock.now
+            var report = RepairReport()
+            let down = Set(try await providersDown(pool).keys)
+            report.providersDown = pool.members.filter { down.contains($0.id) }.map(\.name)
+            let reachableGroups = Set(pool.members.filter { !$0.draining && !down.contains($0.id) }.map(\.group)).count
+            let work = try down.isEmpty ? catalog.underReplicated() : catalog.chunksInUse().filter { chunk in
+                chunk.providers.filter { !down.contains($0) }.count < chunk.want
             }
-            do {
-                let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Self.verifier(chunk, sealer))
-                // The read may have found some copies bad and forgotten them.
-                let current = (try await catalog.chunkLocations(chunk.id) ?? []).filter { !down.contains($0) }
-                let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: current)
-                try catalog.addLocations(chunk.id, providers: added)
-                return .success(added)
-            } catch let error as StoreError {
-                return .failure(error)
-            } catch {
-                return .failure(StoreError(.providerFailure, "\(error)"))
-            }
-        } collect: { chunk, outcome in
-            switch outcome {
-            case .success(let added):
-                if !added.isEmpty {
-                    report.chunksRepaired += 1
-                    report.replicasAdded += added.count
-                    report.bytesCopied += Int64(chunk.sealedSize * added.count)
-                    progress?(Int64(chunk.sealedSize))
+            try await forEach(work, parallel: parallel) { chunk -> Result<[Int64], StoreError> in
+                guard !chunk.providers.isEmpty else {
+                    return .failure(StoreError(.integrity, "chunk \(chunk.id.short): no copy is recorded anywhere"))
                 }
-                let live = chunk.providers.filter { !down.contains($0) }.count + added.count
-                if live < min(chunk.want, reachableGroups) || live == 0 {
-                    report.failed.append("chunk \(chunk.id.short): \(live) of \(chunk.want) replicas on providers that answer (not enough of them with room)")
+                do {
+                    let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Self.verifier(chunk, sealer))
+                    // The read may have found some copies bad and forgotten them.
+                    let current = (try await catalog.chunkLocations(chunk.id) ?? []).filter { !down.contains($0) }
+                    let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: current)
+                    try catalog.addLocations(chunk.id, providers: added)
+                    return .success(added)
+                } catch let error as StoreError {
+                    return .failure(error)
+                } catch {
+                    return .failure(StoreError(.providerFailure, "\(error)"))
                 }
-            case .failure(let error) where error.code == .integrity:
-                report.lost.append("chunk \(chunk.id.short): \(error.message)")
-            case .failure(let error):
-                report.failed.append("chunk \(chunk.id.short): \(error.message)")
+            } collect: { chunk, outcome in
+                switch outcome {
+                case .success(let added):
+                    if !added.isEmpty {
+                        report.chunksRepaired += 1
+                        report.replicasAdded += added.count
+                        report.bytesCopied += Int64(chunk.sealedSize * added.count)
+                        progress?(Int64(chunk.sealedSize))
+                    }
+                    let live = chunk.providers.filter { !down.contains($0) }.count + added.count
+                    if live < min(chunk.want, reachableGroups) || live == 0 {
+                        report.failed.append("chunk \(chunk.id.short): \(live) of \(chunk.want) replicas on providers that answer (not enough of them with room)")
+                    }
+                case .failure(let error) where error.code == .integrity:
+                    report.lost.append("chunk \(chunk.id.short): \(error.message)")
+                case .failure(let error):
+                    report.failed.append("chunk \(chunk.id.short): \(error.message)")
+                }
             }
+            report.seconds = started.duration(to: .now).seconds
+            saveHealth()
+            return report
         }
-        report.seconds = started.duration(to: .now).seconds
-        saveHealth()
-        return report
     }
 
     // MARK: - Drain, remove, rebalance
@@ -224,53 +224,53 @@ extension Repository {
         try catalog.setProviderState(id, "draining")
         try reloadProviders()
         try await waitForStoresInFlight()
-        let lock = try await storingLock()
-        defer { lock.release() }
-        let pool = try pool()
-        let catalog = self.catalog
-        let started = ContinuousClock.now
-        var report = MoveReport()
-        // Chunks recorded there after the first listing (a mount's file committed meanwhile) are moved
-        // in further rounds; a few rounds settle it, as nothing new is placed there.
-        for _ in 0..<Self.drainRounds {
-            let chunks = try catalog.chunks(on: id)
-            guard !chunks.isEmpty, report.failed.isEmpty else { break }
-            try await forEach(chunks, parallel: parallel) { chunk -> String? in
-                let open = Self.verifier(chunk, sealer)
-                do {
-                    // Only copies read back and verified, each from its own provider, count as surviving.
-                    let others = try await Self.verifiedCopies(chunk, on: chunk.providers.filter { $0 != id }, pool: pool, open: open)
-                    if others.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
-                        let sealed = try await pool.fetch(chunk.id, from: [id] + others, open: open)
-                        let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: others)
-                        try catalog.addLocations(chunk.id, providers: added)
-                        if others.isEmpty && added.isEmpty { return "chunk \(chunk.id.short): no other provider could take it" }
+        return try await whileStoring {
+            let pool = try pool()
+            let catalog = self.catalog
+            let started = ContinuousClock.now
+            var report = MoveReport()
+            // Chunks recorded there after the first listing (a mount's file committed meanwhile) are moved
+            // in further rounds; a few rounds settle it, as nothing new is placed there.
+            for _ in 0..<Self.drainRounds {
+                let chunks = try catalog.chunks(on: id)
+                guard !chunks.isEmpty, report.failed.isEmpty else { break }
+                try await forEach(chunks, parallel: parallel) { chunk -> String? in
+                    let open = Self.verifier(chunk, sealer)
+                    do {
+                        // Only copies read back and verified, each from its own provider, count as surviving.
+                        let others = try await Self.verifiedCopies(chunk, on: chunk.providers.filter { $0 != id }, pool: pool, open: open)
+                        if others.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
+                            let sealed = try await pool.fetch(chunk.id, from: [id] + others, open: open)
+                            let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: others)
+                            try catalog.addLocations(chunk.id, providers: added)
+                            if others.isEmpty && added.isEmpty { return "chunk \(chunk.id.short): no other provider could take it" }
+                        }
+                        guard try await Self.forgetThenDelete(chunk, on: id, pool: pool, catalog: catalog) else {
+                            return "chunk \(chunk.id.short): \(name) still holds its only copy"
+                        }
+                        return nil
+                    } catch {
+                        return "chunk \(chunk.id.short): \(error)"
                     }
-                    guard try await Self.forgetThenDelete(chunk, on: id, pool: pool, catalog: catalog) else {
-                        return "chunk \(chunk.id.short): \(name) still holds its only copy"
+                } collect: { chunk, failure in
+                    report.chunksSeen += 1
+                    if let failure {
+                        report.failed.append(failure)
+                    } else {
+                        report.chunksMoved += 1
+                        report.bytesMoved += Int64(chunk.sealedSize)
+                        progress?(Int64(chunk.sealedSize))
                     }
-                    return nil
-                } catch {
-                    return "chunk \(chunk.id.short): \(error)"
-                }
-            } collect: { chunk, failure in
-                report.chunksSeen += 1
-                if let failure {
-                    report.failed.append(failure)
-                } else {
-                    report.chunksMoved += 1
-                    report.bytesMoved += Int64(chunk.sealedSize)
-                    progress?(Int64(chunk.sealedSize))
                 }
             }
+            if report.failed.isEmpty, case let left = try catalog.chunks(on: id).count, left > 0 {
+                report.failed.append("\(left) chunk(s) were recorded on \(name) while it drained; run drain again")
+            }
+            if report.failed.isEmpty { try await dropSnapshotCopies(on: id, pool: pool) }
+            report.seconds = started.duration(to: .now).seconds
+            saveHealth()
+            return report
         }
-        if report.failed.isEmpty, case let left = try catalog.chunks(on: id).count, left > 0 {
-            report.failed.append("\(left) chunk(s) were recorded on \(name) while it drained; run drain again")
-        }
-        if report.failed.isEmpty { try await dropSnapshotCopies(on: id, pool: pool) }
-        report.seconds = started.duration(to: .now).seconds
-        saveHealth()
-        return report
     }
 
     static let drainRounds = 4
@@ -314,20 +314,20 @@ extension Repository {
     /// is between placing a chunk there and recording it: the refusal counts every copy.
     public func removeProvider(_ name: String) async throws -> (chunksLeft: Int, underReplicated: Int) {
         _ = try unlocked()
-        let lock = try await exclusiveLock()
-        defer { lock.release() }
-        guard let provider = try providers().first(where: { $0.record.name == name }) else {
-            throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
+        return try await whileExclusive {
+            guard let provider = try providers().first(where: { $0.record.name == name }) else {
+                throw StoreError(.notFound, "no provider named \(name): a67 provider ls lists them")
+            }
+            let held = provider.record.chunkCount
+            try catalog.removeProvider(provider.record.id, name: name)
+            // Its row ID may be handed out again: what the snapshot record says it holds must go with it.
+            try await updateSnapshotState { state in
+                for key in state.holders.keys { state.holders[key]?.removeAll { $0 == provider.record.id } }
+                state.roots[String(provider.record.id)] = nil
+            }
+            try reloadProviders()
+            return (held, try catalog.underReplicated().count)
         }
-        let held = provider.record.chunkCount
-        try catalog.removeProvider(provider.record.id, name: name)
-        // Its row ID may be handed out again: what the snapshot record says it holds must go with it.
-        try updateSnapshotState { state in
-            for key in state.holders.keys { state.holders[key]?.removeAll { $0 == provider.record.id } }
-            state.roots[String(provider.record.id)] = nil
-        }
-        try reloadProviders()
-        return (held, try catalog.underReplicated().count)
     }
 
     /// Moves replicas to where placement puts them now (after providers were added or quotas changed):
@@ -335,47 +335,47 @@ extension Repository {
     /// it no longer needs. With equal weights, adding one provider to N moves about 1/(N+1) of replicas.
     public func rebalance(parallel: Int = 4, progress: ProgressHandler? = nil) async throws -> MoveReport {
         let sealer = ChunkSealer(keys: try unlocked())
-        let lock = try RepositoryLock(home: home, exclusive: false)
-        defer { lock.release() }
-        let pool = try pool()
-        let catalog = self.catalog
-        let started = ContinuousClock.now
-        var report = MoveReport()
-        try await forEach(try catalog.allChunks(), parallel: parallel) { chunk -> (moved: Int, failure: String?) in
-            let ideal = pool.idealPlacement(chunk.id, replicas: chunk.want)
-            let missing = ideal.filter { !chunk.providers.contains($0) }
-            guard !missing.isEmpty, !chunk.providers.isEmpty else { return (0, nil) }
-            do {
-                let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Self.verifier(chunk, sealer))
-                let added = await pool.store(chunk.id, sealed: sealed, on: missing)
-                try catalog.addLocations(chunk.id, providers: added)
-                // The copies already on ideal providers must be there and good too, each read back.
-                let kept = ideal.filter { chunk.providers.contains($0) }
-                let good = try await Self.verifiedCopies(chunk, on: kept, pool: pool, open: Self.verifier(chunk, sealer))
-                guard added.count == missing.count, good.count == kept.count else {
-                    // Keep every old copy: the chunk now has more, never fewer, and the groups stay apart.
-                    return (added.count, "chunk \(chunk.id.short): \(missing.count - added.count + kept.count - good.count) of its ideal copies could not be written or read back; its old copies stay")
+        return try await whileStoring {
+            let pool = try pool()
+            let catalog = self.catalog
+            let started = ContinuousClock.now
+            var report = MoveReport()
+            try await forEach(try catalog.allChunks(), parallel: parallel) { chunk -> (moved: Int, failure: String?) in
+                let ideal = pool.idealPlacement(chunk.id, replicas: chunk.want)
+                let missing = ideal.filter { !chunk.providers.contains($0) }
+                guard !missing.isEmpty, !chunk.providers.isEmpty else { return (0, nil) }
+                do {
+                    let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Self.verifier(chunk, sealer))
+                    let added = await pool.store(chunk.id, sealed: sealed, on: missing)
+                    try catalog.addLocations(chunk.id, providers: added)
+                    // The copies already on ideal providers must be there and good too, each read back.
+                    let kept = ideal.filter { chunk.providers.contains($0) }
+                    let good = try await Self.verifiedCopies(chunk, on: kept, pool: pool, open: Self.verifier(chunk, sealer))
+                    guard added.count == missing.count, good.count == kept.count else {
+                        // Keep every old copy: the chunk now has more, never fewer, and the groups stay apart.
+                        return (added.count, "chunk \(chunk.id.short): \(missing.count - added.count + kept.count - good.count) of its ideal copies could not be written or read back; its old copies stay")
+                    }
+                    // The ideal set is complete and verified (distinct groups): the copies outside it go.
+                    for provider in chunk.providers where !ideal.contains(provider) {
+                        _ = try await Self.forgetThenDelete(chunk, on: provider, pool: pool, catalog: catalog)
+                    }
+                    return (added.count, nil)
+                } catch {
+                    return (0, "chunk \(chunk.id.short): \(error)")
                 }
-                // The ideal set is complete and verified (distinct groups): the copies outside it go.
-                for provider in chunk.providers where !ideal.contains(provider) {
-                    _ = try await Self.forgetThenDelete(chunk, on: provider, pool: pool, catalog: catalog)
+            } collect: { chunk, outcome in
+                report.chunksSeen += 1
+                if outcome.moved > 0 {
+                    report.chunksMoved += 1
+                    report.bytesMoved += Int64(chunk.sealedSize * outcome.moved)
+                    progress?(Int64(chunk.sealedSize))
                 }
-                return (added.count, nil)
-            } catch {
-                return (0, "chunk \(chunk.id.short): \(error)")
+                if let failure = outcome.failure { report.failed.append(failure) }
             }
-        } collect: { chunk, outcome in
-            report.chunksSeen += 1
-            if outcome.moved > 0 {
-                report.chunksMoved += 1
-                report.bytesMoved += Int64(chunk.sealedSize * outcome.moved)
-                progress?(Int64(chunk.sealedSize))
-            }
-            if let failure = outcome.failure { report.failed.append(failure) }
+            report.seconds = started.duration(to: .now).seconds
+            saveHealth()
+            return report
         }
-        report.seconds = started.duration(to: .now).seconds
-        saveHealth()
-        return report
     }
 
     // MARK: - Garbage collection
@@ -410,100 +410,100 @@ extension Repository {
     public func collectGarbage(grace: Double = defaultGraceSeconds, trashDays: Double? = nil,
                                recount: Bool = false) async throws -> GCReport {
         _ = try unlocked()
-        let lock = try await exclusiveLock()
-        defer { lock.release() }
-        let pool = try pool()
-        var report = GCReport()
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
-        let retention = try trashDays ?? Double(catalog.setting(Self.trashDaysSetting) ?? "") ?? Self.defaultTrashDays
-        report.trashPurged = try catalog.purgeTrash(deletedBefore: now - Int64(retention * 86_400 * 1e9))
-        let cutoff = now - Int64(grace * 1e9)
-        if recount { report.recounted = try catalog.recountReferences() }
-        let audit = try catalog.auditReferences()
-        guard audit.unreadable.isEmpty else {
-            throw StoreError(.integrity, "gc deleted nothing: the chunk lists of \(audit.unreadable.count) object(s) cannot be read "
-                + "(\(audit.unreadable.prefix(3).joined(separator: "; "))), so what they refer to is unknown. The catalog is damaged: "
-                + "run a67 scrub to list them, then a67 rm them (or restore the catalog from a snapshot with a67 recover)")
-        }
-        guard audit.mismatched.isEmpty else {
-            let inUse = audit.mismatched.filter { $0.stored == (0, 0) }.count
-            throw StoreError(.integrity, "gc deleted nothing: the catalog's reference counts disagree with its objects for "
-                + "\(audit.mismatched.count) chunk(s)\(inUse > 0 ? ", \(inUse) of them in use but counted as unreferenced" : ""). "
-                + "The catalog may be damaged: run a67 scrub to see which objects are affected, then a67 gc --recount "
-                + "to rebuild the counts from the objects")
-        }
-        // Chunks a running process stored and has not committed yet (a mount's blocks) stay.
-        let leased = try catalog.liveLeases()
-        let listings = Catalog.LeasedListings()
-        // Snapshot chunks are in no catalog: those of the snapshots kept locally and of every root
-        // pointer on the providers stay (a data chunk can have a snapshot chunk's ID: same bytes).
-        var keep = try snapshotChunkIDs()
-        let found = try await rootsOnProviders()
-        for root in found.roots { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
-        keep.formUnion(leased)
+        return try await whileExclusive {
+            let pool = try pool()
+            var report = GCReport()
+            let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
+            let retention = try trashDays ?? Double(catalog.setting(Self.trashDaysSetting) ?? "") ?? Self.defaultTrashDays
+            report.trashPurged = try catalog.purgeTrash(deletedBefore: now - Int64(retention * 86_400 * 1e9))
+            let cutoff = now - Int64(grace * 1e9)
+            if recount { report.recounted = try catalog.recountReferences() }
+            let audit = try catalog.auditReferences()
+            guard audit.unreadable.isEmpty else {
+                throw StoreError(.integrity, "gc deleted nothing: the chunk lists of \(audit.unreadable.count) object(s) cannot be read "
+                    + "(\(audit.unreadable.prefix(3).joined(separator: "; "))), so what they refer to is unknown. The catalog is damaged: "
+                    + "run a67 scrub to list them, then a67 rm them (or restore the catalog from a snapshot with a67 recover)")
+            }
+            guard audit.mismatched.isEmpty else {
+                let inUse = audit.mismatched.filter { $0.stored == (0, 0) }.count
+                throw StoreError(.integrity, "gc deleted nothing: the catalog's reference counts disagree with its objects for "
+                    + "\(audit.mismatched.count) chunk(s)\(inUse > 0 ? ", \(inUse) of them in use but counted as unreferenced" : ""). "
+                    + "The catalog may be damaged: run a67 scrub to see which objects are affected, then a67 gc --recount "
+                    + "to rebuild the counts from the objects")
+            }
+            // Chunks a running process stored and has not committed yet (a mount's blocks) stay.
+            let leased = try catalog.liveLeases()
+            let listings = Catalog.LeasedListings()
+            // Snapshot chunks are in no catalog: those of the snapshots kept locally and of every root
+            // pointer on the providers stay (a data chunk can have a snapshot chunk's ID: same bytes).
+            var keep = try snapshotChunkIDs()
+            let found = try await rootsOnProviders()
+            for root in found.roots { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
+            keep.formUnion(leased)
 
-        for chunk in try catalog.unreferencedChunks(recordedBefore: cutoff)
-        where !leased.contains(chunk.id) && !audit.live.contains(chunk.id) {
-            // Forget first: from here on no put dedupes against it; then delete the copies.
-            guard try catalog.forgetUnreferencedChunk(chunk.id, listings: listings) else { continue }
-            for provider in chunk.providers where !keep.contains(chunk.id) {
+            for chunk in try catalog.unreferencedChunks(recordedBefore: cutoff)
+            where !leased.contains(chunk.id) && !audit.live.contains(chunk.id) {
+                // Forget first: from here on no put dedupes against it; then delete the copies.
+                guard try catalog.forgetUnreferencedChunk(chunk.id, listings: listings) else { continue }
+                for provider in chunk.providers where !keep.contains(chunk.id) {
+                    do {
+                        try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
+                    } catch {
+                        report.failed.append("\(pool.member(provider)?.name ?? "?"): chunk \(chunk.id.short): \(error)")
+                    }
+                }
+                report.chunksDeleted += 1
+                report.bytesFreed += Int64(chunk.sealedSize * chunk.providers.count)
+            }
+
+            for member in pool.members {
+                if let why = found.unreadable[member.id] {
+                    report.skippedProviders.append("\(member.name): \(why)")
+                    continue
+                }
+                let listing: [ObjectInfo]
+                var leftovers: [String] = []
                 do {
-                    try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
+                    listing = try await member.backend.listAll(prefix: "data/")
+                    if let hidden = member.backend as? LeftoverListing { leftovers = try await hidden.leftovers(under: "") }
                 } catch {
-                    report.failed.append("\(pool.member(provider)?.name ?? "?"): chunk \(chunk.id.short): \(error)")
+                    report.skippedProviders.append("\(member.name): \(error)")
+                    continue
+                }
+                let recorded = try catalog.chunkIDs(on: member.id)
+                var strays: [String] = []
+                var sizes: [String: Int] = [:]
+                for object in listing {
+                    guard let id = ChunkID(objectName: object.name), !recorded.contains(id), !keep.contains(id) else { continue }
+                    strays.append(object.name)
+                    sizes[object.name] = object.size
+                }
+                // Interrupted uploads (WebDAV, SFTP) beside an object that exists go the same way.
+                strays += leftovers
+                // Temporary files of interrupted puts (directory providers), once older than the grace period.
+                if let sweeping = member.backend as? LeftoverSweeping,
+                   let swept = try? await sweeping.sweepLeftovers(olderThan: grace) {
+                    report.orphansDeleted += swept.count
+                    report.bytesFreed += swept.bytes
+                }
+                let expired = try catalog.noteOrphans(strays, provider: member.id, now: now, cutoff: cutoff)
+                report.orphansWaiting += strays.count - expired.count
+                // No record can appear between the listing and these deletes: gc holds the repository lock
+                // exclusively, and everything that stores a chunk before recording it holds it shared.
+                for name in expired {
+                    do {
+                        try await member.backend.delete(name)
+                        try catalog.forgetOrphan(name, provider: member.id)
+                        report.orphansDeleted += 1
+                        report.bytesFreed += Int64(sizes[name] ?? 0)
+                    } catch {
+                        report.failed.append("\(member.name): \(name): \(error)")
+                    }
                 }
             }
-            report.chunksDeleted += 1
-            report.bytesFreed += Int64(chunk.sealedSize * chunk.providers.count)
+            saveHealth()
+            return report
         }
-
-        for member in pool.members {
-            if let why = found.unreadable[member.id] {
-                report.skippedProviders.append("\(member.name): \(why)")
-                continue
-            }
-            let listing: [ObjectInfo]
-            var leftovers: [String] = []
-            do {
-                listing = try await member.backend.listAll(prefix: "data/")
-                if let hidden = member.backend as? LeftoverListing { leftovers = try await hidden.leftovers(under: "") }
-            } catch {
-                report.skippedProviders.append("\(member.name): \(error)")
-                continue
-            }
-            let recorded = try catalog.chunkIDs(on: member.id)
-            var strays: [String] = []
-            var sizes: [String: Int] = [:]
-            for object in listing {
-                guard let id = ChunkID(objectName: object.name), !recorded.contains(id), !keep.contains(id) else { continue }
-                strays.append(object.name)
-                sizes[object.name] = object.size
-            }
-            // Interrupted uploads (WebDAV, SFTP) beside an object that exists go the same way.
-            strays += leftovers
-            // Temporary files of interrupted puts (directory providers), once older than the grace period.
-            if let sweeping = member.backend as? LeftoverSweeping,
-               let swept = try? await sweeping.sweepLeftovers(olderThan: grace) {
-                report.orphansDeleted += swept.count
-                report.bytesFreed += swept.bytes
-            }
-            let expired = try catalog.noteOrphans(strays, provider: member.id, now: now, cutoff: cutoff)
-            report.orphansWaiting += strays.count - expired.count
-            // No record can appear between the listing and these deletes: gc holds the repository lock
-            // exclusively, and everything that stores a chunk before recording it holds it shared.
-            for name in expired {
-                do {
-                    try await member.backend.delete(name)
-                    try catalog.forgetOrphan(name, provider: member.id)
-                    report.orphansDeleted += 1
-                    report.bytesFreed += Int64(sizes[name] ?? 0)
-                } catch {
-                    report.failed.append("\(member.name): \(name): \(error)")
-                }
-            }
-        }
-        saveHealth()
-        return report
     }
 
     // MARK: - Trash
