@@ -41,8 +41,11 @@ let package = Package(
         .target(name: "RemoteBackends", dependencies: ["ChunkStore", "CurlTransport"]),
         // In-memory and fault-injecting backends and the shared backend conformance suite.
         .target(name: "BackendTesting", dependencies: ["ChunkStore"]),
-        // Placement, replicated reads and writes, the repository facade.
-        .target(name: "Replicator", dependencies: ["ChunkStore", "RemoteBackends"]),
+        // Placement, replicated reads and writes, the repository facade, maintenance jobs (services).
+        .target(
+            name: "Replicator",
+            dependencies: ["ChunkStore", "RemoteBackends", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
         // Controller and node agent (later issues); today the embedded default.
         .target(name: "Orchestrator", dependencies: ["Replicator"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
@@ -72,7 +75,13 @@ let package = Package(
         ),
 
         .testTarget(name: "ChunkStoreTests", dependencies: ["ChunkStore", "BackendTesting"]),
-        .testTarget(name: "ReplicatorTests", dependencies: ["Replicator", "ChunkStore", "BackendTesting"]),
+        .testTarget(
+            name: "ReplicatorTests",
+            dependencies: [
+                "Replicator", "ChunkStore", "BackendTesting",
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "ChunkStore", "RemoteBackends", "Replicator", "BackendTesting"]),
         .testTarget(

@@ -1,0 +1,66 @@
+import BackendTesting
+import ChunkStore
+import Foundation
+import ServiceLifecycleTestKit
+import Testing
+@testable import Replicator
+
+/// Maintenance as jobs: paged walks of the catalog, and a job run as a background service.
+struct MaintenanceServiceTests {
+    let folder: TemporaryDirectory
+    let repository: Repository
+
+    init() async throws {
+        folder = try TemporaryDirectory()
+        var settings = Repository.Settings()
+        settings.scryptLogN = 10
+        repository = try Repository.initialize(home: folder.path + "/home", passphrase: Passphrase("p"), settings: settings)
+        for name in ["a", "b"] {
+            _ = try await repository.addProvider(name: name, spec: .directory(path: folder.path + "/" + name), quota: nil)
+        }
+        _ = try repository.createBucket("test")
+        for index in 0..<5 {
+            _ = try await repository.put(BytesSource(Array("object \(index)".utf8)), bucket: "test", key: "k\(index)")
+        }
+    }
+
+    @Test func pagesVisitEveryChunkOnceInIDOrder() async throws {
+        let catalog = repository.catalog
+        var visited: [Catalog.ChunkPlacement] = []
+        var pages = 0
+        try await catalog.forEachChunkPage(.all, pageSize: 2) { page in
+            #expect(page.count <= 2)
+            pages += 1
+            visited += page
+        }
+        let all = try catalog.allChunks()
+        #expect(visited == all)
+        #expect(all.count >= 5 && pages == (all.count + 1) / 2)
+        var onA: [Catalog.ChunkPlacement] = []
+        let a = try catalog.providers().first { $0.name == "a" }!.id
+        try await catalog.forEachChunkPage(.on(provider: a), pageSize: 1) { onA += $0 }
+        #expect(onA == (try catalog.chunks(on: a)))
+        var inUse: [Catalog.ChunkPlacement] = []
+        try await catalog.forEachChunkPage(.inUse, pageSize: 4) { inUse += $0 }
+        #expect(inUse == (try catalog.chunksInUse()))
+    }
+
+    @Test func aJobRunsAsAServiceAndStopsOnGracefulShutdown() async throws {
+        let (reports, reported) = AsyncStream.makeStream(of: Result<Repository.ScrubReport, any Error>.self)
+        let service = MaintenanceService(ScrubJob(repository: repository), every: .seconds(3600)) { reported.yield($0) }
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await service.run() }
+                var passes = reports.makeAsyncIterator()
+                let first = try #require(await passes.next())
+                // Every recorded replica, all good.
+                let replicas = try repository.catalog.allChunks().reduce(0) { $0 + $1.providers.count }
+                #expect(try first.get().replicasChecked == replicas && replicas >= 10)
+                #expect(try first.get().missing.isEmpty)
+                // The service now waits out its interval; shutdown ends the wait, and `run` returns.
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+    }
+}
