@@ -157,7 +157,7 @@ public struct DrainJob: MaintenanceJob {
             }
             if report.failed.isEmpty { try await repository.dropSnapshotCopies(on: id, pool: pool) }
             report.seconds = started.duration(to: .now).seconds
-            repository.saveHealth()
+            await repository.saveHealthOffPool()
             return report
         }
     }
@@ -219,7 +219,7 @@ public struct RebalanceJob: MaintenanceJob {
                 }
             }
             report.seconds = started.duration(to: .now).seconds
-            repository.saveHealth()
+            await repository.saveHealthOffPool()
             return report
         }
     }

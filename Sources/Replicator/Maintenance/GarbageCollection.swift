@@ -104,7 +104,7 @@ public struct GarbageCollectionJob: MaintenanceJob {
                 + "to rebuild the counts from the objects")
         }
         // Chunks a running process stored and has not committed yet (a mount's blocks) stay.
-        let leased = try catalog.liveLeases()
+        let leased = try await offPool { try catalog.liveLeases() }
         let listed = Catalog.LeasedListings()
         // The chunks of the snapshots kept locally and of every root pointer found stay.
         var keep = try repository.snapshotChunkIDs()
@@ -142,7 +142,7 @@ public struct GarbageCollectionJob: MaintenanceJob {
                 continue
             }
             // The recheck: what the catalog records there now, with no store in flight.
-            let recorded = try catalog.chunkIDs(on: member.id)
+            let recorded = try await offPool { try catalog.chunkIDs(on: member.id) }
             var strays: [String] = []
             var sizes: [String: Int] = [:]
             for object in objects {
@@ -175,7 +175,7 @@ public struct GarbageCollectionJob: MaintenanceJob {
                 }
             }
         }
-        repository.saveHealth()
+        await repository.saveHealthOffPool()
         return report
     }
 }

@@ -88,7 +88,7 @@ public struct RepairJob: MaintenanceJob {
                 }
             }
             report.seconds = started.duration(to: .now).seconds
-            repository.saveHealth()
+            await repository.saveHealthOffPool()
             return report
         }
     }

@@ -141,7 +141,7 @@ public struct ScrubJob: MaintenanceJob {
                 for (id, provider) in damagedSnapshotCopies { state.holders[id]?.removeAll { $0 == provider } }
             }
         }
-        repository.saveHealth()
+        await repository.saveHealthOffPool()
         return report
     }
 }

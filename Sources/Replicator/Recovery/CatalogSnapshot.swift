@@ -122,12 +122,16 @@ extension Repository {
             return SnapshotReport(sequence: 0, size: 0, chunks: 0, chunksStored: 0, providers: [], behind: [], unchanged: true)
         }
         let copy = home + "/.catalog-snapshot.tmp"
-        try catalog.backup(to: copy)
         defer { try? FileManager.default.removeItem(atPath: copy) }
-        guard let data = FileManager.default.contents(atPath: copy) else {
-            throw StoreError(.io, "cannot read the catalog copy \(copy)")
+        // A whole-database copy and read: on the BlockingIOPool, not on a cooperative thread.
+        let catalog = self.catalog
+        let bytes = try await offPool { () throws -> [UInt8] in
+            try catalog.backup(to: copy)
+            guard let data = FileManager.default.contents(atPath: copy) else {
+                throw StoreError(.io, "cannot read the catalog copy \(copy)")
+            }
+            return [UInt8](data)
         }
-        let bytes = [UInt8](data)
         let sealer = ChunkSealer(keys: keys)
         var chunks: [SnapshotRoot.Chunk] = []
         var stored = 0

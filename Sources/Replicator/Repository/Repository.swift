@@ -255,8 +255,10 @@ public final class Repository: Sendable {
             throw StoreError(.providerFailure, "provider \(name) (\(backend.location)) cannot be written: \(error)")
         }
         let sealed = secret?.seal(keys: keys, repositoryID: repositoryID, provider: name)
-        let record = try catalog.addProvider(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed,
-                                             group: group)
+        let catalog = self.catalog
+        let record = try await BlockingIOPool.shared.run { [spec] in
+            try catalog.addProvider(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed, group: group)
+        }
         try reloadProviders()
         return (record, spec)
     }
@@ -348,6 +350,12 @@ public final class Repository: Sendable {
         for (provider, health) in seen where health.requests > 0 || health.keyring != .unchecked {
             try? catalog.setProviderHealth(provider, health.record())
         }
+    }
+
+    /// `saveHealth` from async code: its catalog writes wait on the `BlockingIOPool`, not on a
+    /// cooperative thread.
+    public func saveHealthOffPool() async {
+        _ = try? await BlockingIOPool.shared.run { [self] in saveHealth() }
     }
 
     // MARK: - Objects
