@@ -43,8 +43,11 @@ let package = Package(
         .target(name: "RemoteBackends", dependencies: ["ChunkStore", "CurlTransport", "S3Protocol"]),
         // In-memory and fault-injecting backends and the shared backend conformance suite.
         .target(name: "BackendTesting", dependencies: ["ChunkStore"]),
-        // Placement, replicated reads and writes, the repository facade.
-        .target(name: "Replicator", dependencies: ["ChunkStore"]),
+        // Placement, replicated reads and writes, the repository facade, maintenance jobs (services).
+        .target(
+            name: "Replicator",
+            dependencies: ["ChunkStore", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
         // Controller and node agent (later issues); today the embedded default.
         .target(name: "Orchestrator", dependencies: ["Replicator"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
@@ -74,7 +77,13 @@ let package = Package(
         ),
 
         .testTarget(name: "ChunkStoreTests", dependencies: ["ChunkStore", "BackendTesting"]),
-        .testTarget(name: "ReplicatorTests", dependencies: ["Replicator", "ChunkStore", "BackendTesting"]),
+        .testTarget(
+            name: "ReplicatorTests",
+            dependencies: [
+                "Replicator", "ChunkStore", "BackendTesting",
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
         // The mount's filesystem logic and reply type, without a kernel (the real mount: Tests/Mount, pytest).
         .testTarget(name: "FUSEMountTests", dependencies: ["FUSEMount", "ChunkStore", "Replicator", "BackendTesting"]),

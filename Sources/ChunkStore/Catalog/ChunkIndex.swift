@@ -82,13 +82,13 @@ extension ChunkIndex {
         }
     }
 
-    private static let placementSelect = """
+    static let placementSelect = """
         SELECT c.id, c.plain_size, c.sealed_size, c.want, group_concat(l.provider_id) AS providers
         FROM chunk c LEFT JOIN chunk_location l ON l.chunk_id = c.id
 
         """
 
-    private static func placement(_ row: Row) throws -> Catalog.ChunkPlacement {
+    static func placement(_ row: Row) throws -> Catalog.ChunkPlacement {
         let list: String = row["providers"] ?? ""
         return Catalog.ChunkPlacement(id: try Catalog.chunkID(row["id"]), plainSize: row["plain_size"], sealedSize: row["sealed_size"],
                               want: row["want"], providers: list.split(separator: ",").compactMap { Int64($0) }.sorted())
@@ -96,7 +96,7 @@ extension ChunkIndex {
 
     /// How many replicas a chunk that wants `want` can have: no more than there are failure groups
     /// among the active providers.
-    private static let reachableWant = """
+    static let reachableWant = """
         MIN(c.want, (SELECT COUNT(DISTINCT COALESCE(p.fault_group, p.name)) FROM provider p WHERE p.state = '\(ProviderState.active.rawValue)'))
         """
 

@@ -27,7 +27,7 @@ extension Repository {
             for await result in group { results.append(result) }
             return results.sorted { $0.provider < $1.provider }
         }
-        saveHealth()
+        await saveHealthOffPool()
         return results
     }
 
@@ -63,7 +63,7 @@ extension Repository {
                 lines.append("provider \(member.name) (\(member.backend.location)) has its keyring again and takes chunks")
             }
         }
-        if changed { saveHealth() }
+        if changed { await saveHealthOffPool() }
         return lines
     }
 }

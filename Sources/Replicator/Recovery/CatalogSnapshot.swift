@@ -85,12 +85,17 @@ extension Repository {
     }
 
     /// Changes the snapshot record under the snapshot lock (a snapshot may be running beside).
-    func updateSnapshotState(_ change: (inout SnapshotState) -> Void) throws {
-        let lock = try RepositoryLock(home: home, exclusive: true, name: "snapshot.lock")
-        defer { lock.release() }
-        var state = loadSnapshotState()
-        change(&state)
-        try saveSnapshotState(state)
+    func updateSnapshotState(_ change: (inout SnapshotState) -> Void) async throws {
+        try await whileSnapshotting {
+            var state = loadSnapshotState()
+            change(&state)
+            try saveSnapshotState(state)
+        }
+    }
+
+    /// Runs `body` holding the snapshot lock (one snapshot record writer at a time, in every process).
+    private func whileSnapshotting<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
+        try await RepositoryLock.at(home: home, name: "snapshot.lock").withExclusive(body)
     }
 
     /// The chunks of the snapshots kept (garbage collection must not take them).
@@ -105,10 +110,10 @@ extension Repository {
     public func snapshotCatalog() async throws -> SnapshotReport {
         let keys = try unlocked()
         // Stores before it records (in snapshots.json): shared with puts, exclusive of gc.
-        let storing = try RepositoryLock(home: home, exclusive: false)
-        defer { storing.release() }
-        let lock = try RepositoryLock(home: home, exclusive: true, name: "snapshot.lock")
-        defer { lock.release() }
+        return try await whileStoring { try await whileSnapshotting { try await storeSnapshot(keys: keys) } }
+    }
+
+    private func storeSnapshot(keys: RepositoryKeys) async throws -> SnapshotReport {
         var state = loadSnapshotState()
         let pool = try pool()
         await pool.checkKeyringsFirst(pool.members)
@@ -117,12 +122,16 @@ extension Repository {
             return SnapshotReport(sequence: 0, size: 0, chunks: 0, chunksStored: 0, providers: [], behind: [], unchanged: true)
         }
         let copy = home + "/.catalog-snapshot.tmp"
-        try catalog.backup(to: copy)
         defer { try? FileManager.default.removeItem(atPath: copy) }
-        guard let data = FileManager.default.contents(atPath: copy) else {
-            throw StoreError(.io, "cannot read the catalog copy \(copy)")
+        // A whole-database copy and read: on the BlockingIOPool, not on a cooperative thread.
+        let catalog = self.catalog
+        let bytes = try await offPool { () throws -> [UInt8] in
+            try catalog.backup(to: copy)
+            guard let data = FileManager.default.contents(atPath: copy) else {
+                throw StoreError(.io, "cannot read the catalog copy \(copy)")
+            }
+            return [UInt8](data)
         }
-        let bytes = [UInt8](data)
         let sealer = ChunkSealer(keys: keys)
         var chunks: [SnapshotRoot.Chunk] = []
         var stored = 0
@@ -205,7 +214,7 @@ extension Repository {
             }
         }
         try? await member.backend.delete(Self.rootObjectName)
-        try updateSnapshotState { state in
+        try await updateSnapshotState { state in
             for hex in dropped { state.holders[hex]?.removeAll { $0 == provider } }
             state.roots[String(provider)] = nil
         }

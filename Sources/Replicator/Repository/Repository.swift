@@ -235,8 +235,10 @@ public final class Repository: Sendable {
             throw StoreError(.providerFailure, "provider \(name) (\(backend.location)) cannot be written: \(error)")
         }
         let sealed = secret?.seal(keys: keys, repositoryID: repositoryID, provider: name)
-        let record = try catalog.providers.add(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed,
-                                             group: group)
+        let catalog = self.catalog
+        let record = try await BlockingIOPool.shared.run { [spec] in
+            try catalog.providers.add(name: name, kind: spec.kind, config: spec.configJSON, quota: quota, sealedSecret: sealed, group: group)
+        }
         try reloadProviders()
         return (record, spec)
     }
@@ -335,6 +337,12 @@ public final class Repository: Sendable {
         }
     }
 
+    /// `saveHealth` from async code: its catalog writes wait on the `BlockingIOPool`, not on a
+    /// cooperative thread.
+    public func saveHealthOffPool() async {
+        _ = try? await BlockingIOPool.shared.run { [self] in saveHealth() }
+    }
+
     // MARK: - Objects
 
     public var zstdLevel: Int {
@@ -351,39 +359,31 @@ public final class Repository: Sendable {
             throw StoreError(.invalidArgument, "zstd level \(level) is out of range: use 1 to 19")
         }
         // Shared with other puts, exclusive of garbage collection (see RepositoryLock).
-        let lock = try RepositoryLock(home: home, exclusive: false)
-        defer { lock.release() }
-        let writer = ObjectWriter(sealer: ChunkSealer(keys: keys, zstdLevel: level), pool: try pool(), catalog: catalog)
-        // The bucket owner's quota binds a67 put as it binds S3 uploads and the mount.
-        let quota = QuotaReservation(catalog: catalog, user: record.ownerID)
-        defer { quota.release() }
-        return try await writer.write(from: source, bucket: record, key: key,
-                                      owner: (uid: getuid(), gid: getgid(), mode: 0o644), quota: quota, progress: progress)
+        return try await whileStoring {
+            let writer = ObjectWriter(sealer: ChunkSealer(keys: keys, zstdLevel: level), pool: try pool(), catalog: catalog)
+            // The bucket owner's quota binds a67 put as it binds S3 uploads and the mount.
+            let quota = QuotaReservation(catalog: catalog, user: record.ownerID)
+            defer { quota.release() }
+            return try await writer.write(from: source, bucket: record, key: key,
+                                          owner: (uid: getuid(), gid: getgid(), mode: 0o644), quota: quota, progress: progress)
+        }
     }
 
     /// Runs `body` holding the repository lock shared, as puts do (garbage collection holds it
-    /// exclusive). Waits for it off the cooperative threads.
-    public func whileStoring<T>(_ body: () async throws -> T) async throws -> T {
-        let lock = try await storingLock()
-        defer { lock.release() }
-        return try await body()
+    /// exclusive). Waiting for it suspends the task (see RepositoryLock).
+    public func whileStoring<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
+        try await RepositoryLock.at(home: home).withShared(body)
     }
 
-    /// The repository lock held shared, as stores hold it; waited for off the cooperative threads.
-    func storingLock() async throws -> RepositoryLock {
-        let home = self.home
-        return try await BlockingIOPool.shared.run { try RepositoryLock(home: home, exclusive: false) }
-    }
-
-    /// The repository lock held exclusively: no store is between placing a chunk and recording it.
-    func exclusiveLock() async throws -> RepositoryLock {
-        let home = self.home
-        return try await BlockingIOPool.shared.run { try RepositoryLock(home: home, exclusive: true) }
+    /// Runs `body` holding the repository lock exclusively: no store is between placing a chunk and
+    /// recording it.
+    func whileExclusive<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
+        try await RepositoryLock.at(home: home).withExclusive(body)
     }
 
     /// Returns once every store that was running when it was called has recorded what it placed (or
     /// given up): each holds the repository lock shared from placing its chunks until they are recorded.
-    func waitForStoresInFlight() async throws { try await exclusiveLock().release() }
+    func waitForStoresInFlight() async throws { try await whileExclusive {} }
 
     /// The object at `bucket/key`, or `notFound`.
     public func object(bucket: String, key: String) throws -> ObjectRecord {
