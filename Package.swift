@@ -45,6 +45,9 @@ let package = Package(
         .target(name: "Replicator", dependencies: ["ChunkStore", "RemoteBackends"]),
         // Controller and node agent (later issues); today the embedded default.
         .target(name: "Orchestrator", dependencies: ["Replicator"]),
+        // Long-running processes apart from the command that starts them: detaching, pid files, liveness
+        // from /proc (the mount now, the node agent later).
+        .target(name: "Supervision", dependencies: ["ChunkStore"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
         .target(name: "FUSEMount", dependencies: ["CFUSE", "ChunkStore", "Replicator"]),
         // a67 serve: the S3-compatible blob API, the JSON control API and /metrics, on Hummingbird.
@@ -66,13 +69,14 @@ let package = Package(
         .executableTarget(
             name: "a67",
             dependencies: [
-                "ChunkStore", "CurlTransport", "RemoteBackends", "Replicator", "Orchestrator", "FUSEMount", "Server",
+                "ChunkStore", "CurlTransport", "RemoteBackends", "Replicator", "Orchestrator", "FUSEMount", "Server", "Supervision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "ChunkStoreTests", dependencies: ["ChunkStore", "BackendTesting"]),
         .testTarget(name: "ReplicatorTests", dependencies: ["Replicator", "ChunkStore", "BackendTesting"]),
+        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "ChunkStore"]),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "ChunkStore", "RemoteBackends", "Replicator", "BackendTesting"]),
         .testTarget(
