@@ -42,14 +42,24 @@ let package = Package(
         // In-memory and fault-injecting backends and the shared backend conformance suite.
         .target(name: "BackendTesting", dependencies: ["ChunkStore"]),
         // Placement, replicated reads and writes, the repository facade.
-        .target(name: "Replicator", dependencies: ["ChunkStore", "RemoteBackends"]),
+        .target(
+            name: "Replicator",
+            dependencies: [
+                "ChunkStore", "RemoteBackends",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Controller and node agent (later issues); today the embedded default.
         .target(name: "Orchestrator", dependencies: ["Replicator"]),
         // Long-running processes apart from the command that starts them: detaching, pid files, liveness
         // from /proc (the mount now, the node agent later).
         .target(name: "Supervision", dependencies: ["ChunkStore"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
-        .target(name: "FUSEMount", dependencies: ["CFUSE", "ChunkStore", "Replicator"]),
+        .target(
+            name: "FUSEMount",
+            dependencies: ["CFUSE", "ChunkStore", "Replicator", .product(name: "Logging", package: "swift-log")]
+        ),
         // a67 serve: the S3-compatible blob API, the JSON control API and /metrics, on Hummingbird.
         .target(
             name: "Server",
@@ -71,6 +81,7 @@ let package = Package(
             dependencies: [
                 "ChunkStore", "CurlTransport", "RemoteBackends", "Replicator", "Orchestrator", "FUSEMount", "Server", "Supervision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

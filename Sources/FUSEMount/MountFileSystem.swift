@@ -1,6 +1,7 @@
 import CFUSE
 import ChunkStore
 import Foundation
+import Logging
 import Replicator
 import Synchronization
 
@@ -146,8 +147,10 @@ final class MountFileSystem: Sendable {
         }
     }
 
+    static let logger = Logger(label: "a67.mount")
+
     func log(_ message: String) {
-        FileHandle.standardError.write(Data("a67 mount: \(terminalSafe(message))\n".utf8))
+        Self.logger.notice("\(message)")
     }
 
     func inode(_ ino: fuse_ino_t) throws -> Inode {

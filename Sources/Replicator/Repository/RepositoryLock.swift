@@ -1,5 +1,6 @@
 import ChunkStore
 import Foundation
+import Logging
 
 /// An advisory lock on the repository (flock on $A67_HOME/lock): puts hold it shared, garbage
 /// collection holds it exclusive, so that collection never runs while a put has stored a chunk it has
@@ -16,7 +17,7 @@ final class RepositoryLock: Sendable {
         let mode = exclusive ? LOCK_EX : LOCK_SH
         if flock(fd, mode | LOCK_NB) != 0 {
             if exclusive && name == "lock" {
-                writeStandardError("waiting for other a67 commands on this repository to finish...\n")
+                Logger(label: "a67").notice("waiting for other a67 commands on this repository to finish...")
             }
             while flock(fd, mode) != 0 {
                 guard errno == EINTR else {
