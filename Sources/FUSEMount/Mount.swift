@@ -71,12 +71,7 @@ public final class Mount: Sendable {
         let bucketName = bucket.name
         let repository = self.repository
         // Providers changed by other commands and keyrings gone missing are noticed within seconds.
-        let watcher = Task {
-            while !Task.isCancelled {
-                for line in await repository.watchProviders() { fs.log(line) }
-                try? await Task.sleep(for: .seconds(Repository.providerWatchSeconds))
-            }
-        }
+        let watcher = Task { try await ProviderWatcher(repository: repository, logger: MountFileSystem.logger).run() }
         defer { watcher.cancel() }
         let failures = try await BlockingIOPool.shared.run {
             try Self.serve(fs, mountpoint: mountpoint, bucket: bucketName, settings: settings, repository: repository, ready: ready)
