@@ -89,7 +89,14 @@ let package = Package(
         .testTarget(name: "ReplicatorTests", dependencies: ["Replicator", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "ChunkStore"]),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "ChunkStore", "RemoteBackends", "Replicator", "BackendTesting"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "ChunkStore", "RemoteBackends", "Replicator", "BackendTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "RemoteBackendTests",
             dependencies: ["RemoteBackends", "CurlTransport", "ChunkStore", "BackendTesting", "Replicator"],

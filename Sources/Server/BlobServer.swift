@@ -71,6 +71,9 @@ public final class BlobServer: Sendable {
     /// The server's log ("a67 serve: ..." on the terminal, as the CLI's log handler writes it).
     static let logger = Logger(label: "a67.serve")
 
+    /// The answer for a path under `/_a67` that no module takes.
+    static let nothingServed = S3Error(.notFound, "NotFound", "Nothing is served here: \(pagesPrefix) has metrics and api/v1")
+
     /// The routes: `modules` under `/_a67` (`HTTPModule`), 404 for the rest of `/_a67`, and S3 at
     /// every other path; every route behind the request accounting.
     func router(modules: [any HTTPModule]) -> Router<ServerRequestContext> {
@@ -78,9 +81,7 @@ public final class BlobServer: Sendable {
         router.add(middleware: RequestAccounting(metrics: metrics))
         let pages = router.group(RouterPath(Self.pagesPrefix))
         for module in modules { module.register(on: pages) }
-        pages.any("", "**") { _, _ in
-            throw S3Error(.notFound, "NotFound", "Nothing is served here: \(Self.pagesPrefix) has metrics and api/v1")
-        }
+        pages.any("", "**") { _, _ in throw Self.nothingServed }
         S3API(server: self).register(on: router)
         return router
     }

@@ -17,6 +17,9 @@ public protocol HTTPModule: Sendable {
     func register(on group: RouterGroup<ServerRequestContext>)
 }
 
+/// The methods HTTP names, which `any` routes.
+let namedHTTPMethods: [HTTPRequest.Method] = [.get, .head, .put, .post, .delete, .options, .patch, .trace, .connect]
+
 extension RouterMethods {
     /// Routes every method HTTP names (GET, HEAD, PUT, POST, DELETE, OPTIONS, PATCH, TRACE, CONNECT)
     /// at each of `paths` to `handler`, which answers the methods it does not take itself (as S3 does,
@@ -25,7 +28,7 @@ extension RouterMethods {
     @discardableResult
     func any(_ paths: RouterPath..., use handler: @escaping @Sendable (Request, Context) async throws -> Response) -> Self {
         for path in paths {
-            for method in [HTTPRequest.Method.get, .head, .put, .post, .delete, .options, .patch, .trace, .connect] {
+            for method in namedHTTPMethods {
                 on(path, method: method, use: handler)
             }
         }

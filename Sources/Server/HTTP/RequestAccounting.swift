@@ -33,13 +33,16 @@ struct RequestAccounting: RouterMiddleware {
         return response
     }
 
-    /// Every path has a route for every method HTTP names (`RouterMethods.any`), so the router's own
-    /// not-found means a method nothing takes: answered as S3 answers a method it does not allow.
+    /// The router's own not-found: S3 takes every path outside /_a67 for every method HTTP names
+    /// (`RouterMethods.any`), so for such a method it is a path under /_a67 that no module takes (one a
+    /// module's routes pass through, like /_a67/api, resolves to no route rather than to the 404 route),
+    /// and for any other method a method nothing takes, answered as S3 answers a method it does not allow.
     static func unrouted(_ error: any Error, _ request: Request) -> any Error {
         guard let error = error as? HTTPError else { return error }
         if error.status == .notFound {
-            return S3Error(.methodNotAllowed, "MethodNotAllowed",
-                           "The specified method \(request.method.rawValue) is not allowed against this resource")
+            return namedHTTPMethods.contains(request.method) ? BlobServer.nothingServed
+                : S3Error(.methodNotAllowed, "MethodNotAllowed",
+                          "The specified method \(request.method.rawValue) is not allowed against this resource")
         }
         return S3Error(error.status, error.status.reasonPhrase.replacingOccurrences(of: " ", with: ""), error.body ?? error.status.reasonPhrase)
     }
