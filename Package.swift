@@ -58,7 +58,11 @@ let package = Package(
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
         .target(
             name: "FUSEMount",
-            dependencies: ["CFUSE", "ChunkStore", "Replicator", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CFUSE", "ChunkStore", "Replicator",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         // a67 serve: the S3-compatible blob API, the JSON control API and /metrics, on Hummingbird.
         .target(
