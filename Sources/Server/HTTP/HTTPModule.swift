@@ -26,7 +26,7 @@ extension RouterMethods {
     /// after checking the signature). A method HTTP does not name reaches no route: the request
     /// accounting answers it 405.
     @discardableResult
-    func any(_ paths: RouterPath..., use handler: @escaping @Sendable (Request, Context) async throws -> Response) -> Self {
+    public func any(_ paths: RouterPath..., use handler: @escaping @Sendable (Request, Context) async throws -> Response) -> Self {
         for path in paths {
             for method in namedHTTPMethods {
                 on(path, method: method, use: handler)
