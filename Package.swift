@@ -46,12 +46,26 @@ let package = Package(
         // Placement, replicated reads and writes, the repository facade, maintenance jobs (services).
         .target(
             name: "Replicator",
-            dependencies: ["ChunkStore", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+            dependencies: [
+                "ChunkStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         // Controller and node agent (later issues); today the embedded default.
         .target(name: "Orchestrator", dependencies: ["Replicator"]),
+        // Long-running processes apart from the command that starts them: detaching, pid files, liveness
+        // from /proc (the mount now, the node agent later).
+        .target(name: "Supervision", dependencies: ["ChunkStore"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
-        .target(name: "FUSEMount", dependencies: ["CFUSE", "ChunkStore", "Replicator"]),
+        .target(
+            name: "FUSEMount",
+            dependencies: [
+                "CFUSE", "ChunkStore", "Replicator",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // a67 serve: the S3-compatible blob API, the JSON control API and /metrics, on Hummingbird.
         .target(
             name: "Server",
@@ -71,8 +85,9 @@ let package = Package(
         .executableTarget(
             name: "a67",
             dependencies: [
-                "ChunkStore", "CurlTransport", "RemoteBackends", "Replicator", "Orchestrator", "FUSEMount", "Server",
+                "ChunkStore", "CurlTransport", "RemoteBackends", "Replicator", "Orchestrator", "FUSEMount", "Server", "Supervision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -84,10 +99,18 @@ let package = Package(
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "ChunkStore"]),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
         // The mount's filesystem logic and reply type, without a kernel (the real mount: Tests/Mount, pytest).
         .testTarget(name: "FUSEMountTests", dependencies: ["FUSEMount", "ChunkStore", "Replicator", "BackendTesting"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "ChunkStore", "S3Protocol", "Replicator", "BackendTesting"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "ChunkStore", "S3Protocol", "Replicator", "BackendTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "S3ProtocolTests", dependencies: ["S3Protocol", "ChunkStore"]),
         .testTarget(
             name: "RemoteBackendTests",

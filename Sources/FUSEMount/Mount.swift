@@ -2,6 +2,7 @@ import CFUSE
 import ChunkStore
 import Foundation
 import Replicator
+import ServiceLifecycle
 import Synchronization
 
 /// `a67 mount`: serves one bucket at a folder through libfuse3's low-level API, on a pool of FUSE
@@ -50,19 +51,22 @@ public final class Mount: Sendable {
         let mountpoint = self.mountpoint
         let bucketName = bucket.name
         let repository = self.repository
-        // Providers changed by other commands and keyrings gone missing are noticed within seconds.
-        let watcher = Task {
-            while !Task.isCancelled {
-                for line in await repository.watchProviders() { fs.log(line) }
-                try? await Task.sleep(for: .seconds(Repository.providerWatchSeconds))
-            }
-        }
-        defer { watcher.cancel() }
+        // One ServiceGroup, as in a67 serve: the FUSE session, and the provider watcher (providers changed by
+        // other commands and keyrings gone missing are noticed within seconds). The session ends when the
+        // folder is unmounted or on a signal (its own handlers: every change is committed before the folder
+        // goes away); its end shuts the group down.
         // The session blocks its thread for the mount's whole life: a thread of its own, not one of
         // BlockingIOPool's (meant for short calls), which it would take for good.
-        let failures = try await runOnOwnThread(name: "a67 FUSE session") {
-            try Self.serve(fs, mountpoint: mountpoint, bucket: bucketName, settings: settings, repository: repository, ready: ready)
+        let session = Session {
+            try await runOnOwnThread(name: "a67 FUSE session") {
+                try Self.serve(fs, mountpoint: mountpoint, bucket: bucketName, settings: settings, repository: repository, ready: ready)
+            }
         }
+        try await ServiceGroup(configuration: .init(services: [
+            .init(service: ProviderWatcher(repository: repository, logger: MountFileSystem.logger)),
+            .init(service: session, successTerminationBehavior: .gracefullyShutdownGroup),
+        ], logger: MountFileSystem.logger)).run()
+        let failures = session.failures.withLock { $0 }
         guard failures.isEmpty else {
             throw StoreError(.providerFailure, "unmounted, but changes to \(failures.count) file(s) could not be stored: "
                 + failures.joined(separator: "; ") + ". Their data is lost with this process; check the providers (a67 provider ls)")
@@ -93,6 +97,19 @@ public final class Mount: Sendable {
                                        budget: DirtyBudget(memoryLimit: settings.dirtyMemory, sealWindow: settings.sealWindow),
                                        leases: leases, emptyManifest: (emptyID, empty.encoded))
         return MountFileSystem(context: context)
+    }
+
+    /// The FUSE session as a service: runs `serve` to its end and keeps the changes it could not store.
+    final class Session: Service {
+        let serve: @Sendable () async throws -> [String]
+        let failures = Mutex<[String]>([])
+
+        init(_ serve: @escaping @Sendable () async throws -> [String]) { self.serve = serve }
+
+        func run() async throws {
+            let failures = try await serve()
+            self.failures.withLock { $0 = failures }
+        }
     }
 
     /// The FUSE session, on this thread (its own) until unmounted.

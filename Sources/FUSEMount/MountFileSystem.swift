@@ -1,5 +1,6 @@
 import ChunkStore
 import Foundation
+import Logging
 import Replicator
 import Synchronization
 
@@ -114,8 +115,10 @@ final class MountFileSystem: Sendable {
         }
     }
 
+    static let logger = Logger(label: "a67.mount")
+
     func log(_ message: String) {
-        FileHandle.standardError.write(Data("a67 mount: \(terminalSafe(message))\n".utf8))
+        Self.logger.notice("\(message)")
     }
 
     func inode(_ id: Int64) throws -> Inode {

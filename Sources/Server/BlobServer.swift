@@ -6,10 +6,12 @@ import Logging
 import NIOCore
 import NIOHTTPTypes
 import Replicator
+import ServiceLifecycle
 import Synchronization
 
-/// `a67 serve`: one process holding the repository open, serving the S3 API at the root, the JSON
-/// control API under /_a67/api/v1 and Prometheus metrics at /_a67/metrics (see `Route`). Changes are
+/// `a67 serve`: one process holding the repository open, serving the S3 API at the root and the
+/// `HTTPModule`s it is given (the JSON control API under /_a67/api/v1, Prometheus metrics at
+/// /_a67/metrics) under /_a67 (see `router(modules:)`). Changes are
 /// snapshotted (see FORMAT.md, "Catalog snapshots") at most every `snapshotInterval` seconds and once more at shutdown.
 public final class BlobServer: Sendable {
     public struct Settings: Sendable {
@@ -62,97 +64,117 @@ public final class BlobServer: Sendable {
     /// Notes that the catalog changed: the next snapshot round stores it.
     func changed() { dirty.store(true, ordering: .relaxed) }
 
+    /// Where the server's own pages live: a prefix no bucket can take (bucket names have no '_',
+    /// `Names.validateBucket`), so every path a bucket can take reaches S3.
+    public static let pagesPrefix = "/_a67"
+
+    /// The server's log ("a67 serve: ..." on the terminal, as the CLI's log handler writes it).
+    static let logger = Logger(label: "a67.serve")
+
+    /// The answer for a path under `/_a67` that no module takes.
+    static let nothingServed = S3Error(.notFound, "NotFound", "Nothing is served here: \(pagesPrefix) has metrics and api/v1")
+
+    /// The routes: `modules` under `/_a67` (`HTTPModule`), 404 for the rest of `/_a67`, and S3 at
+    /// every other path; every route behind the request accounting.
+    func router(modules: [any HTTPModule]) -> Router<ServerRequestContext> {
+        let router = Router(context: ServerRequestContext.self)
+        router.add(middleware: RequestAccounting(metrics: metrics))
+        let pages = router.group(RouterPath(Self.pagesPrefix))
+        for module in modules { module.register(on: pages) }
+        pages.any("", "**") { _, _ in throw Self.nothingServed }
+        S3API(server: self).register(on: router)
+        return router
+    }
+
     /// Serves until SIGTERM or SIGINT, then lets requests in flight finish, snapshots and returns.
-    /// `ready` is called with the address once the port is bound.
-    public func run(ready: @escaping @Sendable (String) -> Void) async throws {
-        var logger = Logger(label: "a67.serve")
-        logger.logLevel = .warning
-        let responder = Responder(server: self)
+    /// One `ServiceGroup` runs the HTTP server, the catalog snapshots, the provider watcher and
+    /// `services` (background loops of the composition root's choosing); on a signal the HTTP server
+    /// stops first (it stops accepting and lets requests in flight finish), then the services in
+    /// reverse order. `modules` add routes under `/_a67` (`HTTPModule`). `ready` is called with the
+    /// address once the port is bound.
+    public func run(modules: [any HTTPModule], services: [any Service] = [],
+                    ready: @escaping @Sendable (String) -> Void) async throws {
+        let logger = Self.logger
         let configuration = ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "Automator67")
-        let limits = descriptorBoundLimits()
+        let limits = descriptorBoundLimits(logger: logger)
         let idle = limits.idleTimeout.components
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [ContinueHandler(), RequestHeadWatcher()],
             idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200))
         let counter = ConnectionCounter(limits)
-        let snapshots = SnapshotService(server: self)
         let app = Application(
-            responder: responder,
+            router: router(modules: modules),
             server: HTTPServerBuilder { responder in
                 LimitedHTTP1Channel(http: HTTP1Channel(responder: responder, configuration: http1), counter: counter)
             },
             configuration: configuration,
-            services: [snapshots],
             onServerRunning: { channel in ready(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?") },
             logger: logger)
+        let background: [any Service] = [SnapshotService(server: self, logger: logger),
+                                          ProviderWatcher(repository: repository, logger: logger)] + services
+        let group = ServiceGroup(configuration: .init(services: background + [app], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                      logger: logger))
         do {
-            try await app.runService()
+            try await group.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EACCES
             || error.errnoCode == EADDRNOTAVAIL {
             let why = error.errnoCode == EADDRINUSE ? "the address is in use (another a67 serve?)"
                 : error.errnoCode == EACCES ? "permission denied (ports below 1024 need root)" : "no interface has that address"
             throw StoreError(.conflict, "cannot listen on \(settings.host):\(settings.port): \(why); choose another with --listen HOST:PORT")
         }
-        try await snapshot()
+        try await snapshot(logger: logger)
     }
 
     /// The connection limits, with the descriptor limit raised to its hard limit first and the
     /// connection cap lowered (saying so) when even that leaves too few descriptors for it: every
     /// connection holds one, and the repository needs some of its own (catalog, providers, files).
-    func descriptorBoundLimits() -> ConnectionLimits {
+    func descriptorBoundLimits(logger: Logger) -> ConnectionLimits {
         var limits = settings.connections
         let reserve = 256
         guard let descriptors = try? raiseOpenFileLimit() else { return limits }
         let usable = max(1, Int(clamping: descriptors) - reserve)
         if limits.maxConnections > usable {
-            writeStandardError("a67 serve: only \(descriptors) file descriptors are allowed (ulimit -n); serving at most \(usable) connections instead of \(limits.maxConnections)\n")
+            logger.warning("only \(descriptors) file descriptors are allowed (ulimit -n); serving at most \(usable) connections instead of \(limits.maxConnections)")
             limits.maxConnections = usable
         }
         return limits
     }
 
     /// Snapshots the catalog if it changed since the last one.
-    func snapshot() async throws {
+    func snapshot(logger: Logger) async throws {
         guard dirty.exchange(false, ordering: .relaxed) else { return }
         repository.saveHealth()
         do {
             let report = try await repository.snapshotCatalog()
             if !report.behind.isEmpty {
-                writeStandardError("a67 serve: the catalog snapshot did not reach \(report.behind.joined(separator: ", ")); the next round retries\n")
+                logger.warning("the catalog snapshot did not reach \(report.behind.joined(separator: ", ")); the next round retries")
                 dirty.store(true, ordering: .relaxed)
             }
         } catch {
             dirty.store(true, ordering: .relaxed)
-            writeStandardError("a67 serve: catalog snapshot failed: \(error)\n")
+            logger.error("catalog snapshot failed: \(error)")
         }
     }
 }
 
-/// Snapshots the catalog every interval while it changes, and every few seconds picks up providers that
-/// other commands added or changed and checks each provider's keyring (`Repository.watchProviders`,
-/// first at start); stops at once on graceful shutdown (the server takes the last snapshot after the
-/// requests in flight are done).
+/// Snapshots the catalog every interval while it changes; stops at once on graceful shutdown (the
+/// server takes the last snapshot after the requests in flight are done).
 struct SnapshotService: Service {
     let server: BlobServer
+    let logger: Logger
 
     func run() async throws {
         let interval = server.settings.snapshotInterval
         try? await cancelWhenGracefulShutdown {
-            var last = ContinuousClock.now
             while !Task.isCancelled {
-                for line in await server.repository.watchProviders() { writeStandardError("a67 serve: \(line)\n") }
-                try await Task.sleep(for: .seconds(min(Repository.providerWatchSeconds, interval)))
-                if ContinuousClock.now - last >= .seconds(interval) {
-                    last = ContinuousClock.now
-                    try await server.snapshot()
-                }
+                try await Task.sleep(for: .seconds(interval))
+                try await server.snapshot(logger: logger)
             }
         }
     }
 }
 
-import ServiceLifecycle
 
 /// Answers `Expect: 100-continue` at once, so that clients (botocore, the aws CLI) send their body
 /// without waiting a second for a reply first.

@@ -3,26 +3,43 @@ import Foundation
 import Hummingbird
 import Replicator
 
-/// The JSON control API under /_a67/api/v1 (`Route.controlAPIPath`). Its health needs no signature;
+/// The JSON control API under /_a67/api/v1 (`ControlAPI.path`). Its health needs no signature;
 /// the rest are signed with an access key like S3 requests (curl --aws-sigv4 "aws:amz:us-east-1:s3"
 /// does it). A user
 /// sees their own buckets, usage and account; an admin (a67 user add --admin) sees everyone's and
 /// the providers.
-struct ControlAPI {
+public struct ControlAPI: HTTPModule {
+    static let path = BlobServer.pagesPrefix + "/api/v1"
+
     let server: BlobServer
     var catalog: Catalog { server.repository.catalog }
 
-    /// `route` is the path after /_a67/api/v1.
-    func respond(_ request: Request, path: S3Path, route: Substring, requestID: String) async -> Response {
+    public init(server: BlobServer) { self.server = server }
+
+    enum Endpoint: String, CaseIterable {
+        case health, buckets, usage, users, providers
+    }
+
+    public func register(on group: RouterGroup<ServerRequestContext>) {
+        let api = group.group("api/v1")
+        for endpoint in Endpoint.allCases {
+            api.any(RouterPath(endpoint.rawValue)) { request, context in await respond(request, context, endpoint) }
+        }
+        api.any("", "**") { request, context in await respond(request, context, nil) }
+    }
+
+    /// `endpoint` is nil for a path under /_a67/api/v1 that names none.
+    func respond(_ request: Request, _ context: ServerRequestContext, _ endpoint: Endpoint?) async -> Response {
+        context.operation.name = "ControlAPI"
         do {
             guard request.method == .get || request.method == .head else {
                 return json(["error": ["code": "MethodNotAllowed", "message": "the control API is read-only: use GET"]], status: .methodNotAllowed)
             }
-            if route == "/health" { return json(try health()) }
-            let (principal, _) = try server.authenticate(request, path: path)
+            if endpoint == .health { return json(try health()) }
+            let (principal, _) = try server.authenticate(request, path: context.target)
             let user = principal.user
-            switch route {
-            case "/buckets":
+            switch endpoint {
+            case .buckets:
                 let buckets = try catalog.namespace.buckets().filter { user.admin || $0.bucket.ownerID == user.id }
                 let owners = Dictionary(uniqueKeysWithValues: try catalog.accounts.users().map { ($0.id, $0.name) })
                 return json(["buckets": buckets.map { summary -> [String: Any] in
@@ -31,23 +48,23 @@ struct ControlAPI {
                     entry["owner"] = summary.bucket.ownerID.flatMap { owners[$0] } ?? NSNull()
                     return entry
                 }])
-            case "/usage":
+            case .usage:
                 return json(try usage(user))
-            case "/users":
+            case .users:
                 let users = user.admin ? try catalog.accounts.users() : [user]
                 return json(["users": try users.map { try usage($0) }])
-            case "/providers":
+            case .providers:
                 guard user.admin else { throw S3Error.accessDenied("Only admins see the providers") }
                 return json(["providers": try catalog.providers.all().map { p -> [String: Any] in
                     ["name": p.name, "kind": p.kind, "state": p.state, "group": p.group, "usedBytes": p.usedBytes, "chunks": p.chunkCount,
                      "quota": p.quota ?? NSNull(), "breaker": (p.health?.breaker ?? .closed).rawValue]
                 }])
-            default:
-                return json(["error": ["code": "NotFound", "message": "no such endpoint: \(Route.controlAPIPath) has health, buckets, usage, users, providers"]],
+            case .health, nil:
+                return json(["error": ["code": "NotFound", "message": "no such endpoint: \(Self.path) has health, buckets, usage, users, providers"]],
                             status: .notFound)
             }
         } catch {
-            let mapped = S3Error.reported(error, requestID: requestID, operation: "ControlAPI", path: path.raw,
+            let mapped = S3Error.reported(error, requestID: context.requestID, operation: "ControlAPI", path: context.target.raw,
                                           notFound: S3Error(.notFound, "NotFound", "Not found"))
             return json(["error": ["code": mapped.code, "message": mapped.message]], status: mapped.status)
         }

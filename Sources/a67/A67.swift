@@ -6,6 +6,7 @@ struct A67: AsyncParsableCommand {
     static func main() async {
         MemoryTuning.configureForChunkBuffers()
         Crypto.prepareLibrary()
+        TerminalLogHandler.bootstrap()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

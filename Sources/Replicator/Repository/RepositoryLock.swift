@@ -1,6 +1,7 @@
 import ChunkStore
 import Foundation
 import Synchronization
+import Logging
 
 /// An advisory lock on the repository (flock on $A67_HOME/lock): puts hold it shared, garbage
 /// collection holds it exclusive, so that collection never runs while a put has stored a chunk it has
@@ -127,7 +128,7 @@ final class RepositoryLock: Sendable {
         let operation = mode == .exclusive ? LOCK_EX : LOCK_SH
         if flock(fd, operation | LOCK_NB) != 0 {
             if announce {
-                writeStandardError("waiting for other a67 commands on this repository to finish...\n")
+                Logger(label: "a67").notice("waiting for other a67 commands on this repository to finish...")
             }
             while flock(fd, operation) != 0 {
                 guard errno == EINTR else {

@@ -2,6 +2,7 @@ import ChunkStore
 import HTTPTypes
 import Hummingbird
 import S3Protocol
+import Logging
 
 /// An error in S3's form: an HTTP status, a code clients switch on, and a message for a person.
 struct S3Error: Error, Sendable {
@@ -44,7 +45,7 @@ struct S3Error: Error, Sendable {
     static func reported(_ error: any Error, requestID: String, operation: String, path: String,
                          notFound: @autoclosure () -> S3Error) -> S3Error {
         if let error = error as? S3Error { return error }
-        writeStandardError("a67 serve: request \(requestID): " + terminalSafe("\(operation) \(path): \(error)") + "\n")
+        BlobServer.logger.error("request \(requestID): \(operation) \(path): \(error)")
         guard let error = error as? StoreError else { return internalError }
         switch error.code {
         case .notFound: return notFound()

@@ -32,6 +32,13 @@ struct S3Path {
     let key: String?
     let query: [(String, String)]
 
+    /// `/`, the target a request's context holds until the request accounting parses the real one.
+    static let root = S3Path(raw: "/", rawQuery: "", bucket: nil, key: nil, query: [])
+
+    private init(raw: String, rawQuery: String, bucket: String?, key: String?, query: [(String, String)]) {
+        (self.raw, self.rawQuery, self.bucket, self.key, self.query) = (raw, rawQuery, bucket, key, query)
+    }
+
     init(_ target: String) throws {
         let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         raw = parts.isEmpty || parts[0].isEmpty ? "/" : String(parts[0])

@@ -3,6 +3,7 @@ import ChunkStore
 import FUSEMount
 import Foundation
 import Replicator
+import Supervision
 
 struct MountCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,7 +54,7 @@ struct MountCommand: AsyncParsableCommand {
                 throw StoreError(.conflict, "something is already mounted at \(point): a67 umount \(point) first")
             }
             if foreground || daemonChild {
-                if daemonChild { setsid() }
+                if daemonChild { Supervision.detach() }
                 try await serve(point, cacheBytes: cacheBytes)
             } else {
                 try startInBackground(point)
@@ -72,10 +73,10 @@ struct MountCommand: AsyncParsableCommand {
         try? FileManager.default.createDirectory(atPath: home.path + "/mounts", withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: lostFile)
         let bucket = self.bucket
-        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+        defer { pidFile.remove() }
         do {
             try await mount.run {
-                try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+                pidFile.write()
                 note("a67 mount: \(bucket) is mounted at \(point) (a67 umount \(point), SIGTERM or Ctrl-C unmounts)")
             }
         } catch {
@@ -96,43 +97,27 @@ struct MountCommand: AsyncParsableCommand {
         _ = try repository.catalog.namespace.bucket(bucket)
         let logPath = home.path + "/mounts/\(bucket).log"
         try FileManager.default.createDirectory(atPath: home.path + "/mounts", withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].hasPrefix("/")
-            ? CommandLine.arguments[0] : Bundle.main.executablePath ?? CommandLine.arguments[0])
+        let executable = CommandLine.arguments[0].hasPrefix("/")
+            ? CommandLine.arguments[0] : Bundle.main.executablePath ?? CommandLine.arguments[0]
         var arguments = ["mount", bucket, point, "--daemon-child", "--cache-size", cacheSize, "--home", home.path]
         if allowOther { arguments.append("--allow-other") }
-        child.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["A67_PASSPHRASE"] = nil
         environment["A67_PASSPHRASE_FILE"] = "/dev/stdin"
-        child.environment = environment
-        let input = Pipe()
-        child.standardInput = input
-        child.standardOutput = log
-        child.standardError = log
-        try child.run()
-        input.fileHandleForWriting.write(Data(passphrase.bytes + [0x0a]))
-        try input.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if MountTable.isMounted(point) {
-                show("mounted \(bucket) at \(point) (process \(child.processIdentifier); a67 umount \(point) unmounts)")
-                return
-            }
-            if !child.isRunning {
-                let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                // One line: error output escapes line breaks, so the log's last lines are joined.
-                let tail = text.split(separator: "\n").suffix(5).joined(separator: " | ")
-                throw StoreError(.io, "the mount process exited (status \(child.terminationStatus)) before mounting \(point); "
-                    + "the end of its log (\(logPath)): \(tail)")
-            }
-            usleep(50_000)
+        let child = try Supervision.startDetached(executable, arguments: arguments, environment: environment, log: logPath,
+                                                  secret: passphrase.bytes + [0x0a])
+        switch Supervision.waitUntilReady(child, timeout: .seconds(60), ready: { MountTable.isMounted(point) }) {
+        case .ready:
+            show("mounted \(bucket) at \(point) (process \(child.processIdentifier); a67 umount \(point) unmounts)")
+        case .exited(let status):
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            // One line: error output escapes line breaks, so the log's last lines are joined.
+            throw StoreError(.io, "the mount process exited (status \(status)) before mounting \(point); "
+                + "the end of its log (\(logPath)): \(Supervision.tail(text))")
+        case .timedOut:
+            child.terminate()
+            throw StoreError(.io, "\(point) was not mounted within 60 s; see \(logPath)")
         }
-        child.terminate()
-        throw StoreError(.io, "\(point) was not mounted within 60 s; see \(logPath)")
     }
 }
 
@@ -157,11 +142,8 @@ struct UmountCommand: AsyncParsableCommand {
             let point = absolute(mountpoint)
             let pidFile = MountPoints.pidFile(home: home.path, mountpoint: point)
             let lostFile = MountPoints.lostFile(home: home.path, mountpoint: point)
-            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-               kill(pid, 0) == 0 {
-                kill(pid, SIGTERM)
-                // It stores what is changed (which can take a while on slow providers), unmounts, exits.
-                while ProcessIdentity.isRunning(pid) { usleep(50_000) }
+            // It stores what is changed (which can take a while on slow providers), unmounts, exits.
+            if let pid = pidFile.read(), Supervision.stop(pid) {
                 // Changes it could not store are named in its lost file (its exit status is not ours to read).
                 if let lost = try? String(contentsOfFile: lostFile, encoding: .utf8) {
                     try? FileManager.default.removeItem(atPath: lostFile)
@@ -190,13 +172,13 @@ struct UmountCommand: AsyncParsableCommand {
 }
 
 enum MountPoints {
-    static func pidFile(home: String, mountpoint: String) -> String {
-        home + "/mounts/" + mountpoint.replacingOccurrences(of: "/", with: "%") + ".pid"
+    static func pidFile(home: String, mountpoint: String) -> PIDFile {
+        PIDFile(directory: home + "/mounts", instance: mountpoint)
     }
 
     /// Where a mount process that could not store every change says which files lost what.
     static func lostFile(home: String, mountpoint: String) -> String {
-        home + "/mounts/" + mountpoint.replacingOccurrences(of: "/", with: "%") + ".lost"
+        home + "/mounts/" + PIDFile.fileName(mountpoint) + ".lost"
     }
 
     /// Unmounts a mount whose process is gone (killed: "Transport endpoint is not connected"); true
@@ -206,8 +188,7 @@ enum MountPoints {
     static func clearStale(_ path: String, home: String) throws -> Bool {
         guard MountTable.isMounted(path) else { return false }
         var gone = false
-        if let text = try? String(contentsOfFile: pidFile(home: home, mountpoint: path), encoding: .utf8),
-           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        if let pid = pidFile(home: home, mountpoint: path).read() {
             gone = !ProcessIdentity.isRunning(pid)
         }
         var st = stat()
@@ -216,7 +197,7 @@ enum MountPoints {
         if umount2(path, Int32(MNT_DETACH)) != 0 && fusermount(["-u", "-z", path]) != 0 {
             throw StoreError(.io, "\(path) is a mount whose process is gone, and it cannot be unmounted: run fusermount3 -uz \(path)")
         }
-        try? FileManager.default.removeItem(atPath: pidFile(home: home, mountpoint: path))
+        pidFile(home: home, mountpoint: path).remove()
         note("a67: \(path) was left mounted by a mount process that is gone; unmounted it")
         return true
     }

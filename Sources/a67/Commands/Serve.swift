@@ -81,7 +81,8 @@ struct Serve: AsyncParsableCommand {
             if try repository.catalog.accounts.users().isEmpty {
                 note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
             }
-            try await server.run { address in
+            // The composition root: the modules that add routes under /_a67, and the background services.
+            try await server.run(modules: [ControlAPI(server: server), MetricsPage(server: server)]) { address in
                 note("a67 serve: listening on http://\(address) (S3 at /, control API at /_a67/api/v1, metrics at /_a67/metrics)")
             }
             note("a67 serve: stopped")

@@ -1,0 +1,32 @@
+import ChunkStore
+import Hummingbird
+import Synchronization
+
+/// What `a67 serve` knows about a request while it is served: its S3 request ID, its target parsed
+/// the way S3 reads it (bucket, key and query percent-decoded, the raw path kept for SigV4), and the
+/// operation the metrics and logs count it as, named by the route that takes it.
+public struct ServerRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// S3's request ID, sent back in `x-amz-request-id` and in error bodies; logged with errors.
+    public let requestID: String
+    /// What the metrics count the request as ("Unknown" until a route names it).
+    public let operation = OperationName()
+    /// The request target; set by the request accounting before any route runs.
+    var target = S3Path.root
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        requestID = Hex.encode(Crypto.randomBytes(8)).uppercased()
+    }
+}
+
+/// The operation a request is counted as; shared by the copies of the request's context, so that the
+/// request accounting around the route sees the name the route gave it.
+public final class OperationName: Sendable {
+    private let value = Mutex("Unknown")
+
+    public var name: String {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
+}
