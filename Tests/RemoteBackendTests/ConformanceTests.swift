@@ -19,15 +19,15 @@ import Testing
     @Test func webdavAgainstRclone() async throws {
         // Through the retry wrapper, as a67 runs it: rclone answers 423 Locked to concurrent MOVEs
         // onto one name, a transient refusal.
-        try await BackendConformance.run(RetryingBackend(try await TestServers.webdav(), maxConcurrent: 8))
+        try await BackendConformance.run(RetryingBackend(try await TestServers.webdav(), maxConcurrent: 8), leftovers: .besideFinal)
     }
 
     @Test func sftpWithKeyAgainstOpenSSH() async throws {
-        try await BackendConformance.run(RetryingBackend(try TestServers.sftpWithKey(), maxConcurrent: 4))
+        try await BackendConformance.run(RetryingBackend(try TestServers.sftpWithKey(), maxConcurrent: 4), leftovers: .besideFinal)
     }
 
     @Test func sftpWithPasswordAgainstOpenSSH() async throws {
-        try await BackendConformance.run(RetryingBackend(try TestServers.sftpWithPassword(), maxConcurrent: 4))
+        try await BackendConformance.run(RetryingBackend(try TestServers.sftpWithPassword(), maxConcurrent: 4), leftovers: .besideFinal)
     }
 
     @Test func sftpRefusesAnotherHostKey() async throws {
