@@ -30,12 +30,14 @@ struct Harness {
         bucket = try catalog.createBucket("test-bucket", replicas: replicas, minReplicas: minReplicas)
     }
 
-    /// A pool over the providers, with the usage the catalog records now.
-    func pool() throws -> ReplicatedPool {
+    /// A pool over the providers, with the usage the catalog records now, and breakers that follow
+    /// `breaker`.
+    func pool(breaker: BreakerPolicy = BreakerPolicy()) throws -> ReplicatedPool {
         let used = Dictionary(uniqueKeysWithValues: try catalog.providers().map { ($0.id, $0.usedBytes) })
         let catalog = self.catalog
         return ReplicatedPool(members: zip(records, providers).map { record, backend in
-            .init(id: record.id, name: record.name, backend: backend, quota: record.quota, group: record.group)
+            .init(id: record.id, name: record.name, backend: backend, quota: record.quota, group: record.group,
+                  health: ProviderHealth(policy: breaker))
         }, used: used, onDamage: { chunk, provider, _ in try? catalog.forgetLocation(chunk, provider: provider) })
     }
 
