@@ -28,11 +28,10 @@ with VmHWM (peak since the server started) at the end.
 Exit status: 0; 1 when more than 1% of the requests of any phase failed (or the server could not be
 reached at all); 2 on usage errors. Python 3.11 standard library only.
 """
-import argparse, hashlib, hmac, itertools, json, math, os, random, re, socket, struct, sys, threading, time
+import argparse, hashlib, itertools, json, math, os, random, re, socket, struct, sys, threading, time
 import urllib.parse
 from datetime import datetime, timezone
 
-REGION, SERVICE = "us-east-1", "s3"
 UNSIGNED = "UNSIGNED-PAYLOAD"
 STAMP = 16                 # bytes stamped into each body at every stamp offset
 POOL_BYTES = 256 << 20     # the pool of bodies holds at most this much
@@ -41,54 +40,15 @@ MAX_FAILED = 0.01          # more failed requests than this fraction of a phase:
 
 # ---------------------------------------------------------------- SigV4
 
-def uri_encode(text, keep_slash):
-    return urllib.parse.quote(text, safe="-_.~/" if keep_slash else "-_.~")
-
-
-class Signer:
-    """AWS Signature Version 4, header authorization. The signing key is derived once a day."""
-
-    def __init__(self, access_key, secret_key, region=REGION, service=SERVICE):
-        self.access_key, self.secret_key, self.region, self.service = access_key, secret_key, region, service
-        self._day, self._key = None, None
-
-    def signing_key(self, day):
-        if day != self._day:
-            key = ("AWS4" + self.secret_key).encode()
-            for part in (day, self.region, self.service, "aws4_request"):
-                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-            self._day, self._key = day, key
-        return self._key
-
-    def authorization(self, method, path, query, headers, payload_hash, amz_date):
-        """headers: lower-case name -> value, all of them signed (host, x-amz-date and
-        x-amz-content-sha256 among them); path unencoded; query a list of (name, value)."""
-        names = sorted(headers)
-        canonical_headers = "".join(f"{n}:{' '.join(str(headers[n]).split())}\n" for n in names)
-        signed = ";".join(names)
-        canonical_query = "&".join(f"{k}={v}" for k, v in
-                                   sorted((uri_encode(k, False), uri_encode(v, False)) for k, v in query))
-        canonical = "\n".join([method, uri_encode(path, True), canonical_query, canonical_headers, signed,
-                               payload_hash])
-        day = amz_date[:8]
-        scope = f"{day}/{self.region}/{self.service}/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        signature = hmac.new(self.signing_key(day), to_sign.encode(), hashlib.sha256).hexdigest()
-        return (f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, SignedHeaders={signed}, "
-                f"Signature={signature}")
+# The signer is tools/sigv4.py (beside this file), shared with tools/servers and the S3 client suite.
+from sigv4 import Signer, uri_encode  # noqa: E402  (bench.py uses s3load.Signer)
+import sigv4  # noqa: E402
 
 
 def self_test():
     """The GET Object example of AWS's SigV4 documentation for S3 (header authorization)."""
-    signer = Signer("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    empty = hashlib.sha256(b"").hexdigest()
-    got = signer.authorization("GET", "/test.txt", [], {
-        "host": "examplebucket.s3.amazonaws.com", "range": "bytes=0-9",
-        "x-amz-content-sha256": empty, "x-amz-date": "20130524T000000Z"}, empty, "20130524T000000Z")
-    want = ("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
-            "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
-            "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
-    if got != want:
+    passed, got, want = sigv4.self_test()
+    if not passed:
         print(f"SigV4 self-test FAILED:\n  got  {got}\n  want {want}", file=sys.stderr)
         return 1
     print("SigV4 self-test passed (AWS's GET Object example)")
@@ -336,8 +296,9 @@ class Target:
         path = f"{self.base}/{self.bucket}" + (f"/{key}" if key else "")
         amz_date = self.amz_date()
         headers = {"host": self.netloc, "x-amz-content-sha256": UNSIGNED, "x-amz-date": amz_date}
-        auth = self.signer.authorization(method, path, [], headers, UNSIGNED, amz_date)
-        lines = [f"{method} {uri_encode(path, True)} HTTP/1.1", f"Host: {self.netloc}",
+        target = uri_encode(path, True)
+        auth = self.signer.authorization(method, target, [], headers, UNSIGNED, amz_date)
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.netloc}",
                  f"x-amz-content-sha256: {UNSIGNED}", f"x-amz-date: {amz_date}", f"Authorization: {auth}"]
         if length is not None:
             lines += [f"Content-Length: {length}", "Content-Type: application/octet-stream"]

@@ -8,11 +8,26 @@ public enum BackendConformance {
         public let description: String
     }
 
+    /// What an interrupted put of the backend leaves behind, for the leftover checks (what garbage
+    /// collection's orphan sweep relies on).
+    public enum Leftovers: Sendable {
+        /// Nothing: its puts are atomic on the provider (S3, memory). It lists no leftovers and
+        /// sweeps none.
+        case none
+        /// Uploads cut short beside their final names, `.LEAF.a67-partial-…` (WebDAV, SFTP): hidden
+        /// from `list`, found by `LeftoverListing`, deleted by name. The suite makes them with `put`.
+        case besideFinal
+        /// Temporary files in a folder of their own (the directory backend's `.a67-tmp/`), removed by
+        /// `LeftoverSweeping` once old enough. `plant(name, bytes, age)` writes one there, last
+        /// modified `age` seconds ago, as a crashed put would have left it.
+        case temporaryFolder(plant: @Sendable (_ name: String, _ bytes: [UInt8], _ age: Double) throws -> Void)
+    }
+
     static func check(_ condition: Bool, _ what: @autoclosure () -> String) throws {
         if !condition { throw Failure(description: "backend conformance: \(what())") }
     }
 
-    public static func run(_ backend: any Backend) async throws {
+    public static func run(_ backend: any Backend, leftovers: Leftovers = .none) async throws {
         try await roundTrip(backend)
         try await ranges(backend)
         try await missing(backend)
@@ -20,6 +35,7 @@ public enum BackendConformance {
         try await listing(backend)
         try await concurrentPuts(backend)
         try await usage(backend)
+        try await strays(backend, leftovers: leftovers)
     }
 
     static func roundTrip(_ b: any Backend) async throws {
@@ -102,6 +118,65 @@ public enum BackendConformance {
             try check(data.count == 100_000 && Set(data).count == 1, "concurrent puts to one name left a mixed object")
             try await b.delete("conc/\(i)")
         }
+    }
+
+    /// What gc's orphan sweep does on a provider: list every chunk file under data/ page by page (stray
+    /// ones among them), find the leftovers of interrupted puts, and delete them; what it must not
+    /// touch stays.
+    static func strays(_ b: any Backend, leftovers kind: Leftovers) async throws {
+        // Stray chunk files over a few folders, listed in small pages.
+        let ids = (0..<12).map { i in ChunkID(bytes: [UInt8(i % 3 * 0x40 + 0x11)] + [UInt8](repeating: UInt8(i), count: 31)) }
+        let names = ids.map(\.objectName).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        for name in names { try await b.put(name, data: Array(name.utf8.prefix(10))) }
+        let listed = try await b.listAll(prefix: "data/", pageSize: 5)
+        try check(listed.map(\.name) == names, "paging through stray chunk files listed \(listed.map(\.name)), not \(names)")
+        try check(listed.compactMap { ChunkID(objectName: $0.name) } == ids.sorted { $0.objectName.utf8.lexicographicallyPrecedes($1.objectName.utf8) },
+                  "listed chunk files do not name their chunks")
+
+        let hidden = b as? LeftoverListing
+        let sweeping = b as? LeftoverSweeping
+        switch kind {
+        case .none:
+            try check(try await hidden?.leftovers(under: "") ?? [] == [], "a backend with atomic puts lists leftovers")
+            if let swept = try await sweeping?.sweepLeftovers(olderThan: 0) {
+                try check(swept.count == 0 && swept.bytes == 0, "a backend with atomic puts swept \(swept)")
+            }
+        case .besideFinal:
+            guard let hidden else { throw Failure(description: "backend conformance: \(b.location) leaves uploads beside their names but cannot list them") }
+            let held = names[0]
+            let folder = String(held[...held.lastIndex(of: "/")!])
+            let leaf = String(held[held.index(after: held.lastIndex(of: "/")!)...])
+            let never = String(repeating: "1", count: 64), gone = String(repeating: "0", count: 64)
+            // Cut short beside a chunk that exists; of a chunk never stored; an old copy an overwrite moved
+            // aside beside its object; and one with nothing beside it (the only copy left by an overwrite
+            // cut between its renames: never a leftover).
+            let cut = folder + "." + leaf + ".a67-partial-cut1"
+            let fresh = folder + "." + never + ".a67-partial-cut2"
+            let aside = folder + "." + leaf + ".a67-partial-old-cut3"
+            let alone = folder + "." + gone + ".a67-partial-old-cut4"
+            for name in [cut, fresh, aside, alone] { try await b.put(name, data: [1, 2, 3]) }
+            try check(try await b.listAll(prefix: "data/", pageSize: 5).map(\.name) == names, "list shows uploads in progress")
+            let found = Set(try await hidden.leftovers(under: ""))
+            try check(found == [cut, fresh, aside], "leftovers listed \(found.sorted()), not \([cut, fresh, aside])")
+            for name in found { try await b.delete(name) }
+            try check(try await hidden.leftovers(under: "") == [], "deleted leftovers are still listed")
+            try check(try await b.get(held) == Array(held.utf8.prefix(10)), "deleting the leftovers beside a chunk file touched it")
+            try await b.delete(alone)
+        case .temporaryFolder(let plant):
+            guard let sweeping else { throw Failure(description: "backend conformance: \(b.location) leaves temporary files but cannot sweep them") }
+            try plant("crashed-old", [UInt8](repeating: 1, count: 700), 7200)
+            try plant("crashed-recent", [UInt8](repeating: 2, count: 300), 0)
+            try check(try await b.listAll(prefix: "").map(\.name) == names, "list shows temporary files")
+            let early = try await sweeping.sweepLeftovers(olderThan: 3600)
+            try check(early.count == 1 && early.bytes == 700, "sweeping files older than an hour removed \(early), not the old one alone")
+            let late = try await sweeping.sweepLeftovers(olderThan: 0)
+            try check(late.count == 1 && late.bytes == 300, "sweeping with no grace removed \(late), not the recent one")
+            let again = try await sweeping.sweepLeftovers(olderThan: 0)
+            try check(again.count == 0, "a second sweep removed \(again)")
+        }
+
+        for name in names { try await b.delete(name) }
+        try check(try await b.listAll(prefix: "data/", pageSize: 5).isEmpty, "deleted stray chunk files are still listed")
     }
 
     static func usage(_ b: any Backend) async throws {

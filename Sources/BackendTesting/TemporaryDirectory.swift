@@ -11,3 +11,8 @@ public final class TemporaryDirectory: Sendable {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
+
+/// Writes a whole file; a test that cannot write its own fixtures stops here.
+public func overwrite(_ path: String, _ bytes: [UInt8]) {
+    precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "cannot write \(path)")
+}

@@ -19,12 +19,7 @@ final class CLI: @unchecked Sendable {
             .deletingLastPathComponent().appendingPathComponent(".build/debug/a67").path
     }()
 
-    /// a67 may exit before reading the input a test feeds it (bad-input cases do): the write must then
-    /// fail with EPIPE, not kill the test process with SIGPIPE.
-    private static let pipesMayClose: Void = { signal(SIGPIPE, SIG_IGN) }()
-
     init() throws {
-        Self.pipesMayClose
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("a67-cli-\(UUID().uuidString)").path
         home = scratch + "/home"
         try FileManager.default.createDirectory(atPath: scratch + "/providers", withIntermediateDirectories: true)
@@ -38,92 +33,69 @@ final class CLI: @unchecked Sendable {
         let stdout: String
         let stderr: String
         let stdoutBytes: [UInt8]
+
+        init(_ result: ChildProcess.Result) {
+            status = result.status
+            stdout = result.stdoutText
+            stderr = result.stderrText
+            stdoutBytes = result.stdout
+        }
     }
+
+    /// How long one a67 command may run before the test kills it and fails: a hang then names its command.
+    static let timeout: Duration = .seconds(600)
 
     /// Runs `a67 ARGS`, feeding `input` to standard input. `detached` runs it in a session of its own,
     /// with no controlling terminal, whether or not the tests themselves run on one.
     @discardableResult
     func run(_ arguments: [String], input: [UInt8]? = nil, environment extra: [String: String] = [:],
-             detached: Bool = false) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: detached ? "/usr/bin/setsid" : Self.binary)
-        process.arguments = detached ? ["--wait", Self.binary] + arguments : arguments
-        process.environment = environment.merging(extra) { $1 }
-        let out = Pipe(), err = Pipe(), inPipe = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-        try process.run()
-        if let input {
-            DispatchQueue.global().async {
-                try? inPipe.fileHandleForWriting.write(contentsOf: Data(input))
-                try? inPipe.fileHandleForWriting.close()
-            }
-        }
-        let collected = Self.collect(out, err)
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: collected.0, as: UTF8.self),
-                      stderr: String(decoding: collected.1, as: UTF8.self), stdoutBytes: collected.0)
+             detached: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Result {
+        let result = try await ChildProcess.run(detached ? "/usr/bin/setsid" : Self.binary,
+                                                detached ? ["--wait", Self.binary] + arguments : arguments,
+                                                environment: environment.merging(extra) { $1 }, input: input, timeout: Self.timeout)
+        #expect(!result.timedOut, "a67 \(arguments.joined(separator: " ")) did not exit within \(Self.timeout)",
+                sourceLocation: sourceLocation)
+        return Result(result)
     }
 
     /// A running `a67` whose standard input the test feeds piece by piece (to act in the middle of a put).
-    final class Running: @unchecked Sendable {
-        let process: Process
-        let input: FileHandle
-        private let out = Pipe(), err = Pipe()
-        private var collected: (stdout: [UInt8], stderr: [UInt8])?
-        private let done = DispatchSemaphore(value: 0)
+    final class Running: Sendable {
+        let child: ChildProcess
 
         init(_ cli: CLI, _ arguments: [String]) throws {
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: CLI.binary)
-            process.arguments = arguments
-            process.environment = cli.environment
-            let inPipe = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            process.standardInput = inPipe
-            input = inPipe.fileHandleForWriting
-            try process.run()
-            let out = self.out, err = self.err
-            DispatchQueue.global().async { [self] in
-                collected = CLI.collect(out, err)
-                done.signal()
-            }
+            child = try ChildProcess(CLI.binary, arguments, environment: cli.environment, input: .pipe)
         }
+
+        var isRunning: Bool { child.isRunning }
 
         /// Writes to its standard input; false once it stopped reading.
         @discardableResult
-        func feed(_ bytes: [UInt8]) -> Bool { (try? input.write(contentsOf: Data(bytes))) != nil }
+        func feed(_ bytes: [UInt8]) async -> Bool { await child.feed(bytes) }
 
         /// Closes its input and waits for it to exit.
-        func finish() -> Result {
-            try? input.close()
-            process.waitUntilExit()
-            done.wait()
-            return Result(status: process.terminationStatus, stdout: String(decoding: collected!.stdout, as: UTF8.self),
-                          stderr: String(decoding: collected!.stderr, as: UTF8.self), stdoutBytes: collected!.stdout)
+        func finish() async -> Result {
+            Result(await child.finish(timeout: CLI.timeout))
         }
 
-        func killHard() { kill(process.processIdentifier, SIGKILL) }
+        func killHard() { child.signal(SIGKILL) }
     }
 
     func start(_ arguments: [String]) throws -> Running { try Running(self, arguments) }
 
     /// Waits until `condition` holds (polling every 10 ms), for at most `seconds`; false if it never did.
-    func waitUntil(seconds: Double = 120, _ condition: () -> Bool) -> Bool {
+    func waitUntil(seconds: Double = 120, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }
-            usleep(10_000)
+            try? await Task.sleep(for: .milliseconds(10))
         }
         return condition()
     }
 
     /// Runs and expects success.
     @discardableResult
-    func ok(_ arguments: [String], input: [UInt8]? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> Result {
-        let result = try run(arguments, input: input)
+    func ok(_ arguments: [String], input: [UInt8]? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Result {
+        let result = try await run(arguments, input: input, sourceLocation: sourceLocation)
         #expect(result.status == 0, "a67 \(arguments.joined(separator: " ")) failed: \(result.stderr)", sourceLocation: sourceLocation)
         return result
     }
@@ -132,8 +104,8 @@ final class CLI: @unchecked Sendable {
     @discardableResult
     func fails(_ arguments: [String], status: Int32, message: String? = nil, input: [UInt8]? = nil,
                environment extra: [String: String] = [:], detached: Bool = false,
-               sourceLocation: SourceLocation = #_sourceLocation) throws -> Result {
-        let result = try run(arguments, input: input, environment: extra, detached: detached)
+               sourceLocation: SourceLocation = #_sourceLocation) async throws -> Result {
+        let result = try await run(arguments, input: input, environment: extra, detached: detached, sourceLocation: sourceLocation)
         #expect(result.status == status, "a67 \(arguments.joined(separator: " ")) exited \(result.status), stderr: \(result.stderr)",
                 sourceLocation: sourceLocation)
         if let message {
@@ -143,10 +115,10 @@ final class CLI: @unchecked Sendable {
     }
 
     /// init, `count` directory providers and a bucket.
-    func setUp(providers count: Int = 2, bucket: String = "test-bucket", replicas: Int = 1) throws {
-        try ok(["init"])
-        for i in 1...count { try ok(["provider", "add", "p\(i)", "--dir", provider(i)]) }
-        try ok(["bucket", "create", bucket, "--replicas", String(replicas)])
+    func setUp(providers count: Int = 2, bucket: String = "test-bucket", replicas: Int = 1) async throws {
+        try await ok(["init"])
+        for i in 1...count { try await ok(["provider", "add", "p\(i)", "--dir", provider(i)]) }
+        try await ok(["bucket", "create", bucket, "--replicas", String(replicas)])
     }
 
     func provider(_ i: Int) -> String { scratch + "/providers/p\(i)" }
@@ -193,38 +165,8 @@ final class CLI: @unchecked Sendable {
         return try catalog.chunks.allLocations().allSatisfy { FileManager.default.fileExists(atPath: roots[$0.provider]! + "/" + $0.chunk.objectName) }
     }
 
-    func json(_ arguments: [String]) throws -> Any {
-        let result = try ok(arguments + ["--json"])
+    func json(_ arguments: [String]) async throws -> Any {
+        let result = try await ok(arguments + ["--json"])
         return try JSONSerialization.jsonObject(with: Data(result.stdoutBytes))
     }
-
-    static func collect(_ out: Pipe, _ err: Pipe) -> ([UInt8], [UInt8]) {
-        let group = DispatchGroup()
-        nonisolated(unsafe) var errBytes: [UInt8] = []
-        group.enter()
-        DispatchQueue.global().async {
-            errBytes = PipeReading.readAll(err.fileHandleForReading.fileDescriptor)
-            group.leave()
-        }
-        let outBytes = PipeReading.readAll(out.fileHandleForReading.fileDescriptor)
-        group.wait()
-        return (outBytes, errBytes)
-    }
-}
-
-func randomBytes(_ count: Int) -> [UInt8] { Crypto.randomBytes(count) }
-
-func textBytes(_ count: Int) -> [UInt8] {
-    var out: [UInt8] = []
-    var i = 0
-    while out.count < count {
-        out += Array("line \(i) of some very ordinary text that compresses well\n".utf8)
-        i += 1
-    }
-    return Array(out.prefix(count))
-}
-
-/// Writes a whole file; a test that cannot write its own fixtures stops here.
-func overwrite(_ path: String, _ bytes: [UInt8]) {
-    precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "cannot write \(path)")
 }

@@ -7,7 +7,12 @@ import Testing
 struct BackendTests {
     @Test func directoryBackendConforms() async throws {
         let dir = try TemporaryDirectory()
-        try await BackendConformance.run(DirectoryBackend(root: dir.path))
+        let temporaries = dir.path + "/.a67-tmp/"
+        try await BackendConformance.run(DirectoryBackend(root: dir.path), leftovers: .temporaryFolder { name, bytes, age in
+            let path = temporaries + name
+            overwrite(path, bytes)
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-age)], ofItemAtPath: path)
+        })
         // No temporary files are left behind by successful puts.
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/.a67-tmp").isEmpty)
     }
@@ -49,13 +54,14 @@ struct BackendTests {
 
     @Test func fullDiskIsClassifiedAndLeavesNoPartialObject() async throws {
         let dir = try TemporaryDirectory()
-        try await TmpfsMount.with(at: dir.path + "/small", size: "1m") { (mount: TmpfsMount) async throws in
-            let backend = DirectoryBackend(root: mount.path)
+        let small = dir.path + "/small"
+        try await Mounts.withTmpfs(at: small, size: "1m") { () async throws in
+            let backend = DirectoryBackend(root: small)
             await expectBackendError { try await backend.put("data/aa/big", data: [UInt8](repeating: 7, count: 4 << 20)) } where: { error in
                 if case .full = error { return true } else { return false }
             }
             await expectBackendError { _ = try await backend.get("data/aa/big") } where: { $0 == .notFound("data/aa/big") }
-            #expect(try FileManager.default.contentsOfDirectory(atPath: mount.path + "/.a67-tmp").isEmpty,
+            #expect(try FileManager.default.contentsOfDirectory(atPath: small + "/.a67-tmp").isEmpty,
                     "the temporary file of a failed put must be removed")
         }
     }

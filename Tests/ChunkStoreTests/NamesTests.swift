@@ -7,8 +7,8 @@ struct NamesTests {
     func validBuckets(name: String) throws { try Names.validateBucket(name) }
 
     @Test(arguments: ["ab", "Upper", "under_score", "-start", "end-", "a..b", "192.168.1.1", String(repeating: "a", count: 64), "sp ace", "slash/x"])
-    func invalidBuckets(name: String) {
-        let error = expectStoreError(.invalidArgument) { try Names.validateBucket(name) }
+    func invalidBuckets(name: String) async {
+        let error = await expectStoreError(.invalidArgument) { try Names.validateBucket(name) }
         #expect(error?.message.contains("invalid bucket name") == true)
     }
 
@@ -20,7 +20,7 @@ struct NamesTests {
 
     @Test(arguments: ["", "../x", "a/../b", "a/./b", "a//b", "/abs", "dir/", "nul\0byte",
                       String(repeating: "k", count: 1025), String(repeating: "s", count: 256)])
-    func invalidKeys(key: String) {
-        expectStoreError(.invalidArgument) { _ = try Names.keySegments(key) }
+    func invalidKeys(key: String) async {
+        await expectStoreError(.invalidArgument) { _ = try Names.keySegments(key) }
     }
 }

@@ -20,11 +20,11 @@ import Testing
         #expect(spec.configJSON == config)
     }
 
-    @Test func olderConfigsWithoutConnectionOptionsDecode() throws {
+    @Test func olderConfigsWithoutConnectionOptionsDecode() async throws {
         let spec = try ProviderSpec(kind: "sftp", config: #"{"sftp":{"url":"sftp://u@h/a67"}}"#)
         #expect(spec == .sftp(SFTPSettings(url: "sftp://u@h/a67"), ConnectionOptions()))
-        _ = expectStoreError(.internal) { _ = try ProviderSpec(kind: "s3", config: #"{"path":"/x"}"#) }
-        _ = expectStoreError(.internal) { _ = try ProviderSpec(kind: "tape", config: "{}") }
+        _ = await expectStoreError(.internal) { _ = try ProviderSpec(kind: "s3", config: #"{"path":"/x"}"#) }
+        _ = await expectStoreError(.internal) { _ = try ProviderSpec(kind: "tape", config: "{}") }
     }
 
     /// `prepare` creates the folder itself (never its parent) and keeps its resolved path.
@@ -46,6 +46,6 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/absent"))
 
         let remote = ProviderSpec.webdav(WebDAVSettings(url: "https://dav.example/a67", user: "me"), ConnectionOptions())
-        _ = expectStoreError(.internal) { _ = try factory.makeBackend(remote, secret: .password("p")) }
+        _ = await expectStoreError(.internal) { _ = try factory.makeBackend(remote, secret: .password("p")) }
     }
 }

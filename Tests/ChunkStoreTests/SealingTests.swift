@@ -39,58 +39,58 @@ struct SealingTests {
     }
 
     @Test(arguments: [0, 5, 8, 15, 25, -1])
-    func anyFlippedByteIsCaught(position: Int) throws {
+    func anyFlippedByteIsCaught(position: Int) async throws {
         let data = Array(repeating: Array("integrity ".utf8), count: 100).flatMap { $0 }
         let id = sealer.id(of: data)
         var sealed = sealer.seal(data, id: id)
         let index = position >= 0 ? position : sealed.count - 1
         sealed[index] ^= 0x01
-        expectStoreError(.integrity) { _ = try sealer.open(sealed, id: id) }
+        await expectStoreError(.integrity) { _ = try sealer.open(sealed, id: id) }
     }
 
-    @Test func swappedChunkIsCaught() throws {
+    @Test func swappedChunkIsCaught() async throws {
         let a = Array("chunk a".utf8), b = Array("chunk b".utf8)
         let sealedA = sealer.seal(a, id: sealer.id(of: a))
-        expectStoreError(.integrity) { _ = try sealer.open(sealedA, id: sealer.id(of: b)) }
+        await expectStoreError(.integrity) { _ = try sealer.open(sealedA, id: sealer.id(of: b)) }
     }
 
-    @Test func truncatedChunkIsCaught() throws {
+    @Test func truncatedChunkIsCaught() async throws {
         let data = Crypto.randomBytes(10_000)
         let id = sealer.id(of: data)
         let sealed = sealer.seal(data, id: id)
         for cut in [0, 10, ChunkSealer.overhead - 1, sealed.count - 1] {
-            expectStoreError(.integrity) { _ = try sealer.open(Array(sealed.prefix(cut)), id: id) }
+            await expectStoreError(.integrity) { _ = try sealer.open(Array(sealed.prefix(cut)), id: id) }
         }
     }
 
-    @Test func wrongLengthIsCaught() throws {
+    @Test func wrongLengthIsCaught() async throws {
         let data = Array("twelve bytes".utf8)
         let id = sealer.id(of: data)
-        expectStoreError(.integrity) { _ = try sealer.open(sealer.seal(data, id: id), id: id, expectedLength: 11) }
+        await expectStoreError(.integrity) { _ = try sealer.open(sealer.seal(data, id: id), id: id, expectedLength: 11) }
     }
 
-    @Test func keyringUnwrapsOnlyWithItsPassphrase() throws {
+    @Test func keyringUnwrapsOnlyWithItsPassphrase() async throws {
         let master = SecretKey.random()
         let ring = try Keyring.wrap(master: master, passphrase: Passphrase("right"), repositoryID: Crypto.randomBytes(16), logN: 10)
         let decoded = try Keyring(decoding: ring.encoded, source: "test")
         #expect(try decoded.unwrap(passphrase: Passphrase("right")) == master)
-        expectStoreError(.wrongPassphrase) { _ = try decoded.unwrap(passphrase: Passphrase("wrong")) }
+        await expectStoreError(.wrongPassphrase) { _ = try decoded.unwrap(passphrase: Passphrase("wrong")) }
         var tampered = ring.encoded
         tampered[20] ^= 1  // repository ID is authenticated
-        expectStoreError(.wrongPassphrase) { _ = try Keyring(decoding: tampered, source: "t").unwrap(passphrase: Passphrase("right")) }
+        await expectStoreError(.wrongPassphrase) { _ = try Keyring(decoding: tampered, source: "t").unwrap(passphrase: Passphrase("right")) }
     }
 
-    @Test func keyringWithReservedBytesSetIsRefused() throws {
+    @Test func keyringWithReservedBytesSetIsRefused() async throws {
         var bytes = try Keyring.wrap(master: .random(), passphrase: Passphrase("p"), repositoryID: Crypto.randomBytes(16), logN: 10).encoded
         bytes[12] = 1
-        expectStoreError(.integrity) { _ = try Keyring(decoding: bytes, source: "test") }
+        await expectStoreError(.integrity) { _ = try Keyring(decoding: bytes, source: "test") }
     }
 
     @Test(arguments: [(6, 21), (7, 17), (8, 17), (6, 9)])
-    func keyringWithImplausibleScryptParametersIsRefused(offset: Int, value: UInt8) throws {
+    func keyringWithImplausibleScryptParametersIsRefused(offset: Int, value: UInt8) async throws {
         var bytes = try Keyring.wrap(master: .random(), passphrase: Passphrase("p"), repositoryID: Crypto.randomBytes(16), logN: 10).encoded
         bytes[offset] = value  // 6: log2 N, 7: r, 8: p
-        let error = expectStoreError(.integrity) { _ = try Keyring(decoding: bytes, source: "test") }
+        let error = await expectStoreError(.integrity) { _ = try Keyring(decoding: bytes, source: "test") }
         #expect(error?.message.contains("implausible") == true)
     }
 
@@ -104,14 +104,14 @@ struct SealingTests {
         #expect(!dumped.contains("171") && !dumped.contains("104"), "dump must not show key or passphrase bytes: \(dumped)")
     }
 
-    @Test func passphraseSources() throws {
+    @Test func passphraseSources() async throws {
         #expect(try Passphrase.fromEnvironment(["A67_PASSPHRASE": "p1"]).bytes == Array("p1".utf8))
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("a67-pass-\(UInt32.random(in: 0...UInt32.max))").path
         #expect(FileManager.default.createFile(atPath: file, contents: Data("from-file\nignored\n".utf8)))
         defer { try? FileManager.default.removeItem(atPath: file) }
         #expect(try Passphrase.fromEnvironment(["A67_PASSPHRASE_FILE": file, "A67_PASSPHRASE": "p1"]).bytes == Array("from-file".utf8))
-        expectStoreError(.wrongPassphrase) { _ = try Passphrase.fromEnvironment(["A67_PASSPHRASE": ""]) }
-        expectStoreError(.wrongPassphrase) { _ = try Passphrase.fromEnvironment(["A67_PASSPHRASE_FILE": "/no/such/file"]) }
+        await expectStoreError(.wrongPassphrase) { _ = try Passphrase.fromEnvironment(["A67_PASSPHRASE": ""]) }
+        await expectStoreError(.wrongPassphrase) { _ = try Passphrase.fromEnvironment(["A67_PASSPHRASE_FILE": "/no/such/file"]) }
     }
 }
 

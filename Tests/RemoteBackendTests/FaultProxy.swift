@@ -7,27 +7,22 @@ import Foundation
 final class FaultProxy: Sendable {
     let port: Int
     let logPath: String
-    private let process: Process
+    private let child: ChildProcess
 
-    init(mode: String, upstream: String) throws {
+    init(mode: String, upstream: String) async throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("faultproxy.py").path
         let upstreamAuthority = URLComponents(string: upstream).map { "\($0.host ?? "127.0.0.1"):\($0.port ?? 80)" } ?? upstream
         logPath = NSTemporaryDirectory() + "a67-faultproxy-\(Hex.encode(Crypto.randomBytes(6))).log"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "--upstream", upstreamAuthority, "--mode", mode, "--log", logPath]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
+        let child = try ChildProcess("/usr/bin/env", ["python3", script, "--upstream", upstreamAuthority, "--mode", mode, "--log", logPath],
+                                     stdout: .lines, stderr: .inherit)
         // The proxy prints its port once it listens.
-        let line = PipeReading.readLine(out.fileHandleForReading.fileDescriptor)
-        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        guard let port = Int(await child.readLine()) else {
+            child.signal(SIGKILL)
+            _ = await child.finish()
             throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "faultproxy.py did not start (mode \(mode))"])
         }
         self.port = port
-        self.process = process
+        self.child = child
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
@@ -38,12 +33,16 @@ final class FaultProxy: Sendable {
     }
 
     /// Kills the proxy (SIGKILL: it keeps no state worth a clean exit, and a test process may
-    /// have SIGTERM blocked, which children inherit).
+    /// have SIGTERM blocked, which children inherit). Its exit follows within moments; `stopped`
+    /// waits for it.
     func stop() {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        child.signal(SIGKILL)
         try? FileManager.default.removeItem(atPath: logPath)
     }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    /// Kills the proxy and waits until it has exited: its port refuses connections from then on.
+    func stopped() async {
+        stop()
+        _ = await child.finish()
+    }
 }

@@ -13,13 +13,13 @@ import Testing
 
     /// An S3 backend whose requests pass through a proxy in `mode`.
     static func proxied(_ mode: String, limits: TransferLimits = .init(), secret: String? = nil,
-                        prefix: String = Servers.unique("fault")) throws -> (FaultProxy, S3Backend) {
-        let proxy = try FaultProxy(mode: mode, upstream: try Servers.env("A67_TEST_S3_ENDPOINT"))
-        return (proxy, try Servers.s3(endpoint: proxy.url, prefix: prefix, secret: secret, limits: limits))
+                        prefix: String = TestServers.unique("fault")) async throws -> (FaultProxy, S3Backend) {
+        let proxy = try await FaultProxy(mode: mode, upstream: try TestServers.env("A67_TEST_S3_ENDPOINT"))
+        return (proxy, try TestServers.s3(endpoint: proxy.url, prefix: prefix, secret: secret, limits: limits))
     }
 
     @Test func wrongCredentialsFailOnceWithAClearMessage() async throws {
-        let (proxy, backend) = try Self.proxied("pass", secret: "not-the-secret-key")
+        let (proxy, backend) = try await Self.proxied("pass", secret: "not-the-secret-key")
         defer { proxy.stop() }
         let retrying = RetryingBackend(backend, policy: Self.quick)
         let error = await #expect(throws: BackendError.self) { try await retrying.put("data/aa/x", data: [1, 2, 3]) }
@@ -33,11 +33,11 @@ import Testing
     }
 
     @Test func unreachableServerFailsWithinTheConnectTimeout() async throws {
-        let proxy = try FaultProxy(mode: "no-accept", upstream: "127.0.0.1:1")
+        let proxy = try await FaultProxy(mode: "no-accept", upstream: "127.0.0.1:1")
         defer { proxy.stop() }
         // The proxy fills its accept queue so that connects hang; should one slip in under load, the
         // 1 s stall limit ends it instead of the default 30 s.
-        let backend = try Servers.s3(endpoint: proxy.url, limits: TransferLimits(connectTimeout: 1, stallSeconds: 1))
+        let backend = try TestServers.s3(endpoint: proxy.url, limits: TransferLimits(connectTimeout: 1, stallSeconds: 1))
         let retrying = RetryingBackend(backend, policy: RetryPolicy(maxAttempts: 2, baseDelay: 0.01, maxDelay: 0.01))
         let start = Date()
         let error = await #expect(throws: BackendError.self) { _ = try await retrying.get("data/aa/x") }
@@ -54,7 +54,7 @@ import Testing
     }
 
     @Test func aConnectThatHangsEndsAtTheConnectTimeout() async throws {
-        let proxy = try FaultProxy(mode: "no-accept", upstream: "127.0.0.1:1")
+        let proxy = try await FaultProxy(mode: "no-accept", upstream: "127.0.0.1:1")
         defer { proxy.stop() }
         let request = TransferRequest(.get, proxy.url + "/", limits: TransferLimits(connectTimeout: 1, stallSeconds: 1))
         let error = await #expect(throws: TransferError.self) { _ = try await CurlEngine.shared.perform(request) }
@@ -64,13 +64,13 @@ import Testing
     }
 
     @Test func refusedConnectionIsTransient() async throws {
-        let backend = try Servers.s3(endpoint: "http://127.0.0.1:1")
+        let backend = try TestServers.s3(endpoint: "http://127.0.0.1:1")
         let error = await #expect(throws: BackendError.self) { _ = try await backend.head("x") }
         #expect(error?.isRetryable == true)
     }
 
     @Test func uploadCutOnceCompletesOnRetry() async throws {
-        let (proxy, backend) = try Self.proxied("drop-upload-once")
+        let (proxy, backend) = try await Self.proxied("drop-upload-once")
         defer { proxy.stop() }
         let retrying = RetryingBackend(backend, policy: Self.quick)
         let data = Crypto.randomBytes(3 << 20)
@@ -81,21 +81,21 @@ import Testing
     }
 
     @Test func uploadCutEveryTimeFailsCleanlyAndLeavesNoObject() async throws {
-        let prefix = Servers.unique("fault")
-        let (proxy, backend) = try Self.proxied("drop-upload-always", prefix: prefix)
+        let prefix = TestServers.unique("fault")
+        let (proxy, backend) = try await Self.proxied("drop-upload-always", prefix: prefix)
         defer { proxy.stop() }
         let retrying = RetryingBackend(backend, policy: Self.quick)
         let error = await #expect(throws: BackendError.self) { try await retrying.put("data/ab/cut", data: Crypto.randomBytes(3 << 20)) }
         #expect(error?.isRetryable == true)
         #expect(retrying.counts.attempts == Self.quick.maxAttempts)
         // Straight to the server: nothing under the name, nothing listed.
-        let direct = try Servers.s3(prefix: prefix)
+        let direct = try TestServers.s3(prefix: prefix)
         await #expect(throws: BackendError.notFound("data/ab/cut")) { _ = try await direct.head("data/ab/cut") }
         #expect(try await direct.listAll(prefix: "").isEmpty)
     }
 
     @Test func stalledServerHitsTheLowSpeedTimeout() async throws {
-        let (proxy, backend) = try Self.proxied("stall", limits: TransferLimits(connectTimeout: 2, stallSeconds: 1))
+        let (proxy, backend) = try await Self.proxied("stall", limits: TransferLimits(connectTimeout: 2, stallSeconds: 1))
         defer { proxy.stop() }
         let start = Date()
         let error = await #expect(throws: BackendError.self) { _ = try await backend.get("data/aa/x") }
@@ -105,7 +105,7 @@ import Testing
     }
 
     @Test func aServerThatNeverAnswersEndsAtTheStallLimit() async throws {
-        let (proxy, _) = try Self.proxied("stall")
+        let (proxy, _) = try await Self.proxied("stall")
         defer { proxy.stop() }
         let request = TransferRequest(.get, proxy.url + "/a67-test/x", limits: TransferLimits(connectTimeout: 2, stallSeconds: 1))
         let error = await #expect(throws: TransferError.self) { _ = try await CurlEngine.shared.perform(request) }
@@ -115,9 +115,9 @@ import Testing
     }
 
     @Test func tricklingServerHitsTheLowSpeedTimeout() async throws {
-        let prefix = Servers.unique("fault")
-        try await Servers.s3(prefix: prefix).put("data/aa/slow", data: Crypto.randomBytes(64 << 10))
-        let (proxy, backend) = try Self.proxied("trickle-body", limits: TransferLimits(connectTimeout: 2, stallSeconds: 2), prefix: prefix)
+        let prefix = TestServers.unique("fault")
+        try await TestServers.s3(prefix: prefix).put("data/aa/slow", data: Crypto.randomBytes(64 << 10))
+        let (proxy, backend) = try await Self.proxied("trickle-body", limits: TransferLimits(connectTimeout: 2, stallSeconds: 2), prefix: prefix)
         defer { proxy.stop() }
         let error = await #expect(throws: BackendError.self) { _ = try await backend.get("data/aa/slow") }
         guard case .transient(let message)? = error else { Issue.record("expected transient, got \(String(describing: error))"); return }
@@ -125,7 +125,7 @@ import Testing
     }
 
     @Test func everyThirdRequestFailingStillGetsThrough() async throws {
-        let (proxy, backend) = try Self.proxied("fail-every-third")
+        let (proxy, backend) = try await Self.proxied("fail-every-third")
         defer { proxy.stop() }
         let retrying = RetryingBackend(backend, policy: Self.quick, maxConcurrent: 2)
         var objects: [String: [UInt8]] = [:]
@@ -138,10 +138,10 @@ import Testing
     }
 
     @Test func truncatedBodyIsDetectedAndRetried() async throws {
-        let prefix = Servers.unique("fault")
+        let prefix = TestServers.unique("fault")
         let data = Crypto.randomBytes(1 << 20)
-        try await Servers.s3(prefix: prefix).put("data/aa/t", data: data)
-        let (proxy, backend) = try Self.proxied("truncate-get-once", prefix: prefix)
+        try await TestServers.s3(prefix: prefix).put("data/aa/t", data: data)
+        let (proxy, backend) = try await Self.proxied("truncate-get-once", prefix: prefix)
         defer { proxy.stop() }
         await #expect(throws: BackendError.self) { _ = try await backend.get("data/aa/t") } // the bare backend sees the cut
         let retrying = RetryingBackend(backend, policy: Self.quick)
@@ -150,7 +150,7 @@ import Testing
     }
 
     @Test func throttlingHonoursRetryAfter() async throws {
-        let (proxy, backend) = try Self.proxied("status-429-once")
+        let (proxy, backend) = try await Self.proxied("status-429-once")
         defer { proxy.stop() }
         let retrying = RetryingBackend(backend, policy: Self.quick)
         let start = Date()
@@ -160,14 +160,14 @@ import Testing
     }
 
     @Test func anotherChunksBytesAreCaughtByTheIDCheck() async throws {
-        let prefix = Servers.unique("fault")
+        let prefix = TestServers.unique("fault")
         let sealer = ChunkSealer(keys: RepositoryKeys(master: .random()))
         let a = Crypto.randomBytes(100_000), b = Crypto.randomBytes(100_000)
         let idA = sealer.id(of: a), idB = sealer.id(of: b)
-        let direct = try Servers.s3(prefix: prefix)
+        let direct = try TestServers.s3(prefix: prefix)
         try await direct.put(idA.objectName, data: sealer.seal(a, id: idA))
         try await direct.put(idB.objectName, data: sealer.seal(b, id: idB))
-        let (proxy, backend) = try Self.proxied("replay-get", prefix: prefix)
+        let (proxy, backend) = try await Self.proxied("replay-get", prefix: prefix)
         defer { proxy.stop() }
         let pool = ReplicatedPool(members: [.init(id: 1, name: "s3", backend: backend, quota: nil)], used: [:])
         #expect(try await pool.fetch(idA, from: [1]) { try sealer.open($0, id: idA) } == a)

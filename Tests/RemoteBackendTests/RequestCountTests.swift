@@ -11,12 +11,12 @@ import Testing
 @Suite struct RequestCountTests {
     @Test func aPutSendsOneRequestPerChunkAndADuplicateNone() async throws {
         let folder = try TemporaryDirectory()
-        let repository = try Servers.repository(folder)
-        let proxy = try FaultProxy(mode: "pass", upstream: try Servers.env("A67_TEST_S3_ENDPOINT"))
+        let repository = try TestServers.repository(folder)
+        let proxy = try await FaultProxy(mode: "pass", upstream: try TestServers.env("A67_TEST_S3_ENDPOINT"))
         defer { proxy.stop() }
-        let s3 = try Servers.s3Settings(endpoint: proxy.url, prefix: Servers.unique("count"))
+        let s3 = try TestServers.s3Settings(endpoint: proxy.url, prefix: TestServers.unique("count"))
         _ = try await repository.addProvider(name: "s3", spec: .s3(s3, ConnectionOptions()),
-                                             secret: .s3SecretKey(try Servers.env("A67_TEST_S3_SECRET_KEY")), quota: nil)
+                                             secret: .s3SecretKey(try TestServers.env("A67_TEST_S3_SECRET_KEY")), quota: nil)
         _ = try repository.createBucket("counted", replicas: 1)
         let file = folder.path + "/in"
         try Data(Crypto.randomBytes(22 << 20)).write(to: URL(fileURLWithPath: file))

@@ -6,25 +6,8 @@ import RemoteBackends
 import Replicator
 import Testing
 
-/// The real servers tools/test starts on loopback (tools/servers), found through the environment it
-/// exports. Missing servers fail the tests that need them: nothing here skips.
-enum Servers {
-    static func env(_ name: String) throws -> String {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-            throw ServerMissing(variable: name)
-        }
-        return value
-    }
-
-    struct ServerMissing: Error, CustomStringConvertible {
-        let variable: String
-        var description: String {
-            "\(variable) is not set: run the tests through tools/test, which starts SeaweedFS, rclone's WebDAV server and sshd on loopback (tools/servers start DIR, then source DIR/servers.env)"
-        }
-    }
-
-    static func unique(_ label: String) -> String { "\(label)-\(Hex.encode(Crypto.randomBytes(6)))" }
-
+/// The backends and repositories of the remote suites over the real servers.
+extension TestServers {
     /// A new repository in `folder` (a cheap scrypt: these tests are not about the passphrase).
     static func repository(_ folder: TemporaryDirectory) throws -> Repository {
         var settings = Repository.Settings()

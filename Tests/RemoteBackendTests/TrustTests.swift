@@ -13,49 +13,39 @@ import Testing
         let port: Int
         let certificate: String
         let folder: TemporaryDirectory
-        private let process: Process
+        private let server: ChildProcess
 
-        init() throws {
+        init() async throws {
             folder = try TemporaryDirectory()
             certificate = folder.path + "/cert.pem"
             let key = folder.path + "/key.pem"
-            let make = Process()
-            make.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            make.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
-                              "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-days", "1"]
-            make.standardError = FileHandle.nullDevice
-            try make.run()
-            make.waitUntilExit()
-            #expect(make.terminationStatus == 0, "openssl req failed")
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            process.arguments = ["s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key, "-www"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let make = try await ChildProcess.run("/usr/bin/openssl", [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
+                "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-days", "1",
+            ], stdout: .inherit, stderr: .discard)
+            #expect(make.status == 0, "openssl req failed")
+            server = try ChildProcess("/usr/bin/openssl", ["s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key, "-www"],
+                                      stdout: .lines, stderr: .discard)
             var text = ""
             while !text.contains("ACCEPT") {
-                let line = PipeReading.readLine(out.fileHandleForReading.fileDescriptor)
+                let line = await server.readLine()
                 guard !line.isEmpty else { break }
-                text += String(decoding: line, as: UTF8.self) + "\n"
+                text += line + "\n"
             }
             guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT") }),
                   let port = line.split(separator: ":").last.flatMap({ Int($0) }) else {
-                kill(process.processIdentifier, SIGKILL)
+                server.signal(SIGKILL)
                 throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "openssl s_server did not start: \(text)"])
             }
             self.port = port
         }
 
-        func stop() {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        /// Kills the server (its exit follows within moments).
+        func stop() { server.signal(SIGKILL) }
     }
 
     @Test func tlsPeersAreVerifiedUnlessTheirCAIsGiven() async throws {
-        let server = try TLSServer()
+        let server = try await TLSServer()
         defer { server.stop() }
         let url = "https://localhost:\(server.port)/"
         let refused = await #expect(throws: TransferError.self) { _ = try await CurlEngine.shared.perform(TransferRequest(.get, url)) }
@@ -72,8 +62,8 @@ import Testing
     }
 
     @Test func wrongWebDAVPasswordIsAnAccessError() async throws {
-        let base = try Servers.env("A67_TEST_WEBDAV_URL")
-        let backend = try WebDAVBackend(settings: WebDAVSettings(url: base, user: try Servers.env("A67_TEST_WEBDAV_USER")),
+        let base = try TestServers.env("A67_TEST_WEBDAV_URL")
+        let backend = try WebDAVBackend(settings: WebDAVSettings(url: base, user: try TestServers.env("A67_TEST_WEBDAV_USER")),
                                         password: "not-the-password")
         let retrying = RetryingBackend(backend, policy: RetryPolicy(maxAttempts: 3, baseDelay: 0.01, maxDelay: 0.01))
         let error = await #expect(throws: BackendError.self) { try await retrying.put("x", data: [1]) }
@@ -84,7 +74,7 @@ import Testing
     }
 
     @Test func wrongSFTPPasswordIsAnAccessError() async throws {
-        let backend = try SFTPBackend(settings: SFTPSettings(url: try Servers.sftpURL(), hostKeySHA256: try Servers.env("A67_TEST_SFTP_HOST_KEY_SHA256")),
+        let backend = try SFTPBackend(settings: SFTPSettings(url: try TestServers.sftpURL(), hostKeySHA256: try TestServers.env("A67_TEST_SFTP_HOST_KEY_SHA256")),
                                       login: .password("not-the-password"))
         let retrying = RetryingBackend(backend, policy: RetryPolicy(maxAttempts: 3, baseDelay: 0.01, maxDelay: 0.01))
         let error = await #expect(throws: BackendError.self) { try await retrying.put("x", data: [1]) }

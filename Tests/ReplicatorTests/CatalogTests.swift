@@ -32,7 +32,7 @@ struct CatalogTests {
         let h = try Harness(providers: 1, replicas: 1)
         _ = try await h.put([1], key: "deep/er/file")
         _ = try await h.put([2], key: "deep/other")
-        expectStoreError(.conflict) { try h.catalog.namespace.removeBucket(h.bucket.name) }
+        await expectStoreError(.conflict) { try h.catalog.namespace.removeBucket(h.bucket.name) }
         try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["deep", "er", "file"])
         #expect(try h.keys() == ["deep/other"])
         try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["deep", "other"])
@@ -40,13 +40,13 @@ struct CatalogTests {
         try h.catalog.namespace.list(bucket: h.bucket, prefix: "", recursive: false) { all.append($0) }
         #expect(all.isEmpty)
         try h.catalog.namespace.removeBucket(h.bucket.name)
-        expectStoreError(.notFound) { _ = try h.catalog.namespace.bucket(h.bucket.name) }
-        expectStoreError(.notFound) { try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["nothing"]) }
+        await expectStoreError(.notFound) { _ = try h.catalog.namespace.bucket(h.bucket.name) }
+        await expectStoreError(.notFound) { try h.catalog.namespace.removeObject(bucket: h.bucket, segments: ["nothing"]) }
     }
 
-    @Test func bucketNamesAreUnique() throws {
+    @Test func bucketNamesAreUnique() async throws {
         let h = try Harness()
-        expectStoreError(.alreadyExists) { _ = try h.catalog.namespace.createBucket(h.bucket.name, replicas: 1) }
-        expectStoreError(.invalidArgument) { _ = try h.catalog.namespace.createBucket("Bad_Name", replicas: 1) }
+        await expectStoreError(.alreadyExists) { _ = try h.catalog.namespace.createBucket(h.bucket.name, replicas: 1) }
+        await expectStoreError(.invalidArgument) { _ = try h.catalog.namespace.createBucket("Bad_Name", replicas: 1) }
     }
 }

@@ -1,3 +1,4 @@
+import BackendTesting
 import ChunkStore
 import Foundation
 import Testing

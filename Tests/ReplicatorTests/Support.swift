@@ -30,12 +30,14 @@ struct Harness {
         bucket = try catalog.namespace.createBucket("test-bucket", replicas: replicas, minReplicas: minReplicas)
     }
 
-    /// A pool over the providers, with the usage the catalog records now.
-    func pool() throws -> ReplicatedPool {
+    /// A pool over the providers, with the usage the catalog records now, and breakers that follow
+    /// `breaker`.
+    func pool(breaker: BreakerPolicy = BreakerPolicy()) throws -> ReplicatedPool {
         let used = Dictionary(uniqueKeysWithValues: try catalog.providers.all().map { ($0.id, $0.usedBytes) })
         let catalog = self.catalog
         return ReplicatedPool(members: zip(records, providers).map { record, backend in
-            .init(id: record.id, name: record.name, backend: backend, quota: record.quota, group: record.group)
+            .init(id: record.id, name: record.name, backend: backend, quota: record.quota, group: record.group,
+                  health: ProviderHealth(policy: breaker))
         }, used: used, onDamage: { chunk, provider, _ in try? catalog.chunks.forgetLocation(chunk, provider: provider) })
     }
 
@@ -66,40 +68,4 @@ struct Harness {
         }
         return true
     }
-}
-
-/// Incompressible bytes from a fixed seed (xorshift64*), the same on every run.
-func seededNoise(_ count: Int, seed: UInt64) -> [UInt8] {
-    var state = seed | 1
-    var out = [UInt8](repeating: 0, count: count)
-    out.withUnsafeMutableBytes { raw in
-        let words = raw.bindMemory(to: UInt64.self)
-        for i in 0..<words.count {
-            state ^= state >> 12
-            state ^= state << 25
-            state ^= state >> 27
-            words[i] = state &* 2685821657736338717
-        }
-    }
-    return out
-}
-
-/// Text that compresses, with a marker every 4 KiB so that no two chunks are alike.
-func sampleBytes(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
-    var out = [UInt8]()
-    out.reserveCapacity(count + 64)
-    var n: UInt64 = seed
-    while out.count < count {
-        n = n &* 6364136223846793005 &+ 1442695040888963407
-        out += Array("block \(n % 1_000_000_007) of sample text for automator67 tests. ".utf8)
-    }
-    return Array(out.prefix(count))
-}
-
-@discardableResult
-func expectStoreError(_ code: StoreError.Code, sourceLocation: SourceLocation = #_sourceLocation,
-                      _ body: () async throws -> Void) async -> StoreError? {
-    let error = await #expect(throws: StoreError.self, sourceLocation: sourceLocation) { try await body() }
-    #expect(error?.code == code, "got \(String(describing: error))", sourceLocation: sourceLocation)
-    return error
 }

@@ -13,7 +13,6 @@ Run: A67_BIN=.build/debug/a67 python3 -m pytest -x -q Tests/S3Clients
 
 import contextlib
 import hashlib
-import hmac
 import json
 import os
 import re
@@ -25,7 +24,6 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
@@ -34,6 +32,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import sigv4  # noqa: E402  (tools/sigv4.py)
 from a67testing import parse_json, run_a67, sha256_file, unique_bucket  # noqa: E402,F401  (Tests/a67testing.py)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -445,7 +445,7 @@ def scratch(tmp_path):
     return tmp_path
 
 
-# --- SigV4 by hand (for requests boto3 would refuse to make) ---
+# --- SigV4 by hand (for requests boto3 would refuse to make): tools/sigv4.py, the tools' one signer ---
 
 def sigv4_sign(method, raw_path, query, headers, payload_hash, access, secret, when, region=REGION):
     """Signs a request as AWS SigV4 for S3 and returns the headers to send (with Authorization).
@@ -453,26 +453,7 @@ def sigv4_sign(method, raw_path, query, headers, payload_hash, access, secret, w
     raw_path is the path exactly as it goes on the request line (already percent-encoded): S3's
     canonical URI is that path, not normalized. query is a list of (name, value) pairs, unencoded.
     """
-    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
-    scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
-    out = {k: v for k, v in headers.items()}
-    out["x-amz-date"] = amz_date
-    out["x-amz-content-sha256"] = payload_hash
-    lower = {k.lower(): " ".join(str(v).split()) for k, v in out.items()}
-    names = sorted(lower)
-    canonical_query = "&".join(sorted(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
-                                      for k, v in query))
-    canonical = "\n".join([method, raw_path, canonical_query, "".join(f"{n}:{lower[n]}\n" for n in names),
-                           ";".join(names), payload_hash])
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key = ("AWS4" + secret).encode()
-    for part in (amz_date[:8], region, "s3", "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={access}/{scope}, SignedHeaders={';'.join(names)}, "
-                            f"Signature={signature}")
-    return out
+    return sigv4.Signer(access, secret, region=region).sign(method, raw_path, query, headers, payload_hash, when)
 
 
-def query_string(query):
-    return "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}" for k, v in query)
+query_string = sigv4.query_string  # (name, value) pairs, encoded as a request line carries them
