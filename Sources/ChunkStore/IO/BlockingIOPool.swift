@@ -122,3 +122,9 @@ public final class BlockingIOPool: @unchecked Sendable {
         }
     }
 }
+
+/// Runs synchronous catalog work on the `BlockingIOPool`: a write may wait for SQLite's write lock
+/// (and a long read holds its thread), which must not happen on the cooperative threads.
+public func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await BlockingIOPool.shared.run(work)
+}

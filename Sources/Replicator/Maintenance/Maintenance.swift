@@ -100,9 +100,3 @@ actor Pacer {
         if due > 0 { try? await Task.sleep(for: .seconds(due)) }
     }
 }
-
-/// Runs synchronous catalog work on the `BlockingIOPool`: a write may wait for SQLite's write lock
-/// (and a long read holds its thread), which must not happen on the cooperative threads.
-func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await BlockingIOPool.shared.run(work)
-}

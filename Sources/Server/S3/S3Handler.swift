@@ -74,7 +74,7 @@ struct S3Handler: Sendable {
         switch op {
         case .listBuckets: return try listBuckets(r)
         case .createBucket: return try await createBucket(r)
-        case .deleteBucket: return try deleteBucket(r)
+        case .deleteBucket: return try await deleteBucket(r)
         case .headBucket:
             _ = try ownedBucket(r)
             return Response(status: .ok, headers: [HTTPField.Name("x-amz-bucket-region")!: server.region])
@@ -92,13 +92,13 @@ struct S3Handler: Sendable {
         case .copyObject: return try await copyObject(r)
         case .getObject: return try getObject(r, head: false)
         case .headObject: return try getObject(r, head: true)
-        case .deleteObject: return try deleteObject(r)
+        case .deleteObject: return try await deleteObject(r)
         case .getObjectSubresource: return try objectSubresource(r)
-        case .createMultipartUpload: return try createUpload(r)
+        case .createMultipartUpload: return try await createUpload(r)
         case .uploadPart: return try await uploadPart(r, copy: false)
         case .uploadPartCopy: return try await uploadPart(r, copy: true)
         case .completeMultipartUpload: return try await completeUpload(r)
-        case .abortMultipartUpload: return try abortUpload(r)
+        case .abortMultipartUpload: return try await abortUpload(r)
         case .listParts: return try listParts(r)
         case .deleteBucketSubresource:
             // Nothing of the kind is ever configured: deleting it is done already.
@@ -170,7 +170,8 @@ struct S3Handler: Sendable {
             throw S3Error(.conflict, "BucketAlreadyExists", "The requested bucket name is not available: bucket names are shared by every user. Select a different name and try again")
         }
         do {
-            _ = try repository.createBucket(name, owner: r.principal.user.id)
+            let (repository, owner) = (self.repository, r.principal.user.id)
+            _ = try await offPool { try repository.createBucket(name, owner: owner) }
         } catch let error as StoreError where error.code == .alreadyExists {
             throw S3Error(.conflict, "BucketAlreadyExists", "The requested bucket name is not available. Select a different name and try again")
         }
@@ -178,10 +179,11 @@ struct S3Handler: Sendable {
         return Response(status: .ok, headers: [.location: "/\(name)"])
     }
 
-    func deleteBucket(_ r: S3Request) throws -> Response {
+    func deleteBucket(_ r: S3Request) async throws -> Response {
         let bucket = try ownedBucket(r)
+        let catalog = self.catalog
         do {
-            try catalog.namespace.removeBucket(bucket.name)
+            try await offPool { try catalog.namespace.removeBucket(bucket.name) }
         } catch let error as StoreError where error.code == .conflict {
             throw S3Error(.conflict, "BucketNotEmpty", "The bucket you tried to delete is not empty")
         }

@@ -17,12 +17,13 @@ extension S3Handler {
         return upload
     }
 
-    func createUpload(_ r: S3Request) throws -> Response {
+    func createUpload(_ r: S3Request) async throws -> Response {
         let bucket = try ownedBucket(r)
         let key = r.key!
         _ = try Self.segments(key)
         let id = Hex.encode(Crypto.randomBytes(16))
-        try catalog.uploads.create(id: id, bucket: bucket, key: key, attributes: try ObjectAttributes.from(r))
+        let (catalog, attributes) = (self.catalog, try ObjectAttributes.from(r))
+        try await offPool { try catalog.uploads.create(id: id, bucket: bucket, key: key, attributes: attributes) }
         return xml(XMLWriter.document("InitiateMultipartUploadResult") { x in
             x.element("Bucket", bucket.name)
             x.element("Key", key)
@@ -145,11 +146,12 @@ extension S3Handler {
         })
     }
 
-    func abortUpload(_ r: S3Request) throws -> Response {
+    func abortUpload(_ r: S3Request) async throws -> Response {
         let bucket = try ownedBucket(r)
         let upload = try upload(r, bucket)
         do {
-            try catalog.uploads.abort(upload.id)
+            let catalog = self.catalog
+            try await offPool { try catalog.uploads.abort(upload.id) }
         } catch let error as StoreError where error.code == .notFound {
             throw S3Error.noSuchUpload(upload.id)
         }

@@ -196,11 +196,12 @@ extension S3Handler {
         return first...min(last, size - 1)
     }
 
-    func deleteObject(_ r: S3Request) throws -> Response {
+    func deleteObject(_ r: S3Request) async throws -> Response {
         let bucket = try ownedBucket(r)
         let segments = try Self.segments(r.key!)
         do {
-            try catalog.namespace.removeObject(bucket: bucket, segments: segments, condition: r.header("if-match").map { ObjectCondition(ifMatch: $0) })
+            let (catalog, condition) = (self.catalog, r.header("if-match").map { ObjectCondition(ifMatch: $0) })
+            try await offPool { try catalog.namespace.removeObject(bucket: bucket, segments: segments, condition: condition) }
             server.changed()
         } catch let error as StoreError where error.code == .notFound {
             // S3 answers a delete of a missing key the same as any other.
@@ -220,6 +221,8 @@ extension S3Handler {
         let quiet = delete.child("Quiet")?.text.trimmingCharacters(in: .whitespaces).lowercased() == "true"
         var deleted: [String] = []
         var errors: [(String, String, String)] = []
+        // The deletes done are snapshotted even when a later key fails the whole request.
+        defer { server.changed() }
         for object in objects {
             guard let key = object.child("Key")?.text else { throw S3Error.malformedXML("an Object has no Key") }
             if let version = object.child("VersionId")?.text, version != "null" {
@@ -230,7 +233,8 @@ extension S3Handler {
                 let segments = try Self.segments(key)
                 // An ETag makes this object's delete conditional, as If-Match does DeleteObject's.
                 let condition = object.child("ETag").map { ObjectCondition(ifMatch: $0.text) }
-                try catalog.namespace.removeObject(bucket: bucket, segments: segments, condition: condition)
+                let catalog = self.catalog
+                try await offPool { try catalog.namespace.removeObject(bucket: bucket, segments: segments, condition: condition) }
                 deleted.append(key)
             } catch let error as StoreError where error.code == .notFound {
                 deleted.append(key)
@@ -241,7 +245,6 @@ extension S3Handler {
                 errors.append((key, error.code, error.message))
             }
         }
-        server.changed()
         return xml(XMLWriter.document("DeleteResult") { x in
             if !quiet {
                 for key in deleted { x.element("Deleted") { x in x.element("Key", key) } }
