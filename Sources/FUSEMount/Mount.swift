@@ -170,7 +170,12 @@ public final class Mount: Sendable {
             source.resume()
             return source
         }
-        defer { signals.forEach { $0.cancel() } }
+        defer {
+            signals.forEach { $0.cancel() }
+            // Every change is stored by the time this returns: a signal during the rest of the
+            // shutdown ends the process as usual rather than being ignored.
+            for number in [SIGTERM, SIGINT, SIGHUP] { signal(number, SIG_DFL) }
+        }
         ready()
         let result = a67_fuse_loop_mt(session, UInt32(settings.threads))
         stop.withLock { $0 = true }

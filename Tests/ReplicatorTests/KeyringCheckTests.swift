@@ -37,4 +37,29 @@ import Testing
             #expect(counted.calls(.put) == 32)
         }
     }
+
+    /// A watcher stopped at shutdown stops waiting for a keyring read that hangs (the process must not
+    /// stay up until a slow provider answers); the read itself goes on for whoever else waits for it.
+    @Test func aCancelledWaitForAKeyringCheckEndsAtOnce() async throws {
+        let repositoryID = Crypto.randomBytes(16)
+        let ring = try Keyring.wrap(master: .random(), passphrase: Passphrase("p"), repositoryID: repositoryID, logN: 10)
+        let memory = MemoryBackend(name: "slow")
+        try await memory.put(Keyring.objectName, data: ring.encoded)
+        let slow = FaultInjectingBackend(memory)
+        let gate = Gate()
+        slow.inject(.hold(gate), on: .get)
+        let pool = ReplicatedPool(members: [.init(id: 1, name: "slow", backend: slow, quota: nil)], used: [:],
+                                  repositoryID: repositoryID)
+        let member = try #require(pool.member(1))
+        let waiting = Task { await pool.checkKeyring(member) }
+        while slow.calls(.get) == 0 { await Task.yield() }
+        waiting.cancel()
+        // Without the fix the wait ends only when the read does: the gate opens 20 s from now at the latest.
+        let opener = Task { try? await Task.sleep(for: .seconds(20)); gate.open() }
+        #expect(await waiting.value == "the check was cancelled")
+        #expect(member.health.keyring == .unchecked)
+        gate.open()
+        opener.cancel()
+        #expect(await pool.checkKeyring(member) == nil, "the read goes on and its answer is kept")
+    }
 }

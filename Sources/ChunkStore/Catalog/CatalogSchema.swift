@@ -7,8 +7,9 @@ import GRDB
 /// and an identifier once released is never renamed (GRDB records the identifiers a database has
 /// applied and runs the others, in order). ChunkStore's identifiers are the bare "vN: ..." ones of the
 /// first releases; another module's start with its name ("controller v1: ..."), so that two modules
-/// never collide and a catalog migrated by a newer binary still opens in an older one (GRDB ignores
-/// applied migrations it does not know).
+/// never collide. GRDB opens a catalog with applied migrations it does not know, but that does not
+/// make it safe for an older binary: after v8 (times in nanoseconds) an older one misreads
+/// `provider.created_at`. Catalogs are not meant to go back to an older a67.
 ///
 /// Modules are migrated in the order given to `Catalog.init`, ChunkStore's first: a module's
 /// migrations may refer to the tables of the modules before it, never after.

@@ -1,5 +1,6 @@
 import ChunkStore
 import Foundation
+import Synchronization
 
 /// Whether a provider still is this repository's: it holds the repository's keyring. A folder that
 /// was emptied or replaced by an empty one, a disk that is not mounted under its folder, or an
@@ -32,7 +33,7 @@ extension ReplicatedPool {
             return task
         }
         guard let task else { return member.health.problem }
-        let problem = await task.value
+        let problem = await Self.value(of: task)
         keyringChecks.withLock { running in
             if running[member.id] == task { running[member.id] = nil }
         }
@@ -69,6 +70,29 @@ extension ReplicatedPool {
         }
         member.health.keyringChecked(found)
         return member.health.problem
+    }
+
+    /// The check's answer, or, when the waiting task is cancelled first, a note saying so at once: the
+    /// shared check is not cancelled (others may wait for it) and ends in the background, so that a
+    /// watcher stopped at shutdown does not hold the process until a slow provider answers.
+    private static func value(of task: Task<String?, Never>) async -> String? {
+        let waiter = Waiter()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiter.set(continuation)
+                if Task.isCancelled { waiter.resume("the check was cancelled") }
+                Task { waiter.resume(await task.value) }
+            }
+        } onCancel: {
+            waiter.resume("the check was cancelled")
+        }
+    }
+
+    /// A continuation resumed by whichever comes first.
+    private final class Waiter: Sendable {
+        private let slot = Mutex<CheckedContinuation<String?, Never>?>(nil)
+        func set(_ continuation: CheckedContinuation<String?, Never>) { slot.withLock { $0 = continuation } }
+        func resume(_ value: String?) { slot.withLock { $0.take() }?.resume(returning: value) }
     }
 
     /// Checks the keyring of each of `members` not yet checked in this process (and whose breaker is

@@ -58,6 +58,13 @@ public struct GarbageCollectionJob: MaintenanceJob {
     /// What one provider's listing found: its chunk objects and its leftovers of interrupted uploads.
     private typealias Listing = Result<(objects: [ObjectInfo], leftovers: [String]), any Error>
 
+    /// Which provider a listing was taken of: a provider removed (and its ID perhaps reused by one
+    /// added) while the listings ran, without the lock, is not swept on the strength of it.
+    private struct Listed: Equatable {
+        let name: String
+        let location: String
+    }
+
     public func run(progress: ProgressHandler?) async throws -> Repository.GCReport {
         let repository = self.repository
         _ = try repository.unlocked()
@@ -66,14 +73,15 @@ public struct GarbageCollectionJob: MaintenanceJob {
         // chunk can have a snapshot chunk's ID: same bytes). A root written after this read names chunks
         // that the local snapshot record, read under the lock, keeps.
         let found = try await repository.rootsOnProviders()
-        var listings: [Int64: Listing] = [:]
+        var listings: [Int64: (Listed, Listing)] = [:]
         for member in pool.members where found.unreadable[member.id] == nil {
+            let listed = Listed(name: member.name, location: member.backend.location)
             do {
                 let objects = try await member.backend.listAll(prefix: "data/")
                 let leftovers = try await (member.backend as? LeftoverListing)?.leftovers(under: "") ?? []
-                listings[member.id] = .success((objects, leftovers))
+                listings[member.id] = (listed, .success((objects, leftovers)))
             } catch {
-                listings[member.id] = .failure(error)
+                listings[member.id] = (listed, .failure(error))
             }
         }
         return try await repository.whileExclusive {
@@ -82,8 +90,10 @@ public struct GarbageCollectionJob: MaintenanceJob {
     }
 
     private func sweep(pool: ReplicatedPool, roots found: (roots: [Repository.SnapshotRoot], unreadable: [Int64: String]),
-                       listings: [Int64: Listing]) async throws -> Repository.GCReport {
+                       listings: [Int64: (Listed, Listing)]) async throws -> Repository.GCReport {
         let (repository, catalog, grace, recount) = (self.repository, self.repository.catalog, self.grace, self.recount)
+        // The providers as they are now, under the lock (a67 provider add or rm may have run meanwhile).
+        _ = try repository.refreshPoolIfProvidersChanged()
         var report = Repository.GCReport()
         let now = Catalog.now()
         let retention = try trashDays ?? Double(catalog.setting(Repository.trashDaysSetting) ?? "") ?? Repository.defaultTrashDays
@@ -111,10 +121,13 @@ public struct GarbageCollectionJob: MaintenanceJob {
         for root in found.roots { keep.formUnion(root.chunks.compactMap { ChunkID(hex: $0.id) }) }
         keep.formUnion(leased)
 
+        // The chunks this sweep forgets: their copies are in the listings, but they are not strays.
+        var forgotten: Set<ChunkID> = []
         try await catalog.chunks.forEachPage(.unreferenced(recordedBefore: cutoff)) { page in
             for chunk in page where !leased.contains(chunk.id) && !audit.live.contains(chunk.id) {
                 // Forget first: from here on no put dedupes against it; then delete the copies.
                 guard try await offPool({ try catalog.chunks.forgetUnreferenced(chunk.id, listings: listed) }) else { continue }
+                forgotten.insert(chunk.id)
                 for provider in chunk.providers where !keep.contains(chunk.id) {
                     do {
                         try await pool.deleteCopy(chunk.id, on: provider, size: chunk.sealedSize)
@@ -132,8 +145,9 @@ public struct GarbageCollectionJob: MaintenanceJob {
                 report.skippedProviders.append("\(member.name): \(why)")
                 continue
             }
-            // A provider added since the listings started is left for the next pass.
-            guard let listing = listings[member.id] else { continue }
+            // A provider added (or replaced) since the listings started is left for the next pass.
+            guard let (listed, listing) = listings[member.id],
+                  listed == Listed(name: member.name, location: member.backend.location) else { continue }
             let objects: [ObjectInfo], leftovers: [String]
             switch listing {
             case .success(let found): (objects, leftovers) = found
@@ -146,7 +160,8 @@ public struct GarbageCollectionJob: MaintenanceJob {
             var strays: [String] = []
             var sizes: [String: Int] = [:]
             for object in objects {
-                guard let id = ChunkID(objectName: object.name), !recorded.contains(id), !keep.contains(id) else { continue }
+                guard let id = ChunkID(objectName: object.name), !recorded.contains(id), !keep.contains(id),
+                      !forgotten.contains(id) else { continue }
                 strays.append(object.name)
                 sizes[object.name] = object.size
             }
