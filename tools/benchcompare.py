@@ -176,3 +176,8 @@ def compare(args):
     print("|---|---:|---:|---:|")
     for name, m in summary.items():
         print(f"| {name} | {m['base']:.1f} | {m['head']:.1f} | {m['ratio']:.2f} |")
+    # Every round, so that the spread (the noise) can be judged beside the medians.
+    print("\n| Round | binary | " + " | ".join(names) + " |")
+    print("|---|---|" + "---:|" * len(names))
+    for x in rounds:
+        print(f"| {x['round']} | {x['binary']} | " + " | ".join(f"{x[n]:.1f}" for n in names) + " |")
