@@ -228,7 +228,7 @@ final class QuotaGuard: Sendable {
     }
 }
 
-/// The chunks this mount has stored and not yet committed, leased in the catalog (Catalog+Leases)
+/// The chunks this mount has stored and not yet committed, leased in the catalog (ChunkIndex+Leases)
 /// so that gc keeps them, counted so that a chunk two files hold (equal blocks) stays leased until
 /// both let it go. Leases of a mount that is killed lapse with it.
 final class LeaseBook: Sendable {
