@@ -475,6 +475,30 @@ def restamp(path, mark):
         os.close(fd)
 
 
+def wait_until_serving(server, port, log_path, timeout=60):
+    """Waits until `a67 serve` (the process `server`, on 127.0.0.1:`port`) answers GET /_a67/api/v1/health
+    with 200; stops the benchmark with its log's tail if it exits or does not answer within `timeout` s."""
+    began, last = time.monotonic(), "no answer"
+    while True:
+        if server.poll() is not None:
+            raise SystemExit(f"a67 serve exited with status {server.returncode} while starting:\n{log_tail(log_path)}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/_a67/api/v1/health")
+            reply = conn.getresponse()
+            reply.read()
+            conn.close()
+            if reply.status == 200:
+                return
+            last = f"HTTP {reply.status}"
+        except OSError as e:
+            last = str(e)
+        if time.monotonic() - began > timeout:
+            raise SystemExit(f"a67 serve did not answer GET /_a67/api/v1/health with 200 within {timeout} s (last: {last}):\n"
+                             f"{log_tail(log_path)}")
+        time.sleep(0.1)
+
+
 def s3_server(work, args, repeats):
     """The S3 server's targets: `a67 serve` on loopback, a fresh repository (two directory providers,
     replicas 2), loaded from a separate process (tools/s3load.py): --s3-clients connections of 1 MiB
@@ -519,25 +543,7 @@ def s3_server(work, args, repeats):
     results = {"clients": args.s3_clients, "objectSize": object_size, "rate": args.s3_rate, "duration": args.s3_duration,
                "maxDuration": args.s3_max_duration, "replicas": 2, "providers": 2}
     try:
-        last = "no answer"
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"a67 serve exited with status {server.returncode} while starting:\n{log_tail(log_path)}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/_a67/api/v1/health")
-                reply = conn.getresponse()
-                reply.read()
-                conn.close()
-                if reply.status == 200:
-                    break
-                last = f"HTTP {reply.status}"
-            except OSError as e:
-                last = str(e)
-            if time.monotonic() - began > 60:
-                raise SystemExit(f"a67 serve did not answer GET /_a67/api/v1/health with 200 within 60 s (last: {last}):\n"
-                                 f"{log_tail(log_path)}")
-            time.sleep(0.1)
+        wait_until_serving(server, port, log_path)
         results["startSeconds"] = time.monotonic() - began
 
         # The bucket: a signed PUT /BUCKET as the user bench (so bench owns it), else the CLI.

@@ -11,7 +11,7 @@ directory providers in --dir:
 
 Reported: the median of each figure per binary and the ratio this tree / REV (above 1 is faster).
 """
-import http.client, json, os, shutil, statistics, subprocess, sys, time
+import json, os, shutil, statistics, subprocess, sys
 
 import bench  # tools/bench.py: its helpers (run, random_file, FuseDaemon, fio, drop_caches, ...)
 
@@ -82,20 +82,7 @@ def s3(binary, place, seconds):
         server = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}"], env=env, stdin=subprocess.DEVNULL,
                                   stdout=log, stderr=subprocess.STDOUT)
     try:
-        began = time.monotonic()
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"a67 serve exited ({server.returncode}):\n{bench.log_tail(log_path)}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/_a67/api/v1/health")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() - began > 60:
-                raise SystemExit(f"a67 serve did not answer within 60 s:\n{bench.log_tail(log_path)}")
-            time.sleep(0.1)
+        bench.wait_until_serving(server, port, log_path)
         keys = os.path.join(place, "keys.json")
         figures = {}
         for op in ("put", "get"):
