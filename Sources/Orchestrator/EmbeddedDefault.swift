@@ -40,7 +40,7 @@ public struct EmbeddedDefault: Sendable {
             added.append(name)
         }
         if (try? repository.catalog.namespace.bucket(Self.demoBucket)) == nil {
-            _ = try repository.createBucket(Self.demoBucket, replicas: 2)
+            _ = try await repository.createBucket(Self.demoBucket, replicas: 2)
         }
 
         // A demo file with text that compresses and bytes that do not: 12 MiB, three chunks.

@@ -28,45 +28,56 @@ public struct ControlAPI: HTTPModule {
         api.any("", "**") { request, context in await respond(request, context, nil) }
     }
 
-    /// `endpoint` is nil for a path under /_a67/api/v1 that names none.
+    /// `endpoint` is nil for a path under /_a67/api/v1 that names none. The answer is read from the
+    /// catalog on the BlockingIOPool (its reads may wait for a reader connection).
     func respond(_ request: Request, _ context: ServerRequestContext, _ endpoint: Endpoint?) async -> Response {
         context.operation.name = "ControlAPI"
+        guard request.method == .get || request.method == .head else {
+            return json(["error": ["code": "MethodNotAllowed", "message": "the control API is read-only: use GET"]], status: .methodNotAllowed)
+        }
+        let target = context.target
         do {
-            guard request.method == .get || request.method == .head else {
-                return json(["error": ["code": "MethodNotAllowed", "message": "the control API is read-only: use GET"]], status: .methodNotAllowed)
+            let (body, status) = try await offPool { [self] in
+                let (value, status) = try answer(request, target: target, endpoint)
+                return (Self.encode(value), status)
             }
-            if endpoint == .health { return json(try health()) }
-            let (principal, _) = try server.authenticate(request, path: context.target)
-            let user = principal.user
-            switch endpoint {
-            case .buckets:
-                let buckets = try catalog.namespace.buckets().filter { user.admin || $0.bucket.ownerID == user.id }
-                let owners = Dictionary(uniqueKeysWithValues: try catalog.accounts.users().map { ($0.id, $0.name) })
-                return json(["buckets": buckets.map { summary -> [String: Any] in
-                    var entry: [String: Any] = ["name": summary.bucket.name, "objects": summary.objects, "bytes": summary.bytes,
-                                                "replicas": summary.bucket.replicas]
-                    entry["owner"] = summary.bucket.ownerID.flatMap { owners[$0] } ?? NSNull()
-                    return entry
-                }])
-            case .usage:
-                return json(try usage(user))
-            case .users:
-                let users = user.admin ? try catalog.accounts.users() : [user]
-                return json(["users": try users.map { try usage($0) }])
-            case .providers:
-                guard user.admin else { throw S3Error.accessDenied("Only admins see the providers") }
-                return json(["providers": try catalog.providers.all().map { p -> [String: Any] in
-                    ["name": p.name, "kind": p.kind, "state": p.state, "group": p.group, "usedBytes": p.usedBytes, "chunks": p.chunkCount,
-                     "quota": p.quota ?? NSNull(), "breaker": (p.health?.breaker ?? .closed).rawValue]
-                }])
-            case .health, nil:
-                return json(["error": ["code": "NotFound", "message": "no such endpoint: \(Self.path) has health, buckets, usage, users, providers"]],
-                            status: .notFound)
-            }
+            return json(body, status: status)
         } catch {
             let mapped = S3Error.reported(error, requestID: context.requestID, operation: "ControlAPI", path: context.target.raw,
                                           notFound: S3Error(.notFound, "NotFound", "Not found"))
             return json(["error": ["code": mapped.code, "message": mapped.message]], status: mapped.status)
+        }
+    }
+
+    /// The JSON value answering `endpoint`, and its status; throws when the request is not allowed.
+    func answer(_ request: Request, target: S3Path, _ endpoint: Endpoint?) throws -> ([String: Any], HTTPResponse.Status) {
+        if endpoint == .health { return (try health(), .ok) }
+        let (principal, _) = try server.authenticate(request, path: target)
+        let user = principal.user
+        switch endpoint {
+        case .buckets:
+            let buckets = try catalog.namespace.buckets().filter { user.admin || $0.bucket.ownerID == user.id }
+            let owners = Dictionary(uniqueKeysWithValues: try catalog.accounts.users().map { ($0.id, $0.name) })
+            return (["buckets": buckets.map { summary -> [String: Any] in
+                var entry: [String: Any] = ["name": summary.bucket.name, "objects": summary.objects, "bytes": summary.bytes,
+                                            "replicas": summary.bucket.replicas]
+                entry["owner"] = summary.bucket.ownerID.flatMap { owners[$0] } ?? NSNull()
+                return entry
+            }], .ok)
+        case .usage:
+            return (try usage(user), .ok)
+        case .users:
+            let users = user.admin ? try catalog.accounts.users() : [user]
+            return (["users": try users.map { try usage($0) }], .ok)
+        case .providers:
+            guard user.admin else { throw S3Error.accessDenied("Only admins see the providers") }
+            return (["providers": try catalog.providers.all().map { p -> [String: Any] in
+                ["name": p.name, "kind": p.kind, "state": p.state, "group": p.group, "usedBytes": p.usedBytes, "chunks": p.chunkCount,
+                 "quota": p.quota ?? NSNull(), "breaker": (p.health?.breaker ?? .closed).rawValue]
+            }], .ok)
+        case .health, nil:
+            return (["error": ["code": "NotFound", "message": "no such endpoint: \(Self.path) has health, buckets, usage, users, providers"]],
+                    .notFound)
         }
     }
 
@@ -83,9 +94,16 @@ public struct ControlAPI: HTTPModule {
                 "quota": user.quota ?? NSNull(), "keys": try catalog.accounts.accessKeys(user: user.id).map(\.id)]
     }
 
-    func json(_ value: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+    static func encode(_ value: [String: Any]) -> [UInt8] {
         let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: [UInt8](data) + [0x0A])))
+        return [UInt8](data) + [0x0A]
+    }
+
+    func json(_ value: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        json(Self.encode(value), status: status)
+    }
+
+    func json(_ body: [UInt8], status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

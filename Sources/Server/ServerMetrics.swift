@@ -17,7 +17,10 @@ public struct MetricsPage: HTTPModule {
             guard request.method == .get || request.method == .head else {
                 throw S3Error(.methodNotAllowed, "MethodNotAllowed", "The metrics page is read-only: use GET")
             }
-            return try server.metrics.response(server: server)
+            // The gauges are read from the catalog (statistics scans it) on the BlockingIOPool.
+            let body = try await offPool { try server.metrics.render(server: server) }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }
     }
 }
@@ -57,7 +60,8 @@ final class ServerMetrics: Sendable {
                                        labels: [("operation", operation)], buckets: Self.durationBuckets).record(seconds)
     }
 
-    func response(server: BlobServer) throws -> Response {
+    /// The page: the catalog's gauges updated, then every metric in the text format.
+    func render(server: BlobServer) throws -> [UInt8] {
         let statistics = try server.repository.catalog.statistics()
         func gauge(_ name: String, _ help: String, _ value: Double, _ labels: [(String, String)] = []) {
             registry.makeGauge(descriptor: Self.name(name, help), labels: labels).set(to: value)
@@ -72,7 +76,6 @@ final class ServerMetrics: Sendable {
                   [("provider", provider.name)])
         }
         gauge("uptime_seconds", "Seconds since a67 serve started", Date().timeIntervalSince(server.startedAt))
-        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        return registry.emitToBuffer()
     }
 }

@@ -23,7 +23,7 @@ struct MountHarness {
         self.repository = repository
         _ = try await repository.addProvider(name: "p1", spec: .directory(path: folder.path + "/p1"), quota: nil)
         let owner = try quota.map { try repository.catalog.accounts.addUser(name: "alice", quota: $0).id }
-        _ = try repository.createBucket("files", replicas: 1, owner: owner)
+        _ = try await repository.createBucket("files", replicas: 1, owner: owner)
         let mount = try Mount(repository: repository, bucket: "files", mountpoint: folder.path + "/mnt", settings: .init())
         fs = try await mount.fileSystem()
     }

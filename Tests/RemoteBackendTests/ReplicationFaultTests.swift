@@ -54,7 +54,7 @@ import Testing
                                                                                    hostKeySHA256: try TestServers.env("A67_TEST_SFTP_HOST_KEY_SHA256")),
                                                                       ConnectionOptions(connectTimeout: 2, stallTimeout: 10, maxRequests: 4)),
                                              secret: .password(try TestServers.env("A67_TEST_SFTP_PASSWORD")), quota: nil)
-        _ = try repository.createBucket("fault", replicas: 2)
+        _ = try await repository.createBucket("fault", replicas: 2)
         return repository
     }
 

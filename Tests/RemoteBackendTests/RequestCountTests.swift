@@ -17,7 +17,7 @@ import Testing
         let s3 = try TestServers.s3Settings(endpoint: proxy.url, prefix: TestServers.unique("count"))
         _ = try await repository.addProvider(name: "s3", spec: .s3(s3, ConnectionOptions()),
                                              secret: .s3SecretKey(try TestServers.env("A67_TEST_S3_SECRET_KEY")), quota: nil)
-        _ = try repository.createBucket("counted", replicas: 1)
+        _ = try await repository.createBucket("counted", replicas: 1)
         let file = folder.path + "/in"
         try Data(Crypto.randomBytes(22 << 20)).write(to: URL(fileURLWithPath: file))
 

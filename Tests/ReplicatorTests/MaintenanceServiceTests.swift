@@ -18,7 +18,7 @@ struct MaintenanceServiceTests {
         for name in ["a", "b"] {
             _ = try await repository.addProvider(name: name, spec: .directory(path: folder.path + "/" + name), quota: nil)
         }
-        _ = try repository.createBucket("test")
+        _ = try await repository.createBucket("test")
         for index in 0..<5 {
             _ = try await repository.put(BytesSource(Array("object \(index)".utf8)), bucket: "test", key: "k\(index)")
         }
@@ -70,7 +70,7 @@ struct MaintenanceServiceTests {
     /// The copies the unreferenced sweep deletes were in the listings taken before it: they are not
     /// strays too (deleted twice, counted twice).
     @Test func gcCountsTheChunksItForgetsOnceNotAlsoAsStrays() async throws {
-        for index in 0..<5 { try repository.remove(bucket: "test", key: "k\(index)") }
+        for index in 0..<5 { try await repository.remove(bucket: "test", key: "k\(index)") }
         let report = try await repository.collectGarbage(grace: 0, trashDays: 0)
         #expect(report.chunksDeleted >= 5 && report.orphansDeleted == 0 && report.orphansWaiting == 0 && report.failed.isEmpty,
                 "\(report)")

@@ -15,14 +15,14 @@ import Testing
     let repository: Repository
     let key: (id: String, secret: String)
 
-    init() throws {
+    init() async throws {
         folder = try TemporaryDirectory()
         var settings = Repository.Settings()
         settings.scryptLogN = 10
         repository = try Repository.initialize(home: folder.path + "/home", backends: DirectoryBackendFactory(), passphrase: Passphrase("p"),
                                                 settings: settings)
         _ = try repository.catalog.accounts.addUser(name: "alice")
-        key = try repository.createAccessKey(user: "alice")
+        key = try await repository.createAccessKey(user: "alice")
     }
 
     func request(method: String = "GET", path: String = "/photos/a%20b.txt", query: [(String, String)] = [],
@@ -91,7 +91,7 @@ import Testing
     @Test func partsHoldTheirChunksUntilCompleteOrAbort() async throws {
         _ = try await repository.addProvider(name: "p1", spec: .directory(path: folder.path + "/p1"), quota: nil)
         let alice = try repository.catalog.accounts.user(named: "alice")
-        let bucket = try repository.createBucket("photos", replicas: 1, owner: alice.id)
+        let bucket = try await repository.createBucket("photos", replicas: 1, owner: alice.id)
         let writer = try repository.objectWriter()
         let policy = ReplicaPolicy(replicas: 1, minimum: 1)
         var data = Crypto.randomBytes(6 << 20)
@@ -118,7 +118,7 @@ import Testing
 
     @Test func pagedListingsResumeAfterTheLastEntry() async throws {
         _ = try await repository.addProvider(name: "p1", spec: .directory(path: folder.path + "/p1"), quota: nil)
-        let bucket = try repository.createBucket("photos", replicas: 1)
+        let bucket = try await repository.createBucket("photos", replicas: 1)
         let keys = ["a/1", "a/2", "a/b/3", "b", "c/4", "c/5", "d"]
         for key in keys {
             _ = try await repository.put(BytesSource(Array(key.utf8)), bucket: "photos", key: key)

@@ -8,9 +8,12 @@ import Foundation
 extension Repository {
     // MARK: - Trash
 
-    public func undelete(bucket: String, key: String) throws -> Catalog.TrashEntry {
+    public func undelete(bucket: String, key: String) async throws -> Catalog.TrashEntry {
         _ = try unlocked()
-        return try catalog.namespace.undelete(bucket: try catalog.namespace.bucket(bucket), segments: try Names.keySegments(key))
+        let catalog = self.catalog
+        return try await offPool {
+            try catalog.namespace.undelete(bucket: try catalog.namespace.bucket(bucket), segments: try Names.keySegments(key))
+        }
     }
 
     public func trash(bucket: String?) throws -> [Catalog.TrashEntry] {

@@ -64,7 +64,7 @@ public final class ReplicatedPool: ChunkPool {
     private let placement = RendezvousPlacement()
     /// Bytes placed on each provider, including writes in flight (reserved before they start).
     private let used: Mutex<[Int64: Int64]>
-    private let onDamage: @Sendable (ChunkID, Int64, Damage) -> Void
+    private let onDamage: @Sendable (ChunkID, Int64, Damage) async -> Void
     /// Called before every placement: reloads the providers when another process changed them.
     private let beforePlacing: @Sendable () -> Void
     /// The repository whose keyring a provider must hold; nil for pools that check none (tests).
@@ -78,7 +78,7 @@ public final class ReplicatedPool: ChunkPool {
     /// provider's keyring must carry before a chunk is placed there (nil: not checked).
     public init(members: [Member], used: [Int64: Int64], repositoryID: [UInt8]? = nil,
                 beforePlacing: @escaping @Sendable () -> Void = {},
-                onDamage: @escaping @Sendable (ChunkID, Int64, Damage) -> Void = { _, _, _ in }) {
+                onDamage: @escaping @Sendable (ChunkID, Int64, Damage) async -> Void = { _, _, _ in }) {
         membership = Mutex(Membership(members))
         self.used = Mutex(used)
         self.repositoryID = repositoryID
@@ -322,7 +322,7 @@ public final class ReplicatedPool: ChunkPool {
         } catch let error as BackendError {
             if case .notFound = error {
                 member.health.succeeded()
-                onDamage(id, member.id, .missing)
+                await onDamage(id, member.id, .missing)
                 return .failed("\(member.name): \(error)", integrity: true)
             }
             if Task.isCancelled { member.health.abandoned() } else { member.health.failed() }
@@ -335,7 +335,7 @@ public final class ReplicatedPool: ChunkPool {
         do {
             return .opened(try open(sealed))
         } catch let error as StoreError {
-            if error.code == .integrity { onDamage(id, member.id, .corrupt) }
+            if error.code == .integrity { await onDamage(id, member.id, .corrupt) }
             return .failed("\(member.name): \(error.message)", integrity: error.code == .integrity)
         } catch {
             return .failed("\(member.name): \(error)", integrity: false)

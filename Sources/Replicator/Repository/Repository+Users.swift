@@ -5,14 +5,15 @@ import Foundation
 extension Repository {
     /// Makes a new access key for `user`: a 20-character ID and a 40-character secret, returned once.
     /// Only the sealed secret is kept.
-    public func createAccessKey(user name: String) throws -> (id: String, secret: String) {
+    public func createAccessKey(user name: String) async throws -> (id: String, secret: String) {
         let keys = try unlocked()
         let user = try catalog.accounts.user(named: name)
         let id = "A67" + Self.randomText(17, alphabet: Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"))
         let secret = Self.randomText(40, alphabet: Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"))
         let context = Self.accessKeyContext(repositoryID: repositoryID, keyID: id)
         let sealed = Crypto.sealBox(Array(secret.utf8), key: keys.secretsKey, context: context)
-        try catalog.accounts.addAccessKey(id: id, user: user.id, sealedSecret: sealed)
+        let catalog = self.catalog
+        try await offPool { try catalog.accounts.addAccessKey(id: id, user: user.id, sealedSecret: sealed) }
         return (id, secret)
     }
 

@@ -274,7 +274,9 @@ public final class Repository: Sendable {
             onDamage: { chunk, provider, _ in
                 // The copy is gone or bad: forget it, so that status counts the chunk as under-replicated
                 // and repair stores it again. The last recorded copy is never forgotten here.
-                try? catalog.chunks.forgetLocation(chunk, provider: provider)
+                // On the BlockingIOPool: a catalog write waits for the writer, which must not hold a
+                // cooperative thread.
+                _ = try? await offPool { try catalog.chunks.forgetLocation(chunk, provider: provider) }
             })
         return cachedPool.withLock { cached in
             if let cached { return cached }
@@ -397,9 +399,12 @@ public final class Repository: Sendable {
         try await reader.read(object, bucket: bucket, range: range, to: sink, progress: progress)
     }
 
-    public func remove(bucket: String, key: String) throws {
+    public func remove(bucket: String, key: String) async throws {
         _ = try unlocked()
-        try catalog.namespace.removeObject(bucket: try catalog.namespace.bucket(bucket), segments: try Names.keySegments(key))
+        let catalog = self.catalog
+        try await offPool {
+            try catalog.namespace.removeObject(bucket: try catalog.namespace.bucket(bucket), segments: try Names.keySegments(key))
+        }
     }
 
     public func list(bucket: String, prefix: String, recursive: Bool) throws -> [ListEntry] {
@@ -413,7 +418,7 @@ public final class Repository: Sendable {
     public static let defaultReplicas = 2
 
     public func createBucket(_ name: String, replicas: Int = defaultReplicas, minReplicas: Int = 1,
-                             owner: Int64? = nil) throws -> BucketRecord {
+                             owner: Int64? = nil) async throws -> BucketRecord {
         _ = try unlocked()
         guard (1...8).contains(replicas) else {
             throw StoreError(.invalidArgument, "--replicas \(replicas) is out of range: use 1 to 8")
@@ -421,12 +426,14 @@ public final class Repository: Sendable {
         guard (1...replicas).contains(minReplicas) else {
             throw StoreError(.invalidArgument, "--min-replicas \(minReplicas) is out of range: use 1 to --replicas (\(replicas))")
         }
-        return try catalog.namespace.createBucket(name, replicas: replicas, minReplicas: minReplicas, owner: owner)
+        let catalog = self.catalog
+        return try await offPool { try catalog.namespace.createBucket(name, replicas: replicas, minReplicas: minReplicas, owner: owner) }
     }
 
-    public func removeBucket(_ name: String) throws {
+    public func removeBucket(_ name: String) async throws {
         _ = try unlocked()
-        try catalog.namespace.removeBucket(name)
+        let catalog = self.catalog
+        try await offPool { try catalog.namespace.removeBucket(name) }
     }
 
 }

@@ -170,8 +170,8 @@ struct S3Handler: Sendable {
             throw S3Error(.conflict, "BucketAlreadyExists", "The requested bucket name is not available: bucket names are shared by every user. Select a different name and try again")
         }
         do {
-            let (repository, owner) = (self.repository, r.principal.user.id)
-            _ = try await offPool { try repository.createBucket(name, owner: owner) }
+            let owner = r.principal.user.id
+            _ = try await repository.createBucket(name, owner: owner)
         } catch let error as StoreError where error.code == .alreadyExists {
             throw S3Error(.conflict, "BucketAlreadyExists", "The requested bucket name is not available. Select a different name and try again")
         }

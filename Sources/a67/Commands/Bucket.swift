@@ -42,7 +42,7 @@ struct BucketCommand: AsyncParsableCommand {
                 try Names.validateBucket(name)
                 let repository = try home.unlock()
                 let ownerID = try owner.map { try repository.catalog.accounts.user(named: $0).id }
-                let bucket = try repository.createBucket(name, replicas: replicas, minReplicas: minReplicas, owner: ownerID)
+                let bucket = try await repository.createBucket(name, replicas: replicas, minReplicas: minReplicas, owner: ownerID)
                 try await commit(repository)
                 let providers = try repository.catalog.providers.all().count
                 if providers < bucket.replicas {
@@ -102,7 +102,7 @@ struct BucketCommand: AsyncParsableCommand {
             try await guarded {
                 try Names.validateBucket(name)
                 let repository = try home.unlock()
-                try repository.removeBucket(name)
+                try await repository.removeBucket(name)
                 try await commit(repository)
                 if json {
                     printJSON(["bucket": name, "removed": true])

@@ -231,7 +231,7 @@ struct Undelete: AsyncParsableCommand {
             guard let object else { throw StoreError(.invalidArgument, "say which object: a67 undelete BUCKET/KEY (or --list)") }
             let path = try ObjectPath(object, keyRequired: true)
             let repository = try home.unlock()
-            let entry = try repository.undelete(bucket: path.bucket, key: path.key)
+            let entry = try await repository.undelete(bucket: path.bucket, key: path.key)
             try await commit(repository)
             if json {
                 printJSON(["bucket": entry.bucket, "key": entry.key, "size": entry.size, "deletedAt": isoTime(entry.deletedAt)])
@@ -413,7 +413,7 @@ struct Config: AsyncParsableCommand {
                 }
                 guard rule.validate(value) else { throw StoreError(.invalidArgument, "\(key) must be \(rule.help), not \(value)") }
                 let repository = try home.unlock()
-                try repository.catalog.setSetting(key, value)
+                try await offPool { try repository.catalog.setSetting(key, value) }
                 try await commit(repository)
                 show("\(key) = \(value)")
             }

@@ -25,7 +25,7 @@ struct Remove: AsyncParsableCommand {
             try Names.validateBucket(path.bucket)
             _ = try Names.keySegments(path.key)
             let repository = try home.unlock()
-            try repository.remove(bucket: path.bucket, key: path.key)
+            try await repository.remove(bucket: path.bucket, key: path.key)
             try await commit(repository)
             if json {
                 printJSON(["bucket": path.bucket, "key": path.key, "removed": true])

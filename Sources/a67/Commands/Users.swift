@@ -35,7 +35,7 @@ struct UserCommand: AsyncParsableCommand {
             try await guarded {
                 let limit = try quota.map(ByteSize.parse)
                 let repository = try home.unlock()
-                let user = try repository.catalog.accounts.addUser(name: name, admin: admin, quota: limit)
+                let user = try await offPool { try repository.catalog.accounts.addUser(name: name, admin: admin, quota: limit) }
                 try await commit(repository)
                 if json {
                     printJSON(["name": user.name, "admin": user.admin, "quota": user.quota.map { $0 as Any } ?? NSNull()])
@@ -98,7 +98,7 @@ struct UserCommand: AsyncParsableCommand {
             try await guarded {
                 let limit: Int64? = size.lowercased() == "none" ? nil : try ByteSize.parse(size)
                 let repository = try home.unlock()
-                try repository.catalog.accounts.setQuota(user: name, bytes: limit)
+                try await offPool { try repository.catalog.accounts.setQuota(user: name, bytes: limit) }
                 try await commit(repository)
                 let usage = try repository.catalog.accounts.usage(user: try repository.catalog.accounts.user(named: name).id)
                 if json {
@@ -136,7 +136,7 @@ struct KeyCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 let repository = try home.unlock()
-                let key = try repository.createAccessKey(user: user)
+                let key = try await repository.createAccessKey(user: user)
                 try await commit(repository)
                 if json {
                     printJSON(["accessKeyId": key.id, "secretAccessKey": key.secret])
@@ -187,7 +187,7 @@ struct KeyCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 let repository = try home.unlock()
-                try repository.catalog.accounts.removeAccessKey(id)
+                try await offPool { try repository.catalog.accounts.removeAccessKey(id) }
                 try await commit(repository)
                 if json { printJSON(["removed": id]) } else { show("removed access key \(id)") }
             }
