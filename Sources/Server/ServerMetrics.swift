@@ -52,6 +52,20 @@ final class ServerMetrics: Sendable {
     func sent(_ bytes: Int64) { bytesOut.increment(by: bytes) }
     func inFlight(_ delta: Int) { active.increment(by: Double(delta)) }
 
+    /// One maintenance pass of `job` ended (see `BlobServer.maintenanceServices`).
+    func maintenancePass(job: String, failed: Bool, problems: Int) {
+        registry.makeCounter(descriptor: Self.name("maintenance_passes", unit: "total", "Background maintenance passes, by job and result"),
+                             labels: [("job", job), ("result", failed ? "failed" : "ok")]).increment()
+        registry.makeGauge(descriptor: Self.name("maintenance_last_pass_timestamp", unit: "seconds",
+                                                 "When the job's last pass ended (Unix time)"),
+                           labels: [("job", job)]).set(to: Date().timeIntervalSince1970)
+        if !failed {
+            registry.makeGauge(descriptor: Self.name("maintenance_last_pass_problems",
+                                                     "Problems the job's last finished pass reported (lost or damaged copies, providers not answering...)"),
+                               labels: [("job", job)]).set(to: Double(problems))
+        }
+    }
+
     func observe(operation: String, status: Int, seconds: Duration) {
         registry.makeCounter(descriptor: Self.name("s3_requests", unit: "total", "Requests served, by operation and HTTP status"),
                              labels: [("operation", operation), ("status", String(status))]).increment()

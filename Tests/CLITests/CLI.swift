@@ -82,6 +82,25 @@ final class CLI: @unchecked Sendable {
 
     func start(_ arguments: [String]) throws -> Running { try Running(self, arguments) }
 
+    /// A TCP socket listening on a loopback port the kernel chose, and that port; nil if none could be had.
+    /// Closed at once, the port is one no other process listens on (for a server the test starts).
+    static func listeningLoopbackSocket() -> (fd: Int32, port: Int)? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                bind(fd, raw, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, raw, &length) == 0
+            }
+        }
+        guard bound else { close(fd); return nil }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
     /// Waits until `condition` holds (polling every 10 ms), for at most `seconds`; false if it never did.
     func waitUntil(seconds: Double = 120, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)

@@ -39,21 +39,8 @@ extension UserKeyCLITests {
     @Test func serveOnATakenPortSaysSo() async throws {
         let cli = try CLI()
         try await cli.setUp()
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(fd >= 0)
+        let (fd, port) = try #require(CLI.listeningLoopbackSocket())
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                bind(fd, raw, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, raw, &length) == 0
-            }
-        }
-        #expect(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
         try await cli.fails(["serve", "--listen", "127.0.0.1:\(port)"], status: 6, message: "the address is in use")
         try await cli.fails(["serve", "--listen", "localhost"], status: 64, message: "is not HOST:PORT")
     }

@@ -79,6 +79,14 @@ extension Repository {
     }
 }
 
+extension Repository.MoveReport: MaintenanceReport {
+    public var summary: String {
+        "moved \(chunksMoved) of \(chunksSeen) chunk(s), \(ByteSize.format(bytesMoved)) in " + String(format: "%.1f s", seconds)
+    }
+    public var problems: [String] { failed.map { "not moved: \($0)" } }
+    public var changedCatalog: Bool { chunksMoved > 0 }
+}
+
 /// Moves every chunk off a provider: each gets its replicas elsewhere first, then the copy on the
 /// drained provider is deleted. The provider takes no new chunks from the moment drain starts, in
 /// every process: the mark raises the catalog's providers version, which each placement reads

@@ -26,6 +26,18 @@ extension Repository {
     }
 }
 
+extension Repository.GCReport: MaintenanceReport {
+    public var summary: String {
+        "gc: \(trashPurged) trash entr\(trashPurged == 1 ? "y" : "ies") dropped, "
+            + "\(chunksDeleted) unreferenced chunk(s) and \(orphansDeleted) stray file(s) deleted, "
+            + "\(ByteSize.format(bytesFreed)) freed"
+            + (orphansWaiting > 0 ? "; \(orphansWaiting) stray file(s) wait out the grace period" : "")
+            + (recounted > 0 ? "; reference counts rebuilt for \(recounted) chunk(s)" : "")
+    }
+    public var problems: [String] { skippedProviders.map { "skipped (listing failed): \($0)" } + failed.map { "not deleted: \($0)" } }
+    public var changedCatalog: Bool { trashPurged + chunksDeleted + orphansDeleted + recounted > 0 }
+}
+
 /// Mark and sweep. Drops trash entries older than the retention period; marks every chunk the live
 /// objects, the trash and unfinished uploads refer to, reading their manifests; deletes chunks no
 /// live manifest refers to that were recorded more than `grace` seconds ago and that no running

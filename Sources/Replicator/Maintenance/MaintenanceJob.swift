@@ -9,11 +9,22 @@ import ServiceLifecycle
 /// once, and changes the catalog only after the providers did what the change says, so that a pass
 /// stopped anywhere (cancelled, or the process killed) leaves a consistent repository.
 public protocol MaintenanceJob: Sendable {
-    associatedtype Report: Sendable
+    associatedtype Report: MaintenanceReport
     /// What the job is called in logs ("scrub").
     static var name: String { get }
     /// Makes one pass; `progress` is called with the bytes handled as it goes.
     func run(progress: ProgressHandler?) async throws -> Report
+}
+
+/// What a maintenance pass found: the CLI prints it after one pass, `a67 serve` logs it after each.
+public protocol MaintenanceReport: Sendable {
+    /// One line saying what the pass did ("repaired 3 chunk(s): 3 replica(s), 15.0 MiB copied in 1.2 s").
+    var summary: String { get }
+    /// One line for each thing that needs a person or another pass (a lost chunk, a provider that did
+    /// not answer, a chunk still short of replicas); empty when all is well.
+    var problems: [String] { get }
+    /// Whether the pass changed the catalog (a snapshot should follow).
+    var changedCatalog: Bool { get }
 }
 
 /// Runs a maintenance job as a background service of a `ServiceGroup`: a pass after `initialDelay`,
@@ -62,4 +73,13 @@ public struct SnapshotJob: MaintenanceJob {
     public func run(progress: ProgressHandler?) async throws -> Repository.SnapshotReport {
         try await repository.snapshotCatalog()
     }
+}
+
+extension Repository.SnapshotReport: MaintenanceReport {
+    public var summary: String {
+        unchanged ? "catalog unchanged since snapshot \(sequence)"
+            : "catalog snapshot \(sequence): \(ByteSize.format(size)) in \(chunks) chunk(s), \(chunksStored) stored"
+    }
+    public var problems: [String] { behind.map { "\($0) keeps an older catalog snapshot" } }
+    public var changedCatalog: Bool { false }
 }

@@ -21,6 +21,18 @@ extension Repository {
     }
 }
 
+extension Repository.RepairReport: MaintenanceReport {
+    public var summary: String {
+        "repaired \(chunksRepaired) chunk(s): \(replicasAdded) replica(s), \(ByteSize.format(bytesCopied)) copied in "
+            + String(format: "%.1f s", seconds)
+    }
+    public var problems: [String] {
+        providersDown.map { "not answering (its copies were not counted): \($0)" } + failed.map { "still short: \($0)" }
+            + lost.map { "lost: \($0)" }
+    }
+    public var changedCatalog: Bool { replicasAdded > 0 }
+}
+
 /// Brings every chunk in use back to the replicas it should have on providers that answer now,
 /// copying from a surviving replica (verified first) to providers chosen as for a new write.
 ///

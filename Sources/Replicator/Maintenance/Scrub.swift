@@ -22,6 +22,19 @@ extension Repository {
     }
 }
 
+extension Repository.ScrubReport: MaintenanceReport {
+    public var summary: String {
+        "scrubbed \(replicasChecked) replica(s), \(ByteSize.format(bytesChecked)) in " + String(format: "%.1f s (", seconds)
+            + ByteSize.rate(bytesChecked, seconds) + ")"
+    }
+    public var problems: [String] {
+        missing.map { "missing: \($0)" } + corrupt.map { "damaged: \($0)" } + unreadable.map { "not checked: \($0)" }
+            + damagedObjects.map { "object lost: \($0)" }
+    }
+    /// Scrub forgets the copies it found missing or damaged.
+    public var changedCatalog: Bool { !missing.isEmpty || !corrupt.isEmpty }
+}
+
 /// Reads every recorded replica and verifies it (decrypts, checks the ID and length). A missing or
 /// damaged replica is forgotten (never the last recorded copy), so that repair stores it again. Every
 /// provider is probed first: the replicas of one that does not answer are reported as not checked,

@@ -31,4 +31,9 @@ public enum ByteSize {
         }
         return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
     }
+
+    /// 12_500_000 bytes in 2 s -> "6.2 MB/s"; "-" for no time.
+    public static func rate(_ bytes: Int64, _ seconds: Double) -> String {
+        seconds > 0 ? String(format: "%.1f MB/s", Double(bytes) / seconds / 1e6) : "-"
+    }
 }

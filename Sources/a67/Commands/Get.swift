@@ -60,7 +60,7 @@ struct Get: AsyncParsableCommand {
                 printJSON(["bucket": path.bucket, "key": path.key, "destination": target, "bytes": length, "seconds": seconds])
             } else if target != "-" {
                 note("got \(path.bucket)/\(path.key) -> \(target): \(ByteSize.format(length)), "
-                    + String(format: "%.2f s, ", seconds) + rate(length, seconds))
+                    + String(format: "%.2f s, ", seconds) + ByteSize.rate(length, seconds))
             }
         }
     }

@@ -35,8 +35,7 @@ struct Scrub: AsyncParsableCommand {
                            "missing": report.missing, "corrupt": report.corrupt, "unreadable": report.unreadable,
                            "damagedObjects": report.damagedObjects, "seconds": report.seconds])
             } else {
-                show("scrubbed \(report.replicasChecked) replica(s), \(ByteSize.format(report.bytesChecked)) in "
-                    + String(format: "%.1f s (", report.seconds) + a67.rate(report.bytesChecked, report.seconds) + ")")
+                show(report.summary)
                 for line in report.missing.prefix(20) { show("  missing: \(line)") }
                 for line in report.corrupt.prefix(20) { show("  damaged: \(line)") }
                 for line in report.unreadable.prefix(20) { show("  not checked: \(line)") }
@@ -80,8 +79,7 @@ struct Repair: AsyncParsableCommand {
                            "providersDown": report.providersDown,
                            "seconds": report.seconds])
             } else {
-                show("repaired \(report.chunksRepaired) chunk(s): \(report.replicasAdded) replica(s), "
-                    + "\(ByteSize.format(report.bytesCopied)) copied in " + String(format: "%.1f s", report.seconds))
+                show(report.summary)
                 if !report.providersDown.isEmpty {
                     show("not answering (their copies were not counted): \(report.providersDown.joined(separator: ", "))")
                 }
@@ -123,9 +121,8 @@ struct Rebalance: AsyncParsableCommand {
                 printJSON(["chunks": report.chunksSeen, "chunksMoved": report.chunksMoved, "bytesMoved": report.bytesMoved,
                            "failed": report.failed, "seconds": report.seconds])
             } else {
-                show("rebalanced: \(report.chunksMoved) of \(report.chunksSeen) chunk(s) moved (\(ByteSize.format(report.bytesMoved))) in "
-                    + String(format: "%.1f s", report.seconds))
-                for line in report.failed.prefix(20) { show("  not moved: \(line)") }
+                show("rebalance: " + report.summary)
+                for line in report.problems.prefix(20) { show("  \(line)") }
             }
             if !report.failed.isEmpty { throw ExitCode(ExitStatus.provider.rawValue) }
         }
@@ -179,13 +176,8 @@ struct GC: AsyncParsableCommand {
                            "bytesFreed": report.bytesFreed, "skippedProviders": report.skippedProviders,
                            "failed": report.failed, "recounted": report.recounted])
             } else {
-                show("gc: \(report.trashPurged) trash entr\(report.trashPurged == 1 ? "y" : "ies") dropped, "
-                    + "\(report.chunksDeleted) unreferenced chunk(s) and \(report.orphansDeleted) stray file(s) deleted, "
-                    + "\(ByteSize.format(report.bytesFreed)) freed"
-                    + (report.orphansWaiting > 0 ? "; \(report.orphansWaiting) stray file(s) wait out the grace period" : ""))
-                if report.recounted > 0 { show("  reference counts rebuilt for \(report.recounted) chunk(s)") }
-                for line in report.skippedProviders { show("  skipped (listing failed): \(line)") }
-                for line in report.failed.prefix(20) { show("  not deleted: \(line)") }
+                show(report.summary)
+                for line in report.problems.prefix(40) { show("  \(line)") }
             }
             if !report.skippedProviders.isEmpty || !report.failed.isEmpty { throw ExitCode(ExitStatus.provider.rawValue) }
         }

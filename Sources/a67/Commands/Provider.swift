@@ -182,9 +182,8 @@ struct ProviderCommand: AsyncParsableCommand {
                     printJSON(["provider": name, "chunksMoved": report.chunksMoved, "bytesMoved": report.bytesMoved,
                                "failed": report.failed, "seconds": report.seconds])
                 } else {
-                    show("drained \(name): \(report.chunksMoved) of \(report.chunksSeen) chunk(s) moved (\(ByteSize.format(report.bytesMoved))) in "
-                        + String(format: "%.1f s", report.seconds))
-                    for failure in report.failed.prefix(20) { note("  not moved: \(failure)") }
+                    show("drained \(name): " + report.summary)
+                    for line in report.problems.prefix(20) { note("  \(line)") }
                 }
                 guard report.failed.isEmpty else {
                     throw StoreError(.providerFailure, "\(report.failed.count) chunk(s) could not be moved off \(name); fix the providers and run drain again")

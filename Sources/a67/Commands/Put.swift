@@ -60,7 +60,7 @@ struct Put: AsyncParsableCommand {
             } else {
                 show("put \(target.bucket)/\(target.key): \(ByteSize.format(result.size)) in \(result.chunks) chunk(s), "
                     + "\(result.newChunks) new (\(ByteSize.format(result.newSealedBytes)) stored), "
-                    + String(format: "%.2f s, ", seconds) + rate(result.size, seconds))
+                    + String(format: "%.2f s, ", seconds) + ByteSize.rate(result.size, seconds))
             }
             if result.underReplicated > 0 {
                 note("warning: \(result.underReplicated) chunk(s) have fewer replicas than \(target.bucket) wants, because providers failed "

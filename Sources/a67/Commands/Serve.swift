@@ -13,7 +13,10 @@ struct Serve: AsyncParsableCommand {
             and a67 get see. Also served, under /_a67/ (a prefix no bucket name can take): \
             /_a67/api/v1/health (no signature), /_a67/api/v1/buckets, usage, users and providers (signed like \
             S3 requests), and /_a67/metrics (Prometheus).
-            SIGTERM or Ctrl-C stops it: requests in flight finish, then the catalog is snapshotted.
+            In the background it repairs (every 10 minutes), collects garbage (daily) and, when asked, \
+            scrubs; each pass is logged and counted in the metrics (a67_maintenance_passes_total).
+            SIGTERM or Ctrl-C stops it: requests in flight finish, a maintenance pass running stops where \
+            it is (each is safe to stop anywhere), then the catalog is snapshotted.
             Example:
               a67 user add alice && a67 key create alice
               a67 serve --listen 127.0.0.1:7067
@@ -46,6 +49,42 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds from a request's first byte until its request line and headers must be whole; slower ones are closed.")
     var requestHeadTimeout: Double = 10
 
+    @Option(help: ArgumentHelp("Run a repair pass this often (like 10m, 1h; off: never).", valueName: "duration"))
+    var repairEvery = "10m"
+
+    @Option(help: ArgumentHelp("Run a scrub pass this often (like 7d; off: never). Scrub reads every replica, which a metered provider counts as egress.",
+                               valueName: "duration"))
+    var scrubEvery = "off"
+
+    @Option(help: ArgumentHelp("Scrub reads at most this many MB per second.", valueName: "MB/s"))
+    var scrubRate: Double?
+
+    @Option(help: ArgumentHelp("Run garbage collection this often (like 1d; off: never).", valueName: "duration"))
+    var gcEvery = "1d"
+
+    @Option(help: ArgumentHelp("gc keeps unreferenced chunks younger than this (like 1h; see a67 gc --help).", valueName: "duration"))
+    var gcGrace = "1h"
+
+    /// The maintenance the options ask for.
+    func maintenance() throws -> MaintenanceSchedule {
+        func every(_ text: String, _ option: String) throws -> Duration? {
+            if text == "off" { return nil }
+            let seconds = try parseDuration(text, option: option)
+            guard seconds >= 1 else { throw StoreError(.invalidArgument, "\(option) \(text) is too often: use 1s or more, or off") }
+            return .seconds(seconds)
+        }
+        var schedule = MaintenanceSchedule()
+        schedule.repair = try every(repairEvery, "--repair-every")
+        schedule.scrub = try every(scrubEvery, "--scrub-every")
+        schedule.gc = try every(gcEvery, "--gc-every")
+        schedule.gcGrace = try parseDuration(gcGrace, option: "--gc-grace")
+        if let scrubRate {
+            guard scrubRate > 0 else { throw StoreError(.invalidArgument, "--scrub-rate must be more than 0 MB/s") }
+            schedule.scrubRate = scrubRate * 1e6
+        }
+        return schedule
+    }
+
     func validate() throws {
         guard parseListen() != nil else { throw ValidationError("--listen \(listen) is not HOST:PORT (like 127.0.0.1:7067)") }
         guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 or more") }
@@ -55,6 +94,7 @@ struct Serve: AsyncParsableCommand {
         guard idleTimeout > 0, requestHeadTimeout > 0 else {
             throw ValidationError("--idle-timeout and --request-head-timeout must be more than 0 seconds")
         }
+        do { _ = try maintenance() } catch let error as StoreError { throw ValidationError(error.message) }
     }
 
     func parseListen() -> (String, Int)? {
@@ -82,7 +122,8 @@ struct Serve: AsyncParsableCommand {
                 note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
             }
             // The composition root: the modules that add routes under /_a67, and the background services.
-            try await server.run(modules: [ControlAPI(server: server), MetricsPage(server: server)]) { address in
+            try await server.run(modules: [ControlAPI(server: server), MetricsPage(server: server)],
+                                 services: server.maintenanceServices(try maintenance())) { address in
                 note("a67 serve: listening on http://\(address) (S3 at /, control API at /_a67/api/v1, metrics at /_a67/metrics)")
             }
             note("a67 serve: stopped")

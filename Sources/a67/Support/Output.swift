@@ -110,7 +110,3 @@ func printTable(_ header: [String]?, _ rows: [[String]]) {
         print(cells.joined(separator: "  "))  // cells are escaped above
     }
 }
-
-func rate(_ bytes: Int64, _ seconds: Double) -> String {
-    seconds > 0 ? String(format: "%.1f MB/s", Double(bytes) / seconds / 1e6) : "-"
-}
