@@ -7,14 +7,7 @@ import Testing
 /// (exit 4, nothing deleted), scrub names the objects that lost a chunk, and --recount rebuilds the
 /// counts. And the bucket owner's quota binds a67 put as it binds S3 and the mount.
 @Suite struct GCSafetyCLITests {
-    /// Runs SQL against the catalog with Python's sqlite3 (what a flipped bit or a stray tool would do).
-    func damage(_ cli: CLI, _ sql: String) async throws {
-        let python = try await ChildProcess.run("/usr/bin/python3", [
-            "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()",
-            cli.home + "/catalog.db", sql,
-        ], stdout: .inherit, stderr: .inherit)
-        #expect(python.status == 0, "python3 could not change the catalog")
-    }
+    func damage(_ cli: CLI, _ sql: String) async throws { try await alterCatalog(cli.home + "/catalog.db", sql) }
 
     func chunks(_ cli: CLI, _ key: String) throws -> [ChunkID] {
         let catalog = try Catalog(path: cli.home + "/catalog.db")

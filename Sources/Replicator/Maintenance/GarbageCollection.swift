@@ -134,9 +134,11 @@ public struct GarbageCollectionJob: MaintenanceJob {
         keep.formUnion(leased)
 
         // The chunks this sweep forgets: their copies are in the listings, but they are not strays.
+        // The audit found every stored count equal to what the live objects make it, so a chunk counted
+        // unreferenced is one no live object lists (and forgetUnreferenced checks the counts again).
         var forgotten: Set<ChunkID> = []
         try await catalog.chunks.forEachPage(.unreferenced(recordedBefore: cutoff)) { page in
-            for chunk in page where !leased.contains(chunk.id) && !audit.live.contains(chunk.id) {
+            for chunk in page where !leased.contains(chunk.id) {
                 // Forget first: from here on no put dedupes against it; then delete the copies.
                 guard try await offPool({ try catalog.chunks.forgetUnreferenced(chunk.id, listings: listed) }) else { continue }
                 forgotten.insert(chunk.id)
