@@ -97,6 +97,7 @@ let package = Package(
             dependencies: [
                 "Replicator", "ChunkStore", "BackendTesting",
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "ChunkStore"]),

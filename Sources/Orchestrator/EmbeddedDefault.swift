@@ -9,13 +9,16 @@ public struct EmbeddedDefault: Sendable {
     public let home: String
     /// Builds the providers' backends.
     public let backends: any BackendFactory
+    /// The schemas of the modules with tables in the catalog (see `Repository.initialize`).
+    public let catalogModules: [CatalogSchema]
     public static let providerNames = ["local-1", "local-2", "local-3"]
     public static let demoBucket = "demo"
     public static let demoKey = "hello/automator67-demo.bin"
 
-    public init(home: String, backends: any BackendFactory) {
+    public init(home: String, backends: any BackendFactory, catalogModules: [CatalogSchema] = []) {
         self.home = home
         self.backends = backends
+        self.catalogModules = catalogModules
     }
 
     public struct Report: Sendable {
@@ -30,8 +33,8 @@ public struct EmbeddedDefault: Sendable {
     /// Creates what is missing (repository, providers, bucket), then puts a demo object and reads it back.
     public func run(passphrase: Passphrase) async throws -> (Repository, Report) {
         let created = !FileManager.default.fileExists(atPath: home + "/" + Repository.keyringFile)
-        let repository = created ? try Repository.initialize(home: home, backends: backends, passphrase: passphrase)
-                                 : try Repository.open(home: home, backends: backends, passphrase: { passphrase })
+        let repository = created ? try Repository.initialize(home: home, backends: backends, catalogModules: catalogModules, passphrase: passphrase)
+                                 : try Repository.open(home: home, backends: backends, catalogModules: catalogModules, passphrase: { passphrase })
         var added: [String] = []
         try? FileManager.default.createDirectory(atPath: home + "/providers", withIntermediateDirectories: true)
         let existing = Set(try repository.providers().map(\.record.name))

@@ -90,6 +90,10 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// The database, for the modules that keep tables of their own in the catalog (`CatalogSchema`):
+    /// they read and write only those, and reach ChunkStore's through its aggregates.
+    public var database: DatabasePool { pool }
+
     /// Closes the database (before its file is replaced).
     public func close() throws { try pool.close() }
 

@@ -34,7 +34,7 @@ extension Repository {
     /// back, after the passphrase unlocks it and the catalog's repository ID matches; the catalog is
     /// kept. A catalog is never replaced.
     public static func recover(home: String, passphrase: Passphrase, from spec: ProviderSpec, secret: ProviderSecret?,
-                               backends: any BackendFactory,
+                               backends: any BackendFactory, catalogModules: [CatalogSchema] = [],
                                progress: ProgressHandler? = nil) async throws -> (Repository, RecoveryReport) {
         let fm = FileManager.default
         try checkFolder(home)
@@ -57,7 +57,8 @@ extension Repository {
         let keys = RepositoryKeys(master: try keyring.unwrap(passphrase: passphrase))
         let repositoryID = Hex.encode(keyring.repositoryID)
         if fm.fileExists(atPath: home + "/" + catalogFile) {
-            return try restoreKeyring(keyring, keys: keys, home: home, source: backend.location, backends: backends)
+            return try restoreKeyring(keyring, keys: keys, home: home, source: backend.location, backends: backends,
+                                      catalogModules: catalogModules)
         }
         let sealer = ChunkSealer(keys: keys)
 
@@ -105,7 +106,7 @@ extension Repository {
         func install(_ bytes: [UInt8]) throws -> Catalog {
             for leftover in [catalogPath, catalogPath + "-wal", catalogPath + "-shm"] { try? fm.removeItem(atPath: leftover) }
             try LocalFile.write(bytes, to: catalogPath)
-            let catalog = try Catalog(path: catalogPath)
+            let catalog = try Catalog(path: catalogPath, modules: catalogModules)
             guard try catalog.setting("repository_id") == repositoryID else {
                 throw StoreError(.integrity, "the catalog snapshot on \(source) belongs to another repository than its keyring")
             }
@@ -187,9 +188,10 @@ extension Repository {
 
     /// Puts a lost keyring back beside its catalog (see `recover`).
     private static func restoreKeyring(_ keyring: Keyring, keys: RepositoryKeys, home: String,
-                                       source: String, backends: any BackendFactory) throws -> (Repository, RecoveryReport) {
+                                       source: String, backends: any BackendFactory,
+                                       catalogModules: [CatalogSchema]) throws -> (Repository, RecoveryReport) {
         let repositoryID = Hex.encode(keyring.repositoryID)
-        let catalog = try Catalog(path: home + "/" + catalogFile)
+        let catalog = try Catalog(path: home + "/" + catalogFile, modules: catalogModules)
         guard try catalog.setting("repository_id") == repositoryID else {
             throw StoreError(.conflict, "the catalog in \(home) belongs to another repository than the keyring on \(source): "
                 + "name a provider of this catalog's repository (a67 provider ls lists them once the keyring is back), "

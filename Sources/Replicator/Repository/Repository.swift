@@ -33,8 +33,11 @@ public final class Repository: Sendable {
     /// can only mean a lost keyring (restore it), never an interrupted init; an interrupted init
     /// leaves `catalog.db.init` (and perhaps a keyring that no catalog or provider ever used), which
     /// running init again removes.
-    public static func initialize(home: String, backends: any BackendFactory, passphrase: Passphrase,
-                                  settings: Settings = .init()) throws -> Repository {
+    /// `catalogModules`: the schemas of the modules that keep tables in the catalog beside ChunkStore's
+    /// (the controller's, the SQL router's), migrated when it is opened; every opener of one repository
+    /// passes the same ones (the composition root's list).
+    public static func initialize(home: String, backends: any BackendFactory, catalogModules: [CatalogSchema] = [],
+                                  passphrase: Passphrase, settings: Settings = .init()) throws -> Repository {
         let fm = FileManager.default
         let keyringPath = home + "/" + keyringFile
         let catalogPath = home + "/" + catalogFile
@@ -66,25 +69,25 @@ public final class Repository: Sendable {
         let master = SecretKey.random()
         let id = Crypto.randomBytes(16)
         let keyring = try Keyring.wrap(master: master, passphrase: passphrase, repositoryID: id, logN: settings.scryptLogN)
-        let building = try Catalog(path: newCatalogPath, create: true)
+        let building = try Catalog(path: newCatalogPath, create: true, modules: catalogModules)
         try building.setSetting("repository_id", Hex.encode(id))
         try building.setSetting("zstd_level", String(settings.zstdLevel))
         try building.setSetting("format_version", String(ChunkSealer.formatVersion))
         try building.close()  // checkpoints and removes its write-ahead log: the database is one file to rename
         try LocalFile.write(keyring.encoded, to: keyringPath)
         try LocalFile.move(newCatalogPath, to: catalogPath)
-        return Repository(home: home, catalog: try Catalog(path: catalogPath), keys: RepositoryKeys(master: master),
+        return Repository(home: home, catalog: try Catalog(path: catalogPath, modules: catalogModules), keys: RepositoryKeys(master: master),
                           repositoryID: Hex.encode(id), backends: backends)
     }
 
     /// Opens the repository at `home` with its keys. A wrong passphrase fails before anything is
     /// touched; `passphrase` is asked for only once a repository is known to be there.
     /// `relaxed`: the catalog syncs on `Catalog.sync` rather than on every commit (the mount).
-    public static func open(home: String, backends: any BackendFactory, relaxed: Bool = false,
+    public static func open(home: String, backends: any BackendFactory, catalogModules: [CatalogSchema] = [], relaxed: Bool = false,
                             passphrase: () throws -> Passphrase) throws -> Repository {
         let keyring = try localKeyring(home: home)
         let master = try keyring.unwrap(passphrase: try passphrase())
-        let catalog = try Catalog(path: home + "/" + catalogFile, relaxed: relaxed)
+        let catalog = try Catalog(path: home + "/" + catalogFile, relaxed: relaxed, modules: catalogModules)
         let id = Hex.encode(keyring.repositoryID)
         guard try catalog.setting("repository_id") == id else {
             throw StoreError(.integrity, "the catalog in \(home) belongs to another repository than its keyring")
@@ -93,9 +96,9 @@ public final class Repository: Sendable {
     }
 
     /// Opens the catalog only, for read-only views.
-    public static func openCatalog(home: String) throws -> Repository {
+    public static func openCatalog(home: String, catalogModules: [CatalogSchema] = []) throws -> Repository {
         let keyring = try localKeyring(home: home)
-        let catalog = try Catalog(path: home + "/" + catalogFile)
+        let catalog = try Catalog(path: home + "/" + catalogFile, modules: catalogModules)
         return Repository(home: home, catalog: catalog, keys: nil, repositoryID: Hex.encode(keyring.repositoryID), backends: nil)
     }
 

@@ -30,7 +30,7 @@ struct Init: AsyncParsableCommand {
         try await guarded {
             var settings = Repository.Settings()
             settings.zstdLevel = zstdLevel
-            let repository = try Repository.initialize(home: home.path, backends: backendFactory, passphrase: try Passphrase.fromEnvironment(confirm: true),
+            let repository = try Repository.initialize(home: home.path, backends: backendFactory, catalogModules: catalogModules, passphrase: try Passphrase.fromEnvironment(confirm: true),
                                                        settings: settings)
             if json {
                 printJSON(["home": repository.home, "repositoryId": repository.repositoryID])

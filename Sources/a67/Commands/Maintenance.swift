@@ -320,7 +320,7 @@ struct Recover: AsyncParsableCommand {
             let (spec, secret) = try location.specification()
             let passphrase = try Passphrase.fromEnvironment()
             let (repository, report) = try await Repository.recover(home: home.path, passphrase: passphrase, from: spec, secret: secret,
-                                                                    backends: backendFactory)
+                                                                    backends: backendFactory, catalogModules: catalogModules)
             repository.saveHealth()
             if let newer = report.newerSnapshotUnread {
                 note("warning: \(newer): this catalog may miss the latest changes. Fix that provider and recover again into an empty folder to get them")

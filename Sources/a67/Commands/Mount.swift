@@ -63,7 +63,7 @@ struct MountCommand: AsyncParsableCommand {
     }
 
     func serve(_ point: String, cacheBytes: Int64) async throws {
-        let repository = try Repository.open(home: home.path, backends: backendFactory, relaxed: true, passphrase: { try Passphrase.fromEnvironment() })
+        let repository = try Repository.open(home: home.path, backends: backendFactory, catalogModules: catalogModules, relaxed: true, passphrase: { try Passphrase.fromEnvironment() })
         var settings = Mount.Settings()
         settings.cacheSize = cacheBytes
         settings.allowOther = allowOther
@@ -93,7 +93,7 @@ struct MountCommand: AsyncParsableCommand {
     func startInBackground(_ point: String) throws {
         let passphrase = try Passphrase.fromEnvironment()
         // Wrong passphrase or bucket: said here, not in a log.
-        let repository = try Repository.open(home: home.path, backends: backendFactory, passphrase: { passphrase })
+        let repository = try Repository.open(home: home.path, backends: backendFactory, catalogModules: catalogModules, passphrase: { passphrase })
         _ = try repository.catalog.namespace.bucket(bucket)
         let logPath = home.path + "/mounts/\(bucket).log"
         try FileManager.default.createDirectory(atPath: home.path + "/mounts", withIntermediateDirectories: true)

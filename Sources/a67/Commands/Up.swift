@@ -23,7 +23,7 @@ struct Up: AsyncParsableCommand {
             let path = home.path
             let isNew = !FileManager.default.fileExists(atPath: path + "/" + Repository.keyringFile)
             let passphrase = try Passphrase.fromEnvironment(confirm: isNew)
-            let (repository, report) = try await EmbeddedDefault(home: path, backends: backendFactory).run(passphrase: passphrase)
+            let (repository, report) = try await EmbeddedDefault(home: path, backends: backendFactory, catalogModules: catalogModules).run(passphrase: passphrase)
             guard report.roundTripIdentical else {
                 throw StoreError(.integrity, "the demo object did not read back identical")
             }

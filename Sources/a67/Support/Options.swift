@@ -17,15 +17,20 @@ struct HomeOptions: ParsableArguments {
 
     /// Opens the repository with its keys (asks for the passphrase once the repository is found).
     func unlock() throws -> Repository {
-        try Repository.open(home: path, backends: backendFactory, passphrase: { try Passphrase.fromEnvironment() })
+        try Repository.open(home: path, backends: backendFactory, catalogModules: catalogModules,
+                            passphrase: { try Passphrase.fromEnvironment() })
     }
 
     /// Opens the catalog only (no passphrase).
-    func catalogOnly() throws -> Repository { try Repository.openCatalog(home: path) }
+    func catalogOnly() throws -> Repository { try Repository.openCatalog(home: path, catalogModules: catalogModules) }
 }
 
 /// How a67 builds providers' backends: every kind. The one place the CLI, the composition root, chooses.
 let backendFactory: any BackendFactory = RemoteBackendFactory()
+
+/// The modules that keep tables in the catalog beside ChunkStore's, migrated by every command that
+/// opens it (the controller's and the SQL router's schemas go here, so that every command agrees).
+let catalogModules: [CatalogSchema] = []
 
 func absolute(_ path: String) -> String {
     if path.hasPrefix("/") { return path }
