@@ -18,6 +18,24 @@ struct RepositoryLockTests {
         return flock(fd, LOCK_EX | LOCK_NB) == 0
     }
 
+    /// A task started inside a hold inherits the task-local that says so; once that hold ended, it
+    /// queues for the lock like any other (it neither goes straight in nor is refused exclusive).
+    @Test func aTaskStartedInsideAHoldDoesNotInheritItOnceItEnded() async throws {
+        let dir = try TemporaryDirectory()
+        let lock = RepositoryLock.at(home: dir.path, name: "test.lock")
+        let (ended, end) = AsyncStream.makeStream(of: Void.self)
+        var later: Task<Bool, any Error>?
+        try await lock.withShared {
+            later = Task {
+                for await _ in ended { break }
+                return try await lock.withExclusive { !Self.flockIsFree(lock.path) }
+            }
+        }
+        end.yield()
+        #expect(try await later?.value == true)
+        #expect(Self.flockIsFree(lock.path))
+    }
+
     @Test func theFirstHolderTakesTheFlockAndTheLastReleasesIt() async throws {
         let dir = try TemporaryDirectory()
         let lock = RepositoryLock.at(home: dir.path, name: "test.lock")

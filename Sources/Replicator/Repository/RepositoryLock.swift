@@ -16,7 +16,9 @@ import Logging
 /// One instance per lock file per process (`at(home:name:)`). A task that holds the lock (shared or
 /// exclusive) and asks for it shared again, as drain's snapshot does, goes straight in: queueing
 /// behind a writer that waits for this very task would deadlock. Asking for it exclusive while
-/// holding it shared is refused.
+/// holding it shared is refused. What a task holds is a task-local, which an unstructured task
+/// (`Task {}`) started inside inherits: each hold therefore has a token, live only while its body
+/// runs, and a task whose inherited hold has ended queues like any other.
 final class RepositoryLock: Sendable {
     typealias Mode = AsyncReadWriteLock.Mode
 
@@ -33,8 +35,17 @@ final class RepositoryLock: Sendable {
         var taking: Task<Int32, any Error>?
     }
 
-    /// The locks this task holds (path to mode), so that a nested shared request goes straight in.
-    @TaskLocal private static var held: [String: Mode] = [:]
+    /// The locks this task holds (path to mode and hold token), so that a nested shared request goes straight in.
+    @TaskLocal private static var held: [String: Hold] = [:]
+
+    private struct Hold: Sendable {
+        let mode: Mode
+        let token: UInt64
+    }
+
+    /// The tokens of the holds whose bodies are running.
+    private let liveHolds = Mutex<Set<UInt64>>([])
+    private static let nextToken = Atomic<UInt64>(1)
 
     private static let registry = Mutex<[String: RepositoryLock]>([:])
 
@@ -71,7 +82,8 @@ final class RepositoryLock: Sendable {
 
     private func with<T>(_ mode: Mode, isolation: isolated (any Actor)? = #isolation,
                          _ body: () async throws -> T) async throws -> T {
-        switch (Self.held[path], mode) {
+        let inherited = Self.held[path].flatMap { hold in liveHolds.withLock { $0.contains(hold.token) } ? hold.mode : nil }
+        switch (inherited, mode) {
         case (.exclusive?, _), (.shared?, .shared):
             return try await body()
         case (.shared?, .exclusive):
@@ -83,8 +95,11 @@ final class RepositoryLock: Sendable {
             try await enterFile(mode)
             // The flock goes before the in-process lock lets the next phase in.
             defer { leaveFile() }
+            let token = Self.nextToken.add(1, ordering: .relaxed).oldValue
+            liveHolds.withLock { _ = $0.insert(token) }
+            defer { liveHolds.withLock { _ = $0.remove(token) } }
             var held = Self.held
-            held[path] = mode
+            held[path] = Hold(mode: mode, token: token)
             return try await Self.$held.withValue(held) { try await body() }
         }
     }
