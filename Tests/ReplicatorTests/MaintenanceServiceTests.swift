@@ -67,6 +67,25 @@ struct MaintenanceServiceTests {
         #expect(try await repository.collectGarbage(grace: 3600).orphansWaiting == 2)
     }
 
+    /// A provider removed while gc lists (holding no lock), and another added in its place that takes
+    /// its ID: the old one's listing is not swept as the new one's (its chunks would all be strays there).
+    @Test func gcDoesNotSweepAListingOfAProviderReplacedWhileItListed() async throws {
+        let catalog = repository.catalog
+        let b = try #require(try catalog.providers.all().first { $0.name == "b" })
+        let lock = RepositoryLock.at(home: repository.home)
+        let store = await RepositoryLockTests.holdShared(lock)
+        let repository = self.repository
+        let gc = Task { try await repository.collectGarbage(grace: 0) }
+        await RepositoryLockTests.until { lock.waitingCount == 1 }
+        try catalog.providers.remove(b.id, name: "b")
+        let (c, _) = try await repository.addProvider(name: "c", spec: .directory(path: folder.path + "/c"), quota: nil)
+        try #require(c.id == b.id, "the scenario needs the new provider to take the removed one's ID")
+        store.leave.yield()
+        try await store.task.value
+        let report = try await gc.value
+        #expect(report.orphansDeleted == 0 && report.orphansWaiting == 0 && report.failed.isEmpty, "\(report)")
+    }
+
     /// The copies the unreferenced sweep deletes were in the listings taken before it: they are not
     /// strays too (deleted twice, counted twice).
     @Test func gcCountsTheChunksItForgetsOnceNotAlsoAsStrays() async throws {
