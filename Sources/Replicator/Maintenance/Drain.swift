@@ -40,9 +40,8 @@ extension Repository {
             }
             let placement = Catalog.ChunkPlacement(id: chunk.id, plainSize: chunk.plainSize, sealedSize: chunk.sealedSize,
                                                    want: chunk.want, providers: chunk.providers)
-            let sealed = try await pool.fetch(chunk.id, from: chunk.providers.filter { pool.member($0) != nil },
-                                              open: Self.verifier(placement, sealer))
-            let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: active)
+            let added = try await Self.replicate(placement, from: chunk.providers.filter { pool.member($0) != nil }, beside: { active },
+                                                 pool: pool, sealer: sealer)
             for old in chunk.providers where pool.member(old)?.draining == true {
                 // Unless the catalog records that copy (the same bytes stored before): drain moves it.
                 if try await catalog.chunks.locations(chunk.id)?.contains(old) != true {
@@ -135,8 +134,7 @@ public struct DrainJob: MaintenanceJob {
                             // Only copies read back and verified, each from its own provider, count as surviving.
                             let others = try await Repository.verifiedCopies(chunk, on: chunk.providers.filter { $0 != id }, pool: pool, open: open)
                             if others.count < min(chunk.want, pool.replicaCount(for: chunk.want)) {
-                                let sealed = try await pool.fetch(chunk.id, from: [id] + others, open: open)
-                                let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: others)
+                                let added = try await Repository.replicate(chunk, from: [id] + others, beside: { others }, pool: pool, sealer: sealer)
                                 try await offPool { try catalog.chunks.addLocations(chunk.id, providers: added) }
                                 if others.isEmpty && added.isEmpty { return "chunk \(chunk.id.short): no other provider could take it" }
                             }

@@ -30,6 +30,16 @@ extension Repository {
         }
     }
 
+    /// Reads a verified copy of `chunk` from `sources` and stores it on providers chosen as for a new
+    /// write until it has `chunk.want` copies, counting those on `existing` (asked once the read is
+    /// done: the read may have found some copies bad and forgotten them). Returns the providers it
+    /// added, not yet recorded: the move (repair, drain, the mount's late blocks) records them.
+    static func replicate(_ chunk: Catalog.ChunkPlacement, from sources: [Int64], beside existing: () async throws -> [Int64],
+                          pool: ReplicatedPool, sealer: ChunkSealer) async throws -> [Int64] {
+        let sealed = try await pool.fetch(chunk.id, from: sources, open: verifier(chunk, sealer))
+        return try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: try await existing())
+    }
+
     /// The providers among `candidates` whose copy of `chunk` reads back and verifies, each read from
     /// that provider alone.
     static func verifiedCopies(_ chunk: Catalog.ChunkPlacement, on candidates: [Int64], pool: ReplicatedPool,

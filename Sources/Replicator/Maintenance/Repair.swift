@@ -68,10 +68,10 @@ public struct RepairJob: MaintenanceJob {
                         return .failure(StoreError(.integrity, "chunk \(chunk.id.short): no copy is recorded anywhere"))
                     }
                     do {
-                        let sealed = try await pool.fetch(chunk.id, from: chunk.providers, open: Repository.verifier(chunk, sealer))
-                        // The read may have found some copies bad and forgotten them.
-                        let current = (try await catalog.chunks.locations(chunk.id) ?? []).filter { !down.contains($0) }
-                        let added = try await pool.store(chunk.id, sealed: sealed, policy: ReplicaPolicy(replicas: chunk.want), existing: current)
+                        let added = try await Repository.replicate(chunk, from: chunk.providers, beside: {
+                            // The read may have found some copies bad and forgotten them.
+                            (try await catalog.chunks.locations(chunk.id) ?? []).filter { !down.contains($0) }
+                        }, pool: pool, sealer: sealer)
                         try await offPool { try catalog.chunks.addLocations(chunk.id, providers: added) }
                         return .success(added)
                     } catch let error as StoreError {
