@@ -57,7 +57,7 @@ final class MountContext: Sendable {
                 defer { given = true }
                 return given ? [] : bytes
             }, policy: policy)
-            try leases.acquire([stored.entries[0].id])
+            try leases.acquire([stored.entries[0].id], copies: stored.unrecorded.first.map { [$0.id: $0.providers] } ?? [:])
             file?.state.withLock { $0.leased.append(stored.entries[0].id) }
             return stored
         }
@@ -238,10 +238,11 @@ final class LeaseBook: Sendable {
     init(catalog: Catalog) { self.catalog = catalog }
 
     /// Call while holding the repository lock shared (the store that wrote the chunk does).
-    func acquire(_ ids: [ChunkID]) throws {
+    /// `copies`: where the chunks not recorded yet are stored.
+    func acquire(_ ids: [ChunkID], copies: [ChunkID: [Int64]] = [:]) throws {
         try counts.withLock { counts in
             let new = ids.filter { counts[$0, default: 0] == 0 }
-            try catalog.chunks.lease(new)
+            try catalog.chunks.lease(new, copies: copies)
             for id in ids { counts[id, default: 0] += 1 }
         }
     }

@@ -36,4 +36,24 @@ import Testing
         #expect(try !h.catalog.chunks.liveLeases().contains(entry.id))
         #expect(ProcessIdentity.current.isAlive && !ProcessIdentity(pid: 1, startTicks: .max).isAlive)
     }
+
+    /// A block a mount stored and has not recorded yet (a file's short last block) is known by its
+    /// lease only: provider rm refuses to remove the one provider holding it, and lets it go once the
+    /// lease is released, or another provider holds a copy, or its holder is gone.
+    @Test func providerRemovalKeepsAProviderHoldingTheOnlyCopyOfALeasedBlock() async throws {
+        let h = try Harness(providers: 3, replicas: 1)
+        let block = ChunkID(bytes: Crypto.randomBytes(32))
+        let (p1, p2) = (h.records[1], h.records[2])
+        try h.catalog.chunks.lease([block], copies: [block: [p1.id]])
+        let error = #expect(throws: StoreError.self) { try h.catalog.providers.remove(p1.id, name: p1.name) }
+        #expect(error?.code == .conflict && error?.message.contains("a running a67 mount stored") == true, "\(String(describing: error))")
+        // A second copy elsewhere is enough.
+        try h.catalog.chunks.lease([block], copies: [block: [p2.id]])
+        try h.catalog.providers.remove(p1.id, name: p1.name)
+        // A dead holder's copies hold nothing.
+        let other = ChunkID(bytes: Crypto.randomBytes(32))
+        try h.catalog.chunks.lease([other], copies: [other: [p2.id]], holder: ProcessIdentity(pid: 1, startTicks: .max))
+        try h.catalog.chunks.releaseLeases([block])
+        try h.catalog.providers.remove(p2.id, name: p2.name)
+    }
 }

@@ -195,6 +195,19 @@ extension CatalogSchema {
                 ALTER TABLE provider_v8 RENAME TO provider;
                 """)
         }
+        schema.register("v9: where leased chunks not yet recorded are stored") { db in
+            // A mount stores a file's short last block and records it only when the file is committed;
+            // meanwhile its lease says where the copies are, so that provider rm does not remove the one
+            // provider holding a block that no location records yet.
+            try db.execute(sql: """
+                CREATE TABLE chunk_lease_copy (
+                    chunk_id BLOB NOT NULL,
+                    holder TEXT NOT NULL,
+                    provider_id INTEGER NOT NULL,
+                    PRIMARY KEY (chunk_id, holder, provider_id)) WITHOUT ROWID;
+                CREATE INDEX chunk_lease_copy_provider ON chunk_lease_copy(provider_id);
+                """)
+        }
         return schema
     }()
 }

@@ -9,13 +9,18 @@ extension ChunkIndex {
     // MARK: - Leases
 
     /// Leases `ids` to `holder`: gc deletes none of them (recorded or not) while the holder lives.
-    /// Call it while holding the repository lock shared (as stores do), so that no gc runs between
-    /// storing a chunk and leasing it.
-    public func lease(_ ids: [ChunkID], holder: ProcessIdentity = .current) throws {
+    /// `copies`: where those not recorded yet are stored (provider IDs), so that provider rm keeps a
+    /// provider holding the only copy of one. Call it while holding the repository lock shared (as
+    /// stores do), so that no gc or provider rm runs between storing a chunk and leasing it.
+    public func lease(_ ids: [ChunkID], copies: [ChunkID: [Int64]] = [:], holder: ProcessIdentity = .current) throws {
         guard !ids.isEmpty else { return }
         try pool.write { db in
             let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO chunk_lease(chunk_id, holder) VALUES (?, ?)")
-            for id in ids { try insert.execute(arguments: [Data(id.bytes), holder.description]) }
+            let copy = try db.cachedStatement(sql: "INSERT OR IGNORE INTO chunk_lease_copy(chunk_id, holder, provider_id) VALUES (?, ?, ?)")
+            for id in ids {
+                try insert.execute(arguments: [Data(id.bytes), holder.description])
+                for provider in copies[id] ?? [] { try copy.execute(arguments: [Data(id.bytes), holder.description, provider]) }
+            }
         }
     }
 
@@ -23,7 +28,11 @@ extension ChunkIndex {
         guard !ids.isEmpty else { return }
         try pool.write { db in
             let delete = try db.cachedStatement(sql: "DELETE FROM chunk_lease WHERE chunk_id = ? AND holder = ?")
-            for id in ids { try delete.execute(arguments: [Data(id.bytes), holder.description]) }
+            let copies = try db.cachedStatement(sql: "DELETE FROM chunk_lease_copy WHERE chunk_id = ? AND holder = ?")
+            for id in ids {
+                try delete.execute(arguments: [Data(id.bytes), holder.description])
+                try copies.execute(arguments: [Data(id.bytes), holder.description])
+            }
         }
     }
 
@@ -71,8 +80,9 @@ extension ChunkIndex {
     }
 
     static func dropDeadLeases(_ db: Database) throws {
-        for holder in try String.fetchAll(db, sql: "SELECT DISTINCT holder FROM chunk_lease") where !ProcessIdentity.isAlive(holder) {
+        for holder in try String.fetchAll(db, sql: "SELECT holder FROM chunk_lease UNION SELECT holder FROM chunk_lease_copy") where !ProcessIdentity.isAlive(holder) {
             try db.execute(sql: "DELETE FROM chunk_lease WHERE holder = ?", arguments: [holder])
+            try db.execute(sql: "DELETE FROM chunk_lease_copy WHERE holder = ?", arguments: [holder])
         }
     }
 }

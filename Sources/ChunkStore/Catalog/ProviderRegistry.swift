@@ -104,6 +104,19 @@ extension ProviderRegistry {
             guard sole == 0 else {
                 throw StoreError(.conflict, "provider \(name) holds the only copy of \(sole) chunk(s) in use: run a67 provider drain \(name) first, which moves them to the other providers")
             }
+            // Blocks a running process (a mount) stored there and will record when it commits a file.
+            let pending = try Int.fetchOne(db, sql: """
+                SELECT COUNT(DISTINCT c.chunk_id) FROM chunk_lease_copy c
+                WHERE c.provider_id = ?1
+                  AND NOT EXISTS (SELECT 1 FROM chunk_location l WHERE l.chunk_id = c.chunk_id AND l.provider_id != ?1)
+                  AND NOT EXISTS (SELECT 1 FROM chunk_lease_copy o WHERE o.chunk_id = c.chunk_id AND o.provider_id != ?1)
+                """, arguments: [provider]) ?? 0
+            guard pending == 0 else {
+                throw StoreError(.conflict, "provider \(name) holds the only copy of \(pending) block(s) that a running a67 mount stored and has "
+                    + "not recorded yet (files still open or not yet flushed): close those files or unmount, or run a67 provider drain \(name) "
+                    + "first, then run provider rm again")
+            }
+            try db.execute(sql: "DELETE FROM chunk_lease_copy WHERE provider_id = ?", arguments: [provider])
             try db.execute(sql: "DELETE FROM chunk_location WHERE provider_id = ?", arguments: [provider])
             try db.execute(sql: "DELETE FROM orphan WHERE provider_id = ?", arguments: [provider])
             try db.execute(sql: "DELETE FROM provider WHERE id = ?", arguments: [provider])
