@@ -57,6 +57,9 @@ let package = Package(
         // Long-running processes apart from the command that starts them: detaching, pid files, liveness
         // from /proc (the mount now, the node agent later).
         .target(name: "Supervision", dependencies: ["ChunkStore"]),
+        // The compute half's values and pure logic, shared by the controller and the node agent (issue
+        // 15): app manifests (a67app.toml), the scheduler, app bundles. No I/O but the bundle's files.
+        .target(name: "Compute", dependencies: ["ChunkStore"]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
         .target(
             name: "FUSEMount",
@@ -101,6 +104,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "ChunkStore"]),
+        .testTarget(name: "ComputeTests", dependencies: ["Compute", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
         // The mount's filesystem logic and reply type, without a kernel (the real mount: Tests/Mount, pytest).
         .testTarget(name: "FUSEMountTests", dependencies: ["FUSEMount", "ChunkStore", "Replicator", "BackendTesting"]),
