@@ -9,7 +9,12 @@ directory providers in --dir:
 - a67 mount (two providers, replicas 2): fio sequential write of --compare-size, sequential read after
   a remount with the page cache dropped, then 4 KiB random reads for --compare-seconds, MB/s and IOPS.
 
-Reported: the median of each figure per binary and the ratio this tree / REV (above 1 is faster).
+Then S3 PUT once more, paired (`s3_paired`): both servers up at once, short PUT bursts alternating
+between them (A B B A ...), the ratio taken within each pair and the server's CPU time per request
+read from /proc. Whole rounds swing by +-30% here; neighbouring bursts share the machine's load.
+
+Reported: the median of each figure per binary and the ratio this tree / REV (above 1 is faster),
+every round, and the paired PUT ratios with their median.
 """
 import json, os, shutil, statistics, subprocess, sys
 
@@ -69,7 +74,9 @@ def put_get(binary, place, source):
     return {"putMBps": put, "getMBps": get}
 
 
-def s3(binary, place, seconds):
+def start_s3_server(binary, place):
+    """a67 serve of `binary` on a fresh repository in `place` (two providers, replicas 2), with user bench,
+    its key in a file and bucket s3bench; returns (process, port, key file) once it answers."""
     env = repository(binary, place, 2, 2)
     a67(binary, env, "user", "add", "bench")
     key = json.loads(a67(binary, env, "key", "create", "bench", "--json"))
@@ -83,27 +90,80 @@ def s3(binary, place, seconds):
                                   stdout=log, stderr=subprocess.STDOUT)
     try:
         bench.wait_until_serving(server, port, log_path)
+    except BaseException:
+        stop(server)
+        raise
+    return server, port, key_file
+
+
+def stop(server):
+    server.terminate()
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def s3load(port, key_file, op, seconds, *extra):
+    """One closed-loop phase of tools/s3load.py (16 clients, 1 MiB objects) against the server on `port`."""
+    argv = [sys.executable, bench.S3LOAD, "--endpoint", f"http://127.0.0.1:{port}", "--access-key-file", key_file,
+            "--bucket", "s3bench", "--op", op, "--clients", "16", "--size", str(1 << 20), "--rate", "0",
+            "--duration", f"{seconds:g}", "--json", *extra]
+    p = subprocess.run(argv, capture_output=True, text=True)
+    if p.returncode not in (0, 1) or not p.stdout.strip():
+        raise SystemExit(f"tools/s3load.py failed (exit {p.returncode}):\n{p.stderr}")
+    return json.loads(p.stdout)["phases"][op]
+
+
+def s3(binary, place, seconds):
+    server, port, key_file = start_s3_server(binary, place)
+    try:
         keys = os.path.join(place, "keys.json")
         figures = {}
         for op in ("put", "get"):
-            argv = [sys.executable, bench.S3LOAD, "--endpoint", f"http://127.0.0.1:{port}", "--access-key-file", key_file,
-                    "--bucket", "s3bench", "--op", op, "--clients", "16", "--size", str(1 << 20), "--rate", "0",
-                    "--duration", f"{seconds:g}", "--server-pid", str(server.pid), "--json"]
-            argv += ["--keys-out", keys] if op == "put" else ["--keys-from", keys]
             os.sync()
-            p = subprocess.run(argv, capture_output=True, text=True)
-            if p.returncode not in (0, 1) or not p.stdout.strip():
-                raise SystemExit(f"tools/s3load.py failed (exit {p.returncode}):\n{p.stderr}")
-            phase = json.loads(p.stdout)["phases"][op]
+            phase = s3load(port, key_file, op, seconds, "--server-pid", str(server.pid),
+                           *(["--keys-out", keys] if op == "put" else ["--keys-from", keys]))
             figures[f"s3{op.capitalize()}ReqPerSec"] = phase["reqPerSec"]
         return figures
     finally:
-        server.terminate()
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
+
+
+def cpu_seconds(pid):
+    """User plus system CPU seconds of process `pid` so far (/proc/PID/stat)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def s3_paired(binaries, work, seconds, pairs):
+    """S3 PUT bursts alternating between both servers, up at once on their own repositories: pair i runs
+    base then head, pair i+1 head then base (A B B A), so neighbouring bursts share the machine's load.
+    Whole-round medians swing by +-30% on this shared machine (other builds, the one disk), far more than
+    a 10% cost; the ratio within each pair does not. Per burst: requests/s and the server's CPU
+    milliseconds per request (/proc), which disk stalls barely move."""
+    servers = {}
+    try:
+        for which, binary in binaries.items():
+            place = os.path.join(work, f"paired-{which}")
+            servers[which] = (*start_s3_server(binary, place), place)
+        results = []
+        for i in range(pairs):
+            row = {"pair": i + 1}
+            for which in (("base", "head") if i % 2 == 0 else ("head", "base")):
+                server, port, key_file, _ = servers[which]
+                before = cpu_seconds(server.pid)
+                phase = s3load(port, key_file, "put", seconds)
+                row[which] = {"reqPerSec": phase["reqPerSec"],
+                              "cpuMsPerReq": 1000 * (cpu_seconds(server.pid) - before) / max(1, phase["ok"])}
+            row["ratio"] = row["head"]["reqPerSec"] / row["base"]["reqPerSec"]
+            results.append(row)
+        return results
+    finally:
+        for server, _, _, place in servers.values():
+            stop(server)
+            shutil.rmtree(place, ignore_errors=True)
 
 
 def mount(binary, place, count, seconds):
@@ -154,7 +214,9 @@ def compare(args):
     for name in names:
         med = {w: statistics.median(x[name] for x in rounds if x["binary"] == w) for w in ("head", "base")}
         summary[name] = {"head": med["head"], "base": med["base"], "ratio": med["head"] / med["base"] if med["base"] else None}
-    result = {"base": base_sha, "rounds": rounds, "median": summary, "size": count, "seconds": seconds}
+    print("compare: S3 PUT bursts, both servers up, A B B A...", file=sys.stderr)
+    paired = s3_paired(binaries, work, min(seconds, 6), max(12, 4 * args.repeats))
+    result = {"base": base_sha, "rounds": rounds, "median": summary, "size": count, "seconds": seconds, "s3Paired": paired}
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -168,3 +230,8 @@ def compare(args):
     print("|---|---|" + "---:|" * len(names))
     for x in rounds:
         print(f"| {x['round']} | {x['binary']} | " + " | ".join(f"{x[n]:.1f}" for n in names) + " |")
+    ratios = sorted(x["ratio"] for x in paired)
+    cpu = {w: statistics.median(x[w]["cpuMsPerReq"] for x in paired) for w in ("base", "head")}
+    print(f"\nS3 PUT in alternating bursts ({len(paired)} pairs, A B B A): head/base req/s per pair, median "
+          f"{statistics.median(ratios):.2f} (all: {', '.join(f'{r:.2f}' for r in ratios)}); server CPU ms per PUT, "
+          f"median base {cpu['base']:.2f}, this tree {cpu['head']:.2f}")

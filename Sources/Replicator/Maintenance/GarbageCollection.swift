@@ -28,7 +28,7 @@ extension Repository {
 
 extension Repository.GCReport: MaintenanceReport {
     public var summary: String {
-        "gc: \(trashPurged) trash entr\(trashPurged == 1 ? "y" : "ies") dropped, "
+        "\(trashPurged) trash entr\(trashPurged == 1 ? "y" : "ies") dropped, "
             + "\(chunksDeleted) unreferenced chunk(s) and \(orphansDeleted) stray file(s) deleted, "
             + "\(ByteSize.format(bytesFreed)) freed"
             + (orphansWaiting > 0 ? "; \(orphansWaiting) stray file(s) wait out the grace period" : "")

@@ -176,7 +176,7 @@ struct GC: AsyncParsableCommand {
                            "bytesFreed": report.bytesFreed, "skippedProviders": report.skippedProviders,
                            "failed": report.failed, "recounted": report.recounted])
             } else {
-                show(report.summary)
+                show("gc: " + report.summary)
                 for line in report.problems.prefix(40) { show("  \(line)") }
             }
             if !report.skippedProviders.isEmpty || !report.failed.isEmpty { throw ExitCode(ExitStatus.provider.rawValue) }
