@@ -209,6 +209,31 @@ private func web(_ instances: Int, _ resources: Resources = small, constraints: 
         #expect(Scheduler.place(full, nodes: nodes.reversed(), allocations: allocations.reversed()) == explained)
     }
 
+    static let scaleDowns: [(name: String, keep: Int, stopped: [String])] = [
+        ("nothing to stop", 6, []),
+        ("the newest on the node with the most", 5, ["a3"]),
+        ("then the newest among the nodes now equal", 4, ["a3", "c2"]),
+        ("down to one", 1, ["a3", "c2", "a2", "c1", "b1"]),
+        ("down to none", 0, ["a3", "c2", "a2", "c1", "b1", "a1"]),
+    ]
+
+    @Test(arguments: scaleDowns) func scaleDown(_ c: (name: String, keep: Int, stopped: [String])) {
+        let nodes = [node("a"), node("b"), node("c")]
+        let allocations = [alloc("a1", "web", on: "a", at: 1), alloc("a2", "web", on: "a", at: 5), alloc("a3", "web", on: "a", at: 6),
+                           alloc("b1", "web", on: "b", at: 2), alloc("c1", "web", on: "c", at: 3), alloc("c2", "web", on: "c", at: 7),
+                           alloc("c3", "web", on: "c", state: .stopping, at: 9), alloc("x", "db", on: "a", at: 10)]
+        #expect(Scheduler.scaleDown(app: "web", keep: c.keep, nodes: nodes, allocations: allocations).map(\.id) == c.stopped, "\(c.name)")
+        #expect(Scheduler.scaleDown(app: "web", keep: c.keep, nodes: nodes.reversed(), allocations: allocations.reversed()).map(\.id)
+            == c.stopped, "\(c.name), input reversed")
+    }
+
+    @Test func scaleDownStopsInstancesOnNodesThatAreNotReadyFirst() {
+        let nodes = [node("a"), node("b", readiness: .notReady("draining"))]
+        let allocations = [alloc("a1", "web", on: "a", at: 1), alloc("a2", "web", on: "a", at: 2),
+                           alloc("b1", "web", on: "b", at: 0), alloc("g1", "web", on: "gone", at: 0)]
+        #expect(Scheduler.scaleDown(app: "web", keep: 2, nodes: nodes, allocations: allocations).map(\.id) == ["b1", "g1"])
+    }
+
     static let units: [(Int64, String)] = [
         (100, "100 B"), (1536, "1.5 KiB"), (512 * MiB, "512 MiB"), (3 * GiB / 2, "1.5 GiB"), (GiB - 1, "1 GiB"),
         (1023 * MiB, "1023 MiB"), (128 * MiB + 100 * 1024, "128.1 MiB"), (5 << 40, "5 TiB"), (0, "0 B"),
