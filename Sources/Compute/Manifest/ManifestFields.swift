@@ -4,7 +4,8 @@ import ChunkStore
 // type and range, and turns every problem into one error that names the file, the line and the key and
 // says what to write instead (`a67app.toml:7: [health] interval "fast" is not a duration: write like
 // 2s, 500ms or 1m`). The errors are `StoreError(.invalidArgument)`: the CLI prints the message and exits
-// with its usage status (64), the control API answers 400, with no mapping of their own.
+// with its usage status (64), and an HTTP API that maps StoreError codes (as the S3 API does) answers
+// 400, with no mapping of their own.
 
 /// One table of a manifest (the top level, `[health]`, `env = { … }`), its keys checked on the way in.
 struct ManifestTable {
