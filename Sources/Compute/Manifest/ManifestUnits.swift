@@ -1,3 +1,4 @@
+import ChunkStore
 /// The signals a manifest may name as `stop_signal`, with their Linux numbers (the agent runs on
 /// Linux, so these are the numbers even where the controller runs elsewhere).
 public enum StopSignal: String, Sendable, CaseIterable {
@@ -56,24 +57,7 @@ enum ManifestUnits {
     /// `"128M"`, `"1G"`, `"1.5GiB"`, `"512KB"`, `"4096"`: bytes, as the CLI's sizes are written. K, M,
     /// G and T, with or without `iB`, are powers of 1024; KB, MB, GB and TB powers of 1000; no unit
     /// (or B) is bytes. Nil for anything else.
-    static func size(_ text: String) -> Int64? {
-        guard let match = text.wholeMatch(of: /([0-9]+(?:\.[0-9]+)?) ?([A-Za-z]*)/), let number = Double(match.1) else { return nil }
-        let factor: Double
-        switch match.2.uppercased() {
-        case "", "B": factor = 1
-        case "K", "KIB": factor = 0x1p10
-        case "M", "MIB": factor = 0x1p20
-        case "G", "GIB": factor = 0x1p30
-        case "T", "TIB": factor = 0x1p40
-        case "KB": factor = 1e3
-        case "MB": factor = 1e6
-        case "GB": factor = 1e9
-        case "TB": factor = 1e12
-        default: return nil
-        }
-        let bytes = (number * factor).rounded()
-        return bytes < 0x1p62 ? Int64(bytes) : nil
-    }
+    static func size(_ text: String) -> Int64? { try? ByteSize.parse(text) }
 
     /// `"2s"`, `"500ms"`, `"1m30s"`: how a manifest writes `duration`.
     static func written(_ duration: Duration) -> String {
