@@ -87,6 +87,18 @@ func archive(_ entries: [(BundleMember, [UInt8])], trailer: Bool = true) -> [UIn
     return trailer ? out + [UInt8](repeating: 0, count: TarFormat.trailerLength) : out
 }
 
+/// Unpacks `bytes` into `destination`, written in `step`-byte pieces.
+@discardableResult
+func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, step: Int = 7_000) throws -> BundleManifest {
+    let unpacker = try BundleUnpacker(into: destination, expectedSHA256: sha256 ?? Crypto.sha256(bytes))
+    var offset = 0
+    while offset < bytes.count {
+        try unpacker.write(bytes[offset..<min(offset + step, bytes.count)])
+        offset += step
+    }
+    return try unpacker.finish()
+}
+
 @Suite struct BundleTests {
     /// A small app folder with a script, a data folder and a link.
     func sampleApp(_ t: TemporaryFolder) {
@@ -156,6 +168,28 @@ func archive(_ entries: [(BundleMember, [UInt8])], trailer: Bool = true) -> [UIn
         #expect(members["static/index.html"]?.mode == 0o640)
         #expect(members["a67app.toml"]?.mode == 0o644)
         #expect(members["current"] == BundleMember(path: "current", kind: .symlink, mode: 0o777, linkTarget: "static"))
+    }
+
+    @Test func packThenUnpackGivesTheSameFilesAndModes() throws {
+        let t = TemporaryFolder()
+        sampleApp(t)
+        let long = String(repeating: "deep/", count: 25) + "name-that-is-long.txt"
+        t.write(long, "far down", mode: 0o600)
+        var noise = Noise(state: 1)
+        t.write("big.bin", noise.bytes(6 << 20 + 123))
+        let (bytes, digest, stream) = try pack(t.path)
+        let out = TemporaryFolder()
+        let destination = out.path + "/v1"
+        let manifest = try unpack(bytes, into: destination, sha256: digest)
+        #expect(manifest == stream.manifest)
+        #expect(try BundleFolder.scan(destination) == stream.manifest)
+        for member in stream.manifest.members where member.kind == .file {
+            #expect(FileManager.default.contents(atPath: destination + "/" + member.path) == FileManager.default.contents(atPath: t.path + "/" + member.path))
+        }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: destination + "/current") == "static")
+        #expect(out.entries == ["v1"])
+        // And it packs back to the same bytes.
+        #expect(try pack(destination).bytes == bytes)
     }
 
     @Test func systemTarReadsTheArchive() throws {
@@ -282,6 +316,53 @@ func archive(_ entries: [(BundleMember, [UInt8])], trailer: Bool = true) -> [UIn
         #expect(error?.code == .changedWhilePacking)
     }
 
+    // MARK: refusals when unpacking
+
+    static let file = BundleMember(path: "f.txt", kind: .file, mode: 0o644, size: 5)
+
+    @Test(arguments: [
+        ("absolute path", archive([(BundleMember(path: "/etc/evil", kind: .file, mode: 0o644, size: 1), [1])]), BundleError.Code.unsafePath, "absolute"),
+        ("dot-dot", archive([(BundleMember(path: "../evil", kind: .file, mode: 0o644, size: 1), [1])]), .unsafePath, "goes up"),
+        ("through a symlink", archive([(BundleMember(path: "l", kind: .symlink, mode: 0, linkTarget: "."), []),
+                                       (BundleMember(path: "l/x", kind: .file, mode: 0o644, size: 1), [1])]), .unsafePath, "not a folder entry"),
+        ("missing folder", archive([(BundleMember(path: "d/x", kind: .file, mode: 0o644, size: 1), [1])]), .unsafePath, "not a folder entry"),
+        ("escaping symlink", archive([(BundleMember(path: "l", kind: .symlink, mode: 0, linkTarget: "../../etc"), [])]), .symlinkEscapes, "leads out"),
+        ("absolute symlink", archive([(BundleMember(path: "l", kind: .symlink, mode: 0, linkTarget: "/etc"), [])]), .symlinkEscapes, "absolute"),
+        ("duplicate", archive([(BundleTests.file, Array("hello".utf8)), (BundleTests.file, Array("other".utf8))]), .duplicateEntry, "twice"),
+        ("cut short", Array(archive([(BundleTests.file, Array("hello".utf8))]).prefix(515)), .malformed, "ends in the middle of f.txt"),
+        ("no end marker", archive([(BundleTests.file, Array("hello".utf8))], trailer: false), .malformed, "without its end marker"),
+        ("data after the end", archive([(BundleTests.file, Array("hello".utf8))]) + [UInt8](repeating: 1, count: 512), .malformed, "after its end"),
+        ("damaged header", { var a = archive([(BundleTests.file, Array("hello".utf8))]); a[3] ^= 1; return a }(), .malformed, "checksum"),
+        ("size larger than the data", archive([(BundleMember(path: "f.txt", kind: .file, mode: 0o644, size: 600), Array("hello".utf8))]), .malformed, "cut short"),
+        ("hard link", { var a = archive([(BundleTests.file, Array("hello".utf8))]); a[156] = UInt8(ascii: "1"); fixChecksum(&a); return a }(), .malformed, "hard link"),
+    ] as [(String, [UInt8], BundleError.Code, String)])
+    func unsafeOrBrokenArchivesAreRefusedAndLeaveNothing(what: String, bytes: [UInt8], code: BundleError.Code, why: String) throws {
+        let out = TemporaryFolder()
+        let error = #expect(throws: BundleError.self) { try unpack(bytes, into: out.path + "/v1", step: 100) }
+        #expect(error?.code == code, "\(what)")
+        #expect(error?.message.contains(why) == true, "\(what): \(String(describing: error))")
+        #expect(out.entries == [], "\(what): something was left behind")
+    }
+
+    @Test func aDigestThatDoesNotMatchIsRefusedAndLeavesNothing() throws {
+        let t = TemporaryFolder()
+        sampleApp(t)
+        let (bytes, digest, _) = try pack(t.path)
+        let out = TemporaryFolder()
+        var wrong = digest
+        wrong[0] ^= 1
+        let error = #expect(throws: BundleError.self) { try unpack(bytes, into: out.path + "/v1", sha256: wrong) }
+        #expect(error?.code == .digestMismatch)
+        #expect(out.entries == [])
+    }
+
+    @Test func anExistingDestinationIsRefused() throws {
+        let out = TemporaryFolder()
+        out.folder("v1")
+        let error = #expect(throws: BundleError.self) { try BundleUnpacker(into: out.path + "/v1", expectedSHA256: []) }
+        #expect(error?.code == .destinationExists)
+    }
+
     @Test func manifestsTellWhatChanged() {
         let old = BundleManifest(members: [
             BundleMember(path: "a", kind: .file, mode: 0o644, size: 1), BundleMember(path: "b", kind: .file, mode: 0o644, size: 2),
@@ -296,6 +377,13 @@ func archive(_ entries: [(BundleMember, [UInt8])], trailer: Bool = true) -> [UIn
         #expect(changes.removed == ["c"])
         #expect(changes.changed == ["b"])
     }
+}
+
+/// Rewrites the checksum of the first header of `archive` after a test changed a field.
+func fixChecksum(_ archive: inout [UInt8]) {
+    let digits = Array(String(TarFormat.checksum(archive[0..<512]), radix: 8).utf8)
+    let field = [UInt8](repeating: UInt8(ascii: "0"), count: 6 - digits.count) + digits + [0, 32]
+    archive.replaceSubrange(148..<156, with: field)
 }
 
 @Suite struct BundleCutPlanTests {
