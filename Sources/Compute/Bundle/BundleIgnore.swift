@@ -21,7 +21,8 @@ public struct BundleIgnore: Sendable, Equatable {
     public static let manifestName = "a67app.toml"
 
     struct Rule: Sendable, Equatable {
-        let segments: [String]
+        /// The pattern's segments; an unanchored pattern starts with `**`.
+        let segments: [[Unicode.Scalar]]
         let negated: Bool
         let directoryOnly: Bool
     }
@@ -65,7 +66,7 @@ public struct BundleIgnore: Sendable, Equatable {
                 if segment.contains("**") && segment != "**" { throw bad("** must be a whole segment, as in **/name or dir/**") }
             }
             if !anchored { segments.insert("**", at: 0) }
-            rules.append(Rule(segments: segments, negated: negated, directoryOnly: directoryOnly))
+            rules.append(Rule(segments: segments.map { Array($0.unicodeScalars) }, negated: negated, directoryOnly: directoryOnly))
         }
         self.rules = rules
     }
@@ -73,19 +74,19 @@ public struct BundleIgnore: Sendable, Equatable {
     /// Whether the path (relative to the root, `/`-separated) stays out of the bundle.
     public func excludes(_ path: String, isDirectory: Bool) -> Bool {
         if path == Self.manifestName { return false }
-        let segments = path.split(separator: "/").map { Array($0.utf8) }
+        let segments = path.split(separator: "/").map { Array($0.unicodeScalars) }
         var excluded = false
         for rule in rules where !(rule.directoryOnly && !isDirectory) {
-            if Self.match(rule.segments.map { Array($0.utf8) }[...], segments[...]) { excluded = !rule.negated }
+            if Self.match(rule.segments[...], segments[...]) { excluded = !rule.negated }
         }
         return excluded
     }
 
     /// Matches pattern segments against path segments; `**` takes any number of segments, one or more
     /// when it ends the pattern (so `a/**` is what is inside a, not a).
-    static func match(_ pattern: ArraySlice<[UInt8]>, _ path: ArraySlice<[UInt8]>) -> Bool {
+    static func match(_ pattern: ArraySlice<[Unicode.Scalar]>, _ path: ArraySlice<[Unicode.Scalar]>) -> Bool {
         guard let first = pattern.first else { return path.isEmpty }
-        if first == Array("**".utf8) {
+        if first == ["*", "*"] {
             let rest = pattern.dropFirst()
             let least = rest.isEmpty ? 1 : 0
             guard path.count >= least else { return false }
@@ -96,11 +97,11 @@ public struct BundleIgnore: Sendable, Equatable {
         return match(pattern.dropFirst(), path.dropFirst())
     }
 
-    /// `*` and `?` within one segment (bytes, so `?` is one byte of a multi-byte character).
-    static func matchSegment(_ pattern: ArraySlice<UInt8>, _ name: ArraySlice<UInt8>) -> Bool {
+    /// `*` and `?` within one segment; `\\x` is a literal x.
+    static func matchSegment(_ pattern: ArraySlice<Unicode.Scalar>, _ name: ArraySlice<Unicode.Scalar>) -> Bool {
         var p = pattern.startIndex, n = name.startIndex
         var star: Int?, resume = name.startIndex
-        let asterisk = UInt8(ascii: "*"), question = UInt8(ascii: "?"), backslash = UInt8(ascii: "\\")
+        let asterisk: Unicode.Scalar = "*", question: Unicode.Scalar = "?", backslash: Unicode.Scalar = "\\"
         while n < name.endIndex {
             if p < pattern.endIndex && pattern[p] == asterisk {
                 star = p
