@@ -357,6 +357,18 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
         #expect(out.entries == [])
     }
 
+    @Test func aDiscardedUnpackLeavesNothing() throws {
+        let t = TemporaryFolder()
+        sampleApp(t)
+        let (bytes, digest, _) = try pack(t.path)
+        let out = TemporaryFolder()
+        let unpacker = try BundleUnpacker(into: out.path + "/v1", expectedSHA256: digest)
+        try unpacker.write(bytes.prefix(bytes.count / 2))
+        #expect(out.entries.count == 1)
+        unpacker.discard()
+        #expect(out.entries == [])
+    }
+
     @Test func anExistingDestinationIsRefused() throws {
         let out = TemporaryFolder()
         out.folder("v1")

@@ -75,6 +75,7 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
     /// Unpacks the next bytes of the archive.
     public func write(_ bytes: ArraySlice<UInt8>) throws {
         if let failed { throw failed }
+        precondition(!done, "a BundleUnpacker was written to after it finished")
         do throws(BundleError) {
             try consume(bytes)
         } catch {
@@ -88,6 +89,7 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
     @discardableResult
     public func finish() throws(BundleError) -> BundleManifest {
         if let failed { throw failed }
+        precondition(!done, "a BundleUnpacker was finished twice")
         do throws(BundleError) {
             try complete()
             done = true
@@ -100,6 +102,13 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
 
     /// The `ByteSink` name for `finish()`.
     public func commit() throws { try finish() }
+
+    /// Gives up: removes what was unpacked so far (as when the fetch of the bundle failed). Nothing
+    /// to do after `finish()`.
+    public func discard() {
+        guard !done else { return }
+        abort(BundleError(.io, "the unpack into \(destination) was abandoned"))
+    }
 
     private func abort(_ error: BundleError) {
         failed = error
