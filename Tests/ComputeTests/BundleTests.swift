@@ -261,8 +261,8 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
         ("a//b\n", "line 1", "empty segment"),
     ])
     func ignoreSyntaxErrorsNameTheLine(text: String, line: String, why: String) {
-        let error = #expect(throws: BundleError.self) { try BundleIgnore(parsing: text) }
-        #expect(error?.code == .ignoreSyntax)
+        let error = #expect(throws: StoreError.self) { try BundleIgnore(parsing: text) }
+        #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains(line) == true && error?.message.contains(why) == true, "\(String(describing: error))")
     }
 
@@ -286,8 +286,8 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
         let t = TemporaryFolder()
         sampleApp(t)
         mkfifo(t.path + "/static/pipe", 0o644)
-        let error = #expect(throws: BundleError.self) { try BundleFolder.scan(t.path) }
-        #expect(error?.code == .unsupportedFile)
+        let error = #expect(throws: StoreError.self) { try BundleFolder.scan(t.path) }
+        #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains("static/pipe is a FIFO") == true, "\(String(describing: error))")
     }
 
@@ -303,8 +303,8 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
         let t = TemporaryFolder()
         sampleApp(t)
         for (path, target) in links { t.link(path, to: target) }
-        let error = #expect(throws: BundleError.self) { try BundleFolder.scan(t.path) }
-        #expect(error?.code == .symlinkEscapes)
+        let error = #expect(throws: StoreError.self) { try BundleFolder.scan(t.path) }
+        #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains("symlink \(named) ->") == true && error?.message.contains(why) == true, "\(String(describing: error))")
     }
 
@@ -313,8 +313,8 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
         sampleApp(t)
         let stream = try BundleStream(folder: t.path)
         t.write("server.py", "print('hello, a longer file')\n", mode: 0o755)
-        let error = #expect(throws: BundleError.self) { while try stream.nextPiece() != nil {} }
-        #expect(error?.code == .changedWhilePacking)
+        let error = #expect(throws: StoreError.self) { while try stream.nextPiece() != nil {} }
+        #expect(error?.code == .conflict)
     }
 
     // MARK: refusals when unpacking
@@ -322,24 +322,24 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
     static let file = BundleMember(path: "f.txt", kind: .file, mode: 0o644, size: 5)
 
     @Test(arguments: [
-        ("absolute path", archive([(BundleMember(path: "/etc/evil", kind: .file, mode: 0o644, size: 1), [1])]), BundleError.Code.unsafePath, "absolute"),
-        ("dot-dot", archive([(BundleMember(path: "../evil", kind: .file, mode: 0o644, size: 1), [1])]), .unsafePath, "goes up"),
+        ("absolute path", archive([(BundleMember(path: "/etc/evil", kind: .file, mode: 0o644, size: 1), [1])]), StoreError.Code.integrity, "absolute"),
+        ("dot-dot", archive([(BundleMember(path: "../evil", kind: .file, mode: 0o644, size: 1), [1])]), .integrity, "goes up"),
         ("through a symlink", archive([(BundleMember(path: "l", kind: .symlink, mode: 0, linkTarget: "."), []),
-                                       (BundleMember(path: "l/x", kind: .file, mode: 0o644, size: 1), [1])]), .unsafePath, "not a folder entry"),
-        ("missing folder", archive([(BundleMember(path: "d/x", kind: .file, mode: 0o644, size: 1), [1])]), .unsafePath, "not a folder entry"),
-        ("escaping symlink", archive([(BundleMember(path: "l", kind: .symlink, mode: 0, linkTarget: "../../etc"), [])]), .symlinkEscapes, "leads out"),
-        ("absolute symlink", archive([(BundleMember(path: "l", kind: .symlink, mode: 0, linkTarget: "/etc"), [])]), .symlinkEscapes, "absolute"),
-        ("duplicate", archive([(BundleTests.file, Array("hello".utf8)), (BundleTests.file, Array("other".utf8))]), .duplicateEntry, "twice"),
-        ("cut short", Array(archive([(BundleTests.file, Array("hello".utf8))]).prefix(515)), .malformed, "ends in the middle of f.txt"),
-        ("no end marker", archive([(BundleTests.file, Array("hello".utf8))], trailer: false), .malformed, "without its end marker"),
-        ("data after the end", archive([(BundleTests.file, Array("hello".utf8))]) + [UInt8](repeating: 1, count: 512), .malformed, "after its end"),
-        ("damaged header", { var a = archive([(BundleTests.file, Array("hello".utf8))]); a[3] ^= 1; return a }(), .malformed, "checksum"),
-        ("size larger than the data", archive([(BundleMember(path: "f.txt", kind: .file, mode: 0o644, size: 600), Array("hello".utf8))]), .malformed, "cut short"),
-        ("hard link", { var a = archive([(BundleTests.file, Array("hello".utf8))]); a[156] = UInt8(ascii: "1"); fixChecksum(&a); return a }(), .malformed, "hard link"),
-    ] as [(String, [UInt8], BundleError.Code, String)])
-    func unsafeOrBrokenArchivesAreRefusedAndLeaveNothing(what: String, bytes: [UInt8], code: BundleError.Code, why: String) throws {
+                                       (BundleMember(path: "l/x", kind: .file, mode: 0o644, size: 1), [1])]), .integrity, "not a folder entry"),
+        ("missing folder", archive([(BundleMember(path: "d/x", kind: .file, mode: 0o644, size: 1), [1])]), .integrity, "not a folder entry"),
+        ("escaping symlink", archive([(BundleMember(path: "l", kind: .symlink, mode: 0, linkTarget: "../../etc"), [])]), .invalidArgument, "leads out"),
+        ("absolute symlink", archive([(BundleMember(path: "l", kind: .symlink, mode: 0, linkTarget: "/etc"), [])]), .invalidArgument, "absolute"),
+        ("duplicate", archive([(BundleTests.file, Array("hello".utf8)), (BundleTests.file, Array("other".utf8))]), .integrity, "twice"),
+        ("cut short", Array(archive([(BundleTests.file, Array("hello".utf8))]).prefix(515)), .integrity, "ends in the middle of f.txt"),
+        ("no end marker", archive([(BundleTests.file, Array("hello".utf8))], trailer: false), .integrity, "without its end marker"),
+        ("data after the end", archive([(BundleTests.file, Array("hello".utf8))]) + [UInt8](repeating: 1, count: 512), .integrity, "after its end"),
+        ("damaged header", { var a = archive([(BundleTests.file, Array("hello".utf8))]); a[3] ^= 1; return a }(), .integrity, "checksum"),
+        ("size larger than the data", archive([(BundleMember(path: "f.txt", kind: .file, mode: 0o644, size: 600), Array("hello".utf8))]), .integrity, "cut short"),
+        ("hard link", { var a = archive([(BundleTests.file, Array("hello".utf8))]); a[156] = UInt8(ascii: "1"); fixChecksum(&a); return a }(), .integrity, "hard link"),
+    ] as [(String, [UInt8], StoreError.Code, String)])
+    func unsafeOrBrokenArchivesAreRefusedAndLeaveNothing(what: String, bytes: [UInt8], code: StoreError.Code, why: String) throws {
         let out = TemporaryFolder()
-        let error = #expect(throws: BundleError.self) { try unpack(bytes, into: out.path + "/v1", step: 100) }
+        let error = #expect(throws: StoreError.self) { try unpack(bytes, into: out.path + "/v1", step: 100) }
         #expect(error?.code == code, "\(what)")
         #expect(error?.message.contains(why) == true, "\(what): \(String(describing: error))")
         #expect(out.entries == [], "\(what): something was left behind")
@@ -352,8 +352,8 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
         let out = TemporaryFolder()
         var wrong = digest
         wrong[0] ^= 1
-        let error = #expect(throws: BundleError.self) { try unpack(bytes, into: out.path + "/v1", sha256: wrong) }
-        #expect(error?.code == .digestMismatch)
+        let error = #expect(throws: StoreError.self) { try unpack(bytes, into: out.path + "/v1", sha256: wrong) }
+        #expect(error?.code == .integrity)
         #expect(out.entries == [])
     }
 
@@ -372,8 +372,8 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
     @Test func anExistingDestinationIsRefused() throws {
         let out = TemporaryFolder()
         out.folder("v1")
-        let error = #expect(throws: BundleError.self) { try BundleUnpacker(into: out.path + "/v1", expectedSHA256: []) }
-        #expect(error?.code == .destinationExists)
+        let error = #expect(throws: StoreError.self) { try BundleUnpacker(into: out.path + "/v1", expectedSHA256: []) }
+        #expect(error?.code == .alreadyExists)
     }
 
     @Test func manifestsTellWhatChanged() {

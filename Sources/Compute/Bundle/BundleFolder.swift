@@ -1,3 +1,4 @@
+import ChunkStore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,11 +11,11 @@ public enum BundleFolder {
     /// The members of `folder` in archive order. Refuses (with the path named) devices, FIFOs and
     /// sockets, names that are not UTF-8, and symlinks that are absolute or lead out of the folder.
     /// A folder that `.a67ignore` leaves out is not looked into.
-    public static func scan(_ folder: String) throws(BundleError) -> BundleManifest {
+    public static func scan(_ folder: String) throws(StoreError) -> BundleManifest {
         var st = stat()
         guard stat(folder, &st) == 0 else { throw ioError("cannot read the app folder \(folder)") }
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw BundleError(.unsupportedFile, "\(folder) is not a folder: an app bundle is made from the app's folder")
+            throw StoreError(.invalidArgument, "\(folder) is not a folder: an app bundle is made from the app's folder")
         }
         let ignore = try readIgnore(folder)
         var members: [BundleMember] = []
@@ -25,12 +26,12 @@ public enum BundleFolder {
     }
 
     /// The folder's `.a67ignore`, or none.
-    static func readIgnore(_ folder: String) throws(BundleError) -> BundleIgnore {
+    static func readIgnore(_ folder: String) throws(StoreError) -> BundleIgnore {
         let path = folder + "/" + BundleIgnore.fileName
         var st = stat()
         guard lstat(path, &st) == 0 else { return .none }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw BundleError(.ignoreSyntax, "\(path) is not a regular file; it must hold patterns, one a line")
+            throw StoreError(.invalidArgument, "\(path) is not a regular file; it must hold patterns, one a line")
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw ioError("cannot read \(path)") }
@@ -43,13 +44,13 @@ public enum BundleFolder {
             guard n >= 0 else { throw ioError("cannot read \(path)") }
             if n == 0 { break }
             bytes += block[..<n]
-            guard bytes.count <= 1 << 20 else { throw BundleError(.ignoreSyntax, "\(path) is larger than 1 MiB") }
+            guard bytes.count <= 1 << 20 else { throw StoreError(.invalidArgument, "\(path) is larger than 1 MiB") }
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw BundleError(.ignoreSyntax, "\(path) is not UTF-8 text") }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw StoreError(.invalidArgument, "\(path) is not UTF-8 text") }
         return try BundleIgnore(parsing: text, file: path)
     }
 
-    static func walk(_ root: String, relative: String, ignore: BundleIgnore, into members: inout [BundleMember]) throws(BundleError) {
+    static func walk(_ root: String, relative: String, ignore: BundleIgnore, into members: inout [BundleMember]) throws(StoreError) {
         let folder = relative.isEmpty ? root : root + "/" + relative
         guard let dir = opendir(folder) else { throw ioError("cannot list \(folder)") }
         defer { closedir(dir) }
@@ -63,7 +64,7 @@ public enum BundleFolder {
             let raw = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
             if raw == [46] || raw == [46, 46] { continue }
             guard let name = String(validating: raw, as: UTF8.self) else {
-                throw BundleError(.unsupportedFile, "a name in \(folder) is not UTF-8 (\(String(decoding: raw, as: UTF8.self))): rename it or add it to .a67ignore")
+                throw StoreError(.invalidArgument, "a name in \(folder) is not UTF-8 (\(String(decoding: raw, as: UTF8.self))): rename it or add it to .a67ignore")
             }
             names.append(name)
         }
@@ -87,7 +88,7 @@ public enum BundleFolder {
                 let n = target.withUnsafeMutableBytes { readlink(full, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
                 guard n >= 0 else { throw ioError("cannot read the symlink \(full)") }
                 guard let text = String(validating: target[..<n], as: UTF8.self) else {
-                    throw BundleError(.unsupportedFile, "the symlink \(full) has a target that is not UTF-8: fix it or add it to .a67ignore")
+                    throw StoreError(.invalidArgument, "the symlink \(full) has a target that is not UTF-8: fix it or add it to .a67ignore")
                 }
                 members.append(BundleMember(path: path, kind: .symlink, mode: 0o777, linkTarget: text))
             default:
@@ -99,12 +100,12 @@ public enum BundleFolder {
                 case S_IFBLK: "a block device"
                 default: "not a file, folder or symlink"
                 }
-                throw BundleError(.unsupportedFile, "\(full) is \(what): a bundle holds only files, folders and symlinks; remove it or add it to .a67ignore")
+                throw StoreError(.invalidArgument, "\(full) is \(what): a bundle holds only files, folders and symlinks; remove it or add it to .a67ignore")
             }
         }
     }
 
-    static func ioError(_ what: String) -> BundleError {
-        BundleError(.io, "\(what): \(String(cString: strerror(errno)))")
+    static func ioError(_ what: String) -> StoreError {
+        StoreError(.io, "\(what): \(String(cString: strerror(errno)))")
     }
 }

@@ -1,3 +1,4 @@
+import ChunkStore
 /// The patterns of a folder's `.a67ignore`: which paths stay out of the app's bundle.
 ///
 /// The subset of gitignore it takes, one pattern a line:
@@ -35,14 +36,14 @@ public struct BundleIgnore: Sendable, Equatable {
     init(rules: [Rule]) { self.rules = rules }
 
     /// Parses the text of an `.a67ignore`; `file` names it in errors.
-    public init(parsing text: String, file: String = BundleIgnore.fileName) throws(BundleError) {
+    public init(parsing text: String, file: String = BundleIgnore.fileName) throws(StoreError) {
         var rules: [Rule] = []
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = Substring(raw.hasSuffix("\r") ? raw.dropLast() : raw)
             while line.hasSuffix(" ") && !line.hasSuffix("\\ ") { line = line.dropLast() }
             if line.isEmpty || line.hasPrefix("#") { continue }
-            func bad(_ why: String) -> BundleError {
-                BundleError(.ignoreSyntax, "\(file) line \(index + 1) (\(line)): \(why)")
+            func bad(_ why: String) -> StoreError {
+                StoreError(.invalidArgument, "\(file) line \(index + 1) (\(line)): \(why)")
             }
             var negated = false
             if line.hasPrefix("!") {

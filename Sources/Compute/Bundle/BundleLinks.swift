@@ -1,3 +1,4 @@
+import ChunkStore
 /// Where a bundle's symlinks lead, worked out on paths alone (through the bundle's other symlinks),
 /// so that packing and unpacking agree on which links stay inside the bundle.
 enum BundleLinks {
@@ -6,11 +7,11 @@ enum BundleLinks {
 
     /// Refuses any symlink among `members` whose target is absolute, or leads out of the bundle
     /// (through `..` or other symlinks), or loops.
-    static func check(_ members: [BundleMember]) throws(BundleError) {
+    static func check(_ members: [BundleMember]) throws(StoreError) {
         let links = Dictionary(members.compactMap { m in m.linkTarget.map { (m.path, $0) } }, uniquingKeysWith: { a, _ in a })
         for (path, target) in links.sorted(by: { BundleManifest.precedes($0.key, $1.key) }) {
             if let why = escape(of: path, target: target, links: links) {
-                throw BundleError(.symlinkEscapes, "the symlink \(path) -> \(target) \(why): a bundle keeps only relative links to what is inside it; make it relative or add it to .a67ignore")
+                throw StoreError(.invalidArgument, "the symlink \(path) -> \(target) \(why): a bundle keeps only relative links to what is inside it; make it relative or add it to .a67ignore")
             }
         }
     }

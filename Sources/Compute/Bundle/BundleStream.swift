@@ -13,7 +13,7 @@ import Darwin
 /// Read it either as a plain stream (`read(upTo:)`, a `ByteSource` for the store's writer) or piece by
 /// piece along its cut plan (`nextPiece()`, `BundleCutPlan`), not both. Each file is checked as it is
 /// read: a file whose size or type changed since the folder was scanned stops the stream
-/// (`changedWhilePacking`) rather than giving an archive that disagrees with its manifest.
+/// (`StoreError(.conflict)`) rather than giving an archive that disagrees with its manifest.
 /// One reader at a time.
 public final class BundleStream: ByteSource, @unchecked Sendable {
     public let folder: String
@@ -38,7 +38,7 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
     private var fd: Int32 = -1
 
     /// Scans `folder` (`BundleFolder.scan`) and gets ready to stream it.
-    public convenience init(folder: String) throws(BundleError) {
+    public convenience init(folder: String) throws(StoreError) {
         self.init(folder: folder, manifest: try BundleFolder.scan(folder))
     }
 
@@ -56,7 +56,7 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
     public var sha256: [UInt8]? { finished }
 
     /// The next piece of the cut plan (exactly its length), or nil after the last.
-    public func nextPiece() throws(BundleError) -> [UInt8]? {
+    public func nextPiece() throws(StoreError) -> [UInt8]? {
         precondition(!readPlainly, "a BundleStream is read either by pieces or plainly")
         guard nextPieceIndex < pieceLengths.count else { return nil }
         let piece = try produce(pieceLengths[nextPieceIndex])
@@ -71,12 +71,12 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
         return try produce(count)
     }
 
-    private func produce(_ count: Int) throws(BundleError) -> [UInt8] {
+    private func produce(_ count: Int) throws(StoreError) -> [UInt8] {
         let wanted = Int(min(Int64(count), size - produced))
-        var failure: BundleError?
+        var failure: StoreError?
         let bytes = [UInt8](unsafeUninitializedCapacity: wanted) { buffer, filled in
             filled = 0
-            do throws(BundleError) {
+            do throws(StoreError) {
                 while filled < wanted {
                     filled += try fill(UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[filled..<wanted])))
                 }
@@ -92,7 +92,7 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
     }
 
     /// Writes some of the archive's next bytes into `out` (at least one) and returns how many.
-    private func fill(_ out: UnsafeMutableRawBufferPointer) throws(BundleError) -> Int {
+    private func fill(_ out: UnsafeMutableRawBufferPointer) throws(StoreError) -> Int {
         while true {
             if pendingOffset < pending.count {
                 let n = min(out.count, pending.count - pendingOffset)
@@ -106,7 +106,7 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
     }
 
     /// Moves to the next part: a finished file's padding, then the next member's header, or the trailer.
-    private func advance() throws(BundleError) {
+    private func advance() throws(StoreError) {
         if fd >= 0 {
             let member = manifest.members[memberIndex]
             var extra: UInt8 = 0
@@ -142,7 +142,7 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
         }
     }
 
-    private func readData(into out: UnsafeMutableRawBufferPointer) throws(BundleError) -> Int {
+    private func readData(into out: UnsafeMutableRawBufferPointer) throws(StoreError) -> Int {
         let wanted = Int(min(Int64(out.count), dataLeft))
         while true {
             let n = Glibc.read(fd, out.baseAddress, wanted)
@@ -154,7 +154,7 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
         }
     }
 
-    private func changed(_ member: BundleMember, _ why: String) -> BundleError {
-        BundleError(.changedWhilePacking, "\(folder)/\(member.path) changed while the bundle was made (\(why)): pack it again once it is no longer being written")
+    private func changed(_ member: BundleMember, _ why: String) -> StoreError {
+        StoreError(.conflict, "\(folder)/\(member.path) changed while the bundle was made (\(why)): pack it again once it is no longer being written")
     }
 }

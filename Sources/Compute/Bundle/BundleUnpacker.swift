@@ -48,14 +48,14 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
     private var folders: Set<String> = []
     private var current: BundleMember?
     private var fd: Int32 = -1
-    private var failed: BundleError?
+    private var failed: StoreError?
     private var done = false
 
     /// Gets ready to unpack into `destination`, which must not exist yet (its parent must).
-    public init(into destination: String, expectedSHA256: [UInt8], expectedSize: Int64? = nil) throws(BundleError) {
+    public init(into destination: String, expectedSHA256: [UInt8], expectedSize: Int64? = nil) throws(StoreError) {
         var st = stat()
         guard lstat(destination, &st) != 0 else {
-            throw BundleError(.destinationExists, "\(destination) already exists: a bundle is unpacked into a new folder")
+            throw StoreError(.alreadyExists, "\(destination) already exists: a bundle is unpacked into a new folder")
         }
         self.destination = destination
         self.expectedSHA256 = expectedSHA256
@@ -76,7 +76,7 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
     public func write(_ bytes: ArraySlice<UInt8>) throws {
         if let failed { throw failed }
         precondition(!done, "a BundleUnpacker was written to after it finished")
-        do throws(BundleError) {
+        do throws(StoreError) {
             try consume(bytes)
         } catch {
             abort(error)
@@ -87,10 +87,10 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
     /// Checks that the archive ended properly and has the expected SHA-256, makes the symlinks, sets
     /// folder modes, and renames the unpacked folder to the destination. Returns what it holds.
     @discardableResult
-    public func finish() throws(BundleError) -> BundleManifest {
+    public func finish() throws(StoreError) -> BundleManifest {
         if let failed { throw failed }
         precondition(!done, "a BundleUnpacker was finished twice")
-        do throws(BundleError) {
+        do throws(StoreError) {
             try complete()
             done = true
             return BundleManifest(members: members)
@@ -107,10 +107,10 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
     /// to do after `finish()`.
     public func discard() {
         guard !done else { return }
-        abort(BundleError(.io, "the unpack into \(destination) was abandoned"))
+        abort(StoreError(.io, "the unpack into \(destination) was abandoned"))
     }
 
-    private func abort(_ error: BundleError) {
+    private func abort(_ error: StoreError) {
         failed = error
         if fd >= 0 {
             close(fd)
@@ -120,11 +120,11 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
         done = true
     }
 
-    private func bad(_ why: String) -> BundleError { BundleError(.malformed, "bundle for \(destination) is malformed at byte \(entryStart): \(why)") }
+    private func bad(_ why: String) -> StoreError { StoreError(.integrity, "bundle for \(destination) is malformed at byte \(entryStart): \(why)") }
 
-    private func consume(_ bytes: ArraySlice<UInt8>) throws(BundleError) {
+    private func consume(_ bytes: ArraySlice<UInt8>) throws(StoreError) {
         if let expectedSize, position + Int64(bytes.count) > expectedSize {
-            throw BundleError(.malformed, "bundle for \(destination) is longer than the \(expectedSize) bytes its deployment names")
+            throw StoreError(.integrity, "bundle for \(destination) is longer than the \(expectedSize) bytes its deployment names")
         }
         bytes.withUnsafeBytes { digest.update($0) }
         var rest = bytes
@@ -164,7 +164,7 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
                 position += Int64(n)
                 state = n == left ? .header : .padding(left: left - n)
             case .end:
-                throw BundleError(.malformed, "bundle for \(destination) goes on after its end marker (at byte \(position))")
+                throw StoreError(.integrity, "bundle for \(destination) goes on after its end marker (at byte \(position))")
             }
         }
     }
@@ -174,7 +174,7 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
         return pad == 0 ? .header : .padding(left: pad)
     }
 
-    private func header(_ block: [UInt8]) throws(BundleError) {
+    private func header(_ block: [UInt8]) throws(StoreError) {
         let start = position - Int64(TarFormat.block)
         if block.allSatisfy({ $0 == 0 }) {
             guard pax == nil else { throw bad("a pax header is followed by the end marker") }
@@ -240,9 +240,9 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
 
     /// Refuses a path that is absolute, has empty, `.` or `..` segments, repeats an earlier entry, or
     /// lies in a folder that no earlier folder entry made.
-    private func checkPath(_ name: String) throws(BundleError) {
-        func unsafe(_ why: String) -> BundleError {
-            BundleError(.unsafePath, "bundle for \(destination) has an entry \(name) that \(why); refusing to unpack it")
+    private func checkPath(_ name: String) throws(StoreError) {
+        func unsafe(_ why: String) -> StoreError {
+            StoreError(.integrity, "bundle for \(destination) has an entry \(name) that \(why); refusing to unpack it")
         }
         guard !name.hasPrefix("/") else { throw unsafe("is an absolute path") }
         guard name.utf8.count <= Int(PATH_MAX) else { throw unsafe("is longer than \(PATH_MAX) bytes") }
@@ -250,7 +250,7 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
         guard !segments.contains("..") else { throw unsafe("goes up with ..") }
         guard !segments.contains(where: { $0.isEmpty || $0 == "." }) else { throw unsafe("has an empty or . segment") }
         guard !seen.contains(name) else {
-            throw BundleError(.duplicateEntry, "bundle for \(destination) has the entry \(name) twice; refusing to unpack it")
+            throw StoreError(.integrity, "bundle for \(destination) has the entry \(name) twice; refusing to unpack it")
         }
         let parent = segments.dropLast().joined(separator: "/")
         guard parent.isEmpty || folders.contains(parent) else {
@@ -258,7 +258,7 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
         }
     }
 
-    private func writeData(_ bytes: ArraySlice<UInt8>) throws(BundleError) {
+    private func writeData(_ bytes: ArraySlice<UInt8>) throws(StoreError) {
         let failed = bytes.withUnsafeBytes { raw -> Int32? in
             var done = 0
             while done < raw.count {
@@ -275,7 +275,7 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
         }
     }
 
-    private func endFile() throws(BundleError) {
+    private func endFile() throws(StoreError) {
         guard let member = current else { return }
         let path = staging + "/" + member.path
         guard fchmod(fd, mode_t(member.mode)) == 0, fsync(fd) == 0 else { throw BundleFolder.ioError("cannot write \(path)") }
@@ -286,17 +286,17 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
         state = padding(after: member.size)
     }
 
-    private func complete() throws(BundleError) {
+    private func complete() throws(StoreError) {
         switch state {
         case .end: break
         case .data(let left):
-            throw BundleError(.malformed, "bundle for \(destination) ends in the middle of \(current?.path ?? "a file") (\(left) of its \(current?.size ?? 0) bytes missing): it was cut short")
+            throw StoreError(.integrity, "bundle for \(destination) ends in the middle of \(current?.path ?? "a file") (\(left) of its \(current?.size ?? 0) bytes missing): it was cut short")
         default:
-            throw BundleError(.malformed, "bundle for \(destination) ends at byte \(position) without its end marker: it was cut short")
+            throw StoreError(.integrity, "bundle for \(destination) ends at byte \(position) without its end marker: it was cut short")
         }
         let actual = digest.finish()
         guard actual == expectedSHA256 else {
-            throw BundleError(.digestMismatch, "bundle for \(destination) has SHA-256 \(Hex.encode(actual)), not the \(Hex.encode(expectedSHA256)) its deployment names: it is not the version asked for, or it was altered")
+            throw StoreError(.integrity, "bundle for \(destination) has SHA-256 \(Hex.encode(actual)), not the \(Hex.encode(expectedSHA256)) its deployment names: it is not the version asked for, or it was altered")
         }
         try BundleLinks.check(members)
         for member in members where member.kind == .symlink {
@@ -313,14 +313,14 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
         try syncFolder(staging)
         var st = stat()
         guard lstat(destination, &st) != 0 else {
-            throw BundleError(.destinationExists, "\(destination) appeared while the bundle was unpacked: another unpack of the same version?")
+            throw StoreError(.alreadyExists, "\(destination) appeared while the bundle was unpacked: another unpack of the same version?")
         }
         guard rename(staging, destination) == 0 else { throw BundleFolder.ioError("cannot rename \(staging) to \(destination)") }
         let parent = destination.lastIndex(of: "/").map { String(destination[..<$0]) } ?? "."
         try syncFolder(parent.isEmpty ? "/" : parent)
     }
 
-    private func syncFolder(_ path: String) throws(BundleError) {
+    private func syncFolder(_ path: String) throws(StoreError) {
         let dir = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard dir >= 0 else { throw BundleFolder.ioError("cannot open \(path)") }
         defer { close(dir) }

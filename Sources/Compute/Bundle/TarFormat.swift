@@ -1,3 +1,4 @@
+import ChunkStore
 /// The archive layout of a bundle: POSIX ustar (IEEE 1003.1-1988 headers, 512-byte blocks), with a
 /// pax extended header (typeflag `x`) before an entry whose path or link target does not fit its
 /// 100-byte field or whose size does not fit 11 octal digits. Every field that could vary between
@@ -106,11 +107,11 @@ enum TarFormat {
     }
 
     /// Parses a header block; `position` (its offset in the archive) names it in errors.
-    static func parse(_ block: ArraySlice<UInt8>, position: Int64) throws(BundleError) -> Header {
+    static func parse(_ block: ArraySlice<UInt8>, position: Int64) throws(StoreError) -> Header {
         let h = Array(block)
-        func bad(_ why: String) -> BundleError { BundleError(.malformed, "bundle header at byte \(position): \(why)") }
+        func bad(_ why: String) -> StoreError { StoreError(.integrity, "bundle header at byte \(position): \(why)") }
         guard Array(h[257..<263]) == Array("ustar\0".utf8) else { throw bad("not a ustar header (bad magic)") }
-        func number(_ range: Range<Int>, _ field: String) throws(BundleError) -> Int64 {
+        func number(_ range: Range<Int>, _ field: String) throws(StoreError) -> Int64 {
             var value: Int64 = 0
             var seen = false
             for b in h[range] {
@@ -122,7 +123,7 @@ enum TarFormat {
             return value
         }
         guard try number(148..<156, "checksum") == Int64(checksum(h)) else { throw bad("its checksum does not match: the archive is damaged") }
-        func text(_ range: Range<Int>, _ field: String) throws(BundleError) -> String {
+        func text(_ range: Range<Int>, _ field: String) throws(StoreError) -> String {
             let bytes = h[range].prefix { $0 != 0 }
             guard let s = String(validating: bytes, as: UTF8.self) else { throw bad("the \(field) is not UTF-8") }
             return s
@@ -132,8 +133,8 @@ enum TarFormat {
     }
 
     /// The records of a pax header's data.
-    static func parsePax(_ data: [UInt8], position: Int64) throws(BundleError) -> [String: String] {
-        func bad() -> BundleError { BundleError(.malformed, "bundle pax header at byte \(position) is malformed") }
+    static func parsePax(_ data: [UInt8], position: Int64) throws(StoreError) -> [String: String] {
+        func bad() -> StoreError { StoreError(.integrity, "bundle pax header at byte \(position) is malformed") }
         var records: [String: String] = [:]
         var rest = data[...]
         while !rest.isEmpty {
