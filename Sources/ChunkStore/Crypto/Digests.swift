@@ -30,6 +30,8 @@ public final class StreamDigest {
 
     public func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
+    public func update(_ bytes: ArraySlice<UInt8>) { bytes.withUnsafeBytes { update($0) } }
+
     /// The digest of everything fed so far; the first call ends the stream.
     public func finish() -> [UInt8] {
         if let result { return result }

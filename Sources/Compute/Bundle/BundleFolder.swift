@@ -33,38 +33,27 @@ public enum BundleFolder {
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw StoreError(.invalidArgument, "\(path) is not a regular file; it must hold patterns, one a line")
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw ioError("cannot read \(path)") }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var block = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw ioError("cannot read \(path)") }
-            if n == 0 { break }
-            bytes += block[..<n]
-            guard bytes.count <= 1 << 20 else { throw StoreError(.invalidArgument, "\(path) is larger than 1 MiB") }
+        let bytes: [UInt8]
+        do {
+            let fd = try LocalFiles.openForReading(path)
+            defer { close(fd) }
+            bytes = try LocalFiles.read(fd, upTo: (1 << 20) + 1, path: path)
+        } catch {
+            throw ioError("cannot read \(path)", error)
         }
+        guard bytes.count <= 1 << 20 else { throw StoreError(.invalidArgument, "\(path) is larger than 1 MiB") }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw StoreError(.invalidArgument, "\(path) is not UTF-8 text") }
         return try BundleIgnore(parsing: text, file: path)
     }
 
     static func walk(_ root: String, relative: String, ignore: BundleIgnore, into members: inout [BundleMember]) throws(StoreError) {
         let folder = relative.isEmpty ? root : root + "/" + relative
-        guard let dir = opendir(folder) else { throw ioError("cannot list \(folder)") }
-        defer { closedir(dir) }
+        let raw: [[UInt8]]
+        do { raw = try LocalFiles.names(in: folder) } catch { throw ioError("cannot list \(folder)", error) }
         var names: [String] = []
-        while true {
-            errno = 0
-            guard let entry = readdir(dir) else {
-                if errno != 0 { throw ioError("cannot list \(folder)") }
-                break
-            }
-            let raw = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
-            if raw == [46] || raw == [46, 46] { continue }
-            guard let name = String(validating: raw, as: UTF8.self) else {
-                throw StoreError(.invalidArgument, "a name in \(folder) is not UTF-8 (\(String(decoding: raw, as: UTF8.self))): rename it or add it to .a67ignore")
+        for bytes in raw {
+            guard let name = String(validating: bytes, as: UTF8.self) else {
+                throw StoreError(.invalidArgument, "a name in \(folder) is not UTF-8 (\(String(decoding: bytes, as: UTF8.self))): rename it or add it to .a67ignore")
             }
             names.append(name)
         }
@@ -84,10 +73,9 @@ public enum BundleFolder {
                 members.append(BundleMember(path: path, kind: .file, mode: mode, size: Int64(st.st_size)))
             case S_IFLNK:
                 if ignore.excludes(path, isDirectory: false) { continue }
-                var target = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
-                let n = target.withUnsafeMutableBytes { readlink(full, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
-                guard n >= 0 else { throw ioError("cannot read the symlink \(full)") }
-                guard let text = String(validating: target[..<n], as: UTF8.self) else {
+                let target: [UInt8]
+                do { target = try LocalFiles.symlinkTarget(full) } catch { throw ioError("cannot read the symlink \(full)", error) }
+                guard let text = String(validating: target, as: UTF8.self) else {
                     throw StoreError(.invalidArgument, "the symlink \(full) has a target that is not UTF-8: fix it or add it to .a67ignore")
                 }
                 members.append(BundleMember(path: path, kind: .symlink, mode: 0o777, linkTarget: text))
@@ -107,5 +95,9 @@ public enum BundleFolder {
 
     static func ioError(_ what: String) -> StoreError {
         StoreError(.io, "\(what): \(String(cString: strerror(errno)))")
+    }
+
+    static func ioError(_ what: String, _ error: SystemCallError) -> StoreError {
+        StoreError(.io, "\(what): \(String(cString: strerror(error.errno)))")
     }
 }

@@ -73,34 +73,28 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
 
     private func produce(_ count: Int) throws(StoreError) -> [UInt8] {
         let wanted = Int(min(Int64(count), size - produced))
-        var failure: StoreError?
-        let bytes = [UInt8](unsafeUninitializedCapacity: wanted) { buffer, filled in
-            filled = 0
-            do throws(StoreError) {
-                while filled < wanted {
-                    filled += try fill(UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[filled..<wanted])))
-                }
-            } catch {
-                failure = error
-            }
-        }
-        if let failure { throw failure }
-        bytes.withUnsafeBytes { digest.update($0) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(wanted)
+        while bytes.count < wanted { try fill(&bytes, upTo: wanted) }
+        digest.update(bytes)
         produced += Int64(bytes.count)
         if produced == size && finished == nil { finished = digest.finish() }
         return bytes
     }
 
-    /// Writes some of the archive's next bytes into `out` (at least one) and returns how many.
-    private func fill(_ out: UnsafeMutableRawBufferPointer) throws(StoreError) -> Int {
+    /// Appends some of the archive's next bytes to `out` (at least one), short of `limit` bytes in all.
+    private func fill(_ out: inout [UInt8], upTo limit: Int) throws(StoreError) {
         while true {
             if pendingOffset < pending.count {
-                let n = min(out.count, pending.count - pendingOffset)
-                pending.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress! + pendingOffset, byteCount: n) }
+                let n = min(limit - out.count, pending.count - pendingOffset)
+                out += pending[pendingOffset..<(pendingOffset + n)]
                 pendingOffset += n
-                return n
+                return
             }
-            if dataLeft > 0 { return try readData(into: out) }
+            if dataLeft > 0 {
+                out += try readData(upTo: limit - out.count)
+                return
+            }
             try advance()
         }
     }
@@ -109,11 +103,12 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
     private func advance() throws(StoreError) {
         if fd >= 0 {
             let member = manifest.members[memberIndex]
-            var extra: UInt8 = 0
-            let n = Glibc.read(fd, &extra, 1)
+            let path = folder + "/" + member.path
+            let extra: [UInt8]
+            do { extra = try LocalFiles.read(fd, upTo: 1, path: path) } catch { throw BundleFolder.ioError("cannot read \(path)", error) }
             close(fd)
             fd = -1
-            if n != 0 { throw changed(member, "it grew while it was being packed") }
+            if !extra.isEmpty { throw changed(member, "it grew while it was being packed") }
             pending = [UInt8](repeating: 0, count: TarFormat.padding(member.size))
             pendingOffset = 0
             if !pending.isEmpty { return }
@@ -142,16 +137,18 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
         }
     }
 
-    private func readData(into out: UnsafeMutableRawBufferPointer) throws(StoreError) -> Int {
-        let wanted = Int(min(Int64(out.count), dataLeft))
-        while true {
-            let n = Glibc.read(fd, out.baseAddress, wanted)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw BundleFolder.ioError("cannot read \(folder)/\(manifest.members[memberIndex].path)") }
-            guard n > 0 else { throw changed(manifest.members[memberIndex], "it shrank while it was being packed") }
-            dataLeft -= Int64(n)
-            return n
+    /// Up to `count` bytes of the current file's data (at least one).
+    private func readData(upTo count: Int) throws(StoreError) -> [UInt8] {
+        let member = manifest.members[memberIndex]
+        let bytes: [UInt8]
+        do {
+            bytes = try LocalFiles.read(fd, upTo: Int(min(Int64(count), dataLeft)), path: folder + "/" + member.path)
+        } catch {
+            throw BundleFolder.ioError("cannot read \(folder)/\(member.path)", error)
         }
+        guard !bytes.isEmpty else { throw changed(member, "it shrank while it was being packed") }
+        dataLeft -= Int64(bytes.count)
+        return bytes
     }
 
     private func changed(_ member: BundleMember, _ why: String) -> StoreError {

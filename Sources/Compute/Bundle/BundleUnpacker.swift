@@ -126,7 +126,7 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
         if let expectedSize, position + Int64(bytes.count) > expectedSize {
             throw StoreError(.integrity, "bundle for \(destination) is longer than the \(expectedSize) bytes its deployment names")
         }
-        bytes.withUnsafeBytes { digest.update($0) }
+        digest.update(bytes)
         var rest = bytes
         while !rest.isEmpty {
             switch state {
@@ -259,20 +259,8 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
     }
 
     private func writeData(_ bytes: ArraySlice<UInt8>) throws(StoreError) {
-        let failed = bytes.withUnsafeBytes { raw -> Int32? in
-            var done = 0
-            while done < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n > 0 { done += n; continue }
-                if n < 0 && errno == EINTR { continue }
-                return n < 0 ? errno : EIO
-            }
-            return nil
-        }
-        if let failed {
-            errno = failed
-            throw BundleFolder.ioError("cannot write \(staging)/\(current?.path ?? "")")
-        }
+        let path = staging + "/" + (current?.path ?? "")
+        do { try LocalFiles.write(fd, bytes, path: path) } catch { throw BundleFolder.ioError("cannot write \(path)", error) }
     }
 
     private func endFile() throws(StoreError) {
@@ -321,9 +309,6 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
     }
 
     private func syncFolder(_ path: String) throws(StoreError) {
-        let dir = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard dir >= 0 else { throw BundleFolder.ioError("cannot open \(path)") }
-        defer { close(dir) }
-        guard fsync(dir) == 0 else { throw BundleFolder.ioError("cannot sync \(path)") }
+        do { try LocalFiles.syncFolder(path) } catch { throw BundleFolder.ioError("cannot sync \(path)", error) }
     }
 }
