@@ -60,6 +60,9 @@ let package = Package(
         // The compute half's values and pure logic, shared by the controller and the node agent (issue
         // 15): app manifests (a67app.toml), the scheduler, app bundles. No I/O but the bundle's files.
         .target(name: "Compute", dependencies: ["ChunkStore"]),
+        // The controller inside a67 serve (issue 15): nodes, join tokens, apps, versions, deployments,
+        // allocations and events, kept in the catalog under its own migrations.
+        .target(name: "Controller", dependencies: ["ChunkStore", "Compute", .product(name: "GRDB", package: "GRDB.swift")]),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
         .target(
             name: "FUSEMount",
@@ -98,13 +101,14 @@ let package = Package(
         .testTarget(
             name: "ReplicatorTests",
             dependencies: [
-                "Replicator", "ChunkStore", "BackendTesting",
+                "Replicator", "ChunkStore", "BackendTesting", "Compute",
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "ChunkStore"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "ChunkStore", "BackendTesting"]),
+        .testTarget(name: "ControllerTests", dependencies: ["Controller", "Compute", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
         // The mount's filesystem logic and reply type, without a kernel (the real mount: Tests/Mount, pytest).
         .testTarget(name: "FUSEMountTests", dependencies: ["FUSEMount", "ChunkStore", "Replicator", "BackendTesting"]),
