@@ -319,6 +319,16 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
 
     // MARK: refusals when unpacking
 
+    /// One case of the table below, named in the test log by `what` (not by its bytes).
+    struct Archive: Sendable, CustomTestStringConvertible {
+        let what: String
+        let bytes: [UInt8]
+        let code: StoreError.Code
+        let why: String
+        init(_ row: (String, [UInt8], StoreError.Code, String)) { (what, bytes, code, why) = row }
+        var testDescription: String { what }
+    }
+
     static let file = BundleMember(path: "f.txt", kind: .file, mode: 0o644, size: 5)
 
     @Test(arguments: [
@@ -336,8 +346,9 @@ func unpack(_ bytes: [UInt8], into destination: String, sha256: [UInt8]? = nil, 
         ("damaged header", { var a = archive([(BundleTests.file, Array("hello".utf8))]); a[3] ^= 1; return a }(), .integrity, "checksum"),
         ("size larger than the data", archive([(BundleMember(path: "f.txt", kind: .file, mode: 0o644, size: 600), Array("hello".utf8))]), .integrity, "cut short"),
         ("hard link", { var a = archive([(BundleTests.file, Array("hello".utf8))]); a[156] = UInt8(ascii: "1"); fixChecksum(&a); return a }(), .integrity, "hard link"),
-    ] as [(String, [UInt8], StoreError.Code, String)])
-    func unsafeOrBrokenArchivesAreRefusedAndLeaveNothing(what: String, bytes: [UInt8], code: StoreError.Code, why: String) throws {
+    ].map(Archive.init))
+    func unsafeOrBrokenArchivesAreRefusedAndLeaveNothing(_ archive: Archive) throws {
+        let (what, bytes, code, why) = (archive.what, archive.bytes, archive.code, archive.why)
         let out = TemporaryFolder()
         let error = #expect(throws: StoreError.self) { try unpack(bytes, into: out.path + "/v1", step: 100) }
         #expect(error?.code == code, "\(what)")
