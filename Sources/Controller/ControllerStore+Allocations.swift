@@ -83,7 +83,7 @@ extension ControllerStore {
         }
     }
 
-    /// Node `node`'s allocations, oldest first: what its agent should run (and has run).
+    /// Node `node`'s allocations, oldest first (ties by ID): what its agent should run (and has run).
     public func allocations(node: String) throws -> [AllocationRecord] {
         try pool.read { db in
             try Row.fetchAll(db, sql: Self.allocationSelect + " WHERE a.node_id = ? ORDER BY a.created_at, a.id", arguments: [node])
@@ -91,7 +91,7 @@ extension ControllerStore {
         }
     }
 
-    /// The app's allocations on every node, oldest first; not found when there is no such app.
+    /// The app's allocations on every node, oldest first (ties by ID); not found when there is no such app.
     public func allocations(app: String) throws -> [AllocationRecord] {
         try pool.read { db in
             let appID = try Self.appID(db, app)

@@ -49,13 +49,11 @@ extension ControllerStore {
 
     /// Admits a node with join token `token` and records it, ready, in one transaction: the token is
     /// consumed only when the node is recorded, so a refusal (bad token, name taken) changes nothing
-    /// and the token can be used again. Returns the node and its credential, which the agent keeps and
+    /// and the token can be used again. `name`: 1 to 32 letters, digits, '-' or '_'. Returns the node and its credential, which the agent keeps and
     /// presents from then on (`authenticate`); the catalog keeps only its hash.
     public func register(token: String, name: String, address: String, labels: [String: String], capacity: Resources,
                          agentVersion: String, now: Int64) throws -> NodeRegistration {
-        guard !name.isEmpty, name.utf8.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw StoreError(.invalidArgument, "node name \"\(name)\" is not valid: use 1 to 64 letters, digits, '-', '_' or '.'")
-        }
+        try Names.validateProvider(name, what: "node name")
         let secret = ControllerSecret.make()
         guard let credentialHash = ControllerSecret.hash(secret[...]) else { throw StoreError(.internal, "a new credential is not 64 hex digits") }
         let node = Node(id: Self.newID("n"), name: name, address: address, labels: labels, capacity: capacity, used: .zero,

@@ -43,7 +43,7 @@ import Testing
         #expect(placed.map(\.nodeID) == [one.id, two.id] && placed.allSatisfy { $0.state == .pending && $0.version == 1 })
         #expect(placed[0].resources == manifest("web").resources)
         #expect(try fixture.store.allocations(node: one.id).map(\.allocation) == [placed[0]])
-        #expect(try fixture.store.allocations(app: "web").map(\.allocation.id) == placed.map(\.id))
+        #expect(try fixture.store.allocations(app: "web").map(\.allocation.id) == placed.map(\.id).sorted())
 
         // vm2 may not read or change vm1's allocation: refused as not found, like one that is not there.
         #expect(fixture.errorCode { _ = try fixture.store.update(allocation: placed[0].id, node: two.id, .init(state: .running), now: t0) }

@@ -76,6 +76,9 @@ import Testing
         #expect(fixture.errorCode {
             _ = try fixture.store.register(token: token, name: "vm1", address: "a", labels: [:], capacity: .zero, agentVersion: "1", now: t0)
         } == .alreadyExists)
+        #expect(fixture.errorCode {
+            _ = try fixture.store.register(token: token, name: "vm 2", address: "a", labels: [:], capacity: .zero, agentVersion: "1", now: t0)
+        } == .invalidArgument)
         let second = try fixture.store.register(token: token, name: "vm2", address: "a", labels: [:], capacity: .zero, agentVersion: "1", now: t0)
         #expect(second.node.name == "vm2")
     }
