@@ -89,10 +89,10 @@ extension ControllerStore {
     }
 
     /// Records a node's heartbeat: what it has in use now. A node that was down is ready again (an
-    /// event says so); a draining one stays draining.
+    /// event says so); a draining one stays draining; a removed one is refused (conflict).
     public func heartbeat(node id: String, usage: Resources, now: Int64) throws {
         try pool.write { db in
-            let node = try Self.node(db, id)
+            let node = try Self.liveNode(db, id)
             try db.execute(sql: "UPDATE controller_node SET used_memory = ?, used_cpu = ?, used_disk = ?, last_heartbeat = ? WHERE id = ?",
                            arguments: [usage.memoryBytes, usage.cpuMillis, usage.diskBytes, now, id])
             if node.state == .down { try Self.changeState(db, node, to: .ready, because: "its heartbeat came back", now: now) }
@@ -103,15 +103,16 @@ extension ControllerStore {
     /// already records nothing.
     public func setState(node id: String, _ state: NodeState, reason: String, now: Int64) throws {
         guard state != .removed else { throw StoreError(.invalidArgument, "a node leaves the cluster with remove, not by setting its state") }
-        try pool.write { db in try Self.changeState(db, try Self.node(db, id), to: state, because: reason, now: now) }
+        try pool.write { db in try Self.changeState(db, try Self.liveNode(db, id), to: state, because: reason, now: now) }
     }
 
     /// Removes a node from the cluster: its credential stops working at once, its name is free again,
     /// and its row stays (state removed) so that its allocations and events still name it. The
     /// instances it still held are marked failed ("node removed"), for the controller to place again.
+    /// Removing it again is refused (conflict).
     public func remove(node id: String, now: Int64) throws {
         try pool.write { db in
-            let node = try Self.node(db, id)
+            let node = try Self.liveNode(db, id)
             let live = try String.fetchAll(db, sql: """
                 SELECT id FROM controller_allocation WHERE node_id = ? AND state IN \(Self.holdingStates)
                 """, arguments: [id])
@@ -143,8 +144,15 @@ extension ControllerStore {
         return try node(row)
     }
 
-    static func changeState(_ db: Database, _ node: Node, to state: NodeState, because reason: String, now: Int64) throws {
+    /// The node with ID `id`, refused (conflict) when it was removed: for the changes only a node in
+    /// the cluster may have.
+    static func liveNode(_ db: Database, _ id: String) throws -> Node {
+        let node = try node(db, id)
         guard node.state != .removed else { throw StoreError(.conflict, "node \(node.name) (\(node.id)) was removed; it can only join again") }
+        return node
+    }
+
+    static func changeState(_ db: Database, _ node: Node, to state: NodeState, because reason: String, now: Int64) throws {
         guard node.state != state else { return }
         try db.execute(sql: "UPDATE controller_node SET state = ? WHERE id = ?", arguments: [state.rawValue, node.id])
         try record(db, .nodeState, node.name, "node \(node.name): \(node.state.rawValue) -> \(state.rawValue): \(reason)", at: now)

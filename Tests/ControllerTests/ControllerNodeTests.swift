@@ -99,6 +99,10 @@ import Testing
         #expect(try fixture.store.authenticate(credential: one.credential) == nil)
         #expect(try fixture.store.nodes().map(\.name) == ["vm2"])
         #expect(try fixture.store.node(id: one.node.id).state == .removed)
+        // A removed node changes no more.
+        #expect(fixture.errorCode { try fixture.store.heartbeat(node: one.node.id, usage: .zero, now: t0 + 6) } == .conflict)
+        #expect(fixture.errorCode { try fixture.store.setState(node: one.node.id, .ready, reason: "r", now: t0 + 6) } == .conflict)
+        #expect(fixture.errorCode { try fixture.store.remove(node: one.node.id, now: t0 + 6) } == .conflict)
         // The name is free again.
         #expect(try fixture.join("vm1").node.id != one.node.id)
     }
