@@ -1,0 +1,103 @@
+import ChunkStore
+import GRDB
+
+/// The controller's tables in the catalog (`catalog.db`), one `CatalogSchema` of module "controller":
+/// nodes, join tokens, apps, versions, deployments, allocations and the event log. Every opener that
+/// runs the compute half passes it (`Catalog(path:modules:)`, `Repository.…(catalogModules:)`), so the
+/// tables are created on a new catalog and added to an existing store-only one, and catalog snapshots
+/// carry them into a recovered repository.
+///
+/// Conventions, as in the store's own tables: every time is nanoseconds since 1970 (`Catalog.now()`),
+/// every state column takes only its enum's raw values (a CHECK), secrets are never stored, only their
+/// SHA-256. Table names start with `controller_` so that they never collide with another module's.
+public enum ControllerSchema {
+    public static let schema: CatalogSchema = {
+        var schema = CatalogSchema(module: "controller")
+        schema.register("v1: nodes, join tokens, apps, versions, deployments, allocations, events") { db in
+            // A removed node keeps its row (its allocations and events still name it) with state
+            // 'removed' and no credential; only the names of nodes not removed are unique, so a machine
+            // can join again under its old name.
+            // A join token is consumed by the node it admitted (node_id, used_at).
+            // A version's number counts from 1 per app; its bundle is an object in the store (bundle)
+            // whose archive hashes to bundle_sha256.
+            // An allocation is one instance of one version of an app on one node; its resources are
+            // the version's [resources] when it was placed.
+            try db.execute(sql: """
+                CREATE TABLE controller_node (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    labels TEXT NOT NULL,
+                    capacity_memory INTEGER NOT NULL CHECK (capacity_memory >= 0),
+                    capacity_cpu INTEGER NOT NULL CHECK (capacity_cpu >= 0),
+                    capacity_disk INTEGER NOT NULL CHECK (capacity_disk >= 0),
+                    used_memory INTEGER NOT NULL DEFAULT 0,
+                    used_cpu INTEGER NOT NULL DEFAULT 0,
+                    used_disk INTEGER NOT NULL DEFAULT 0,
+                    state TEXT NOT NULL CHECK (state IN ('ready', 'draining', 'down', 'removed')),
+                    last_heartbeat INTEGER,
+                    agent_version TEXT NOT NULL,
+                    credential_hash BLOB CHECK (credential_hash IS NULL OR length(credential_hash) = 32),
+                    created_at INTEGER NOT NULL,
+                    CHECK ((state = 'removed') = (credential_hash IS NULL))) WITHOUT ROWID;
+                CREATE UNIQUE INDEX controller_node_name ON controller_node(name) WHERE state != 'removed';
+                CREATE TABLE controller_join_token (
+                    hash BLOB PRIMARY KEY CHECK (length(hash) = 32),
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    used_at INTEGER,
+                    node_id TEXT REFERENCES controller_node(id),
+                    CHECK ((used_at IS NULL) = (node_id IS NULL))) WITHOUT ROWID;
+                CREATE TABLE controller_app (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    created_at INTEGER NOT NULL);
+                CREATE TABLE controller_version (
+                    app_id INTEGER NOT NULL REFERENCES controller_app(id) ON DELETE CASCADE,
+                    number INTEGER NOT NULL CHECK (number >= 1),
+                    manifest TEXT NOT NULL,
+                    bundle TEXT NOT NULL,
+                    bundle_sha256 BLOB NOT NULL CHECK (length(bundle_sha256) = 32),
+                    state TEXT NOT NULL CHECK (state IN ('stored', 'deployed', 'superseded', 'failed')),
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (app_id, number)) WITHOUT ROWID;
+                CREATE TABLE controller_deployment (
+                    id INTEGER PRIMARY KEY,
+                    app_id INTEGER NOT NULL,
+                    version INTEGER NOT NULL,
+                    from_version INTEGER,
+                    state TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed', 'reverted', 'cancelled')),
+                    message TEXT,
+                    created_at INTEGER NOT NULL,
+                    finished_at INTEGER,
+                    FOREIGN KEY (app_id, version) REFERENCES controller_version(app_id, number) ON DELETE CASCADE);
+                CREATE INDEX controller_deployment_app ON controller_deployment(app_id, version);
+                CREATE TABLE controller_allocation (
+                    id TEXT PRIMARY KEY,
+                    node_id TEXT NOT NULL REFERENCES controller_node(id),
+                    app_id INTEGER NOT NULL,
+                    version INTEGER NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'starting', 'running', 'stopping', 'stopped', 'failed')),
+                    port INTEGER CHECK (port BETWEEN 1 AND 65535),
+                    restarts INTEGER NOT NULL DEFAULT 0 CHECK (restarts >= 0),
+                    exit_code INTEGER,
+                    memory INTEGER NOT NULL,
+                    cpu INTEGER NOT NULL,
+                    disk INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    FOREIGN KEY (app_id, version) REFERENCES controller_version(app_id, number) ON DELETE CASCADE) WITHOUT ROWID;
+                CREATE INDEX controller_allocation_node ON controller_allocation(node_id);
+                CREATE INDEX controller_allocation_app ON controller_allocation(app_id, version);
+                CREATE TABLE controller_event (
+                    id INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('token.created', 'node.joined', 'node.state', 'node.removed',
+                                                       'version.added', 'app.removed', 'allocation.placed', 'allocation.changed')),
+                    subject TEXT NOT NULL,
+                    message TEXT NOT NULL);
+                """)
+        }
+        return schema
+    }()
+}
