@@ -16,13 +16,14 @@ import Testing
     }
 
     /// A deterministic app folder of about 20 MiB: a 6.5 MiB library, four 2 MiB data files, a
-    /// 2.5 MiB one and 150 small pages.
+    /// 2.5 MiB one and 150 small pages. The pages come first in the archive, so that a page that
+    /// grows would shift every later chunk of an archive cut every 5 MiB.
     static func makeApp(_ folder: String) throws {
         try write(folder, "a67app.toml", Array("name = \"web\"\ncommand = [\"./engine\"]\n".utf8))
         try write(folder, "lib/engine.bin", sampleBytes(6 * 1024 * 1024 + 500_000, seed: 1))
         for k in 0..<4 { try write(folder, "data/blob-\(k).bin", sampleBytes(2 * 1024 * 1024, seed: 10 + UInt64(k))) }
         try write(folder, "data/medium.bin", sampleBytes(2_500_000, seed: 20))
-        for k in 0..<150 { try write(folder, "static/page-\(k).html", sampleBytes(2_000 + (k * 7_919) % 38_000, seed: 100 + UInt64(k))) }
+        for k in 0..<150 { try write(folder, "assets/page-\(k).html", sampleBytes(2_000 + (k * 7_919) % 38_000, seed: 100 + UInt64(k))) }
     }
 
     /// The SHA-256 of `folder`'s bundle (which is the same for two folders with the same members and contents).
@@ -49,9 +50,9 @@ import Testing
 
         // (what changes, the change) each applied to the previous version.
         let changes: [(String, () throws -> Void)] = [
-            ("one small file's content", { try Self.write(app, "static/page-37.html", sampleBytes(2_000 + (37 * 7_919) % 38_000, seed: 999)) }),
-            ("one small file grown", { try Self.write(app, "static/page-80.html", sampleBytes(2_000 + (80 * 7_919) % 38_000 + 5_000, seed: 180)) }),
-            ("one file added", { try Self.write(app, "static/new-page.html", sampleBytes(3_000, seed: 1_000)) }),
+            ("one small file's content", { try Self.write(app, "assets/page-37.html", sampleBytes(2_000 + (37 * 7_919) % 38_000, seed: 999)) }),
+            ("one small file grown", { try Self.write(app, "assets/page-80.html", sampleBytes(2_000 + (80 * 7_919) % 38_000 + 5_000, seed: 180)) }),
+            ("one file added", { try Self.write(app, "assets/new-page.html", sampleBytes(3_000, seed: 1_000)) }),
         ]
         for (version, (what, change)) in changes.enumerated() {
             try change()
