@@ -3,9 +3,8 @@ import Synchronization
 /// Streams a source into sealed chunks and commits it as one object.
 ///
 /// Pipeline: one task reads pieces (on the blocking-I/O pool: 5 MiB each, or those a `PieceSource`
-/// chooses, up to 5 MiB) while up to `window` chunk tasks
-/// run at once, each hashing its piece (HMAC-SHA256), and, unless the catalog already holds that ID,
-/// compressing, encrypting and storing it on its replicas. Hashing and sealing run on the cooperative
+/// chooses) while up to `window` chunk tasks run at once, each hashing its piece (HMAC-SHA256), and,
+/// unless the catalog already holds that ID, compressing, encrypting and storing it on its replicas. Hashing and sealing run on the cooperative
 /// threads (one per core); provider writes run on the I/O pool, so both cores stay busy while disks
 /// sync. Memory is bounded by `window` chunks whatever the object's size.
 ///
