@@ -13,6 +13,16 @@ public protocol ByteSource: AnyObject, Sendable {
     func read(upTo count: Int) throws -> [UInt8]
 }
 
+/// A source that chooses where its object is cut into chunks, instead of the writer's every 5 MiB:
+/// an app bundle cut between its files, so that a new version shares the chunks of the old one
+/// except around what changed. The store's writer (`ObjectWriter.write(from:)`) reads such a source
+/// only by `nextPiece()`, storing each piece as one chunk.
+public protocol PieceSource: ByteSource {
+    /// The next chunk's exact bytes (1 byte to `ChunkSealer.maxChunkSize`), or nil after the last.
+    /// The writer refuses an empty or longer piece (`StoreError(.invalidArgument)`).
+    func nextPiece() throws -> [UInt8]?
+}
+
 /// Where an object's bytes go: written in order, one caller at a time.
 public protocol ByteSink: AnyObject, Sendable {
     func write(_ bytes: ArraySlice<UInt8>) throws

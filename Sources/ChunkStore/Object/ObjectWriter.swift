@@ -2,9 +2,9 @@ import Synchronization
 
 /// Streams a source into sealed chunks and commits it as one object.
 ///
-/// Pipeline: one task reads 5 MiB pieces (on the blocking-I/O pool) while up to `window` chunk tasks
-/// run at once, each hashing its piece (HMAC-SHA256), and, unless the catalog already holds that ID,
-/// compressing, encrypting and storing it on its replicas. Hashing and sealing run on the cooperative
+/// Pipeline: one task reads pieces (on the blocking-I/O pool: 5 MiB each, or those a `PieceSource`
+/// chooses) while up to `window` chunk tasks run at once, each hashing its piece (HMAC-SHA256), and,
+/// unless the catalog already holds that ID, compressing, encrypting and storing it on its replicas. Hashing and sealing run on the cooperative
 /// threads (one per core); provider writes run on the I/O pool, so both cores stay busy while disks
 /// sync. Memory is bounded by `window` chunks whatever the object's size.
 ///
@@ -40,19 +40,25 @@ public struct ObjectWriter: Sendable {
 
     /// Puts `source` as `bucket/key`. With `quota`, room under the bucket owner's quota is taken
     /// before the bytes are stored (the whole size up front when it is known), and the put is
-    /// refused with `quotaExceeded` when there is none.
+    /// refused with `quotaExceeded` when there is none. A `PieceSource` is read by its pieces, each
+    /// stored as one chunk; any other source is cut every 5 MiB.
     public func write(from source: ByteSource, bucket: BucketRecord, key: String,
                       owner: (uid: UInt32, gid: UInt32, mode: UInt32),
                       attributes: [String: String] = [:], io: BlockingIOPool = .shared, quota: QuotaReservation? = nil,
                       progress: ProgressHandler? = nil) async throws -> Result {
         if let size = source.knownSize { try quota?.cover(size) }
         var total: Int64 = 0
-        return try await write(reading: { count in
-            let bytes = try await io.run { try source.read(upTo: count) }
+        func counted(_ bytes: [UInt8]) throws -> [UInt8] {
             total += Int64(bytes.count)
             try quota?.cover(total)
             return bytes
-        }, bucket: bucket, key: key, owner: owner, attributes: attributes, progress: progress)
+        }
+        if let pieces = source as? any PieceSource {
+            return try await write(nextPiece: { try await io.run { try pieces.nextPiece() }.map(counted) },
+                                   bucket: bucket, key: key, owner: owner, attributes: attributes, progress: progress)
+        }
+        return try await write(reading: { count in try counted(try await io.run { try source.read(upTo: count) }) },
+                               bucket: bucket, key: key, owner: owner, attributes: attributes, progress: progress)
     }
 
     /// Puts the bytes `read` returns (each call: up to the given count, fewer only at the end) as
@@ -60,10 +66,28 @@ public struct ObjectWriter: Sendable {
     public func write(reading read: (Int) async throws -> [UInt8], bucket: BucketRecord, key: String,
                       owner: (uid: UInt32, gid: UInt32, mode: UInt32), attributes: [String: String] = [:],
                       progress: ProgressHandler? = nil) async throws -> Result {
+        try await write(bucket: bucket, key: key, owner: owner, attributes: attributes) { policy in
+            try await storeChunks(reading: read, policy: policy, progress: progress)
+        }
+    }
+
+    /// Puts the pieces `nextPiece` returns (each one chunk's exact bytes, 1 byte to 5 MiB; nil after
+    /// the last) as `bucket/key`. `nextPiece` is called from this task only, one call at a time.
+    public func write(nextPiece: () async throws -> [UInt8]?, bucket: BucketRecord, key: String,
+                      owner: (uid: UInt32, gid: UInt32, mode: UInt32), attributes: [String: String] = [:],
+                      progress: ProgressHandler? = nil) async throws -> Result {
+        try await write(bucket: bucket, key: key, owner: owner, attributes: attributes) { policy in
+            try await storeChunks(nextPiece: nextPiece, policy: policy, progress: progress)
+        }
+    }
+
+    /// Checks the key and attributes, stores the chunks with `store`, and commits them as the object.
+    private func write(bucket: BucketRecord, key: String, owner: (uid: UInt32, gid: UInt32, mode: UInt32),
+                       attributes: [String: String], store: (ReplicaPolicy) async throws -> StoredChunks) async throws -> Result {
         let segments = try Names.keySegments(key)
         try Self.validate(attributes)
         let policy = ReplicaPolicy(replicas: bucket.replicas, minimum: bucket.minReplicas)
-        let stored = try await storeChunks(reading: read, policy: policy, progress: progress)
+        let stored = try await store(policy)
         return try await commit(stored, attributes: attributes, bucket: bucket, key: key, segments: segments, owner: owner)
     }
 
@@ -97,11 +121,30 @@ public struct ObjectWriter: Sendable {
         }
     }
 
-    /// Cuts the bytes `read` returns into chunks and stores each that the repository lacks, without
-    /// making an object of them (a multipart upload's part; the first half of `write`). Each chunk
-    /// is recorded (unreferenced) as soon as it is durable, except the one chunk of a stream shorter
-    /// than a chunk: that one is returned in `unrecorded`, for the commit to record.
+    /// Cuts the bytes `read` returns into chunks of 5 MiB (the last one shorter) and stores each
+    /// that the repository lacks, without making an object of them (a multipart upload's part; the
+    /// first half of `write`). `read` is asked for 5 MiB at a time; its first short (or empty) answer
+    /// ends the stream. Chunks are recorded as `storeChunks(nextPiece:)` says.
     public func storeChunks(reading read: (Int) async throws -> [UInt8], policy: ReplicaPolicy,
+                            progress: ProgressHandler? = nil) async throws -> StoredChunks {
+        var ended = false
+        return try await storeChunks(nextPiece: {
+            if ended { return nil }
+            let bytes = try await read(ChunkSealer.maxChunkSize)
+            // A short read is the end: `read` is not asked again (a network body may not allow it).
+            if bytes.count < ChunkSealer.maxChunkSize { ended = true }
+            return bytes.isEmpty ? nil : bytes
+        }, policy: policy, progress: progress)
+    }
+
+    /// Stores each piece `nextPiece` returns as one chunk (unless the repository holds it), in order,
+    /// without making an object of them; nil ends the stream. A piece must be 1 byte to 5 MiB
+    /// (`ChunkSealer.maxChunkSize`): another is refused with `invalidArgument`, and chunks already
+    /// stored stay unreferenced, as after an interrupted put, for garbage collection.
+    ///
+    /// Each chunk is recorded (unreferenced) as soon as it is durable, except the one chunk of a
+    /// stream shorter than a chunk: that one is returned in `unrecorded`, for the commit to record.
+    public func storeChunks(nextPiece: () async throws -> [UInt8]?, policy: ReplicaPolicy,
                             progress: ProgressHandler? = nil) async throws -> StoredChunks {
         let pool = self.pool, catalog = self.catalog
         let claimed = ClaimedChunks()
@@ -128,16 +171,45 @@ public struct ObjectWriter: Sendable {
                 }
                 progress?(Int64(done.1.length))
             }
+            // The next piece (number `position`, from 0), checked; nil at the end.
+            func next(_ position: Int) async throws -> [UInt8]? {
+                guard let bytes = try await nextPiece() else { return nil }
+                guard (1...ChunkSealer.maxChunkSize).contains(bytes.count) else {
+                    throw StoreError(.invalidArgument, "piece \(position + 1) of the stream is \(bytes.count) bytes, and a piece (one chunk) must be 1 byte to 5 MiB (\(ChunkSealer.maxChunkSize) bytes): nothing was stored as an object")
+                }
+                return bytes
+            }
+            // The second piece when it was read before the first was stored (see `lone`).
+            var ahead: [UInt8]?? = nil
             while true {
-                let piece = PlaintextPiece(try await read(ChunkSealer.maxChunkSize))
-                let length = piece.count
-                if length == 0 { break }
+                let bytes: [UInt8]
+                if let early = ahead {
+                    guard let early else { break }
+                    bytes = early
+                    ahead = nil
+                } else {
+                    guard let read = try await next(index) else { break }
+                    bytes = read
+                }
+                let length = bytes.count
+                // A lone chunk (the whole stream, shorter than a chunk) is recorded with the object.
+                // Only a short first piece can be one; whether another follows is known by reading
+                // it now, before the first is stored: for a plain stream the short piece was its end
+                // (nothing is read), for a piece source it is one more call of `nextPiece`. Reading
+                // ahead only here keeps the window's memory bound (one extra piece, once), and a
+                // piece refused there leaves nothing stored.
+                var lone = false
+                if index == 0 && length < ChunkSealer.maxChunkSize {
+                    let second = try await next(1)
+                    ahead = .some(second)
+                    lone = second == nil
+                }
+                let piece = PlaintextPiece(bytes)
                 if inFlight == window, let done = try await group.next() {
                     collect(done)
                     inFlight -= 1
                 }
                 let position = index
-                let lone = index == 0 && length < ChunkSealer.maxChunkSize
                 if lone { unrecorded = true }
                 entries.append(nil)
                 group.addTask {
@@ -156,7 +228,6 @@ public struct ObjectWriter: Sendable {
                 }
                 inFlight += 1
                 index += 1
-                if length < ChunkSealer.maxChunkSize { break }
             }
             while let done = try await group.next() { collect(done) }
         }

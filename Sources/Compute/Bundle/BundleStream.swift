@@ -155,3 +155,6 @@ public final class BundleStream: ByteSource, @unchecked Sendable {
         StoreError(.conflict, "\(folder)/\(member.path) changed while the bundle was made (\(why)): pack it again once it is no longer being written")
     }
 }
+
+/// The store's writer stores a bundle along its cut plan, one chunk a piece.
+extension BundleStream: PieceSource {}
