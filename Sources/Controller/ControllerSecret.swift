@@ -16,13 +16,4 @@ enum ControllerSecret {
         guard let bytes = Hex.decode(String(text)), bytes.count == byteCount else { return nil }
         return Data(Crypto.sha256(bytes))
     }
-
-    /// Whether two hashes are equal, in a time that does not depend on where they differ: a wrong
-    /// credential must not tell an attacker how many of its hash's leading bytes were right.
-    static func constantTimeEqual(_ a: Data, _ b: Data) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for (x, y) in zip(a, b) { difference |= x ^ y }
-        return difference == 0
-    }
 }

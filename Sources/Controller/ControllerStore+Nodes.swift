@@ -83,7 +83,7 @@ extension ControllerStore {
         return try pool.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM controller_node WHERE id = ? AND state != 'removed'",
                                              arguments: [String(parts[0])]),
-                  ControllerSecret.constantTimeEqual(row["credential_hash"] as Data, hash) else { return nil }
+                  Crypto.constantTimeEqual(row["credential_hash"] as Data, hash) else { return nil }
             return try Self.node(row)
         }
     }

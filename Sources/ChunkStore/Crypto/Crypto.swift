@@ -48,6 +48,16 @@ public enum Crypto {
         return out
     }
 
+    /// Whether `a` and `b` are equal, in a time that does not depend on where they differ (only on
+    /// their length): comparing a secret, a signature or a secret's hash must not tell an attacker
+    /// how many of its leading bytes were right.
+    public static func constantTimeEqual<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a, b) { difference |= x ^ y }
+        return difference == 0
+    }
+
     public static func sha256(_ data: [UInt8]) -> [UInt8] { digest(data, size: 32, "SHA-256", a67_sha256) }
 
     /// MD5, for protocols that ask for it as a transfer checksum (S3's Content-MD5). Never for security.

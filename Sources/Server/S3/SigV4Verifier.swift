@@ -233,13 +233,7 @@ struct SigV4Verifier: Sendable {
         HTTPDates.parse(text).map(SigV4Signer.timestamp)
     }
 
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        var diff: UInt8 = 0
-        for i in 0..<x.count { diff |= x[i] ^ y[i] }
-        return diff == 0
-    }
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool { Crypto.constantTimeEqual(a.utf8, b.utf8) }
 }
 
 /// Secrets opened once per key; the catalog is still asked on every request, so a removed key
