@@ -164,17 +164,12 @@ public struct DirectoryBackend: Backend, LeftoverSweeping {
         try await io.run {
             try requireRoot()
             let folder = root + "/" + Self.temporaryFolder
-            guard let dir = opendir(folder) else { return (0, 0) }
-            defer { closedir(dir) }
+            guard let names = try? LocalFiles.names(in: folder) else { return (0, 0) }
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
             var swept = (count: 0, bytes: Int64(0))
-            while let entry = readdir(dir) {
-                let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if entryName == "." || entryName == ".." { continue }
-                let path = folder + "/" + entryName
+            for raw in names {
+                let path = folder + "/" + String(decoding: raw, as: UTF8.self)
                 var st = stat()
                 guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
                 #if canImport(Glibc)
@@ -224,16 +219,16 @@ public struct DirectoryBackend: Backend, LeftoverSweeping {
 
     private func walk(relative: String, _ visit: (ObjectInfo) -> Void) throws {
         let folder = relative.isEmpty ? root : root + "/" + relative
-        guard let dir = opendir(folder) else {
-            if errno == ENOENT || errno == ENOTDIR { return }
-            throw classify(SystemCallError(call: "opendir", path: folder, errno: errno), name: relative)
+        let names: [[UInt8]]
+        do {
+            names = try LocalFiles.names(in: folder)
+        } catch {
+            if error.errno == ENOENT || error.errno == ENOTDIR { return }
+            throw classify(error, name: relative)
         }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if entryName == "." || entryName == ".." || (relative.isEmpty && entryName == Self.temporaryFolder) { continue }
+        for raw in names {
+            let entryName = String(decoding: raw, as: UTF8.self)
+            if relative.isEmpty && entryName == Self.temporaryFolder { continue }
             let name = relative.isEmpty ? entryName : relative + "/" + entryName
             var st = stat()
             guard lstat(root + "/" + name, &st) == 0 else { continue }
