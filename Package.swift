@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // The app proxy's client to instances: pooled connections, bodies streamed both ways.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C shims: a module map and a header each. Exactly one Swift module imports each shim.
@@ -63,6 +65,38 @@ let package = Package(
         // The controller inside a67 serve (issue 15): nodes, join tokens, apps, versions, deployments,
         // allocations and events, kept in the catalog under its own migrations.
         .target(name: "Controller", dependencies: ["ChunkStore", "Compute", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The controller's HTTP face (issue 15): the agent protocol (/_a67/agent) as an HTTPModule of a67 serve.
+        .target(
+            name: "ControllerHTTP",
+            dependencies: [
+                "ChunkStore", "Compute", "Controller", "Replicator", "Server",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The node agent (issue 15): joins, heartbeats, fetches and verifies bundles, runs instances as
+        // supervised process groups (cgroups v1 and v2), health checks, bounded logs, adoption.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "ChunkStore", "Compute", "CurlTransport", "Supervision",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Request forwarding to app instances (issue 15): Host NAME.apps.DOMAIN and /apps/NAME/ routed to
+        // healthy instances, balanced, drained, outliers ejected.
+        .target(
+            name: "AppProxy",
+            dependencies: [
+                "ChunkStore", "Compute", "Server",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
         .target(
             name: "FUSEMount",
@@ -92,6 +126,7 @@ let package = Package(
             name: "a67",
             dependencies: [
                 "ChunkStore", "CurlTransport", "RemoteBackends", "Replicator", "Orchestrator", "FUSEMount", "Server", "Supervision",
+                "Compute", "Controller", "ControllerHTTP", "Agent", "AppProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -109,6 +144,13 @@ let package = Package(
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "ChunkStore"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "Compute", "ChunkStore", "BackendTesting"]),
+        .testTarget(name: "ControllerHTTPTests", dependencies: ["ControllerHTTP", "Controller", "Compute", "Server", "Replicator", "ChunkStore", "BackendTesting"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Compute", "ChunkStore"]),
+        .testTarget(
+            name: "AppProxyTests",
+            dependencies: ["AppProxy", "Server", "Compute", "ChunkStore", "BackendTesting", "Replicator",
+                           .product(name: "Hummingbird", package: "hummingbird")]
+        ),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
         // The mount's filesystem logic and reply type, without a kernel (the real mount: Tests/Mount, pytest).
         .testTarget(name: "FUSEMountTests", dependencies: ["FUSEMount", "ChunkStore", "Replicator", "BackendTesting"]),

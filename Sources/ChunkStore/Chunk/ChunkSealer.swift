@@ -45,7 +45,7 @@ public struct ChunkSealer: Sendable {
         precondition(plaintext.count <= Self.maxChunkSize, "a chunk is at most 5 MiB")
         precondition(nonce.count == Crypto.nonceSize)
         let capacity = Self.overhead + max(Zstd.compressBound(plaintext.count), plaintext.count)
-        let chunkKey = SecretKey(bytes: Crypto.hmacSHA256(key: dataKey.bytes, id.bytes))
+        let chunkKey = self.chunkKey(for: id)
         return [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
             let base = out.baseAddress!
             let body = base + Self.bodyOffset
@@ -79,6 +79,24 @@ public struct ChunkSealer: Sendable {
     /// Decrypts, decompresses and verifies a sealed chunk: the tag, the format, the plaintext's
     /// length when known, and that the plaintext hashes to `id`. Never returns unverified bytes.
     public func open(_ sealed: [UInt8], id: ChunkID, expectedLength: Int? = nil) throws -> [UInt8] {
+        let plaintext = try Self.open(sealed, id: id, chunkKey: chunkKey(for: id), expectedLength: expectedLength)
+        guard self.id(of: plaintext) == id else {
+            throw StoreError(.integrity, "chunk \(id.short) decrypted to bytes whose ID does not match")
+        }
+        return plaintext
+    }
+
+    /// The key `id`'s chunk is sealed under (FORMAT.md "Keys"): what a holder needs to open that one
+    /// chunk and no other. The controller grants an agent the keys of its bundles' chunks this way.
+    public func chunkKey(for id: ChunkID) -> SecretKey {
+        SecretKey(bytes: Crypto.hmacSHA256(key: dataKey.bytes, id.bytes))
+    }
+
+    /// Opens a sealed chunk with its chunk key alone, without the repository's keys: steps 1 to 6 of
+    /// FORMAT.md's "What a reader verifies". The tag binds the bytes to `id` (through the key and the
+    /// additional data); the last step, recomputing the keyed ID, needs the ID key, so a holder of
+    /// only chunk keys (a node agent) verifies the whole it assembles instead (a bundle's SHA-256).
+    public static func open(_ sealed: [UInt8], id: ChunkID, chunkKey: SecretKey, expectedLength: Int? = nil) throws -> [UInt8] {
         guard sealed.count >= Self.overhead, Array(sealed[0..<4]) == Self.magic else {
             throw StoreError(.integrity, "chunk \(id.short) is not a sealed chunk (\(sealed.count) bytes, bad magic or truncated)")
         }
@@ -91,7 +109,6 @@ public struct ChunkSealer: Sendable {
         }
         let header = Array(sealed[0..<Self.headerSize])
         let bodySize = sealed.count - Self.overhead
-        let chunkKey = SecretKey(bytes: Crypto.hmacSHA256(key: dataKey.bytes, id.bytes))
         // Decrypt out of place into a new buffer: the sealed bytes are never copied or changed.
         var authentic = false
         let body = [UInt8](unsafeUninitializedCapacity: max(bodySize, 1)) { out, count in
@@ -117,9 +134,6 @@ public struct ChunkSealer: Sendable {
         }
         if let expectedLength, plaintext.count != expectedLength {
             throw StoreError(.integrity, "chunk \(id.short) holds \(plaintext.count) bytes where its manifest says \(expectedLength)")
-        }
-        guard self.id(of: plaintext) == id else {
-            throw StoreError(.integrity, "chunk \(id.short) decrypted to bytes whose ID does not match")
         }
         return plaintext
     }
