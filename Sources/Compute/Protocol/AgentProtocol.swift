@@ -192,3 +192,20 @@ public struct DesiredState: Sendable, Equatable, Codable {
         self.logRequests = logRequests
     }
 }
+
+/// One instance the app proxy may send an app's traffic to: healthy, not draining. The controller
+/// publishes the whole table whenever it changes; the proxy routes by it.
+public struct AppEndpoint: Sendable, Hashable, Codable {
+    public var allocationID: String
+    public var app: String
+    /// The node's advertised address (an IP or host name, no port).
+    public var host: String
+    public var port: Int
+
+    public init(allocationID: String, app: String, host: String, port: Int) {
+        self.allocationID = allocationID
+        self.app = app
+        self.host = host
+        self.port = port
+    }
+}
