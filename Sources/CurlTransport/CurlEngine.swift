@@ -166,8 +166,16 @@ private final class Transfer: @unchecked Sendable {
         set(CURLOPT_LOW_SPEED_TIME, request.limits.stallSeconds)
         set(CURLOPT_LOW_SPEED_LIMIT, request.limits.stallBytesPerSecond)
         set(CURLOPT_TCP_KEEPALIVE, 1)
-        set(CURLOPT_SSL_VERIFYPEER, 1)
-        set(CURLOPT_SSL_VERIFYHOST, 2)
+        if let pin = request.trust.pinnedPublicKey {
+            // A pinned key replaces the CA chain: the peer must hold exactly that key (a self-signed
+            // controller certificate, whatever name it carries).
+            set(CURLOPT_SSL_VERIFYPEER, 0)
+            set(CURLOPT_SSL_VERIFYHOST, 0)
+            set(CURLOPT_PINNEDPUBLICKEY, pin)
+        } else {
+            set(CURLOPT_SSL_VERIFYPEER, 1)
+            set(CURLOPT_SSL_VERIFYHOST, 2)
+        }
         if let caFile = request.trust.caFile { set(CURLOPT_CAINFO, caFile) }
         if request.freshConnection { set(CURLOPT_FRESH_CONNECT, 1) }
 

@@ -37,10 +37,14 @@ public struct PeerTrust: Sendable, Equatable {
     /// The SSH host key's SHA-256 fingerprint, base64 without padding (what `ssh-keygen -l` prints
     /// after "SHA256:"). Nil accepts any host key and reports the one seen (trust on first use).
     public var sshHostKeySHA256: String?
+    /// A TLS peer's public key, "sha256//" and the base64 SHA-256 of its SubjectPublicKeyInfo (what
+    /// `a67 node token create` prints for the controller): checked instead of the CA chain and name.
+    public var pinnedPublicKey: String?
 
-    public init(caFile: String? = nil, sshHostKeySHA256: String? = nil) {
+    public init(caFile: String? = nil, sshHostKeySHA256: String? = nil, pinnedPublicKey: String? = nil) {
         self.caFile = caFile
         self.sshHostKeySHA256 = sshHostKeySHA256
+        self.pinnedPublicKey = pinnedPublicKey
     }
 }
 
