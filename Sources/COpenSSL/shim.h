@@ -10,6 +10,8 @@
 #include <openssl/err.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -122,6 +124,28 @@ static inline int a67_random_bytes(uint8_t *out, size_t len) {
 
 static inline const char *a67_openssl_version(void) {
     return OpenSSL_version(OPENSSL_VERSION);
+}
+
+// The SHA-256 of the SubjectPublicKeyInfo of the first certificate in a PEM text (what curl's
+// CURLOPT_PINNEDPUBLICKEY "sha256//" pins). Returns 1 and writes 32 bytes to `out`, or 0 when the
+// text holds no readable certificate.
+static inline int a67_certificate_spki_sha256(const char *pem, size_t len, uint8_t *out) {
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    if (bio == NULL) return 0;
+    X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (cert == NULL) return 0;
+    int ok = 0;
+    unsigned char *der = NULL;
+    EVP_PKEY *key = X509_get0_pubkey(cert);
+    int der_len = key ? i2d_PUBKEY(key, &der) : -1;
+    if (der_len > 0) {
+        unsigned int out_len = 0;
+        ok = EVP_Digest(der, (size_t)der_len, out, &out_len, EVP_sha256(), NULL) == 1 && out_len == 32;
+    }
+    OPENSSL_free(der);
+    X509_free(cert);
+    return ok;
 }
 
 #endif

@@ -1,4 +1,5 @@
 import COpenSSL
+import Foundation
 
 /// A 256-bit secret. Neither its description nor its reflection (dump, debugger) shows the bytes.
 public struct SecretKey: Sendable, Equatable, CustomStringConvertible, CustomReflectable {
@@ -59,6 +60,20 @@ public enum Crypto {
     }
 
     public static func sha256(_ data: [UInt8]) -> [UInt8] { digest(data, size: 32, "SHA-256", a67_sha256) }
+
+    /// The pin of a TLS certificate's public key, "sha256//" and the base64 SHA-256 of its
+    /// SubjectPublicKeyInfo (what curl's pinned public key takes, and `a67 node token create` prints
+    /// for agents to trust a self-signed controller). Nil when `pem` holds no readable certificate.
+    public static func publicKeyPin(certificatePEM pem: [UInt8]) -> String? {
+        var out = [UInt8](repeating: 0, count: 32)
+        let ok = pem.withUnsafeBufferPointer { text in
+            text.withMemoryRebound(to: CChar.self) { chars in
+                out.withUnsafeMutableBufferPointer { a67_certificate_spki_sha256(chars.baseAddress, chars.count, $0.baseAddress) }
+            }
+        }
+        guard ok == 1 else { return nil }
+        return "sha256//" + Data(out).base64EncodedString()
+    }
 
     /// MD5, for protocols that ask for it as a transfer checksum (S3's Content-MD5). Never for security.
     public static func md5(_ data: [UInt8]) -> [UInt8] { digest(data, size: 16, "MD5", a67_md5) }
