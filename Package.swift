@@ -54,8 +54,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Controller and node agent (later issues); today the embedded default.
-        .target(name: "Orchestrator", dependencies: ["Replicator"]),
+        // The embedded default (a67 up) and app folders stored as bundles and versions (a67 app deploy).
+        .target(name: "Orchestrator", dependencies: ["Replicator", "Compute", "Controller"]),
         // Long-running processes apart from the command that starts them: detaching, pid files, liveness
         // from /proc (the mount now, the node agent later).
         .target(name: "Supervision", dependencies: ["ChunkStore"]),
@@ -128,6 +128,7 @@ let package = Package(
                 "ChunkStore", "CurlTransport", "RemoteBackends", "Replicator", "Orchestrator", "FUSEMount", "Server", "Supervision",
                 "Compute", "Controller", "ControllerHTTP", "Agent", "AppProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
