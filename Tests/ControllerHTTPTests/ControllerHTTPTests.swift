@@ -5,6 +5,7 @@ import Controller
 @testable import ControllerHTTP
 import Foundation
 import Replicator
+import S3Protocol
 import Server
 import Synchronization
 import Testing
@@ -20,6 +21,7 @@ final class ControllerHarness: Sendable {
     let store: ControllerStore
     let service: ControllerService
     let base: String
+    let server: BlobServer
     let task: Task<Void, Error>
     /// What the controller last gave the proxy.
     let routes = RouteTable()
@@ -46,8 +48,9 @@ final class ControllerHarness: Sendable {
         serverSettings.port = 0
         let server = BlobServer(repository: repository, settings: serverSettings)
         let api = AgentAPI(server: server, service: service, store: store)
+        self.server = server
         let (addresses, continuation) = AsyncStream<String>.makeStream()
-        task = Task { [service] in try await server.run(modules: [api], services: [service]) { continuation.yield($0) } }
+        task = Task { [service] in try await server.run(modules: [ControlAPI(server: server), api], services: [service]) { continuation.yield($0) } }
         var iterator = addresses.makeAsyncIterator()
         base = "http://" + (await iterator.next() ?? "?")
     }
@@ -67,11 +70,12 @@ final class ControllerHarness: Sendable {
     }
 
     func request(_ method: String, _ path: String, auth: String? = nil, json: (some Encodable)? = nil as String?,
-                 body: [UInt8]? = nil) async throws -> (status: Int, body: Data) {
+                 body: [UInt8]? = nil, headers: [(String, String)] = []) async throws -> (status: Int, body: Data) {
         var request = URLRequest(url: URL(string: base + path)!)
         request.httpMethod = method
         request.timeoutInterval = 60
         if let auth { request.setValue(auth, forHTTPHeaderField: "Authorization") }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let json { request.httpBody = try JSONEncoder().encode(json) }
         if let body { request.httpBody = Data(body) }
         let (data, response) = try await URLSession.shared.data(for: request)
@@ -105,6 +109,19 @@ final class ControllerHarness: Sendable {
             generation = state.generation
         }
         throw StoreError(.notFound, "no instance came")
+    }
+
+    /// A GET signed with a new access key of a new user (an admin or not), as the CLI signs the control API's.
+    func signedGet(_ path: String, query: [(String, String)], admin: Bool) async throws -> (status: Int, body: Data) {
+        let user = "u" + Hex.encode(Crypto.randomBytes(4))
+        _ = try repository.catalog.accounts.addUser(name: user, admin: admin)
+        let key = try await repository.createAccessKey(user: user)
+        let signer = SigV4Signer(accessKeyID: key.id, secretKey: key.secret, region: "us-east-1")
+        let host = String(base.dropFirst("http://".count))
+        let fields = signer.sign(method: "GET", path: path, query: query, headers: [("Host", host), ("x-amz-content-sha256", SigV4Signer.emptyPayloadHash)],
+                                 payloadHash: SigV4Signer.emptyPayloadHash)
+        let target = path + "?" + query.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        return try await request("GET", target, headers: fields.filter { $0.0 != "Host" })
     }
 
     /// `probe`'s first non-nil answer, asked every 20 ms for up to 10 s (for what the controller does
@@ -237,7 +254,10 @@ final class RouteTable: Sendable {
         let node = try await harness.joined("vm1")
         _ = try await harness.deploy("web")
         let (state, instance) = try await harness.firstInstance(node)
-        let logs = Task { try await harness.service.logs(allocationID: instance.allocationID, tail: 10) }
+        // The operator asks through the signed route; the agent is asked through its desired state.
+        let path = "/_a67/api/v1/apps/web/logs"
+        let query = [("instance", instance.allocationID), ("tail", "10")]
+        let logs = Task { try await harness.signedGet(path, query: query, admin: true) }
         var generation = state.generation
         var request: LogRequest?
         for _ in 0..<20 where request == nil {
@@ -249,8 +269,16 @@ final class RouteTable: Sendable {
         #expect(asked.allocationID == instance.allocationID && asked.tail == 10)
         #expect(try await harness.request("POST", "/_a67/agent/logs/" + asked.id, auth: "A67-Node " + node.credential,
                                           body: Array("hello\n".utf8)).status == 204)
-        #expect(try await logs.value == Array("hello\n".utf8))
-        // The operator's route needs a signature.
-        #expect(try await harness.request("GET", "/_a67/api/v1/apps/web/logs?instance=" + instance.allocationID).status == 403)
+        let answered = try await logs.value
+        #expect(answered.status == 200)
+        #expect(answered.body == Data("hello\n".utf8))
+        // Answered once: a second post of it finds nothing waiting.
+        #expect(try await harness.request("POST", "/_a67/agent/logs/" + asked.id, auth: "A67-Node " + node.credential,
+                                          body: Array("again".utf8)).status == 404)
+        // Only an admin's signed request reads logs.
+        #expect(try await harness.signedGet(path, query: query, admin: false).status == 403)
+        #expect(try await harness.request("GET", path + "?instance=" + instance.allocationID).status == 403)
+        // An instance of another app is not found under this one.
+        #expect(try await harness.signedGet("/_a67/api/v1/apps/api/logs", query: query, admin: true).status == 404)
     }
 }
