@@ -104,7 +104,9 @@ public enum ControllerSchema {
             // (desired_instances; NULL means the desired version's manifest's `instances`), and whether
             // it is stopped (stopped = 1: no instance runs, the intents are kept for a67 app start).
             // placement_problem: the scheduler's explanation when the last placement left instances
-            // unplaced (a67 app status shows it), NULL when everything fit.
+            // unplaced (a67 app status shows it), NULL when everything fit. removing = 1: a67 app rm was
+            // asked while instances still held nodes' resources; the app is stopped and its rows go once
+            // none does.
             // An allocation's `desired` is the controller's intent for it: 'run'; 'drain' (taken out
             // of the proxy's routes at drain_at, still running); 'stop' (its agent stops it). `healthy`
             // is what its agent last reported, healthy_since when that became true (NULL while not
@@ -117,6 +119,7 @@ public enum ControllerSchema {
                 ALTER TABLE controller_app ADD COLUMN desired_instances INTEGER CHECK (desired_instances IS NULL OR desired_instances >= 0);
                 ALTER TABLE controller_app ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0 CHECK (stopped IN (0, 1));
                 ALTER TABLE controller_app ADD COLUMN placement_problem TEXT;
+                ALTER TABLE controller_app ADD COLUMN removing INTEGER NOT NULL DEFAULT 0 CHECK (removing IN (0, 1));
                 ALTER TABLE controller_allocation ADD COLUMN desired TEXT NOT NULL DEFAULT 'run' CHECK (desired IN ('run', 'drain', 'stop'));
                 ALTER TABLE controller_allocation ADD COLUMN healthy INTEGER NOT NULL DEFAULT 0 CHECK (healthy IN (0, 1));
                 ALTER TABLE controller_allocation ADD COLUMN healthy_since INTEGER;

@@ -49,6 +49,7 @@ extension ControllerStore {
         }
         try pool.write { db in
             let intent = try Self.intent(db, app)
+            try intent.checkNotRemoving(app)
             guard intent.desiredVersion != nil else {
                 throw StoreError(.conflict, "\(app) was never deployed: a67 app deploy it first, then scale it")
             }
@@ -72,6 +73,7 @@ extension ControllerStore {
     func setStopped(_ app: String, _ stopped: Bool, now: Int64) throws {
         try pool.write { db in
             let intent = try Self.intent(db, app)
+            try intent.checkNotRemoving(app)
             guard intent.stopped != stopped else { return }
             guard stopped || intent.desiredVersion != nil else {
                 throw StoreError(.conflict, "\(app) was never deployed: a67 app deploy it")
@@ -99,6 +101,14 @@ extension ControllerStore {
         var desiredInstances: Int?
         var stopped: Bool
         var placementProblem: String?
+        var removing: Bool
+
+        /// Refused (conflict) while the app is being removed.
+        func checkNotRemoving(_ app: String) throws {
+            guard !removing else {
+                throw StoreError(.conflict, "\(app) is being removed (a67 app rm): its instances are stopping; deploy it again once it is gone")
+            }
+        }
     }
 
     static func intent(_ db: Database, _ app: String) throws -> StoredIntent {
@@ -106,11 +116,12 @@ extension ControllerStore {
             throw StoreError(.notFound, "no app named \(app) (a67 app ls lists them)")
         }
         return StoredIntent(id: row["id"], desiredVersion: row["desired_version"], desiredInstances: row["desired_instances"],
-                            stopped: row["stopped"], placementProblem: row["placement_problem"])
+                            stopped: row["stopped"], placementProblem: row["placement_problem"], removing: row["removing"])
     }
 
     static func startDeployment(_ db: Database, app: String, version: Int, why: String, now: Int64) throws -> Deployment {
         let intent = try intent(db, app)
+        try intent.checkNotRemoving(app)
         guard let state = try String.fetchOne(db, sql: "SELECT state FROM controller_version WHERE app_id = ? AND number = ?",
                                               arguments: [intent.id, version]) else {
             throw StoreError(.notFound, "no version \(version) of \(app) (a67 app status \(app) lists its versions)")

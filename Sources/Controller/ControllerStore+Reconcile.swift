@@ -24,7 +24,7 @@ extension ControllerStore {
                                  stopped: row["stopped"], versions: try Self.versionSummaries(db, appID: appID, app: name),
                                  deployment: try Row.fetchOne(db, sql: "SELECT * FROM controller_deployment WHERE app_id = ? ORDER BY id DESC LIMIT 1",
                                                               arguments: [appID]).map { try Self.deployment($0, app: name) },
-                                 placementProblem: row["placement_problem"])
+                                 placementProblem: row["placement_problem"], removing: row["removing"])
             }
             let allocations = try Row.fetchAll(db, sql: Self.allocationSelect + " WHERE a.state IN \(Self.holdingStates) ORDER BY a.created_at, a.id")
                 .map(Self.allocation)
@@ -75,6 +75,14 @@ extension ControllerStore {
                         UPDATE controller_version SET state = ? WHERE app_id = ? AND number = ? AND state != ?
                         """, arguments: [state.rawValue, try Self.appID(db, app), version, state.rawValue])
                     if db.changesCount > 0 { try Self.record(db, .versionState, "\(app)/\(version)", "version \(version) of \(app): \(state.rawValue)", at: now) }
+                case .forget(let app):
+                    // Only if nothing of it holds a node's resources still (an instance may have been placed meanwhile).
+                    if let appID = try Int64.fetchOne(db, sql: "SELECT id FROM controller_app WHERE name = ? AND removing = 1", arguments: [app]),
+                       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM controller_allocation WHERE app_id = ? AND state IN \(Self.holdingStates)",
+                                        arguments: [appID]) == 0 {
+                        try db.execute(sql: "DELETE FROM controller_app WHERE id = ?", arguments: [appID])
+                        try Self.record(db, .appRemoved, app, "app \(app) removed with its versions, its instances stopped", at: now)
+                    }
                 case .revert(let app, let version):
                     try db.execute(sql: "UPDATE controller_app SET desired_version = ? WHERE name = ?", arguments: [version, app])
                     try Self.record(db, .appChanged, app, "reverted to version \(version) by itself (auto_revert)", at: now)

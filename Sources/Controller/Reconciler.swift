@@ -24,6 +24,8 @@ import Foundation
 /// 6. A drained instance is told to stop `drainDelay` after it was drained (the proxy has dropped it).
 /// 7. A running deployment of V succeeds once N proven instances of V run and no other version is
 ///    live: V is deployed, the version it replaced superseded.
+/// An app being removed (`ControllerStore.removeApp` while instances ran) is stopped, and forgotten
+/// once none of its instances holds a node's resources.
 /// Nothing here reads a clock or the catalog, so the tests table it.
 public enum Reconciler {
     /// The facts the reconciler decides on.
@@ -68,6 +70,8 @@ public enum Reconciler {
     static func plan(_ app: AppIntent, records: [AllocationRecord], nodes: [SchedulerNode], allocations: [Allocation], now: Int64,
                      drainDelay: Int64) -> [ReconcileAction] {
         var actions: [ReconcileAction] = []
+        // An app being removed goes once none of its instances holds a node's resources.
+        if app.removing && records.isEmpty { return [.forget(app: app.name)] }
         // 6: drained long enough: stop.
         for record in records where record.desired == .drain && record.allocation.state.holdsResources {
             if let drainAt = record.drainAt, drainAt + drainDelay <= now {
@@ -202,9 +206,11 @@ public struct AppIntent: Sendable, Equatable {
     public var deployment: Deployment?
     /// The explanation recorded when the last placement left instances unplaced.
     public var placementProblem: String?
+    /// `a67 app rm` was asked while instances ran: it is stopped, and forgotten once none holds resources.
+    public var removing: Bool
 
     public init(name: String, desiredVersion: Int?, desiredInstances: Int? = nil, stopped: Bool = false, versions: [VersionSummary],
-                deployment: Deployment? = nil, placementProblem: String? = nil) {
+                deployment: Deployment? = nil, placementProblem: String? = nil, removing: Bool = false) {
         self.name = name
         self.desiredVersion = desiredVersion
         self.desiredInstances = desiredInstances
@@ -212,6 +218,7 @@ public struct AppIntent: Sendable, Equatable {
         self.versions = versions
         self.deployment = deployment
         self.placementProblem = placementProblem
+        self.removing = removing
     }
 
     /// The instances it should run now: 0 when stopped or never deployed.
@@ -254,4 +261,6 @@ public enum ReconcileAction: Sendable, Hashable {
     case setVersionState(app: String, version: Int, state: AppVersion.State)
     /// The app runs `to` again (auto-revert).
     case revert(app: String, to: Int)
+    /// An app being removed, none of whose instances holds resources any more: its rows go.
+    case forget(app: String)
 }

@@ -180,6 +180,14 @@ import Testing
         #expect(Set(Self.stopped(Self.plan(Self.app(version: 1, states: [.deployed], stopped: true), later, at: 12))) == ["a", "b"])
     }
 
+    @Test func anAppBeingRemovedIsDrainedThenForgotten() {
+        var app = Self.app(version: 1, states: [.deployed], stopped: true)
+        app.removing = true
+        let facts = [Self.instance("a", version: 1, on: "n1", healthy: 0)]
+        #expect(Self.drained(Self.plan(app, facts, at: 10)) == ["a"])
+        #expect(Self.plan(app, [], at: 20) == [.forget(app: "web")])
+    }
+
     @Test func aRollbackRunsLikeADeployOfTheOlderVersion() {
         // Version 3 runs; the operator rolled back to 1 (a deployment of 1 from 3): a new instance of 1 first.
         let app = Self.app(version: 1, states: [.superseded, .superseded, .deployed], deployment: Self.deployment(1, from: 3))
