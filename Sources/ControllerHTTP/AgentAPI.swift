@@ -72,7 +72,10 @@ public struct AgentAPI: HTTPModule {
                 let node = try await authenticate(request)
                 let after = Int64(request.uri.queryParameters["after"].map(String.init) ?? "0")
                 guard let after else { throw APIError(.badRequest, "BadRequest", "after= is the generation the agent has: a whole number") }
-                return try json(await service.desired(node: node.id, after: after))
+                guard let desired = await service.desired(node: node.id, after: after) else {
+                    throw APIError(.serviceUnavailable, "NotReady", "the controller has not built node \(node.name)'s desired state yet: ask again")
+                }
+                return try json(desired)
             }
         }
         agent.put("allocations/:id") { request, context in

@@ -235,10 +235,13 @@ public final class ControllerService: Service, Sendable {
 
     // MARK: - What the agent API calls
 
-    /// Node `node`'s desired state with a generation above `after`: at once when there is one, else
-    /// when it changes or after `longPoll`, whichever first (then possibly with the same generation:
-    /// the agent asks again).
-    public func desired(node: String, after: Int64) async -> DesiredState {
+    /// Node `node`'s desired state with a generation other than `after`: at once when there is one,
+    /// else when it changes or after `longPoll`, whichever first (then with the same generation: the
+    /// agent asks again). A generation above the controller's (an agent that outlived a restored
+    /// catalog) is answered at once with the controller's. Nil while the controller has not built the
+    /// node's desired state yet (just started, or the node is not in the cluster): never an empty one
+    /// in its place, which would tell the agent to stop everything.
+    public func desired(node: String, after: Int64) async -> DesiredState? {
         let key = state.withLock { state -> UInt64 in
             state.nextWaiter += 1
             return state.nextWaiter
@@ -246,7 +249,8 @@ public final class ControllerService: Service, Sendable {
         let name = "poll-\(key)"
         await waitOrTimeout(settings.longPoll, register: { (waiter: CheckedContinuation<Void, Never>) in
             let now = self.state.withLock { state -> Bool in
-                if state.stopped || state.expired.remove(name) != nil || (state.desired[node]?.generation ?? 0) > after { return true }
+                if state.stopped || state.expired.remove(name) != nil { return true }
+                if let generation = state.desired[node]?.generation, generation != after { return true }
                 state.waiters[node, default: [:]][key] = waiter
                 return false
             }
@@ -261,7 +265,7 @@ public final class ControllerService: Service, Sendable {
             }
             waiter?.resume()
         })
-        return state.withLock { $0.desired[node] } ?? DesiredState(generation: 0, instances: [], logRequests: [])
+        return state.withLock { $0.desired[node] }
     }
 
     /// Waits for `register`'s continuation to be resumed or for `timeout`, whichever first. `expire`
