@@ -270,9 +270,20 @@ public final class ControllerService: Service, Sendable {
 
     /// Waits for `register`'s continuation to be resumed or for `timeout`, whichever first. `expire`
     /// runs when the time is out: it resumes the continuation if it is registered, and otherwise
-    /// leaves word for `register` to resume it at once.
+    /// leaves word for `register` to resume it at once. A graceful shutdown of the service the caller
+    /// runs in (the HTTP server, for a request) ends the wait too, so that serve does not wait out
+    /// long polls held open before it stops.
     func waitOrTimeout<T: Sendable>(_ timeout: Duration, register: @escaping @Sendable (CheckedContinuation<T, Never>) -> Void,
                                     expire: @escaping @Sendable () -> Void) async -> T {
+        await withGracefulShutdownHandler {
+            await wait(timeout, register: register, expire: expire)
+        } onGracefulShutdown: {
+            expire()
+        }
+    }
+
+    private func wait<T: Sendable>(_ timeout: Duration, register: @escaping @Sendable (CheckedContinuation<T, Never>) -> Void,
+                                   expire: @escaping @Sendable () -> Void) async -> T {
         await withTaskGroup(of: T?.self) { group in
             group.addTask { await withCheckedContinuation { register($0) } }
             group.addTask {
