@@ -34,12 +34,16 @@ public enum Reconciler {
         public var allocations: [AllocationRecord]
         public var nodes: [Node]
         public var now: Int64
+        /// Per node ID, the chunks its agent caches (of the bundles its heartbeats list): the
+        /// scheduler prefers nodes that need not fetch a bundle. Not in the catalog; empty: no preference.
+        public var cachedChunks: [String: Set<ChunkID>]
 
-        public init(apps: [AppIntent], allocations: [AllocationRecord], nodes: [Node], now: Int64) {
+        public init(apps: [AppIntent], allocations: [AllocationRecord], nodes: [Node], now: Int64, cachedChunks: [String: Set<ChunkID>] = [:]) {
             self.apps = apps
             self.allocations = allocations
             self.nodes = nodes
             self.now = now
+            self.cachedChunks = cachedChunks
         }
     }
 
@@ -50,7 +54,11 @@ public enum Reconciler {
     public static func plan(_ input: Input, drainDelay: Int64 = defaultDrainDelay) -> [ReconcileAction] {
         var actions: [ReconcileAction] = []
         var allocations = input.allocations.map(\.allocation)
-        let schedulerNodes = input.nodes.map(\.schedulerNode)
+        let schedulerNodes = input.nodes.map { node in
+            var scheduled = node.schedulerNode
+            scheduled.cachedChunks = input.cachedChunks[node.id] ?? []
+            return scheduled
+        }
         for app in input.apps.sorted(by: { $0.name < $1.name }) {
             let records = input.allocations.filter { $0.allocation.app == app.name }
             let appActions = plan(app, records: records, nodes: schedulerNodes, allocations: allocations, now: input.now,
@@ -147,7 +155,7 @@ public enum Reconciler {
             if count > 0 {
                 let m = versionRecord.manifest
                 let request = PlacementRequest(app: app.name, instances: count, resources: m.resources, constraints: m.constraints,
-                                               distinctNodes: m.distinctNodes)
+                                               distinctNodes: m.distinctNodes, bundleChunks: versionRecord.chunks)
                 let decision = Scheduler.place(request, nodes: nodes, allocations: allocations)
                 if !decision.placements.isEmpty { actions.append(.place(decision, version: version)) }
                 if decision.explanation != nil { problem = decision.description }
@@ -239,11 +247,15 @@ public struct VersionSummary: Sendable, Equatable {
     public var number: Int
     public var manifest: AppManifest
     public var state: AppVersion.State
+    /// The chunks of its bundle, when known (the controller fills them in from its grants): the
+    /// scheduler's locality. Empty: no preference.
+    public var chunks: Set<ChunkID>
 
-    public init(number: Int, manifest: AppManifest, state: AppVersion.State) {
+    public init(number: Int, manifest: AppManifest, state: AppVersion.State, chunks: Set<ChunkID> = []) {
         self.number = number
         self.manifest = manifest
         self.state = state
+        self.chunks = chunks
     }
 }
 

@@ -55,6 +55,8 @@ public final class ControllerService: Service, Sendable {
         var desired: [String: DesiredState] = [:]
         /// Per node, the chunks its desired state grants, with their lengths.
         var granted: [String: [ChunkID: Int]] = [:]
+        /// Per node, the SHA-256s (hex) of the bundles its agent last said it caches.
+        var cachedBundles: [String: Set<String>] = [:]
         /// Grants by bundle ("BUCKET/KEY" and SHA-256): a version's bundle never changes.
         var grantCache: [String: BundleGrant] = [:]
         /// Long polls waiting, by node and waiter.
@@ -130,19 +132,45 @@ public final class ControllerService: Service, Sendable {
         let silence = 3 * Self.nanoseconds(settings.heartbeatInterval)
         let drainDelay = Self.nanoseconds(settings.drainDelay)
         let logger = self.logger
-        let input = try await offPool { () throws -> Reconciler.Input in
-            var input = try store.reconcileInput(now: now)
+        var input = try await offPool { () throws -> Reconciler.Input in
+            let input = try store.reconcileInput(now: now)
             let silent = input.nodes.filter { $0.state == .ready && max($0.lastHeartbeat ?? $0.createdAt, startedAt) + silence <= now }
             for node in silent {
                 try store.setState(node: node.id, .down, reason: "no heartbeat for \(silence / 1_000_000_000) s", now: now)
                 logger.warning("node \(node.name) is down: no heartbeat for \(silence / 1_000_000_000) s")
             }
-            let actions = Reconciler.plan(input, drainDelay: drainDelay)
-            if !actions.isEmpty { try store.apply(actions, now: now) }
-            if !silent.isEmpty || !actions.isEmpty { input = try store.reconcileInput(now: now) }
-            return input
+            return silent.isEmpty ? input : try store.reconcileInput(now: now)
+        }
+        try await addLocality(to: &input)
+        let planned = input
+        input = try await offPool { () throws -> Reconciler.Input in
+            let actions = Reconciler.plan(planned, drainDelay: drainDelay)
+            guard !actions.isEmpty else { return planned }
+            try store.apply(actions, now: now)
+            return try store.reconcileInput(now: now)
         }
         try await publish(input)
+    }
+
+    /// Fills in the chunks of each app's desired version (from its grant) and of the bundles each
+    /// node's agent caches (from its heartbeats), for the scheduler's locality. A grant that cannot
+    /// be built leaves that version without (no preference); `publish` reports the problem.
+    func addLocality(to input: inout Reconciler.Input) async throws {
+        let store = self.store
+        var chunksBySHA: [String: Set<ChunkID>] = [:]
+        for index in input.apps.indices {
+            let app = input.apps[index]
+            guard let number = app.desiredVersion, let position = app.versions.firstIndex(where: { $0.number == number }),
+                  let version = try? await offPool({ try store.version(app: app.name, number: number) }),
+                  let grant = try? await grant(for: version) else { continue }
+            let chunks = Set(grant.chunks.compactMap { ChunkID(hex: $0.id) })
+            input.apps[index].versions[position].chunks = chunks
+            chunksBySHA[grant.sha256] = chunks
+        }
+        let cached = state.withLock { $0.cachedBundles }
+        for (node, bundles) in cached {
+            input.cachedChunks[node] = bundles.reduce(into: Set<ChunkID>()) { $0.formUnion(chunksBySHA[$1] ?? []) }
+        }
     }
 
     // MARK: - Desired states and routes
@@ -196,6 +224,7 @@ public final class ControllerService: Service, Sendable {
             for gone in state.desired.keys where !live.contains(gone) {
                 state.desired[gone] = nil
                 state.granted[gone] = nil
+                state.cachedBundles[gone] = nil
             }
         }
         publishRoutes(input)
@@ -328,6 +357,7 @@ public final class ControllerService: Service, Sendable {
                 }
             }
         }
+        state.withLock { $0.cachedBundles[node.id] = Set(heartbeat.cachedBundles.map { $0.lowercased() }) }
         changed()
         return HeartbeatReply(generation: generation(node: node.id))
     }

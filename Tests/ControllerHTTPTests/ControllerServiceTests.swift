@@ -33,7 +33,11 @@ import Testing
             settings.longPoll = .milliseconds(50)
             let clockwork = self.clockwork
             service = ControllerService(store: store, settings: settings, now: { clockwork.now.withLock { $0 } },
-                                        grants: { version in BundleGrant(sha256: Hex.encode(version.bundleSHA256), size: 1, chunks: []) },
+                                        grants: { version in
+                                            // One chunk per bundle, named after it.
+                                            BundleGrant(sha256: Hex.encode(version.bundleSHA256), size: 1,
+                                                        chunks: [GrantedChunk(id: Hex.encode(version.bundleSHA256), key: String(repeating: "0", count: 64), length: 1)])
+                                        },
                                         onRoutes: { routes in clockwork.routes.withLock { $0.append(routes) } })
         }
 
@@ -77,6 +81,7 @@ import Testing
         try await fixture.service.pass()
         let placed = try #require(await fixture.service.desired(node: node.id, after: -1)?.instances.first)
         #expect(placed.run && placed.bundle.sha256 == String(repeating: "01", count: 32))
+        #expect(fixture.service.grantedLength(node: node.id, chunk: ChunkID(bytes: Array(repeating: 1, count: 32))) == 1)
         #expect(fixture.lastRoutes == [:])
 
         fixture.clockwork.advance(seconds: 1)
@@ -101,6 +106,22 @@ import Testing
                                                                     port: 9000, restarts: 0, exitCode: 0, message: nil))
         try await fixture.service.pass()
         #expect(try #require(await fixture.service.desired(node: node.id, after: -1)).instances.isEmpty)
+    }
+
+    /// Two equal nodes; the second's agent says it caches the bundle: the instance goes there.
+    @Test func theNodeWhoseAgentCachesTheBundleGetsTheInstance() async throws {
+        for warm in [0, 1] {
+            let fixture = try Fixture()
+            let nodes = [try fixture.join("vm1"), try fixture.join("vm2")]
+            let sha = Array(repeating: UInt8(7), count: 32)
+            _ = try await fixture.service.heartbeat(node: nodes[warm], Heartbeat(used: .zero, capacity: Self.capacity, instances: [],
+                                                                                 cachedBundles: [Hex.encode(sha)]))
+            _ = try fixture.store.addVersion(manifest: AppManifest(name: "web", command: ["./run"]), bundle: "apps/web/1", bundleSHA256: sha,
+                                             now: fixture.now)
+            try fixture.store.deploy(app: "web", version: 1, now: fixture.now)
+            try await fixture.service.pass()
+            #expect(try fixture.store.allocations(app: "web").map(\.allocation.nodeID) == [nodes[warm].id])
+        }
     }
 
     @Test func aLongPollNeverAnswersAnEmptyStateBeforeTheFirstPass() async throws {

@@ -180,6 +180,18 @@ import Testing
         #expect(Set(Self.stopped(Self.plan(Self.app(version: 1, states: [.deployed], stopped: true), later, at: 12))) == ["a", "b"])
     }
 
+    /// Two equal nodes: the one whose agent caches the bundle's chunks gets the instance.
+    @Test func aNodeThatCachesTheBundleIsPreferred() {
+        let chunks: Set<ChunkID> = [ChunkID(bytes: Array(repeating: 1, count: 32)), ChunkID(bytes: Array(repeating: 2, count: 32))]
+        var app = Self.app(version: 1, states: [.stored], deployment: Self.deployment(1, from: nil), manifest: Self.manifest(instances: 1))
+        app.versions[0].chunks = chunks
+        for warm in ["n1", "n2"] {
+            let input = Reconciler.Input(apps: [app], allocations: [], nodes: [Self.node("n1"), Self.node("n2")], now: Self.t0,
+                                         cachedChunks: [warm: chunks])
+            #expect(Self.placed(Reconciler.plan(input)).first?.1 == [warm])
+        }
+    }
+
     @Test func anAppBeingRemovedIsDrainedThenForgotten() {
         var app = Self.app(version: 1, states: [.deployed], stopped: true)
         app.removing = true
