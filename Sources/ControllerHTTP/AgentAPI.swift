@@ -128,7 +128,9 @@ public struct AgentAPI: HTTPModule {
                     throw APIError(.badRequest, "BadRequest", "name the instance: ?instance=ALLOCATION-ID (a67 app status \(app) lists them)")
                 }
                 let tail = request.uri.queryParameters["tail"].map { Int(String($0)) } ?? 100
-                guard let tail, tail > 0 else { throw APIError(.badRequest, "BadRequest", "tail= is a number of lines above 0") }
+                guard let tail, (1...100_000).contains(tail) else {
+                    throw APIError(.badRequest, "BadRequest", "tail= is a number of lines from 1 to 100000")
+                }
                 let store = self.store
                 let record = try await offPool { try store.allocation(id: instance) }
                 guard record.allocation.app == app else {

@@ -348,7 +348,7 @@ public final class ControllerService: Service, Sendable {
         let store = self.store
         let now = self.now()
         try await offPool {
-            try store.heartbeat(node: node.id, usage: heartbeat.used, now: now)
+            try store.heartbeat(node: node.id, usage: heartbeat.used, capacity: heartbeat.capacity, now: now)
             for report in heartbeat.instances {
                 do {
                     _ = try store.update(allocation: report.allocationID, node: node.id, Self.change(report), now: now)

@@ -66,8 +66,11 @@ import Testing
         try await fixture.service.pass()
         #expect(try fixture.store.node(id: node.id).state == .down)
         #expect(try fixture.store.events().contains { $0.kind == .nodeState && $0.message.contains("no heartbeat for 3 s") })
-        _ = try await fixture.service.heartbeat(node: node, Heartbeat(used: .zero, capacity: Self.capacity, instances: [], cachedBundles: []))
-        #expect(try fixture.store.node(id: node.id).state == .ready)
+        let resized = Resources(memoryBytes: 2 << 30, cpuMillis: 4000, diskBytes: 10 << 30)
+        let used = Resources(memoryBytes: 1 << 20, cpuMillis: 10, diskBytes: 1 << 20)
+        _ = try await fixture.service.heartbeat(node: node, Heartbeat(used: used, capacity: resized, instances: [], cachedBundles: []))
+        let back = try fixture.store.node(id: node.id)
+        #expect(back.state == .ready && back.capacity == resized && back.used == used)
     }
 
     /// Scaling to zero: the instance leaves the routes at once, still running; it is told to stop
