@@ -84,23 +84,78 @@ public struct AllocationChange: Sendable, Hashable {
     public var restarts: Int?
     /// The last exit code of its process.
     public var exitCode: Int32?
+    /// Whether its health check passes now.
+    public var healthy: Bool?
+    /// The agent's words on it; a change of the message alone records no event.
+    public var message: String?
 
-    public init(state: Allocation.State? = nil, port: Int? = nil, restarts: Int? = nil, exitCode: Int32? = nil) {
+    public init(state: Allocation.State? = nil, port: Int? = nil, restarts: Int? = nil, exitCode: Int32? = nil,
+                healthy: Bool? = nil, message: String? = nil) {
         self.state = state
         self.port = port
         self.restarts = restarts
         self.exitCode = exitCode
+        self.healthy = healthy
+        self.message = message
     }
 }
 
-/// An allocation with what its agent reported about it.
+/// An allocation with what its agent reported about it and what the controller wants of it.
 public struct AllocationRecord: Sendable, Hashable {
+    /// The controller's intent for an allocation.
+    public enum Desired: String, Sendable, Hashable, Codable {
+        /// Keep it running (and in the proxy's routes once healthy).
+        case run
+        /// Out of the proxy's routes since `drainAt`, still running so requests in flight finish;
+        /// told to stop after the drain delay.
+        case drain
+        /// Its agent stops it.
+        case stop
+    }
+
     public var allocation: Allocation
     public var port: Int?
     public var restarts: Int
     public var exitCode: Int32?
     /// Nanoseconds since 1970 of its last change.
     public var updatedAt: Int64
+    public var desired: Desired = .run
+    /// Its health check passes (the agent's last report).
+    public var healthy = false
+    /// Nanoseconds since 1970 since when it has been healthy; nil while not healthy.
+    public var healthySince: Int64?
+    /// Nanoseconds since 1970 of when it was drained; nil unless drained or stopped after a drain.
+    public var drainAt: Int64?
+    /// The agent's last words on it.
+    public var message: String?
+}
+
+/// One deployment: the move of an app to a version, and how it ended.
+public struct Deployment: Sendable, Hashable, Codable {
+    public enum State: String, Sendable, Hashable, Codable {
+        /// Rolling out.
+        case running
+        /// Every instance runs the version, healthy.
+        case succeeded
+        /// Its instances were not healthy by the deadline, and it was not reverted.
+        case failed
+        /// Failed, and the app went back to its last healthy version by itself (auto_revert).
+        case reverted
+        /// Replaced by a later deployment before it finished.
+        case cancelled
+    }
+
+    public var id: Int64
+    public var app: String
+    public var version: Int
+    /// The version the app ran before (nil for its first deployment).
+    public var fromVersion: Int?
+    public var state: State
+    /// Why it ended as it did, or what it is waiting for.
+    public var message: String?
+    /// Nanoseconds since 1970.
+    public var createdAt: Int64
+    public var finishedAt: Int64?
 }
 
 /// One entry of the controller's event log: every change of its state, in order.
@@ -114,6 +169,16 @@ public struct ControllerEvent: Sendable, Hashable {
         case appRemoved = "app.removed"
         case allocationPlaced = "allocation.placed"
         case allocationChanged = "allocation.changed"
+        /// An operator's intent for an app: scaled, stopped, started.
+        case appChanged = "app.changed"
+        case deploymentStarted = "deployment.started"
+        /// A deployment succeeded, failed, was reverted or cancelled.
+        case deploymentFinished = "deployment.finished"
+        case versionState = "version.state"
+        /// Instances did not fit on any node (the scheduler's explanation).
+        case placementFailed = "placement.failed"
+        /// An allocation to be drained or stopped.
+        case allocationDesired = "allocation.desired"
     }
 
     /// Increasing: the cursor for `events(since:)`.

@@ -98,6 +98,48 @@ public enum ControllerSchema {
                     message TEXT NOT NULL);
                 """)
         }
+        schema.register("v2: intents (desired version, instances, stopped), health and drain of allocations, desired-state generations") { db in
+            // What the operator asks of an app (a67 app deploy, scale, stop, start, rollback): the
+            // version to run (desired_version; NULL until its first deploy), how many instances
+            // (desired_instances; NULL means the desired version's manifest's `instances`), and whether
+            // it is stopped (stopped = 1: no instance runs, the intents are kept for a67 app start).
+            // placement_problem: the scheduler's explanation when the last placement left instances
+            // unplaced (a67 app status shows it), NULL when everything fit. removing = 1: a67 app rm was
+            // asked while instances still held nodes' resources; the app is stopped and its rows go once
+            // none does.
+            // An allocation's `desired` is the controller's intent for it: 'run'; 'drain' (taken out
+            // of the proxy's routes at drain_at, still running); 'stop' (its agent stops it). `healthy`
+            // is what its agent last reported, healthy_since when that became true (NULL while not
+            // healthy); message is the agent's last word on it ("exited with status 1; restarting in 4 s").
+            // A node's generation counts the changes of its desired state (AgentProtocol's DesiredState);
+            // kept here so that it keeps increasing across restarts of a67 serve.
+            // controller_event is rebuilt (SQLite cannot change a CHECK) to take the new kinds.
+            try db.execute(sql: """
+                ALTER TABLE controller_app ADD COLUMN desired_version INTEGER;
+                ALTER TABLE controller_app ADD COLUMN desired_instances INTEGER CHECK (desired_instances IS NULL OR desired_instances >= 0);
+                ALTER TABLE controller_app ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0 CHECK (stopped IN (0, 1));
+                ALTER TABLE controller_app ADD COLUMN placement_problem TEXT;
+                ALTER TABLE controller_app ADD COLUMN removing INTEGER NOT NULL DEFAULT 0 CHECK (removing IN (0, 1));
+                ALTER TABLE controller_allocation ADD COLUMN desired TEXT NOT NULL DEFAULT 'run' CHECK (desired IN ('run', 'drain', 'stop'));
+                ALTER TABLE controller_allocation ADD COLUMN healthy INTEGER NOT NULL DEFAULT 0 CHECK (healthy IN (0, 1));
+                ALTER TABLE controller_allocation ADD COLUMN healthy_since INTEGER;
+                ALTER TABLE controller_allocation ADD COLUMN drain_at INTEGER;
+                ALTER TABLE controller_allocation ADD COLUMN message TEXT;
+                ALTER TABLE controller_node ADD COLUMN generation INTEGER NOT NULL DEFAULT 0 CHECK (generation >= 0);
+                CREATE TABLE controller_event_v2 (
+                    id INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('token.created', 'node.joined', 'node.state', 'node.removed',
+                                                       'version.added', 'app.removed', 'allocation.placed', 'allocation.changed',
+                                                       'app.changed', 'deployment.started', 'deployment.finished', 'version.state',
+                                                       'placement.failed', 'allocation.desired')),
+                    subject TEXT NOT NULL,
+                    message TEXT NOT NULL);
+                INSERT INTO controller_event_v2(id, at, kind, subject, message) SELECT id, at, kind, subject, message FROM controller_event;
+                DROP TABLE controller_event;
+                ALTER TABLE controller_event_v2 RENAME TO controller_event;
+                """)
+        }
         return schema
     }()
 }

@@ -11,29 +11,32 @@ extension ControllerStore {
     /// allocation per placement, reserving the version's `[resources]`, in one transaction. Refused
     /// (conflict) when a node named is no longer ready, so the caller places again on fresh facts.
     public func place(_ decision: PlacementDecision, version: Int, now: Int64) throws -> [Allocation] {
-        try pool.write { db in
-            let appID = try Self.appID(db, decision.app)
-            guard let manifestJSON = try String.fetchOne(db, sql: "SELECT manifest FROM controller_version WHERE app_id = ? AND number = ?",
-                                                         arguments: [appID, version]) else {
-                throw StoreError(.notFound, "no version \(version) of \(decision.app) (a67 app versions \(decision.app) lists them)")
+        try pool.write { db in try Self.insertPlacements(db, decision, version: version, now: now) }
+    }
+
+    /// `place` inside the caller's transaction.
+    static func insertPlacements(_ db: Database, _ decision: PlacementDecision, version: Int, now: Int64) throws -> [Allocation] {
+        let appID = try Self.appID(db, decision.app)
+        guard let manifestJSON = try String.fetchOne(db, sql: "SELECT manifest FROM controller_version WHERE app_id = ? AND number = ?",
+                                                     arguments: [appID, version]) else {
+            throw StoreError(.notFound, "no version \(version) of \(decision.app) (a67 app versions \(decision.app) lists them)")
+        }
+        let resources = try Self.decode(AppManifest.self, manifestJSON, "manifest of \(decision.app) version \(version)").resources
+        return try decision.placements.map { placement in
+            let node = try Self.node(db, placement.nodeID)
+            guard node.state == .ready else {
+                throw StoreError(.conflict, "node \(node.name) is \(node.state.rawValue) now, no longer ready: place \(decision.app) again")
             }
-            let resources = try Self.decode(AppManifest.self, manifestJSON, "manifest of \(decision.app) version \(version)").resources
-            return try decision.placements.map { placement in
-                let node = try Self.node(db, placement.nodeID)
-                guard node.state == .ready else {
-                    throw StoreError(.conflict, "node \(node.name) is \(node.state.rawValue) now, no longer ready: place \(decision.app) again")
-                }
-                let allocation = Allocation(id: Self.newID("a"), app: decision.app, version: version, nodeID: node.id, resources: resources,
-                                            state: .pending, createdAt: Self.date(now))
-                try db.execute(sql: """
-                    INSERT INTO controller_allocation(id, node_id, app_id, version, state, memory, cpu, disk, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
-                    """, arguments: [allocation.id, node.id, appID, version, resources.memoryBytes, resources.cpuMillis,
-                                     resources.diskBytes, now, now])
-                try Self.record(db, .allocationPlaced, allocation.id,
-                                "instance \(placement.instance) of \(decision.app) version \(version) placed on node \(node.name)", at: now)
-                return allocation
-            }
+            let allocation = Allocation(id: Self.newID("a"), app: decision.app, version: version, nodeID: node.id, resources: resources,
+                                        state: .pending, createdAt: Self.date(now))
+            try db.execute(sql: """
+                INSERT INTO controller_allocation(id, node_id, app_id, version, state, memory, cpu, disk, created_at, updated_at)
+                VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
+                """, arguments: [allocation.id, node.id, appID, version, resources.memoryBytes, resources.cpuMillis,
+                                 resources.diskBytes, now, now])
+            try Self.record(db, .allocationPlaced, allocation.id,
+                            "instance \(placement.instance) of \(decision.app) version \(version) placed on node \(node.name)", at: now)
+            return allocation
         }
     }
 
@@ -74,11 +77,24 @@ extension ControllerStore {
                 changes.append("exit code \(exitCode)")
                 record.exitCode = exitCode
             }
-            guard !changes.isEmpty else { return record }
-            record.updatedAt = now
-            try db.execute(sql: "UPDATE controller_allocation SET state = ?, port = ?, restarts = ?, exit_code = ?, updated_at = ? WHERE id = ?",
-                           arguments: [record.allocation.state.rawValue, record.port, record.restarts, record.exitCode, now, id])
-            try Self.record(db, .allocationChanged, id, changes.joined(separator: ", "), at: now)
+            if let healthy = change.healthy, healthy != record.healthy {
+                changes.append(healthy ? "healthy" : "not healthy")
+                record.healthy = healthy
+                record.healthySince = healthy ? now : nil
+            }
+            let newMessage = change.message.map { $0 != record.message } ?? false
+            if newMessage { record.message = change.message }
+            guard !changes.isEmpty || newMessage else { return record }
+            if !changes.isEmpty { record.updatedAt = now }
+            try db.execute(sql: """
+                UPDATE controller_allocation SET state = ?, port = ?, restarts = ?, exit_code = ?, healthy = ?, healthy_since = ?,
+                    message = ?, updated_at = ? WHERE id = ?
+                """, arguments: [record.allocation.state.rawValue, record.port, record.restarts, record.exitCode, record.healthy,
+                                 record.healthySince, record.message, record.updatedAt, id])
+            if !changes.isEmpty {
+                let why = record.message.map { ": " + $0 } ?? ""
+                try Self.record(db, .allocationChanged, id, changes.joined(separator: ", ") + why, at: now)
+            }
             return record
         }
     }
@@ -112,7 +128,11 @@ extension ControllerStore {
         let allocation = Allocation(id: id, app: row["app"], version: row["version"], nodeID: row["node_id"],
                                     resources: Resources(memoryBytes: row["memory"], cpuMillis: row["cpu"], diskBytes: row["disk"]),
                                     state: state, createdAt: date(row["created_at"]))
+        guard let desired = AllocationRecord.Desired(rawValue: row["desired"]) else {
+            throw StoreError(.integrity, "the catalog's allocation \(id) has unknown desired state \(row["desired"] as String)")
+        }
         return AllocationRecord(allocation: allocation, port: row["port"], restarts: row["restarts"], exitCode: row["exit_code"],
-                                updatedAt: row["updated_at"])
+                                updatedAt: row["updated_at"], desired: desired, healthy: row["healthy"], healthySince: row["healthy_since"],
+                                drainAt: row["drain_at"], message: row["message"])
     }
 }

@@ -53,19 +53,28 @@ extension ControllerStore {
         try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM controller_app ORDER BY name") }
     }
 
-    /// Forgets an app: its versions, deployments and allocations. Refused (conflict) while any of its
-    /// instances still holds a node's resources: stop them first. The bundles stay in the store.
-    public func removeApp(_ app: String, now: Int64) throws {
+    /// Forgets an app: its versions, deployments and allocations; the bundles stay in the store. While
+    /// any of its instances still holds a node's resources, the app is stopped instead and marked for
+    /// removal: the controller drains and stops its instances and then forgets it (`Reconciler`,
+    /// `ReconcileAction.forget`). Returns whether it is gone now.
+    @discardableResult
+    public func removeApp(_ app: String, now: Int64) throws -> Bool {
         try pool.write { db in
             let appID = try Self.appID(db, app)
             let holding = try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM controller_allocation WHERE app_id = ? AND state IN \(Self.holdingStates)
                 """, arguments: [appID]) ?? 0
             guard holding == 0 else {
-                throw StoreError(.conflict, "app \(app) still has \(holding) instance\(holding == 1 ? "" : "s") on nodes: stop it before removing it")
+                if try Bool.fetchOne(db, sql: "SELECT removing FROM controller_app WHERE id = ?", arguments: [appID]) != true {
+                    try db.execute(sql: "UPDATE controller_app SET stopped = 1, removing = 1 WHERE id = ?", arguments: [appID])
+                    try Self.record(db, .appChanged, app, "removal asked: its \(holding) instance\(holding == 1 ? "" : "s") are drained "
+                        + "and stopped first, then \(app) is removed", at: now)
+                }
+                return false
             }
             try db.execute(sql: "DELETE FROM controller_app WHERE id = ?", arguments: [appID])
             try Self.record(db, .appRemoved, app, "app \(app) removed with its versions", at: now)
+            return true
         }
     }
 

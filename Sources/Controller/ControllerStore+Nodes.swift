@@ -88,13 +88,21 @@ extension ControllerStore {
         }
     }
 
-    /// Records a node's heartbeat: what it has in use now. A node that was down is ready again (an
+    /// Records a node's heartbeat: what it has in use now, and what it has in all when `capacity` is
+    /// given (a VM resized, a data folder's disk grown). A node that was down is ready again (an
     /// event says so); a draining one stays draining; a removed one is refused (conflict).
-    public func heartbeat(node id: String, usage: Resources, now: Int64) throws {
+    public func heartbeat(node id: String, usage: Resources, capacity: Resources? = nil, now: Int64) throws {
         try pool.write { db in
             let node = try Self.liveNode(db, id)
-            try db.execute(sql: "UPDATE controller_node SET used_memory = ?, used_cpu = ?, used_disk = ?, last_heartbeat = ? WHERE id = ?",
-                           arguments: [usage.memoryBytes, usage.cpuMillis, usage.diskBytes, now, id])
+            let total = capacity ?? node.capacity
+            guard total.memoryBytes >= 0, total.cpuMillis >= 0, total.diskBytes >= 0 else {
+                throw StoreError(.invalidArgument, "node \(node.name) reports a negative capacity")
+            }
+            try db.execute(sql: """
+                UPDATE controller_node SET used_memory = ?, used_cpu = ?, used_disk = ?, capacity_memory = ?, capacity_cpu = ?,
+                    capacity_disk = ?, last_heartbeat = ? WHERE id = ?
+                """, arguments: [usage.memoryBytes, usage.cpuMillis, usage.diskBytes, total.memoryBytes, total.cpuMillis, total.diskBytes,
+                                 now, id])
             if node.state == .down { try Self.changeState(db, node, to: .ready, because: "its heartbeat came back", now: now) }
         }
     }

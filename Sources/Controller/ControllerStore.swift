@@ -62,7 +62,7 @@ public struct ControllerStore: Sendable {
     static func date(_ nanoseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(nanoseconds) / 1_000_000_000) }
 
     /// A duration in nanoseconds (saturating: a TTL of years does not overflow).
-    static func nanoseconds(_ duration: Duration) -> Int64 {
+    public static func nanoseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         return overflow ? (seconds < 0 ? .min : .max) : whole.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue

@@ -62,12 +62,17 @@ import Testing
         _ = try fixture.store.update(allocation: placed[0].id, node: one.id, AllocationChange(state: .stopped), now: t0 + 3)
         #expect(fixture.errorCode { _ = try fixture.store.update(allocation: placed[0].id, node: one.id, .init(state: .running), now: t0) }
             == .conflict)
-        // An app with an instance that holds a node's resources cannot be removed.
-        #expect(fixture.errorCode { try fixture.store.removeApp("web", now: t0) } == .conflict)
-        // Removing vm2 fails its instance, and the app can go.
+        // An app with an instance that holds a node's resources is stopped first, and removed once none does.
+        #expect(try fixture.store.removeApp("web", now: t0) == false)
+        #expect(try fixture.store.status(app: "web").stopped)
+        #expect(fixture.errorCode { try fixture.store.start(app: "web", now: t0) } == .conflict)
+        // Removing vm2 fails its instance, and the reconciler forgets the app.
         try fixture.store.remove(node: two.id, now: t0 + 4)
         #expect(try fixture.store.allocations(node: two.id).map(\.allocation.state) == [.failed])
-        try fixture.store.removeApp("web", now: t0 + 5)
+        let plan = Reconciler.plan(try fixture.store.reconcileInput(now: t0 + 5))
+        #expect(plan == [.forget(app: "web")])
+        try fixture.store.apply(plan, now: t0 + 5)
+        #expect(try fixture.store.apps().isEmpty)
         #expect(try fixture.store.allocations(node: one.id).isEmpty)
     }
 
@@ -121,7 +126,8 @@ import Testing
             let applied = try catalog.database.read { db in
                 try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations WHERE identifier LIKE 'controller %'")
             }
-            #expect(applied == ["controller v1: nodes, join tokens, apps, versions, deployments, allocations, events"])
+            #expect(applied == ControllerSchema.schema.migrations.map(\.identifier))
+            #expect(applied.count == 2)
             try catalog.close()
         }
         let reopened = ControllerStore(catalog: try Catalog(path: path, modules: [ControllerSchema.schema]))

@@ -1,12 +1,15 @@
 import ChunkStore
 import Hummingbird
+import NIOCore
 import Synchronization
 
 /// What `a67 serve` knows about a request while it is served: its S3 request ID, its target parsed
 /// the way S3 reads it (bucket, key and query percent-decoded, the raw path kept for SigV4), and the
 /// operation the metrics and logs count it as, named by the route that takes it.
-public struct ServerRequestContext: RequestContext {
+public struct ServerRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
+    /// The address the connection came from (the agent API records a joining node's address from it).
+    public let remoteAddress: SocketAddress?
     /// S3's request ID, sent back in `x-amz-request-id` and in error bodies; logged with errors.
     public let requestID: String
     /// What the metrics count the request as ("Unknown" until a route names it).
@@ -16,6 +19,7 @@ public struct ServerRequestContext: RequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
         requestID = Hex.encode(Crypto.randomBytes(8)).uppercased()
     }
 }
