@@ -1,3 +1,4 @@
+import ChunkStore
 import Compute
 import Foundation
 import Testing
@@ -147,6 +148,14 @@ struct AgentRuntimeValuesTests {
     ])
     func lastLines(text: String, count: Int, expected: String) {
         #expect(Array(InstanceLog.lastLines(Array(text.utf8), count: count)) == Array(expected.utf8))
+    }
+
+    @Test("Spawn errors: a missing program is final, a busy one or a fork shortage passes", arguments: [
+        (SpawnError.Step.exec, ENOENT, true), (.exec, EACCES, true), (.exec, ETXTBSY, false), (.directory, ENOENT, true),
+        (.user, EPERM, true), (.fork, EAGAIN, false), (.cgroup, EACCES, false),
+    ] as [(SpawnError.Step, Int32, Bool)])
+    func spawnErrors(step: SpawnError.Step, errno: Int32, permanent: Bool) {
+        #expect(SpawnError(step: step, errno: errno, executable: "x").isPermanent == permanent)
     }
 
     @Test("Environment: clean, the manifest's, then PORT and PORT_NAME")

@@ -2,6 +2,9 @@ import ChunkStore
 import Compute
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Agent
 
 /// A temporary folder for one test: its bundle folder (scripts) and the supervisor's data folder.
@@ -36,7 +39,17 @@ struct Sandbox {
                      directory: bundle)
     }
 
-    func remove() { try? FileManager.default.removeItem(atPath: root) }
+    /// Removes the folder, after killing whatever still runs in it: instances a failed test left
+    /// behind (they run in their own sessions, so the test process's end would not take them along).
+    func remove() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(name),
+                  let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(name)/cwd"),
+                  cwd.hasPrefix(root) else { continue }
+            kill(pid, SIGKILL)
+        }
+        try? FileManager.default.removeItem(atPath: root)
+    }
 }
 
 /// Options for fast tests: short polls and waits, the agent's own user, no cgroups, a port range of

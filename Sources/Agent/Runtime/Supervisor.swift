@@ -120,8 +120,9 @@ public actor Supervisor {
     var instances: [String: Managed] = [:]
     var loop: Task<Void, Never>?
     var nextLogCheck: Duration = .zero
-    /// Blocking socket probes (health checks) run here, off the cooperative threads.
-    let probePool = BlockingIOPool(threads: 2, queueLimit: 64)
+    /// Blocking socket probes (health checks) run here, off the cooperative threads: two threads for
+    /// the whole process, started at the first probe (a pool's threads live as long as the process).
+    static let probePool = BlockingIOPool(threads: 2, queueLimit: 64)
     var instancesFolder: String { dataDirectory + "/instances" }
     var logsFolder: String { dataDirectory + "/logs" }
 
@@ -137,8 +138,10 @@ public actor Supervisor {
         let passwd = (try? String(contentsOfFile: "/etc/passwd", encoding: .utf8)) ?? ""
         user = options.runAs.ids(agentUID: getuid(), passwd: passwd)
         picker = PortPicker(range: options.portRange)
+        // Only the agent reads them: a manifest's environment may hold an app's secrets, a log its output.
         for folder in [dataDirectory + "/instances", dataDirectory + "/logs"] {
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: folder)
         }
     }
 
@@ -151,7 +154,7 @@ public actor Supervisor {
     public func apply(_ desired: [InstanceSpec]) {
         let wanted = Dictionary(desired.map { ($0.allocationID, $0) }, uniquingKeysWith: { first, _ in first })
         for (id, managed) in instances where wanted[id] == nil {
-            if managed.state == .stopped || managed.state == .failed && managed.process == nil {
+            if managed.state == .stopped || (managed.state == .failed && managed.process == nil) {
                 forget(managed)
             } else if managed.desired {
                 managed.desired = false
@@ -312,7 +315,6 @@ public actor Supervisor {
         let spec = managed.spec
         let now = clock.now()
         managed.startAt = nil
-        managed.exitCode = managed.hasRun ? managed.exitCode : nil
         guard Self.isSafeName(spec.allocationID) else {
             return fail(managed, "the allocation ID \(spec.allocationID) cannot name a file (it must not hold '/' or start with '.')")
         }
@@ -465,7 +467,7 @@ public actor Supervisor {
             environment: Self.environment(of: managed.spec.manifest, ports: managed.ports, searchPath: options.searchPath,
                                           home: managed.spec.directory).map { $0.key + "=" + $0.value }.sorted(),
             searchPath: managed.spec.manifest.environment["PATH"] ?? options.searchPath, user: user)
-        let pool = probePool
+        let pool = Self.probePool
         let clock = clock
         Task { [weak self] in
             let outcome = await HealthProbe.run(check.probe, port: port, timeout: min(check.timeout, check.interval), exec: context,

@@ -15,7 +15,8 @@ public struct SpawnRequest: Sendable, Equatable {
     public var environment: [String]
     /// The working directory, entered after the uid is dropped (so it must be reachable by that uid).
     public var directory: String?
-    /// The file stdout and stderr append to (created 0640 if missing); nil sends them to /dev/null.
+    /// The file stdout and stderr append to (created 0640 if missing, opened by the caller, so the
+    /// child's uid needs no right to it); nil sends them to /dev/null.
     public var outputPath: String?
     /// Whether the child leads its own session and process group (its pid is the group's id).
     public var newSession: Bool
@@ -60,6 +61,12 @@ public struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
     public let step: Step
     public let errno: Int32
     public let executable: String
+
+    public init(step: Step, errno: Int32, executable: String) {
+        self.step = step
+        self.errno = errno
+        self.executable = executable
+    }
 
     /// Whether starting again cannot help (the program is missing or not executable, the folder or
     /// the uid is wrong), as opposed to a passing condition: fork's EAGAIN, or an exec's ETXTBSY (the
@@ -114,18 +121,10 @@ public enum ChildExit: Sendable, Equatable, CustomStringConvertible {
 public enum ChildProcesses {
     /// Starts the child and returns its pid once it has exec'd.
     public static func spawn(_ request: SpawnRequest) throws(SpawnError) -> Int32 {
-        var outputFD: Int32 = -1
-        if let path = request.outputPath {
-            outputFD = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        } else {
-            outputFD = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        }
+        let outputFD = open(request.outputPath ?? "/dev/null", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard outputFD >= 0 else { throw SpawnError(step: .files, errno: errno, executable: request.executable) }
+        // The child writes through this descriptor: its uid needs no right to the file itself.
         defer { close(outputFD) }
-        if let user = request.user, request.outputPath != nil {
-            // The instance writes to its log itself, and may reopen it: it owns it.
-            _ = fchown(outputFD, user.uid, user.gid)
-        }
         var failedErrno: Int32 = 0
         var failedStep: Int32 = 0
         let pid = withCStrings(request.arguments) { argv in
@@ -173,12 +172,6 @@ public enum ChildProcesses {
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import (macros).
         if status & 0x7F == 0 { return .exited((status >> 8) & 0xFF) }
         return .signaled(status & 0x7F)
-    }
-
-    /// Whether `pid` is a child of this process that has not been reaped (running or a zombie).
-    public static func isChild(_ pid: Int32) -> Bool {
-        var info = siginfo_t()
-        return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0
     }
 
     /// Sends `signal` to every process of group `group`; false when the group has no process left.
