@@ -134,6 +134,27 @@ struct AgentSupervisorTests {
         await supervisor.shutdown()
     }
 
+    @Test("Wanted again while stopping: started anew once the old process is gone")
+    func wantedAgainWhileStopping() async throws {
+        let box = try Sandbox()
+        defer { box.remove() }
+        let supervisor = Supervisor(dataDirectory: box.data, options: fastOptions(ports: 21280...21299))
+        // sh ignores SIGTERM here, so the stop takes the whole grace.
+        let spec = box.spec("a1", ["sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"], stopGrace: .milliseconds(200))
+        await supervisor.apply([spec])
+        let first = try #require(await supervisor.pid("a1"))
+        await supervisor.apply([])
+        await supervisor.apply([spec])
+        #expect(await supervisor.report("a1")?.state == .stopping)
+        await eventually("running anew") {
+            let pid = await supervisor.pid("a1")
+            return pid != nil && pid != first
+        }
+        #expect(!ProcessIdentity.isRunning(first))
+        #expect(await supervisor.report("a1")?.state == .running)
+        await supervisor.shutdown(stopInstances: true)
+    }
+
     @Test("A command that does not exist: failed, with a message that names it, and no restarts")
     func missingCommand() async throws {
         let box = try Sandbox()

@@ -234,7 +234,8 @@ public actor Supervisor {
 
     /// The agent is exiting. By default its instances keep running (each in its own session, so the
     /// agent's end does not reach them) and the next agent adopts them; with `stopInstances` each
-    /// is stopped (signal, grace, SIGKILL) and this returns once all are.
+    /// is stopped (signal, grace, SIGKILL) and this returns once all are. When the calling task is
+    /// cancelled meanwhile, the grace ends at once: every group still there gets SIGKILL.
     public func shutdown(stopInstances: Bool = false) async {
         loop?.cancel()
         loop = nil
@@ -245,7 +246,14 @@ public actor Supervisor {
         }
         while instances.values.contains(where: { $0.state == .stopping }) {
             step()
-            try? await clock.sleep(options.pollInterval)
+            do {
+                try await clock.sleep(options.pollInterval)
+            } catch {
+                for managed in instances.values where managed.state == .stopping {
+                    managed.stopDeadline = clock.now()
+                }
+                await Task.yield()
+            }
         }
     }
 
