@@ -32,6 +32,11 @@ public struct ProcessIdentity: Sendable, Hashable, CustomStringConvertible {
         self.init(pid: pid, startTicks: ticks)
     }
 
+    /// Process `pid` as it is now (its start time read from /proc); nil when there is no such process.
+    public static func of(_ pid: Int32) -> ProcessIdentity? {
+        startTicks(of: pid).map { ProcessIdentity(pid: pid, startTicks: $0) }
+    }
+
     /// Whether this very process still runs (not a zombie, and not another process that got its pid).
     public var isAlive: Bool {
         guard pid > 0, let fields = Self.statFields(of: pid), fields.count > 19 else { return false }
