@@ -28,6 +28,12 @@ struct AgentSupervisorTests {
         // Its own session and process group.
         let pid = try #require(await supervisor.pid("a1"))
         #expect(getsid(pid) == pid && getpgid(pid) == pid)
+        // No core files; its own open-file limit.
+        let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8).split(separator: "\n")
+        let core = limits.first { $0.hasPrefix("Max core file size") }?.split(separator: " ", omittingEmptySubsequences: true)
+        let files = limits.first { $0.hasPrefix("Max open files") }?.split(separator: " ", omittingEmptySubsequences: true)
+        #expect(core?.dropFirst(4).prefix(2) == ["0", "0"])
+        #expect(files?.dropFirst(3).prefix(2) == ["4096", "4096"])
         await supervisor.shutdown(stopInstances: true)
         #expect(await supervisor.report("a1")?.state == .stopped)
     }

@@ -42,6 +42,9 @@ public struct CgroupPlan: Sendable, Equatable {
     public struct Write: Sendable, Equatable {
         public var path: String
         public var content: String
+        /// A write whose failure is not the plan's (enabling a controller that is already on, or that
+        /// a parent's owner enabled for us): a limit file that is then missing fails in its place.
+        public var mayFail = false
     }
 
     /// Folders to create, parents first (existing ones are fine).
@@ -74,7 +77,7 @@ public struct CgroupPlan: Sendable, Equatable {
             // Each controller on its own line: enabling one that is already on is fine, and one the
             // kernel lacks then fails alone.
             for folder in [root, parent] {
-                writes += ["+memory", "+cpu"].map { Write(path: folder + "/cgroup.subtree_control", content: $0) }
+                writes += ["+memory", "+cpu"].map { Write(path: folder + "/cgroup.subtree_control", content: $0, mayFail: true) }
             }
             if let memory { writes.append(Write(path: group + "/memory.max", content: "\(memory)")) }
             if let quota { writes.append(Write(path: group + "/cpu.max", content: "\(quota) \(cpuPeriodMicroseconds)")) }
@@ -110,12 +113,15 @@ public struct CgroupPlan: Sendable, Equatable {
         }
         for write in writes {
             let fd = open(write.path, O_WRONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw CgroupError(path: write.path, errno: errno) }
+            guard fd >= 0 else {
+                if write.mayFail { continue }
+                throw CgroupError(path: write.path, errno: errno)
+            }
             defer { close(fd) }
             do {
                 try LocalFiles.write(fd, Array(write.content.utf8)[...], path: write.path)
             } catch {
-                throw CgroupError(path: write.path, errno: error.errno)
+                if !write.mayFail { throw CgroupError(path: write.path, errno: error.errno) }
             }
         }
     }
