@@ -126,7 +126,7 @@ let package = Package(
             name: "a67",
             dependencies: [
                 "ChunkStore", "CurlTransport", "RemoteBackends", "Replicator", "Orchestrator", "FUSEMount", "Server", "Supervision",
-                "Compute", "Controller", "ControllerHTTP", "Agent", "AppProxy",
+                "Compute", "Controller", "ControllerHTTP", "Agent", "AppProxy", "S3Protocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "ChunkStore"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "Compute", "ChunkStore", "BackendTesting"]),
-        .testTarget(name: "ControllerHTTPTests", dependencies: ["ControllerHTTP", "Controller", "Compute", "Server", "Replicator", "ChunkStore", "BackendTesting"]),
+        .testTarget(name: "ControllerHTTPTests", dependencies: ["ControllerHTTP", "Controller", "Compute", "Server", "S3Protocol", "Replicator", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Compute", "ChunkStore"]),
         .testTarget(
             name: "AppProxyTests",

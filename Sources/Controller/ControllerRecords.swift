@@ -86,7 +86,7 @@ public struct AllocationChange: Sendable, Hashable {
     public var exitCode: Int32?
     /// Whether its health check passes now.
     public var healthy: Bool?
-    /// The agent's words on it; a change of the message alone records no event.
+    /// The agent's words on it ("" clears them); a change of the message alone records no event.
     public var message: String?
 
     public init(state: Allocation.State? = nil, port: Int? = nil, restarts: Int? = nil, exitCode: Int32? = nil,

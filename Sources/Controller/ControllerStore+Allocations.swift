@@ -82,8 +82,10 @@ extension ControllerStore {
                 record.healthy = healthy
                 record.healthySince = healthy ? now : nil
             }
-            let newMessage = change.message.map { $0 != record.message } ?? false
-            if newMessage { record.message = change.message }
+            // An empty message clears the last one (the instance is fine again).
+            let reported = change.message.map { $0.isEmpty ? nil : $0 }
+            let newMessage = reported.map { $0 != record.message } ?? false
+            if newMessage, let reported { record.message = reported }
             guard !changes.isEmpty || newMessage else { return record }
             if !changes.isEmpty { record.updatedAt = now }
             try db.execute(sql: """

@@ -24,7 +24,10 @@ extension ControllerStore {
                                  stopped: row["stopped"], versions: try Self.versionSummaries(db, appID: appID, app: name),
                                  deployment: try Row.fetchOne(db, sql: "SELECT * FROM controller_deployment WHERE app_id = ? ORDER BY id DESC LIMIT 1",
                                                               arguments: [appID]).map { try Self.deployment($0, app: name) },
-                                 placementProblem: row["placement_problem"], removing: row["removing"])
+                                 placementProblem: row["placement_problem"], removing: row["removing"],
+                                 recentFailures: try Int64.fetchAll(db, sql: """
+                                     SELECT updated_at FROM controller_allocation WHERE app_id = ? AND state = 'failed' AND updated_at > ?
+                                     """, arguments: [appID, now - Reconciler.failureWindow]))
             }
             let allocations = try Row.fetchAll(db, sql: Self.allocationSelect + " WHERE a.state IN \(Self.holdingStates) ORDER BY a.created_at, a.id")
                 .map(Self.allocation)

@@ -18,7 +18,8 @@ import Foundation
 ///    so taking them out never lowers the healthy count.
 /// 3. Live instances of V beyond N are drained (`Scheduler.scaleDown` picks which).
 /// 4. Missing instances of V are placed (`Scheduler.place`): all at once when no other version is
-///    live (a first deploy, a scale up), else at most `max_parallel` not yet proven at a time.
+///    live (a first deploy, a scale up), else at most `max_parallel` not yet proven at a time; after
+///    instances of the app failed, only `replacementDelay` after the latest failure.
 /// 5. Instances of other versions are drained one for each proven instance of V beyond N, so the
 ///    healthy instances never fall below N during a rolling update (zero downtime).
 /// 6. A drained instance is told to stop `drainDelay` after it was drained (the proxy has dropped it).
@@ -49,6 +50,17 @@ public enum Reconciler {
 
     /// How long a drained instance keeps running (out of the proxy's routes) before it is told to stop.
     public static let defaultDrainDelay: Int64 = 2_000_000_000
+
+    /// How far back an app's failed instances count for the replacement backoff.
+    public static let failureWindow: Int64 = 600_000_000_000
+
+    /// How long after the latest of `failures` failed instances (in the failure window) a replacement
+    /// waits: 1 s for the first, doubling with each, at most 60 s. An instance that cannot start (its
+    /// command does not exist, its node refuses it) is so replaced at a bounded pace, never in a loop.
+    public static func replacementDelay(failures: Int) -> Int64 {
+        guard failures > 0 else { return 0 }
+        return min(Int64(1) << Int64(min(failures - 1, 6)), 60) * 1_000_000_000
+    }
 
     /// The actions that bring the allocations to the intents, in the order to apply them.
     public static func plan(_ input: Input, drainDelay: Int64 = defaultDrainDelay) -> [ReconcileAction] {
@@ -149,7 +161,8 @@ public enum Reconciler {
 
         // 4: place what is missing.
         var problem: String?
-        if !halted, kept.count < wanted, let versionRecord = app.versions.first(where: { $0.number == version }) {
+        let backingOff = app.recentFailures.max().map { now < $0 + replacementDelay(failures: app.recentFailures.count) } ?? false
+        if !halted, !backingOff, kept.count < wanted, let versionRecord = app.versions.first(where: { $0.number == version }) {
             let inFlight = kept.count(where: { !proven($0) })
             let count = others.isEmpty ? wanted - kept.count : min(wanted - kept.count, max(0, max(1, policy.maxParallel) - inFlight))
             if count > 0 {
@@ -216,9 +229,13 @@ public struct AppIntent: Sendable, Equatable {
     public var placementProblem: String?
     /// `a67 app rm` was asked while instances ran: it is stopped, and forgotten once none holds resources.
     public var removing: Bool
+    /// When its instances failed (nanoseconds since 1970) within the last `Reconciler.failureWindow`:
+    /// replacements back off by how many there were.
+    public var recentFailures: [Int64]
 
     public init(name: String, desiredVersion: Int?, desiredInstances: Int? = nil, stopped: Bool = false, versions: [VersionSummary],
-                deployment: Deployment? = nil, placementProblem: String? = nil, removing: Bool = false) {
+                deployment: Deployment? = nil, placementProblem: String? = nil, removing: Bool = false, recentFailures: [Int64] = []) {
+        self.recentFailures = recentFailures
         self.name = name
         self.desiredVersion = desiredVersion
         self.desiredInstances = desiredInstances

@@ -373,7 +373,7 @@ public final class ControllerService: Service, Sendable {
 
     static func change(_ report: InstanceReport) -> AllocationChange {
         AllocationChange(state: report.state, port: report.port, restarts: report.restarts, exitCode: report.exitCode,
-                         healthy: report.healthy, message: report.message)
+                         healthy: report.healthy, message: report.message ?? "")
     }
 
     /// Something changed here (a join, a report): the next turn runs a pass without waiting.

@@ -50,14 +50,16 @@ public enum AppBundles {
         return Stored(manifest: manifest, version: version, sha256: sha256, put: put)
     }
 
-    /// Removes app `name` (its allocations stop) and the bundles its versions named; returns how many.
-    public static func remove(app name: String, repository: Repository) async throws -> Int {
+    /// Removes app `name` and the bundles its versions named; returns how many bundles, and whether
+    /// the app is gone already (false: its instances are stopping, and the controller removes the app
+    /// once none holds a node's resources; the nodes keep what they unpacked until then).
+    public static func remove(app name: String, repository: Repository) async throws -> (bundles: Int, removed: Bool) {
         let store = ControllerStore(catalog: repository.catalog)
         let bundles = Set(try store.versions(app: name).map(\.bundle))
-        try store.removeApp(name, now: Catalog.now())
+        let removed = try store.removeApp(name, now: Catalog.now())
         for bundle in bundles where bundle.hasPrefix(bucket + "/") {
             try? await repository.remove(bucket: bucket, key: String(bundle.dropFirst(bucket.count + 1)))
         }
-        return bundles.count
+        return (bundles.count, removed)
     }
 }

@@ -47,6 +47,7 @@ struct A67: AsyncParsableCommand {
             Init.self, Up.self, ProviderCommand.self, BucketCommand.self, Put.self, Get.self, List.self, Remove.self,
             Stat.self, Status.self, Scrub.self, Repair.self, Rebalance.self, GC.self, Undelete.self, Snapshot.self, Recover.self,
             Config.self, Serve.self, MountCommand.self, UmountCommand.self, UserCommand.self, KeyCommand.self,
+            NodeCommand.self, AgentCommand.self, AppCommand.self,
             Version.self,
         ]
     )

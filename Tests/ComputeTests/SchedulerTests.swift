@@ -94,6 +94,11 @@ private func web(_ instances: Int, _ resources: Resources = small, constraints: 
         PlacementCase(name: "a node overcommitted in what the app does not ask for still takes it",
                       nodes: [node("a", cpu: 1000, used: Resources(cpuMillis: 1800))],
                       request: web(1, Resources(memoryBytes: 64 * MiB)), placed: ["a"]),
+        PlacementCase(name: "a busy node's load does not count against CPU; reservations do",
+                      nodes: [node("a", cpu: 1000, used: Resources(cpuMillis: 2700)), node("b", cpu: 1000)],
+                      allocations: [alloc("x", "db", on: "b", memory: 64 * MiB, cpu: 800)],
+                      request: web(2, Resources(memoryBytes: 64 * MiB, cpuMillis: 500)), placed: ["a", "a"],
+                      explanation: nil),
     ]
 
     @Test(arguments: resources) func freeResources(_ c: PlacementCase) { check(c) }

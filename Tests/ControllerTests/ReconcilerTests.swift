@@ -70,6 +70,18 @@ import Testing
         #expect(Self.drained(actions).isEmpty)
     }
 
+    @Test(arguments: [
+        // (failures, seconds since the latest, placed?)
+        (0, 0, true), (1, 0, false), (1, 1, true), (2, 1, false), (2, 2, true), (4, 7, false), (4, 8, true),
+        (30, 59, false), (30, 60, true),
+    ])
+    func failedInstancesAreReplacedWithABackoff(failures: Int, since: Int64, placed: Bool) {
+        var app = Self.app(version: 1, states: [.deployed])
+        app.recentFailures = Array(repeating: Self.t0 + 100 * Self.second - since * Self.second, count: failures)
+        let actions = Self.plan(app, [Self.instance("a", version: 1, on: "n1", healthy: 0)], at: 100)
+        #expect(Self.placed(actions).isEmpty == !placed, "\(failures) failures, the latest \(since) s ago")
+    }
+
     @Test func scalingUpPlacesTheMissingAndScalingDownDrainsTheNewest() {
         let running = [Self.instance("a", version: 1, on: "n1", healthy: 0), Self.instance("b", version: 1, on: "n2", placed: 5, healthy: 6)]
         let up = Self.plan(Self.app(version: 1, states: [.deployed], instances: 3), running, at: 100)

@@ -89,7 +89,7 @@ public struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
         case .limits: return "could not set the resource limits of \(executable): \(reason)"
         case .files: return "could not set up the output of \(executable): \(reason)"
         case .user: return "could not switch \(executable) to its unprivileged user: \(reason)"
-        case .directory: return "could not enter the working directory of \(executable): \(reason)"
+        case .directory: return "could not enter the working folder of \(executable) (the unpacked bundle): \(reason)"
         case .exec: return "could not execute \(executable): \(reason)"
         }
     }

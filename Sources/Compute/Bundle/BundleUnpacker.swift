@@ -298,6 +298,9 @@ public final class BundleUnpacker: ByteSink, @unchecked Sendable {
             try syncFolder(path)
             guard chmod(path, mode_t(member.mode)) == 0 else { throw BundleFolder.ioError("cannot set the mode of \(path)") }
         }
+        // The bundle's root, which the archive has no entry for, opens like a folder the app made
+        // (0755): instances may run under another uid than the unpacker's.
+        guard chmod(staging, 0o755) == 0 else { throw BundleFolder.ioError("cannot set the mode of \(staging)") }
         try syncFolder(staging)
         var st = stat()
         guard lstat(destination, &st) != 0 else {

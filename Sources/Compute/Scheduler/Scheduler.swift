@@ -82,7 +82,8 @@ public enum Scheduler {
     /// The scheduler's running view of one node during a call.
     struct NodeView {
         let node: SchedulerNode
-        /// Capacity minus the larger of reported use and reservations, minus this call's placements.
+        /// Capacity minus the larger of reported use and reservations (CPU: reservations only), minus
+        /// this call's placements.
         var free: Resources
         /// Live instances of the request's app.
         var instances: Int
@@ -92,7 +93,13 @@ public enum Scheduler {
         init(_ node: SchedulerNode, allocations: [Allocation], request: PlacementRequest) {
             self.node = node
             let reserved = allocations.filter(\.state.holdsResources).reduce(Resources.zero) { $0 + $1.resources }
-            free = node.capacity - .largest(node.used, reserved)
+            // Memory and disk: the larger of reported use and reservations (reports lag; reservations
+            // miss overuse). CPU is compressible (a busy machine slows instances, never kills them) and
+            // what a node reports of it is a load average that swings with everything else the machine
+            // runs, so CPU counts reservations only.
+            var taken = Resources.largest(node.used, reserved)
+            taken.cpuMillis = reserved.cpuMillis
+            free = node.capacity - taken
             instances = allocations.count(where: { $0.app == request.app && $0.state.isLive })
             locality = request.bundleChunks.isEmpty ? 0
                 : Double(request.bundleChunks.intersection(node.cachedChunks).count) / Double(request.bundleChunks.count)

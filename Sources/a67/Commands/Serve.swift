@@ -65,6 +65,19 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("gc keeps unreferenced chunks younger than this (like 1h; see a67 gc --help).", valueName: "duration"))
     var gcGrace = "1h"
 
+    @Flag(help: "Run without the controller: no nodes, no apps, no app proxy.")
+    var noController = false
+
+    @Option(help: ArgumentHelp("How often node agents report; a node silent for three of these is marked down.", valueName: "duration"))
+    var nodeHeartbeat = "5s"
+
+    /// The node heartbeat the options ask for.
+    func heartbeat() throws -> Duration {
+        let seconds = try parseDuration(nodeHeartbeat, option: "--node-heartbeat")
+        guard seconds >= 0.1 else { throw StoreError(.invalidArgument, "--node-heartbeat \(nodeHeartbeat) is too often: use 100ms or more") }
+        return .milliseconds(Int64(seconds * 1000))
+    }
+
     /// The maintenance the options ask for.
     func maintenance() throws -> MaintenanceSchedule {
         func every(_ text: String, _ option: String) throws -> Duration? {
@@ -94,7 +107,10 @@ struct Serve: AsyncParsableCommand {
         guard idleTimeout > 0, requestHeadTimeout > 0 else {
             throw ValidationError("--idle-timeout and --request-head-timeout must be more than 0 seconds")
         }
-        do { _ = try maintenance() } catch let error as StoreError { throw ValidationError(error.message) }
+        do {
+            _ = try maintenance()
+            _ = try heartbeat()
+        } catch let error as StoreError { throw ValidationError(error.message) }
     }
 
     func parseListen() -> (String, Int)? {
@@ -122,8 +138,14 @@ struct Serve: AsyncParsableCommand {
                 note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
             }
             // The composition root: the modules that add routes under /_a67, and the background services.
-            try await server.run(modules: [ControlAPI(server: server), MetricsPage(server: server)],
-                                 services: server.maintenanceServices(try maintenance())) { address in
+            var modules: [any HTTPModule] = [ControlAPI(server: server), MetricsPage(server: server)]
+            var services = server.maintenanceServices(try maintenance())
+            if !noController {
+                let compute = ComputeServices(server: server, repository: repository, heartbeat: try heartbeat())
+                modules += compute.modules
+                services += compute.services
+            }
+            try await server.run(modules: modules, services: services) { address in
                 note("a67 serve: listening on http://\(address) (S3 at /, control API at /_a67/api/v1, metrics at /_a67/metrics)")
             }
             note("a67 serve: stopped")

@@ -3,6 +3,7 @@ import ChunkStore
 import Foundation
 import RemoteBackends
 import Replicator
+import Controller
 
 /// Options every repository command takes.
 struct HomeOptions: ParsableArguments {
@@ -30,7 +31,7 @@ let backendFactory: any BackendFactory = RemoteBackendFactory()
 
 /// The modules that keep tables in the catalog beside ChunkStore's, migrated by every command that
 /// opens it (the controller's and the SQL router's schemas go here, so that every command agrees).
-let catalogModules: [CatalogSchema] = []
+let catalogModules: [CatalogSchema] = [ControllerSchema.schema]
 
 func absolute(_ path: String) -> String {
     if path.hasPrefix("/") { return path }
@@ -74,12 +75,15 @@ func parseDuration(_ text: String, option: String) throws -> Double {
     let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
     var number = Substring(text)
     var scale = 1.0
-    if let last = text.last, let unit = units[last] {
+    if text.hasSuffix("ms") {
+        number = text.dropLast(2)
+        scale = 0.001
+    } else if let last = text.last, let unit = units[last] {
         number = text.dropLast()
         scale = unit
     }
     guard let value = Double(number), value >= 0, value.isFinite else {
-        throw StoreError(.invalidArgument, "\(option) \(text) is not a duration: write seconds, or a number with s, m, h or d (like 90s, 2h, 7d)")
+        throw StoreError(.invalidArgument, "\(option) \(text) is not a duration: write seconds, or a number with ms, s, m, h or d (like 500ms, 90s, 2h, 7d)")
     }
     return value * scale
 }
