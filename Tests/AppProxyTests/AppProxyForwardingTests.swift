@@ -36,6 +36,11 @@ import Testing
         let bare = try await harness.fetch("/apps/web?q=1")
         #expect(bare.status == 308 && bare.headers["Location"] == ["/apps/web/?q=1"])
 
+        // HEAD: the length is passed on without a body, and the connection stays usable.
+        let head = try await harness.fetch("/", host: host, method: .HEAD)
+        #expect(head.status == 200 && head.headers["Content-Length"] == ["42"] && head.text.isEmpty)
+        #expect(try await harness.fetch("/", host: host).status == 200)
+
         let unknown = try await harness.fetch("/", host: "nope.apps.local")
         #expect(unknown.status == 404 && unknown.text == "no app named nope is deployed\n")
         await web.stop()
@@ -116,6 +121,24 @@ import Testing
         let get = try await harness.fetch("/", host: "web.apps.local")
         #expect(get.status == 502 && get.text.contains("1 tried"), "\(get.text)")
         await live.stop()
+        await harness.stop()
+    }
+
+    /// Once the request reached an instance it is never sent again, even a GET: the instance that
+    /// closed the connection without answering is the only one that saw it, and the client gets 502.
+    @Test func neverRetriesARequestAnInstanceReceived() async throws {
+        let harness = try await ProxyHarness.start()
+        let a = try await Backend.start("a", in: harness.folder.path)
+        let b = try await Backend.start("b", in: harness.folder.path)
+        harness.routes.replace(["web": [a.endpoint(), b.endpoint()]])
+        let answer = try await harness.fetch("/vanish", host: "web.apps.local")
+        #expect(answer.status == 502 && answer.text.contains("1 tried"), "\(answer.text)")
+        let seen = [try await harness.direct(a, "/vanished"), try await harness.direct(b, "/vanished")]
+        #expect(seen.compactMap { Int($0) }.reduce(0, +) == 1, "\(seen)")
+        #expect(harness.routes.pool("web")!.instances.allSatisfy { $0.outlier.withLock { $0 } == .fresh },
+                "a closed connection is not a connect failure")
+        await a.stop()
+        await b.stop()
         await harness.stop()
     }
 

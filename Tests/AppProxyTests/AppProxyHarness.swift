@@ -13,13 +13,14 @@ import Server
 /// first), answering with its version. Routes: /health; /hold/NAME (5 bytes, then 5 more once
 /// /release/NAME is asked); /download/SIZE (1 MiB, then the rest once /release/download is asked);
 /// PUT /upload (counts and hashes the body as it arrives); /progress/N (answers once N bytes of
-/// uploads arrived); anything else echoes method, path, headers and body length as JSON.
+/// uploads arrived); /vanish (closes the connection without an answer; /vanished says how often);
+/// HEAD (Content-Length 42, no body); anything else echoes method, path, headers and body length as JSON.
 final class Backend: Sendable {
     static let script = #"""
 import hashlib, json, sys, threading
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 VERSION = sys.argv[1]
-events, lock, received, progress = {}, threading.Lock(), [0], threading.Condition()
+events, lock, received, progress, vanished = {}, threading.Lock(), [0], threading.Condition(), [0]
 def event(name):
     with lock:
         return events.setdefault(name, threading.Event())
@@ -37,6 +38,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path
         if path == "/health": return self.answer(200, "ok")
+        if path == "/vanished": return self.answer(200, str(vanished[0]))
+        if path == "/vanish":
+            with lock:
+                vanished[0] += 1
+            self.close_connection = True
+            return
         if path.startswith("/release/"):
             event(path[9:]).set()
             return self.answer(200, "released")
@@ -82,6 +89,10 @@ class Handler(BaseHTTPRequestHandler):
                 received[0] += len(piece)
                 progress.notify_all()
         self.answer(200, "%d %s" % (count, digest.hexdigest()))
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "42")
+        self.end_headers()
     do_POST = do_DELETE = do_OPTIONS = do_PATCH = echo
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
