@@ -28,6 +28,10 @@ import Testing
         #expect(byHost.headers["X-Version"] == ["v1"])
         #expect(byHost.headers["x-amz-request-id"].isEmpty, "not answered as S3")
 
+        // The whole host is the app's, the server's own pages' paths included.
+        let pages = try await harness.fetch("/_a67/api/v1/health", host: host, method: .PROPFIND)
+        #expect(pages.status == 200 && (try? Echo(pages.text))?.path == "/_a67/api/v1/health" && (try? Echo(pages.text))?.method == "PROPFIND")
+
         let byPath = try await harness.fetch("/apps/web/a/b?c=d", method: .POST, body: "hello")
         let pathEcho = try Echo(byPath.text)
         #expect(byPath.status == 200 && pathEcho.path == "/a/b?c=d" && pathEcho.method == "POST" && pathEcho.body == 5)

@@ -93,7 +93,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", "42")
         self.end_headers()
-    do_POST = do_DELETE = do_OPTIONS = do_PATCH = echo
+    do_POST = do_DELETE = do_OPTIONS = do_PATCH = do_PROPFIND = echo
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
 print(server.server_address[1], flush=True)
