@@ -5,7 +5,8 @@ import HTTPTypes
 /// - `Host: NAME.<domain>` (any port; case does not matter): app NAME, the path as sent. Every
 ///   path of such a host is the app's, `/_a67` included: the domain belongs to the apps.
 /// - `/apps/NAME/REST`: app NAME, forwarded as `/REST` (the query kept). `/apps/NAME` alone is
-///   redirected to `/apps/NAME/` so that the app's relative links resolve under the prefix.
+///   redirected to `/apps/NAME/` so that the app's relative links resolve under the prefix; the
+///   instance is told the prefix in X-Forwarded-Prefix.
 ///   A request signed for S3 (SigV4 in the Authorization header or a presigned query) is left to
 ///   S3 even on such a path, so that a bucket named `apps` still works with every S3 client; app
 ///   traffic carries no S3 signature.
@@ -24,8 +25,9 @@ struct AppAddressing: Sendable {
 
     /// Where a request goes.
     enum Target: Equatable {
-        /// To app `app`, with `path` (and query) as the instance sees it.
-        case app(String, path: String)
+        /// To app `app`, with `path` (and query) as the instance sees it; `prefix` is the path
+        /// prefix taken off (`/apps/NAME`), sent as X-Forwarded-Prefix so the app can build its URLs.
+        case app(String, path: String, prefix: String? = nil)
         /// Redirect to `location` (`/apps/NAME` without its slash).
         case redirect(location: String)
     }
@@ -43,7 +45,7 @@ struct AppAddressing: Sendable {
             return .app(String(name).lowercased(), path: head.path ?? "/")
         }
         guard let path = head.path, let (name, rest) = Self.pathApp(path), !Self.isSignedForS3(head) else { return nil }
-        if rest.utf8.first == UInt8(ascii: "/") { return .app(String(name), path: String(rest)) }
+        if rest.utf8.first == UInt8(ascii: "/") { return .app(String(name), path: String(rest), prefix: "/apps/\(name)") }
         return .redirect(location: "/apps/\(name)/\(rest)")
     }
 

@@ -24,7 +24,7 @@ import Synchronization
 ///   flight finish (`AppRouteTable.replace`).
 /// - Passive outlier detection: an instance whose connections fail `OutlierPolicy.consecutiveFailures`
 ///   times in a row is left out for a while, then tried again (`OutlierState`).
-/// - Headers: hop-by-hop ones dropped, Host kept, X-Forwarded-For/-Proto/-Host added (`ForwardedHeaders`).
+/// - Headers: hop-by-hop ones dropped, Host kept, X-Forwarded-For/-Proto/-Host/-Prefix added (`ForwardedHeaders`).
 ///
 /// What the proxy answers itself, in plain text: 404 for an app no one deployed (a wrong name,
 /// which retrying will not fix), 503 for a deployed app with no healthy instance ("no healthy
@@ -108,8 +108,8 @@ public struct AppProxy: HTTPFront, Service {
         switch addressing.target(request.head) {
         case .redirect(let location):
             return Response(status: .permanentRedirect, headers: [.location: location, .contentLength: "0"])
-        case .app(let app, let path):
-            return await forward(request, app: app, path: path, client: context.remoteAddress?.ipAddress)
+        case .app(let app, let path, let prefix):
+            return await forward(request, app: app, path: path, prefix: prefix, client: context.remoteAddress?.ipAddress)
         case nil:
             return Self.plain(.notFound, "not an app's address\n")
         }
@@ -118,7 +118,7 @@ public struct AppProxy: HTTPFront, Service {
     /// The methods whose requests may be sent again when nothing of them reached an instance.
     static let retried: Set<HTTPRequest.Method> = [.get, .head, .put, .delete, .options]
 
-    func forward(_ request: Request, app: String, path: String, client: String?) async -> Response {
+    func forward(_ request: Request, app: String, path: String, prefix: String?, client: String?) async -> Response {
         guard let pool = routes.pool(app) else { return Self.plain(.notFound, "no app named \(app) is deployed\n") }
         pool.counters.requests.add(1, ordering: .relaxed)
         guard !pool.instances.isEmpty else {
@@ -126,7 +126,7 @@ public struct AppProxy: HTTPFront, Service {
             return Self.plain(.serviceUnavailable, "no healthy instance of \(app)\n")
         }
         let headers = ForwardedHeaders.request(request.headers, host: request.head.authority, client: client,
-                                               proto: settings.forwardedProto)
+                                               proto: settings.forwardedProto, prefix: prefix)
         let sent = BodyStarted()
         let body = Self.body(of: request, sent: sent)
         let method = HTTPMethod(rawValue: request.method.rawValue)

@@ -6,14 +6,15 @@ import NIOHTTP1
 /// Connection and the headers it names, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding,
 /// Upgrade) belong to one connection and are dropped both ways; the framing (Content-Length,
 /// chunked) is set again by whoever writes the next hop. The request keeps its Host and gains
-/// X-Forwarded-For (the client's address appended to any the client sent), X-Forwarded-Proto and
-/// X-Forwarded-Host (set by the proxy, replacing any the client sent: the proxy is the edge).
+/// X-Forwarded-For (the client's address appended to any the client sent), X-Forwarded-Proto,
+/// X-Forwarded-Host and, for `/apps/NAME/` requests, X-Forwarded-Prefix (set by the proxy,
+/// replacing any the client sent: the proxy is the edge).
 enum ForwardedHeaders {
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]
 
     /// The request headers for the instance.
-    static func request(_ fields: HTTPFields, host: String?, client: String?, proto: String) -> HTTPHeaders {
+    static func request(_ fields: HTTPFields, host: String?, client: String?, proto: String, prefix: String? = nil) -> HTTPHeaders {
         let named = connectionNamed(fields[values: .connection])
         var headers = HTTPHeaders()
         headers.reserveCapacity(fields.count + 4)
@@ -21,7 +22,7 @@ enum ForwardedHeaders {
         for field in fields {
             let name = field.name.canonicalName
             if hopByHop.contains(name) || name == "content-length" || name == "host" || name == "x-forwarded-proto"
-                || name == "x-forwarded-host" || named.contains(name) { continue }
+                || name == "x-forwarded-host" || name == "x-forwarded-prefix" || named.contains(name) { continue }
             if name == "x-forwarded-for" {
                 forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
                 continue
@@ -33,6 +34,7 @@ enum ForwardedHeaders {
         if let forwardedFor { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
         headers.add(name: "X-Forwarded-Proto", value: proto)
         if let host { headers.add(name: "X-Forwarded-Host", value: host) }
+        if let prefix { headers.add(name: "X-Forwarded-Prefix", value: prefix) }
         return headers
     }
 

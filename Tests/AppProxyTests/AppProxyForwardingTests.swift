@@ -35,7 +35,8 @@ import Testing
         let byPath = try await harness.fetch("/apps/web/a/b?c=d", method: .POST, body: "hello")
         let pathEcho = try Echo(byPath.text)
         #expect(byPath.status == 200 && pathEcho.path == "/a/b?c=d" && pathEcho.method == "POST" && pathEcho.body == 5)
-        #expect(pathEcho.headers["host"] == "127.0.0.1:\(harness.port)")
+        #expect(pathEcho.headers["host"] == "127.0.0.1:\(harness.port)" && pathEcho.headers["x-forwarded-prefix"] == "/apps/web")
+        #expect(echo.headers["x-forwarded-prefix"] == nil)
 
         let bare = try await harness.fetch("/apps/web?q=1")
         #expect(bare.status == 308 && bare.headers["Location"] == ["/apps/web/?q=1"])

@@ -117,8 +117,8 @@ import Testing
         ("web.apps.local", "/x?y=1", AppAddressing.Target.app("web", path: "/x?y=1")),
         ("web.apps.local:7067", "/", .app("web", path: "/")),
         ("WEB.Apps.Local:80", "/_a67/metrics", .app("web", path: "/_a67/metrics")),  // the whole host is the app's
-        ("127.0.0.1:7067", "/apps/web/a/b?c=d", .app("web", path: "/a/b?c=d")),
-        ("127.0.0.1:7067", "/apps/web/", .app("web", path: "/")),
+        ("127.0.0.1:7067", "/apps/web/a/b?c=d", .app("web", path: "/a/b?c=d", prefix: "/apps/web")),
+        ("127.0.0.1:7067", "/apps/web/", .app("web", path: "/", prefix: "/apps/web")),
         ("127.0.0.1:7067", "/apps/web", .redirect(location: "/apps/web/")),
         ("127.0.0.1:7067", "/apps/web?q=1", .redirect(location: "/apps/web/?q=1")),
     ])
@@ -162,9 +162,10 @@ import Testing
             .connection: "keep-alive, X-Secret-Hop", HTTPField.Name("X-Secret-Hop")!: "1", HTTPField.Name("Keep-Alive")!: "timeout=5",
             .te: "trailers", .transferEncoding: "chunked", .contentLength: "5", .accept: "text/html",
             HTTPField.Name("X-Forwarded-For")!: "10.0.0.9", HTTPField.Name("X-Forwarded-Host")!: "spoofed", .cookie: "a=1",
-            HTTPField.Name("Proxy-Authorization")!: "Basic x",
+            HTTPField.Name("Proxy-Authorization")!: "Basic x", HTTPField.Name("X-Forwarded-Prefix")!: "/spoofed",
         ]
-        let headers = ForwardedHeaders.request(fields, host: "web.apps.local:7067", client: "192.0.2.1", proto: "https")
+        let headers = ForwardedHeaders.request(fields, host: "web.apps.local:7067", client: "192.0.2.1", proto: "https",
+                                               prefix: "/apps/web")
         let names = Set(headers.map { $0.name.lowercased() })
         for dropped in ["connection", "x-secret-hop", "keep-alive", "te", "transfer-encoding", "content-length", "proxy-authorization"] {
             #expect(!names.contains(dropped), "\(dropped)")
@@ -175,6 +176,8 @@ import Testing
         #expect(headers["X-Forwarded-For"] == ["10.0.0.9, 192.0.2.1"])
         #expect(headers["X-Forwarded-Host"] == ["web.apps.local:7067"])
         #expect(headers["X-Forwarded-Proto"] == ["https"])
+        #expect(headers["X-Forwarded-Prefix"] == ["/apps/web"])
+        #expect(!ForwardedHeaders.request([:], host: nil, client: nil, proto: "http").contains(name: "X-Forwarded-Prefix"))
     }
 
     @Test func responseHeaders() {
