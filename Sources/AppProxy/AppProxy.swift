@@ -28,7 +28,8 @@ import Synchronization
 ///
 /// What the proxy answers itself, in plain text: 404 for an app no one deployed (a wrong name,
 /// which retrying will not fix), 503 for a deployed app with no healthy instance ("no healthy
-/// instance of web": it may have one soon), 502 when no instance could be reached, 308 from
+/// instance of web": it may have one soon), 502 when no instance could be reached or one broke
+/// off, 504 when one stayed silent longer than `idleTimeout`, 308 from
 /// `/apps/NAME` to `/apps/NAME/`. Requests through the proxy need no S3 signature: they are the
 /// app's own traffic, and the app does its own authentication.
 ///
@@ -42,8 +43,10 @@ public struct AppProxy: HTTPFront, Service {
         public var forwardedProto = "http"
         /// How long a connection to an instance may take before it counts as failed (and is retried elsewhere).
         public var connectTimeout: Duration = .seconds(2)
-        /// How long an instance may take to start its answer (the head; the body may take as long as it takes).
-        public var responseTimeout: Duration = .seconds(60)
+        /// How long an instance may stay silent once it has the whole request: before its answer
+        /// begins (then 504) and between pieces of the answer (then the answer is cut), as nginx's
+        /// proxy_read_timeout. Nothing bounds the whole request: a long upload or download is fine.
+        public var idleTimeout: Duration = .seconds(60)
         /// Kept-alive connections per instance (more are opened for bursts and closed when idle).
         public var connectionsPerInstance = 64
         /// Instances tried per request at most (idempotent requests whose connections fail).
@@ -81,7 +84,7 @@ public struct AppProxy: HTTPFront, Service {
         configuration.redirectConfiguration = .disallow
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
-        configuration.timeout = .init(connect: Self.timeAmount(settings.connectTimeout), read: nil)
+        configuration.timeout = .init(connect: Self.timeAmount(settings.connectTimeout), read: Self.timeAmount(settings.idleTimeout))
         configuration.connectionPool = .init(idleTimeout: .seconds(60),
                                              concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, settings.connectionsPerInstance))
         // A failed connection fails its requests at once, so that they are retried on another
@@ -134,6 +137,7 @@ public struct AppProxy: HTTPFront, Service {
         var rng = SplitMix64(seed: core.draws.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue)
         var tried: [Int] = []
         var failure = ""
+        var status = HTTPResponse.Status.badGateway
         while tried.count < max(1, settings.maxAttempts) {
             guard let index = pick(pool, excluding: tried, at: .now, using: &rng) else { break }
             tried.append(index)
@@ -144,11 +148,12 @@ public struct AppProxy: HTTPFront, Service {
             outgoing.headers = headers
             outgoing.body = body
             do {
-                let response = try await core.client.execute(outgoing, timeout: Self.timeAmount(settings.responseTimeout))
+                let response = try await core.client.execute(outgoing, deadline: .distantFuture)
                 instance.outlier.withLock { $0.succeeded() }
                 return Self.relay(response, lease: lease)
             } catch {
                 lease.release()
+                if let error = error as? HTTPClientError, error == .readTimeout { status = .gatewayTimeout }
                 let failed = ConnectFailure(error)
                 failure = "\(instance.endpoint.host):\(instance.endpoint.port): \(failed?.description ?? "\(error)")"
                 if let failed, failed.countsAgainstInstance { noteFailure(of: instance, app: app) }
@@ -159,7 +164,7 @@ public struct AppProxy: HTTPFront, Service {
             }
         }
         pool.counters.errors.add(1, ordering: .relaxed)
-        return Self.plain(.badGateway, "no instance of \(app) answered (\(tried.count) tried; last: \(failure))\n")
+        return Self.plain(status, "no instance of \(app) answered (\(tried.count) tried; last: \(failure))\n")
     }
 
     /// The instance for the next attempt: the balancer's pick among those not tried and not ejected;

@@ -147,6 +147,22 @@ import Testing
         await harness.stop()
     }
 
+    /// An instance that stays silent past the idle timeout gets its client a 504, and is not
+    /// counted as an outlier (it was reached).
+    @Test func aSilentInstanceIsAGatewayTimeout() async throws {
+        var settings = AppProxy.Settings()
+        settings.idleTimeout = .milliseconds(200)
+        let harness = try await ProxyHarness.start(settings)
+        let web = try await Backend.start("v1", in: harness.folder.path)
+        harness.routes.replace(["web": [web.endpoint()]])
+        let answer = try await harness.fetch("/silent/a", host: "web.apps.local")
+        #expect(answer.status == 504 && answer.text.hasPrefix("no instance of web answered"), "\(answer.text)")
+        #expect(harness.routes.pool("web")!.instances[0].outlier.withLock { $0 } == .fresh)
+        _ = try await harness.direct(web, "/release/a")
+        await web.stop()
+        await harness.stop()
+    }
+
     /// An instance left out of the table gets no new request, and the request in flight to it
     /// finishes: its answer began before the drain and ends after it.
     @Test func drainedInstanceFinishesItsRequestsAndGetsNoNewOnes() async throws {

@@ -13,7 +13,7 @@ import Server
 /// first), answering with its version. Routes: /health; /hold/NAME (5 bytes, then 5 more once
 /// /release/NAME is asked); /download/SIZE (1 MiB, then the rest once /release/download is asked);
 /// PUT /upload (counts and hashes the body as it arrives); /progress/N (answers once N bytes of
-/// uploads arrived); /vanish (closes the connection without an answer; /vanished says how often);
+/// uploads arrived); /silent/NAME (answers only once /release/NAME is asked); /vanish (closes the connection without an answer; /vanished says how often);
 /// HEAD (Content-Length 42, no body); anything else echoes method, path, headers and body length as JSON.
 final class Backend: Sendable {
     static let script = #"""
@@ -51,6 +51,9 @@ class Handler(BaseHTTPRequestHandler):
             with progress:
                 ok = progress.wait_for(lambda: received[0] >= int(path[10:]), 60)
             return self.answer(200 if ok else 504, str(received[0]))
+        if path.startswith("/silent/"):
+            event(path[8:]).wait(60)
+            return self.answer(200, "late")
         if path.startswith("/hold/"):
             self.send_response(200)
             self.send_header("Content-Length", "10")
