@@ -47,8 +47,10 @@ public struct AppProxy: HTTPFront, Service {
         /// begins (then 504) and between pieces of the answer (then the answer is cut), as nginx's
         /// proxy_read_timeout. Nothing bounds the whole request: a long upload or download is fine.
         public var idleTimeout: Duration = .seconds(60)
-        /// Kept-alive connections per instance (more are opened for bursts and closed when idle).
-        public var connectionsPerInstance = 64
+        /// Connections per instance at most, kept alive between requests (closed after a minute
+        /// idle). A request that finds them all busy waits for one up to `connectTimeout`, then is
+        /// tried on another instance (or answered 502).
+        public var connectionsPerInstance = 128
         /// Instances tried per request at most (idempotent requests whose connections fail).
         public var maxAttempts = 3
         public var outliers = OutlierPolicy()
