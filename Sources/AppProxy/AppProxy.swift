@@ -138,7 +138,7 @@ public struct AppProxy: HTTPFront, Service {
         let mayRetry = Self.retried.contains(request.method)
         var rng = SplitMix64(seed: core.draws.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue)
         var tried: [Int] = []
-        var failure = ""
+        var failure = "", note = ""
         var status = HTTPResponse.Status.badGateway
         while tried.count < max(1, settings.maxAttempts) {
             guard let index = pick(pool, excluding: tried, at: .now, using: &rng) else { break }
@@ -151,7 +151,7 @@ public struct AppProxy: HTTPFront, Service {
             outgoing.body = body
             do {
                 let response = try await core.client.execute(outgoing, deadline: .distantFuture)
-                instance.outlier.withLock { $0.succeeded() }
+                instance.outlier.withLock { if $0 != .fresh { $0.succeeded() } }
                 return Self.relay(response, lease: lease)
             } catch {
                 lease.release()
@@ -160,13 +160,16 @@ public struct AppProxy: HTTPFront, Service {
                 failure = "\(instance.endpoint.host):\(instance.endpoint.port): \(failed?.description ?? "\(error)")"
                 if let failed, failed.countsAgainstInstance { noteFailure(of: instance, app: app) }
                 guard failed != nil, mayRetry, !sent.value else {
-                    if failed != nil, !mayRetry { failure += " (\(request.method) is not sent again)" }
+                    if failed != nil, !mayRetry { note = "; \(request.method) is not sent again" }
                     break
                 }
             }
         }
         pool.counters.errors.add(1, ordering: .relaxed)
-        return Self.plain(status, "no instance of \(app) answered (\(tried.count) tried; last: \(failure))\n")
+        // Where the instances are and why they failed goes to the server's log, not to the client;
+        // the query stays out of the log (it may hold the app's tokens).
+        Self.logger.warning("app \(app): \(request.method) \(path.prefix { $0 != "?" }) answered \(status.code) after \(tried.count) instance(s); last: \(failure)")
+        return Self.plain(status, "no instance of \(app) answered (\(tried.count) tried\(note))\n")
     }
 
     /// The instance for the next attempt: the balancer's pick among those not tried and not ejected;
