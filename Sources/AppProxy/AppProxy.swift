@@ -215,6 +215,7 @@ public struct AppProxy: HTTPFront, Service {
                         body: ResponseBody { writer in
                             defer { lease.release() }
                             for try await chunk in upstream { try await writer.write(chunk) }
+                            lease.release()  // before the client sees the end: done, for `inFlight`
                             try await writer.finish(nil)
                         })
     }

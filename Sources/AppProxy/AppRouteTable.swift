@@ -8,9 +8,13 @@ import Synchronization
 ///
 /// Draining falls out of `replace`: an instance left out of the new table gets no new request,
 /// while the requests already sent to it finish (they hold their instance's state, not the table).
-/// An instance kept across a replace keeps its requests in flight and its outlier state.
+/// The controller stops a drained instance once `inFlight` says its requests are done (or its
+/// grace ran out). An instance kept across a replace keeps its requests in flight and its outlier
+/// state.
 public final class AppRouteTable: Sendable {
     private let apps = Mutex<[String: AppPool]>([:])
+    /// Instances left out of the table with requests still in flight, by allocation ID.
+    private let draining = Mutex<[String: [InstanceState]]>([:])
 
     public init() {}
 
@@ -27,8 +31,32 @@ public final class AppRouteTable: Sendable {
                 let instances = endpoints.map { kept[EndpointKey($0)] ?? InstanceState($0) }
                 next[app] = AppPool(app: app, instances: instances, counters: old?.counters ?? AppCounters())
             }
+            let left = apps.values.flatMap { pool in
+                pool.instances.filter { state in next[pool.app]?.instances.contains { $0 === state } != true }
+            }
             apps = next
+            draining.withLock { draining in
+                for state in left { draining[state.endpoint.allocationID, default: []].append(state) }
+            }
         }
+    }
+
+    /// The requests in flight to an instance, whether it is in the table or was left out of it
+    /// (draining): the controller stops a drained instance when this reaches 0.
+    public func inFlight(_ allocationID: String) -> Int {
+        let listed = apps.withLock { apps in
+            apps.values.reduce(0) { sum, pool in
+                pool.instances.reduce(sum) { $1.endpoint.allocationID == allocationID ? $0 + $1.outstanding.load(ordering: .relaxed) : $0 }
+            }
+        }
+        let drained = draining.withLock { draining in
+            for (id, states) in draining {  // forget the drained instances that are done
+                let busy = states.filter { $0.outstanding.load(ordering: .relaxed) > 0 }
+                draining[id] = busy.isEmpty ? nil : busy
+            }
+            return draining[allocationID]?.reduce(0) { $0 + $1.outstanding.load(ordering: .relaxed) } ?? 0
+        }
+        return listed + drained
     }
 
     /// The app's instances, nil when no app has that name.

@@ -11,7 +11,7 @@ import Server
 
 /// A test app instance: Python's http.server on 127.0.0.1 (a port of its own choosing, printed
 /// first), answering with its version. Routes: /health; /hold/NAME (5 bytes, then 5 more once
-/// /release/NAME is asked); /download/SIZE (1 MiB, then the rest once /release/download is asked);
+/// /release/NAME is asked; chunked); /download/SIZE (1 MiB, then the rest once /release/download is asked);
 /// PUT /upload (counts and hashes the body as it arrives); /progress/N (answers once N bytes of
 /// uploads arrived); /silent/NAME (answers only once /release/NAME is asked); /vanish (closes the connection without an answer; /vanished says how often);
 /// HEAD (Content-Length 42, no body); anything else echoes method, path, headers and body length as JSON.
@@ -54,13 +54,13 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/silent/"):
             event(path[8:]).wait(60)
             return self.answer(200, "late")
-        if path.startswith("/hold/"):
+        if path.startswith("/hold/"):  # chunked: its end reaches the client only when the proxy ends it
             self.send_response(200)
-            self.send_header("Content-Length", "10")
+            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self.wfile.write(b"first")
+            self.wfile.write(b"5\r\nfirst\r\n")
             self.wfile.flush()
-            self.wfile.write(b"-last" if event(path[6:]).wait(60) else b"-none")
+            self.wfile.write(b"5\r\n-last\r\n0\r\n\r\n" if event(path[6:]).wait(60) else b"5\r\n-none\r\n0\r\n\r\n")
             return
         if path.startswith("/download/"):
             size, block, sent = int(path[10:]), bytes(range(256)) * 4096, 0
