@@ -94,7 +94,10 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The namespace as a filesystem through libfuse3 (issue 6). Owns CFUSE.
@@ -149,8 +152,9 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Compute", "ChunkStore"]),
         .testTarget(
             name: "AppProxyTests",
-            dependencies: ["AppProxy", "Server", "Compute", "ChunkStore", "BackendTesting", "Replicator",
-                           .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["AppProxy", "Server", "Compute", "ChunkStore", "BackendTesting", "Replicator", "S3Protocol",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
         .testTarget(name: "CLITests", dependencies: ["ChunkStore", "BackendTesting"]),
         // The mount's filesystem logic and reply type, without a kernel (the real mount: Tests/Mount, pytest).

@@ -240,10 +240,13 @@ public final class ControllerService: Service, Sendable {
     }
 
     /// The instances the proxy may send traffic to: running, healthy, still wanted run, on a node that
-    /// is ready or draining, with a port.
+    /// is ready or draining, with a port. Every app that is deployed and not being removed is listed,
+    /// with no instance when none qualifies, so that the proxy tells "no healthy instance" (503) from
+    /// "no such app" (404).
     public static func routes(_ input: Reconciler.Input) -> [String: [AppEndpoint]] {
         let nodes = Dictionary(uniqueKeysWithValues: input.nodes.map { ($0.id, $0) })
         var routes: [String: [AppEndpoint]] = [:]
+        for app in input.apps where app.desiredVersion != nil && !app.removing { routes[app.name] = [] }
         for record in input.allocations where record.desired == .run && record.healthy && record.allocation.state == .running {
             guard let port = record.port, let node = nodes[record.allocation.nodeID], node.state == .ready || node.state == .draining else { continue }
             routes[record.allocation.app, default: []].append(AppEndpoint(allocationID: record.allocation.id, app: record.allocation.app,

@@ -75,9 +75,12 @@ public final class BlobServer: Sendable {
     static let nothingServed = S3Error(.notFound, "NotFound", "Nothing is served here: \(pagesPrefix) has metrics and api/v1")
 
     /// The routes: `modules` under `/_a67` (`HTTPModule`), 404 for the rest of `/_a67`, and S3 at
-    /// every other path; every route behind the request accounting.
-    func router(modules: [any HTTPModule]) -> Router<ServerRequestContext> {
+    /// every other path; every route behind the request accounting. `fronts` (`HTTPFront`) see each
+    /// request first and answer those they take (a front's middleware wraps every route and the
+    /// not-found answer, so it is added before them).
+    func router(modules: [any HTTPModule], fronts: [any HTTPFront] = []) -> Router<ServerRequestContext> {
         let router = Router(context: ServerRequestContext.self)
+        if !fronts.isEmpty { router.add(middleware: FrontRouting(fronts: fronts)) }
         router.add(middleware: RequestAccounting(metrics: metrics))
         let pages = router.group(RouterPath(Self.pagesPrefix))
         for module in modules { module.register(on: pages) }
@@ -90,9 +93,10 @@ public final class BlobServer: Sendable {
     /// One `ServiceGroup` runs the HTTP server, the catalog snapshots, the provider watcher and
     /// `services` (background loops of the composition root's choosing); on a signal the HTTP server
     /// stops first (it stops accepting and lets requests in flight finish), then the services in
-    /// reverse order. `modules` add routes under `/_a67` (`HTTPModule`). `ready` is called with the
-    /// address once the port is bound.
-    public func run(modules: [any HTTPModule], services: [any Service] = [],
+    /// reverse order. `modules` add routes under `/_a67` (`HTTPModule`); `fronts` answer the requests
+    /// they take before any route (`HTTPFront`: the app proxy). `ready` is called with the address
+    /// once the port is bound.
+    public func run(modules: [any HTTPModule], fronts: [any HTTPFront] = [], services: [any Service] = [],
                     ready: @escaping @Sendable (String) -> Void) async throws {
         let logger = Self.logger
         let configuration = ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "Automator67")
@@ -104,7 +108,7 @@ public final class BlobServer: Sendable {
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200))
         let counter = ConnectionCounter(limits)
         let app = Application(
-            router: router(modules: modules),
+            router: router(modules: modules, fronts: fronts),
             server: HTTPServerBuilder { responder in
                 LimitedHTTP1Channel(http: HTTP1Channel(responder: responder, configuration: http1), counter: counter)
             },

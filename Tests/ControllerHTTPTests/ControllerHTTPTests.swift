@@ -219,7 +219,7 @@ final class RouteTable: Sendable {
         // The owner's report is taken, and the healthy instance reaches the proxy's routes.
         #expect(try await harness.request("PUT", path, auth: "A67-Node " + owner.credential, json: report).status == 204)
         #expect(try harness.store.allocation(id: placed.allocation.id).healthy)
-        let routed = try await harness.eventually { harness.routes.value.withLock { $0["web"] } }
+        let routed = try await harness.eventually { harness.routes.value.withLock { $0["web"].flatMap { $0.isEmpty ? nil : $0 } } }
         #expect(routed == [AppEndpoint(allocationID: placed.allocation.id, app: "web", host: "127.0.0.1", port: 8080)])
         // A removed node's credential stops working.
         try harness.store.remove(node: other.nodeID, now: Catalog.now())

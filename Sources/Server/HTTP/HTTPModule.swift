@@ -2,7 +2,8 @@ import HTTPTypes
 import Hummingbird
 
 /// A part of `a67 serve` with HTTP routes of its own beside the S3 API: today the control API and
-/// the metrics page; later the controller, the proxy, the SQL API and the dashboard. Server never
+/// the metrics page; later the controller, the SQL API and the dashboard (the app proxy, which takes
+/// requests by their Host as well as their path, is an `HTTPFront` instead). Server never
 /// imports a module: the composition root (the CLI's serve command) builds the modules and hands
 /// them to `BlobServer.run`, which lets each register its routes on the `/_a67` group.
 ///

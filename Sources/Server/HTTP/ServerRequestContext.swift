@@ -8,18 +8,22 @@ import Synchronization
 /// operation the metrics and logs count it as, named by the route that takes it.
 public struct ServerRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The address the connection came from (the agent API records a joining node's address from it).
-    public let remoteAddress: SocketAddress?
     /// S3's request ID, sent back in `x-amz-request-id` and in error bodies; logged with errors.
     public let requestID: String
     /// What the metrics count the request as ("Unknown" until a route names it).
     public let operation = OperationName()
     /// The request target; set by the request accounting before any route runs.
     var target = S3Path.root
+    /// The connection, kept (one reference) so that `remoteAddress` is only looked up by what needs it.
+    private let channel: any Channel
+
+    /// The client's address: the app proxy's X-Forwarded-For, the address the agent API records for a
+    /// joining node.
+    public var remoteAddress: SocketAddress? { channel.remoteAddress }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        remoteAddress = source.channel.remoteAddress
+        channel = source.channel
         requestID = Hex.encode(Crypto.randomBytes(8)).uppercased()
     }
 }

@@ -71,6 +71,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How often node agents report; a node silent for three of these is marked down.", valueName: "duration"))
     var nodeHeartbeat = "5s"
 
+    @Option(help: ArgumentHelp("Apps are reached here as NAME.DOMAIN (the Host header), besides the path /apps/NAME/.", valueName: "domain"))
+    var appsDomain = "apps.local"
+
     /// The node heartbeat the options ask for.
     func heartbeat() throws -> Duration {
         let seconds = try parseDuration(nodeHeartbeat, option: "--node-heartbeat")
@@ -140,12 +143,14 @@ struct Serve: AsyncParsableCommand {
             // The composition root: the modules that add routes under /_a67, and the background services.
             var modules: [any HTTPModule] = [ControlAPI(server: server), MetricsPage(server: server)]
             var services = server.maintenanceServices(try maintenance())
+            var fronts: [any HTTPFront] = []
             if !noController {
-                let compute = ComputeServices(server: server, repository: repository, heartbeat: try heartbeat())
+                let compute = ComputeServices(server: server, repository: repository, heartbeat: try heartbeat(), appsDomain: appsDomain, tls: false)
                 modules += compute.modules
+                fronts += compute.fronts
                 services += compute.services
             }
-            try await server.run(modules: modules, services: services) { address in
+            try await server.run(modules: modules, fronts: fronts, services: services) { address in
                 note("a67 serve: listening on http://\(address) (S3 at /, control API at /_a67/api/v1, metrics at /_a67/metrics)")
             }
             note("a67 serve: stopped")
