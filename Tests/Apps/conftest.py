@@ -118,12 +118,12 @@ class Cluster:
     def token(self, ttl="10m"):
         return self.json("node", "token", "create", "--ttl", ttl)["token"]
 
-    def join(self, node, labels=(), token=None, check=True):
+    def join(self, node, labels=(), token=None, check=True, data=None, name=None):
         """`a67 agent join` in the node's namespace, with a fresh token unless given one."""
-        data = self.root / node
+        data = data or self.root / node
         token_file = self.root / f"{node}.token"
         token_file.write_text((token or self.token()) + "\n")
-        args = ["agent", "join", URL, "--token-file", token_file, "--name", node, "--data", data]
+        args = ["agent", "join", URL, "--token-file", token_file, "--name", name or node, "--data", data]
         for label in labels:
             args += ["--label", label]
         return run_a67("ip", ["netns", "exec", f"a67-{node}", A67_BIN, *args], self.env, check=check)
@@ -134,7 +134,7 @@ class Cluster:
         self.agents[node] = subprocess.Popen(
             self.netns(f"a67-{node}", A67_BIN, "agent", "run", "--data", self.root / node, "--heartbeat", "1s"),
             env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        wait_until(f"{node} ready", lambda: any(n["name"] == node and n["state"] == "ready" and n["lastSeen"]
+        wait_until(f"{node} ready", lambda: any(n["name"] == node and n["state"] == "ready" and n.get("lastSeen")
                                                 for n in self.json("node", "ls")))
 
     def kill_agent(self, node, sig=signal.SIGKILL):

@@ -34,16 +34,18 @@ def test_join_with_used_expired_or_wrong_tokens_is_refused_and_changes_nothing(c
     before = cluster.json("node", "ls", "--all")
     used = cluster.token()
     cluster.join("n3", token=used)  # admits n3 (not started: its agent is not needed here)
-    again = cluster.join("n3", token=used, check=False)
-    assert again.returncode != 0 and "already" in again.stderr, again.stderr
-    wrong = cluster.join("n3", token="0" * 64, check=False)
+    spare = cluster.root / "n3-refused"  # each refused join's own folder, so the refusal is the controller's
+    again = cluster.join("n3", token=used, check=False, data=spare, name="n3-late")
+    assert again.returncode != 0 and "already used" in again.stderr, again.stderr
+    wrong = cluster.join("n3", token="0" * 64, check=False, data=spare, name="n3-late")
     assert wrong.returncode != 0 and "never issued" in wrong.stderr, wrong.stderr
     expired = cluster.token(ttl="1s")
     time.sleep(1.5)  # the token's lifetime running out is the point
-    late = cluster.join("n3", token=expired, check=False)
+    late = cluster.join("n3", token=expired, check=False, data=spare, name="n3-late")
     assert late.returncode != 0 and "expired" in late.stderr, late.stderr
     after = cluster.json("node", "ls", "--all")
     assert len(after) == len(before) + 1, "only the good token admitted a node"
+    assert not (spare / "credential").exists(), "a refused join saves nothing"
     cluster.a67("node", "rm", "n3")
     assert not any(n["name"] == "n3" for n in cluster.json("node", "ls"))
 
@@ -140,6 +142,9 @@ def test_rollback_to_a_kept_version(cluster):
 
 
 def test_logs_come_back(cluster):
+    # The log route is signed with an admin's key; the CLI finds one in the repository.
+    cluster.a67("user", "add", "ops", "--admin")
+    cluster.a67("key", "create", "ops")
     request("web", "/a-line-for-the-log")
     wait_until("the request in the log", lambda: "/a-line-for-the-log" in "".join(
         cluster.a67("app", "logs", "web", "--instance", i["id"], "--controller", URL).stdout for i in cluster.healthy("web")))
@@ -207,8 +212,9 @@ def test_a_command_that_does_not_exist_fails_clearly(cluster):
 
 
 def test_a_node_cannot_touch_another_nodes_allocation_or_forge_a_credential(cluster):
-    credential = (cluster.root / "n1" / "credential").read_text().strip()
-    on_n2 = [i for i in cluster.healthy("web") if i["node"] == "n2"][0]
+    on_n2 = cluster.healthy("web")[0]  # an instance, and the credential of the other node
+    other = "n1" if on_n2["node"] == "n2" else "n2"
+    credential = (cluster.root / other / "credential").read_text().strip()
     report = json.dumps({"allocationID": on_n2["id"], "state": "failed", "healthy": False, "port": None, "restarts": 0,
                          "exitCode": None, "message": "forged"})
 

@@ -308,8 +308,9 @@ struct AppCommand: AsyncParsableCommand {
             let path = "/_a67/api/v1/apps/\(app)/logs"
             let query = [("instance", instance), ("tail", String(tail))]
             let hostHeader = url.port.map { "\(host):\($0)" } ?? host
-            let headers = signer.sign(method: "GET", path: path, query: query, headers: [("host", hostHeader)],
-                                      payloadHash: Hex.encode(Crypto.sha256([])))
+            let emptyHash = Hex.encode(Crypto.sha256([]))
+            let headers = signer.sign(method: "GET", path: path, query: query,
+                                      headers: [("host", hostHeader), ("x-amz-content-sha256", emptyHash)], payloadHash: emptyHash)
             let target = controller.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path + "?" + SigV4Signer.canonicalQuery(query)
             let response: TransferResponse
             do {
