@@ -96,6 +96,8 @@ public final class ControllerService: Service, Sendable {
             while !Task.isCancelled {
                 do {
                     try await self.pass()
+                } catch is CancellationError {
+                    break  // shutting down: the pass stopped where it was, and nothing is wrong
                 } catch {
                     self.logger.error("controller pass failed (retried in \(self.settings.pollInterval)): \(error)")
                 }

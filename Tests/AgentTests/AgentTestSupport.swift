@@ -61,8 +61,9 @@ func fastOptions(ports: ClosedRange<Int>, runAs: RunAs = .agent, cgroups: Cgroup
 }
 
 /// Waits until `condition` holds, looking every 20 ms, for at most `seconds`: a wait for an event,
-/// not a timing assertion (the limit only keeps a broken feature from hanging the suite).
-func eventually(_ what: Comment, seconds: Double = 20, _ condition: () async throws -> Bool) async rethrows {
+/// not a timing assertion (the limit only keeps a broken feature from hanging the suite; it is
+/// generous because the whole suite runs in parallel on two cores, where a child may take seconds).
+func eventually(_ what: Comment, seconds: Double = 120, _ condition: () async throws -> Bool) async rethrows {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try await condition() { return }
