@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "ChunkStore", "Compute", "CurlTransport", "Supervision",
+                "ChunkStore", "Compute", "CurlTransport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -116,6 +116,7 @@ let package = Package(
                 "ChunkStore", "Replicator", "S3Protocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -148,7 +149,8 @@ let package = Package(
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "ChunkStore"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "ChunkStore", "BackendTesting"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "Compute", "ChunkStore", "BackendTesting"]),
-        .testTarget(name: "ControllerHTTPTests", dependencies: ["ControllerHTTP", "Controller", "Compute", "Server", "S3Protocol", "Replicator", "ChunkStore", "BackendTesting"]),
+        .testTarget(name: "ControllerHTTPTests", dependencies: ["ControllerHTTP", "Controller", "Compute", "Server", "S3Protocol", "Replicator",
+                                                        "ChunkStore", "BackendTesting", "CurlTransport"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Compute", "ChunkStore"]),
         .testTarget(
             name: "AppProxyTests",

@@ -166,11 +166,15 @@ public final class ChildProcess: @unchecked Sendable {
 
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
-    /// Reads `pipe` to its end on a thread of its own; nothing (at once) for no pipe.
+    /// Reads `pipe` to its end on a thread of its own, then closes it; nothing (at once) for no pipe.
+    /// Closed here rather than when the `Process` goes: a suite runs thousands of children, and
+    /// descriptors past 1024 break whatever in the process still uses select() (FoundationNetworking).
     private static func collect(_ pipe: Pipe?, into result: OneShot<[UInt8]>) {
         guard let pipe else { return result.set([]) }
         Thread.detachNewThread {
-            result.set(PipeReading.readAll(pipe.fileHandleForReading.fileDescriptor))
+            let bytes = PipeReading.readAll(pipe.fileHandleForReading.fileDescriptor)
+            try? pipe.fileHandleForReading.close()
+            result.set(bytes)
         }
     }
 }

@@ -174,6 +174,7 @@ public struct AgentAPI: HTTPModule {
             }
         }
         service.changed()
+        server.changed()  // a new node: in the next catalog snapshot
         return try json(JoinResponse(nodeID: registration.node.id, credential: registration.credential, address: address,
                                      heartbeatSeconds: Double(ControllerStore.nanoseconds(service.settings.heartbeatInterval)) / 1e9))
     }

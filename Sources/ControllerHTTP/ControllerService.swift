@@ -47,6 +47,7 @@ public final class ControllerService: Service, Sendable {
     let now: @Sendable () -> Int64
     let grants: BundleGrants
     let onRoutes: @Sendable ([String: [AppEndpoint]]) -> Void
+    let onCatalogChange: @Sendable () -> Void
     let logger: Logger
     let state = Mutex(State())
 
@@ -78,10 +79,14 @@ public final class ControllerService: Service, Sendable {
     }
 
     /// `grants` builds a bundle's grant (`AgentAPI.grants(repository:)` in serve); `onRoutes` gets
-    /// the proxy's routes whenever they change.
+    /// the proxy's routes whenever they change; `onCatalogChange` is called after a pass changed what
+    /// the catalog records (placements, deployments, node states; not heartbeats), so that serve
+    /// snapshots it.
     public init(store: ControllerStore, settings: Settings = Settings(), clock: any Clock<Duration> = ContinuousClock(),
                 now: @escaping @Sendable () -> Int64 = Catalog.now, grants: @escaping BundleGrants,
-                onRoutes: @escaping @Sendable ([String: [AppEndpoint]]) -> Void, logger: Logger = Logger(label: "a67.controller")) {
+                onRoutes: @escaping @Sendable ([String: [AppEndpoint]]) -> Void,
+                onCatalogChange: @escaping @Sendable () -> Void = {}, logger: Logger = Logger(label: "a67.controller")) {
+        self.onCatalogChange = onCatalogChange
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -134,14 +139,14 @@ public final class ControllerService: Service, Sendable {
         let silence = 3 * Self.nanoseconds(settings.heartbeatInterval)
         let drainDelay = Self.nanoseconds(settings.drainDelay)
         let logger = self.logger
-        var input = try await offPool { () throws -> Reconciler.Input in
+        var (input, markedDown) = try await offPool { () throws -> (Reconciler.Input, Bool) in
             let input = try store.reconcileInput(now: now)
             let silent = input.nodes.filter { $0.state == .ready && max($0.lastHeartbeat ?? $0.createdAt, startedAt) + silence <= now }
             for node in silent {
                 try store.setState(node: node.id, .down, reason: "no heartbeat for \(silence / 1_000_000_000) s", now: now)
                 logger.warning("node \(node.name) is down: no heartbeat for \(silence / 1_000_000_000) s")
             }
-            return silent.isEmpty ? input : try store.reconcileInput(now: now)
+            return (silent.isEmpty ? input : try store.reconcileInput(now: now), !silent.isEmpty)
         }
         try await addLocality(to: &input)
         let planned = input
@@ -150,6 +155,9 @@ public final class ControllerService: Service, Sendable {
             guard !actions.isEmpty else { return planned }
             try store.apply(actions, now: now)
             return try store.reconcileInput(now: now)
+        }
+        if markedDown || input.allocations != planned.allocations || input.apps != planned.apps {
+            onCatalogChange()
         }
         try await publish(input)
     }

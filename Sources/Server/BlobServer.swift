@@ -1,6 +1,7 @@
 import ChunkStore
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -28,6 +29,8 @@ public final class BlobServer: Sendable {
         public var window = 4
         /// How many connections are held, and for how long.
         public var connections = ConnectionLimits()
+        /// HTTPS with this certificate and key; nil: plain HTTP.
+        public var tls: TLSFiles?
         public init() {}
     }
 
@@ -61,8 +64,10 @@ public final class BlobServer: Sendable {
         return (principal, payload)
     }
 
-    /// Notes that the catalog changed: the next snapshot round stores it.
-    func changed() { dirty.store(true, ordering: .relaxed) }
+    /// Notes that the catalog changed: the next snapshot round stores it (and the last one, when serve
+    /// stops). Modules and services that change the catalog themselves (the controller's joins and
+    /// placements) call it, so that `a67 recover` finds what they recorded.
+    public func changed() { dirty.store(true, ordering: .relaxed) }
 
     /// Where the server's own pages live: a prefix no bucket can take (bucket names have no '_',
     /// `Names.validateBucket`), so every path a bucket can take reaches S3.
@@ -107,10 +112,15 @@ public final class BlobServer: Sendable {
             idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200))
         let counter = ConnectionCounter(limits)
+        let tls = try settings.tls?.configuration()
         let app = Application(
             router: router(modules: modules, fronts: fronts),
             server: HTTPServerBuilder { responder in
-                LimitedHTTP1Channel(http: HTTP1Channel(responder: responder, configuration: http1), counter: counter)
+                let plain = LimitedHTTP1Channel(http: HTTP1Channel(responder: responder, configuration: http1), counter: counter)
+                guard let tls else { return plain }
+                // TLS first in the pipeline: the connection limits and the request-head deadline see
+                // the decrypted bytes, as on plain HTTP.
+                return try TLSChannel(plain, tlsConfiguration: tls)
             },
             configuration: configuration,
             onServerRunning: { channel in ready(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?") },

@@ -3,15 +3,13 @@ import ChunkStore
 import Compute
 import Controller
 @testable import ControllerHTTP
+import CurlTransport
 import Foundation
 import Replicator
 import S3Protocol
 import Server
 import Synchronization
 import Testing
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// A real `a67 serve` on a local port with the controller running in it, and agents played by HTTP
 /// requests: the join, heartbeats, the long poll, the isolation of nodes, the chunk relay and logs.
@@ -26,14 +24,6 @@ final class ControllerHarness: Sendable {
     /// What the controller last gave the proxy.
     let routes = RouteTable()
     static let capacity = Resources(memoryBytes: 1 << 30, cpuMillis: 2000, diskBytes: 10 << 30)
-    /// The harnesses' client. Not `URLSession.shared`: it holds at most a few connections per host,
-    /// and long polls held open by tests running at once would queue every other request behind them.
-    static let session: URLSession = {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpMaximumConnectionsPerHost = 256
-        configuration.timeoutIntervalForRequest = 900
-        return URLSession(configuration: configuration)
-    }()
 
     /// `longPoll`: how long the controller holds a desired-state request when nothing changes.
     init(longPoll: Duration = .seconds(20)) async throws {
@@ -78,17 +68,29 @@ final class ControllerHarness: Sendable {
         return Crypto.sha256(bytes)
     }
 
+    /// One request through libcurl (CurlTransport: poll, not select, so it works whatever descriptors
+    /// the suite holds), held as long as a long poll needs.
     func request(_ method: String, _ path: String, auth: String? = nil, json: (some Encodable)? = nil as String?,
                  body: [UInt8]? = nil, headers: [(String, String)] = []) async throws -> (status: Int, body: Data) {
-        var request = URLRequest(url: URL(string: base + path)!)
-        request.httpMethod = method
-        request.timeoutInterval = 900  // a long poll sends nothing until its answer
-        if let auth { request.setValue(auth, forHTTPHeaderField: "Authorization") }
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        if let json { request.httpBody = try JSONEncoder().encode(json) }
-        if let body { request.httpBody = Data(body) }
-        let (data, response) = try await Self.session.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+        var all = headers.map { HTTPHeader($0.0, $0.1) }
+        if let auth { all.append(HTTPHeader("Authorization", auth)) }
+        var payload = body
+        if let json {
+            payload = [UInt8](try JSONEncoder().encode(json))
+            all.append(HTTPHeader("Content-Type", "application/json"))
+        }
+        let verb: TransferRequest.Method = switch method {
+        case "GET": .get
+        case "PUT": .put
+        case "DELETE": .delete
+        case "HEAD": .head
+        default: .custom(method)
+        }
+        if payload == nil && method != "GET" && method != "HEAD" { payload = [] }
+        let response = try await CurlEngine.shared.perform(TransferRequest(
+            verb, base + path, headers: all, body: payload,
+            limits: TransferLimits(connectTimeout: 10, stallSeconds: 900, stallBytesPerSecond: 1, maxResponseBytes: 64 << 20)))
+        return (response.status, Data(response.body))
     }
 
     func join(_ name: String, token: String? = nil, advertise: String? = nil) async throws -> (status: Int, body: Data) {

@@ -26,7 +26,8 @@ struct NodeCommand: AsyncParsableCommand {
                 discussion: """
                     Prints a token that admits one node until it expires. Pass it to the agent in a file \
                     (--token-file) or the A67_JOIN_TOKEN environment variable, never on its command line. \
-                    Only its SHA-256 is kept here.
+                    Only its SHA-256 is kept here. When a67 serve runs with --tls-cert, it also prints the \
+                    certificate's public key pin for a67 agent join --pin (a self-signed certificate needs no CA).
                     """)
 
             @OptionGroup var home: HomeOptions
@@ -44,11 +45,15 @@ struct NodeCommand: AsyncParsableCommand {
                     let now = Catalog.now()
                     let token = try store.createJoinToken(ttl: .milliseconds(Int64(seconds * 1000)), now: now)
                     let expires = now + Int64(seconds * 1_000_000_000)
+                    let pin = ControllerPin.current(home: home.path)
                     if json {
-                        printJSON(["token": token, "expires": isoTime(expires)])
+                        var result: [String: Any] = ["token": token, "expires": isoTime(expires)]
+                        if let pin { result["pin"] = pin }
+                        printJSON(result)
                     } else {
                         show(token)
-                        note("valid once, until \(isoTime(expires)); on the new node: a67 agent join URL --token-file FILE --name NAME")
+                        let trust = pin.map { " --pin \($0)" } ?? ""
+                        note("valid once, until \(isoTime(expires)); on the new node: a67 agent join URL --token-file FILE --name NAME\(trust)")
                     }
                 }
             }

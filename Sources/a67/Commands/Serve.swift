@@ -65,6 +65,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("gc keeps unreferenced chunks younger than this (like 1h; see a67 gc --help).", valueName: "duration"))
     var gcGrace = "1h"
 
+    @Option(help: ArgumentHelp("Serve HTTPS with this certificate (PEM; a chain: the server's first). Needs --tls-key.", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The private key of --tls-cert (PEM).", valueName: "file"))
+    var tlsKey: String?
+
     @Flag(help: "Run without the controller: no nodes, no apps, no app proxy.")
     var noController = false
 
@@ -110,6 +116,9 @@ struct Serve: AsyncParsableCommand {
         guard idleTimeout > 0, requestHeadTimeout > 0 else {
             throw ValidationError("--idle-timeout and --request-head-timeout must be more than 0 seconds")
         }
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together: give both (HTTPS) or neither (HTTP)")
+        }
         do {
             _ = try maintenance()
             _ = try heartbeat()
@@ -136,6 +145,8 @@ struct Serve: AsyncParsableCommand {
             settings.connections.maxPerClient = maxConnectionsPerClient
             settings.connections.idleTimeout = .seconds(idleTimeout)
             settings.connections.requestHeadTimeout = .seconds(requestHeadTimeout)
+            if let tlsCert, let tlsKey { settings.tls = TLSFiles(certificate: absolute(tlsCert), key: absolute(tlsKey)) }
+            try ControllerPin.record(certificate: settings.tls?.certificate, home: home.path)
             let server = BlobServer(repository: repository, settings: settings)
             if try repository.catalog.accounts.users().isEmpty {
                 note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
@@ -145,13 +156,15 @@ struct Serve: AsyncParsableCommand {
             var services = server.maintenanceServices(try maintenance())
             var fronts: [any HTTPFront] = []
             if !noController {
-                let compute = ComputeServices(server: server, repository: repository, heartbeat: try heartbeat(), appsDomain: appsDomain, tls: false)
+                let compute = ComputeServices(server: server, repository: repository, heartbeat: try heartbeat(), appsDomain: appsDomain,
+                                              tls: settings.tls != nil)
                 modules += compute.modules
                 fronts += compute.fronts
                 services += compute.services
             }
+            let scheme = settings.tls == nil ? "http" : "https"
             try await server.run(modules: modules, fronts: fronts, services: services) { address in
-                note("a67 serve: listening on http://\(address) (S3 at /, control API at /_a67/api/v1, metrics at /_a67/metrics)")
+                note("a67 serve: listening on \(scheme)://\(address) (S3 at /, control API at /_a67/api/v1, metrics at /_a67/metrics)")
             }
             note("a67 serve: stopped")
         }

@@ -25,7 +25,7 @@ struct ComputeServices {
         proxySettings.forwardedProto = tls ? "https" : "http"
         let proxy = AppProxy(routes: routes, domain: appsDomain, settings: proxySettings)
         controller = ControllerService(store: store, settings: settings, grants: AgentAPI.grants(repository: repository),
-                                       onRoutes: { routes.replace($0) })
+                                       onRoutes: { routes.replace($0) }, onCatalogChange: { server.changed() })
         modules.append(AgentAPI(server: server, service: controller, store: store))
         fronts.append(proxy)
         services += [controller, proxy]
