@@ -1284,6 +1284,23 @@ def run_wrk(url, threads, connections, seconds, host=None):
             "failed": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)}
 
 
+def cpu_seconds(root):
+    """User and system CPU seconds of process `root` and its children so far (nginx's workers), from
+    /proc/PID/stat."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == root or int(fields[1]) == root:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def median(values):
     values = sorted(values)
     n = len(values)
@@ -1447,16 +1464,21 @@ class AppsBench:
         self.apps = []
 
     def marked_processes(self):
-        """The pids whose environment holds this run's BENCH_RUN: app instances and their children."""
-        mark, pids = f"BENCH_RUN={self.run_id}".encode(), []
+        """The pids of this run's app instances: those whose environment holds its BENCH_RUN, and the
+        backend's nginx master, whose title (which overwrites its environment) names its prefix under
+        this run's folder (its workers share its process group)."""
+        mark, prefix, pids = f"BENCH_RUN={self.run_id}".encode(), self.tmp.encode() + b"/", []
         for entry in os.listdir("/proc"):
             if entry.isdigit() and int(entry) != os.getpid():
                 try:
                     with open(f"/proc/{entry}/environ", "rb") as f:
-                        if mark in f.read().split(b"\0"):
-                            pids.append(int(entry))
+                        environment = f.read().split(b"\0")
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        title = f.read()
                 except OSError:
-                    pass
+                    continue
+                if mark in environment or prefix in title:
+                    pids.append(int(entry))
         return pids
 
     def close(self):
@@ -1586,6 +1608,11 @@ def deploy_bench(work, args):
         targets = [("direct", f"http://{address}:{instance['port']}/", None),
                    ("nginx", f"http://127.0.0.1:{proxy_port}/", None),
                    ("a67", f"http://127.0.0.1:{bench.port}/", "backend.apps.local")]
+        # Whose CPU each path's requests cost: the proxy's (nginx's master and workers, or a67 serve), and the
+        # backend's (the instance's nginx, found by its mark).
+        backend_master = min(pid for pid in bench.marked_processes()  # the master (its workers lost the mark)
+                             if os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "nginx")
+        proxy_of = {"direct": None, "nginx": proxy.pid, "a67": bench.serve.pid}
 
         def answered(url, host):
             parsed = urllib.parse.urlsplit(url)
@@ -1611,7 +1638,11 @@ def deploy_bench(work, args):
             for label, url, host in order:
                 print(f"deploy: round {r + 1}, {label}: wrk 2 threads 64 connections {args.deploy_seconds:g} s, "
                       f"then 1 connection {args.deploy_latency_seconds:g} s...", file=sys.stderr)
+                proxy_pid = proxy_of[label]
+                cpu_before = (cpu_seconds(proxy_pid) if proxy_pid else 0, cpu_seconds(backend_master))
                 load = run_wrk(url, 2, 64, args.deploy_seconds, host)
+                load["proxyCPUMicros"] = ((cpu_seconds(proxy_pid) - cpu_before[0]) / load["requests"] * 1e6) if proxy_pid else 0
+                load["backendCPUMicros"] = (cpu_seconds(backend_master) - cpu_before[1]) / load["requests"] * 1e6
                 single = run_wrk(url, 1, 1, args.deploy_latency_seconds, host)
                 rounds.append({"round": r + 1, "path": label, "load": load, "single": single})
         summary = {}
@@ -1622,6 +1653,8 @@ def deploy_bench(work, args):
                               "singleP50Ms": median([x["single"]["p50Ms"] for x in mine]),
                               "singleP99Ms": median([x["single"]["p99Ms"] for x in mine]),
                               "failed": sum(x["load"]["failed"] + x["single"]["failed"] for x in mine),
+                              "proxyCPUMicros": median([x["load"]["proxyCPUMicros"] for x in mine]),
+                              "backendCPUMicros": median([x["load"]["backendCPUMicros"] for x in mine]),
                               "eachReqPerSec": [x["load"]["reqPerSec"] for x in mine]}
         per_round = [next(x for x in rounds if x["round"] == r + 1 and x["path"] == "a67")["load"]["reqPerSec"]
                      / next(x for x in rounds if x["round"] == r + 1 and x["path"] == "nginx")["load"]["reqPerSec"]
@@ -1686,12 +1719,14 @@ def deploy_report(d):
               f"{d['loadSeconds']:g} s (req/s, p99), then 1 connection for {d['latencySeconds']:g} s (one request at a time: "
               f"latency without queueing, wrk --latency's percentiles); the three paths interleaved, the order rotated "
               f"each round, {d['rounds']} rounds, medians. Every client, proxy and backend shares the machine's {CORES} cores.", "",
-              "| path | req/s, 64 connections (each round) | p99 ms, 64 connections | p50 / p99 ms, 1 connection | failed |",
-              "|---|---|---|---|---|"]
+              "| path | req/s, 64 connections (each round) | p99 ms, 64 connections | p50 / p99 ms, 1 connection | "
+              "CPU µs per request: proxy / backend | failed |",
+              "|---|---|---|---|---|---|"]
     for path, label in (("direct", "direct to the backend"), ("nginx", "through nginx"), ("a67", "through a67 serve (Host backend.apps.local)")):
         x = s[path]
         lines.append(f"| {label} | {x['reqPerSec']:.0f} ({each(path)}) | {x['loadP99Ms']:.2f} | "
-                     f"{x['singleP50Ms']:.2f} / {x['singleP99Ms']:.2f} | {x['failed']} |")
+                     f"{x['singleP50Ms']:.2f} / {x['singleP99Ms']:.2f} | "
+                     f"{'-' if path == 'direct' else format(x['proxyCPUMicros'], '.0f')} / {x['backendCPUMicros']:.0f} | {x['failed']} |")
     lines += ["", "| measure | a67 | nginx | goal |", "|---|---|---|---|",
               f"| req/s, a67 / nginx (median of rounds; each round's ratio) | {p['ratio']:.2f} "
               f"({', '.join(f'{r:.2f}' for r in p['ratioPerRound'])}) | | >= 0.70 |",
