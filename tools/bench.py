@@ -1,6 +1,7 @@
 """tools/bench: a67 put/get throughput and peak RSS, beside this machine's ceiling and restic; and
 put/get against S3, WebDAV and SFTP servers on loopback, beside `rclone copy` to the same servers;
-a67 serve under S3 load; a67 mount beside `rclone mount` of a crypt remote, fio on both.
+a67 serve under S3 load; a67 mount beside `rclone mount` of a crypt remote, fio on both; apps: deploy
+time, the agent's memory, and the app proxy beside nginx (wrk).
 
 Everything is measured in the same run, because these machines are shared and noisy: only the
 ratios are meaningful. Run it through tools/bench, which installs and builds first.
@@ -12,7 +13,7 @@ sys.dont_write_bytecode = True  # no tools/__pycache__ left behind by the import
 import s3load  # tools/s3load.py, beside this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-A67 = os.path.join(ROOT, ".build/release/a67")
+A67 = os.environ.get("A67_BIN", os.path.join(ROOT, ".build/release/a67"))
 S3LOAD = os.path.join(ROOT, "tools/s3load.py")
 RCLONE_MOUNT_MODE = "writes"  # see mount_bench
 AWS_VENV = "/opt/a67-test-venv/bin/aws"
@@ -226,6 +227,13 @@ def main():
                         help="replicas of the mounted bucket, on two directory providers (default 2)")
     parser.add_argument("--mount-rclone-mode", default=RCLONE_MOUNT_MODE, choices=("minimal", "writes", "full"),
                         help=f"rclone mount --vfs-cache-mode (default {RCLONE_MOUNT_MODE}; off cannot run fio)")
+    parser.add_argument("--only-deploy", action="store_true",
+                        help="measure only the apps: deploy time, agent memory, the app proxy against nginx (about 4 min)")
+    parser.add_argument("--deploy-rounds", type=int, default=3,
+                        help="rounds of the proxy comparison, direct / nginx / a67 interleaved (default 3; 0 skips the apps)")
+    parser.add_argument("--deploy-seconds", type=float, default=8, help="seconds of each 64-connection wrk run (default 8)")
+    parser.add_argument("--deploy-latency-seconds", type=float, default=4,
+                        help="seconds of each one-connection wrk run, for the added latency (default 4)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object instead of Markdown")
     parser.add_argument("--compare", metavar="REV",
                         help="instead: this tree's a67 against the a67 of commit REV (built in --dir), interleaved "
@@ -243,6 +251,9 @@ def main():
     work = args.dir
     os.makedirs(work, exist_ok=True)
     replication_count = size(args.replication_size)
+    if args.only_deploy:
+        report(args, count, {}, {}, {}, None, deploy_results=deploy_bench(work, args))
+        return
     if args.only_mount:
         report(args, count, {}, {}, {}, None, mount_results=mount_bench(work, args))
         return
@@ -260,6 +271,7 @@ def main():
     s3_results = s3_server(work, args, repeats) if args.s3_duration > 0 else None
     replication_results = replication(work, replication_count, size(args.repair_size), repeats) if replication_count else None
     mount_results = mount_bench(work, args) if size(args.mount_size) else None
+    deploy_results = deploy_bench(work, args) if args.deploy_rounds > 0 else None
     files = make_files(work, count)
 
     ceilings, results, inputs = {}, {}, {}
@@ -340,7 +352,7 @@ def main():
         growth = {"putRSS": big_put_rss, "getRSS": big_get_rss}
 
     report(args, count, inputs, ceilings, results, growth, remote_results, replication_results, s3_results,
-           mount_results)
+           mount_results, deploy_results)
 
 
 def remote(work, count, repeats):
@@ -1029,7 +1041,7 @@ def mount_report(m):
 
 
 def report(args, count, inputs, ceilings, results, growth, remote_results=None, replication_results=None,
-           s3_results=None, mount_results=None):
+           s3_results=None, mount_results=None, deploy_results=None):
     lines = [f"## tools/bench, {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
              "",
              f"Machine: {CORES} cores; files of {args.size}; one directory provider; zstd level 3; "
@@ -1087,6 +1099,8 @@ def report(args, count, inputs, ceilings, results, growth, remote_results=None, 
         lines += s3_report(s3_results)
     if mount_results:
         lines += mount_report(mount_results)
+    if deploy_results:
+        lines += deploy_report(deploy_results)
     text = "\n".join(lines)
     os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)
     with open(os.path.join(ROOT, "bench-out", "latest.md"), "w") as f:
@@ -1095,7 +1109,8 @@ def report(args, count, inputs, ceilings, results, growth, remote_results=None, 
         everything = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cores": CORES,
                       "arguments": vars(args), "size": count, "ceilingInputs": inputs, "ceilings": ceilings,
                       "results": results, "growth": growth, "remote": remote_results, "replication": replication_results,
-                      "s3Server": s3_results, "mount": mount_results}
+                      "s3Server": s3_results, "mount": mount_results,
+                      "apps": deploy_results}
         with open(os.path.join(ROOT, "bench-out", "latest.json"), "w") as f:
             json.dump(everything, f, indent=1)
             f.write("\n")
@@ -1161,6 +1176,564 @@ def s3_report(s3):
     lines += [f"Server peak RSS over the whole section {s3['serverRSSMB']:.0f} MB (VmHWM {s3['serverHWMMB']:.0f} MB; "
               f"{s3['loadRSSMB']:.0f} MB during the {s3['clients']}-client load); on SIGTERM it exited with "
               f"{s3['sigtermExit']} in {s3['stopSeconds']:.1f} s (target: 0).", ""]
+    return lines
+
+
+# MARK: - Apps: deploy time, agent memory, the app proxy against nginx (--only-deploy)
+
+APP_SOURCE = os.path.join(ROOT, "Tests/Apps/app")  # the apps suite's test app (Python http.server, /health)
+
+# The backend of the proxy comparison: nginx answering "ok" on the port the agent assigns. An app
+# instance runs unprivileged, so nginx's prefix (its pid file and temp folders) goes to $BENCH_TMP.
+BACKEND_START = """#!/bin/sh
+# nginx answering "ok" on $PORT (the bench's backend); its prefix under $BENCH_TMP, writable by the instance.
+set -e
+prefix="$BENCH_TMP/backend-$PORT"
+mkdir -p "$prefix"
+sed "s/@PORT@/$PORT/" nginx.conf.in > "$prefix/nginx.conf"
+exec {nginx} -p "$prefix/" -c nginx.conf -e stderr -g 'daemon off;'
+"""
+NGINX_COMMON = """worker_processes {workers};
+error_log stderr warn;
+pid nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  # Debian's nginx keeps its temporary files under /var/lib/nginx: here, under the prefix (-p).
+  client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fastcgi; uwsgi_temp_path uwsgi; scgi_temp_path scgi;
+{body}
+}}
+"""
+BACKEND_SERVER = """  server { listen @PORT@; location / { default_type text/plain; return 200 "ok\\n"; } }"""
+PROXY_SERVER = """  upstream backend {{ server {address}:{port}; keepalive 64; keepalive_requests 1000000; }}
+  server {{
+    listen 127.0.0.1:{listen};
+    location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}"""
+
+
+def proc_memory(pid):
+    """VmRSS, VmHWM, RssAnon and RssFile of process `pid` in MB, from /proc/PID/status (None: gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return None
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem")
+            if key in fields}
+
+
+def rss_by_mapping(pid, top=5):
+    """The `top` mappings of process `pid` holding the most resident memory, from /proc/PID/smaps:
+    (file name or [heap], [anon], ...; MB), largest first: what an RSS figure is made of."""
+    totals, name = {}, None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                fields = line.split()
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    name = os.path.basename(fields[5]) if len(fields) > 5 else "[anon]"
+                elif fields and fields[0] == "Rss:":
+                    totals[name] = totals.get(name, 0) + int(fields[1]) / 1024
+    except OSError:
+        return []
+    return sorted(totals.items(), key=lambda item: -item[1])[:top]
+
+
+def sample_memory(pid, seconds, every=0.2):
+    """The memory of process `pid` sampled for `seconds`: the median and maximum VmRSS, and VmHWM,
+    RssAnon and RssFile at the end, in MB."""
+    samples, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        sample = proc_memory(pid)
+        if sample is None:
+            raise SystemExit(f"deploy: process {pid} exited while its memory was sampled")
+        samples.append(sample)
+        time.sleep(every)
+    rss = sorted(s["VmRSS"] for s in samples)
+    last = samples[-1]
+    return {"rssMB": rss[len(rss) // 2], "maxRSSMB": rss[-1], "hwmMB": last["VmHWM"], "anonMB": last.get("RssAnon"),
+            "fileMB": last.get("RssFile"), "samples": len(samples), "mappings": rss_by_mapping(pid)}
+
+
+def wrk_ms(text):
+    """A wrk duration (850.00us, 1.23ms, 2.00s, 1.00m) in milliseconds."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        raise SystemExit(f"deploy: cannot read wrk's duration {text!r}")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m.group(2)]
+
+
+def run_wrk(url, threads, connections, seconds, host=None):
+    """wrk (closed loop: each connection sends its next request when the last is answered) against
+    `url` with Host `host`; returns req/s, p50/p90/p99 latency in ms, and the failed requests."""
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
+    argv += ["-H", f"Host: {host}"] if host else []
+    p = subprocess.run(argv + [url], capture_output=True, text=True, timeout=seconds + 60)
+    if p.returncode != 0 or "Requests/sec:" not in p.stdout:
+        raise SystemExit(f"deploy: {' '.join(argv + [url])} failed (exit {p.returncode}):\n{p.stdout}\n{p.stderr}")
+    out = p.stdout
+    percentiles = {int(m.group(1)): wrk_ms(m.group(2)) for m in re.finditer(r"^\s+(\d+)%\s+(\S+)$", out, re.M)}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"reqPerSec": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "requests": requests,
+            "p50Ms": percentiles.get(50), "p90Ms": percentiles.get(90), "p99Ms": percentiles.get(99),
+            "failed": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)}
+
+
+def cpu_seconds(root):
+    """User and system CPU seconds of process `root` and its children so far (nginx's workers), from
+    /proc/PID/stat."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == root or int(fields[1]) == root:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+class AppsBench:
+    """One run of the apps phase: a fresh repository under DIR/apps, `a67 serve` (controller and
+    proxy) and two agents on loopback, and every process and folder they make, stopped and removed by
+    close() whatever happened. Every app instance carries BENCH_RUN=<this run's id> in its
+    environment, so that close() finds any the agents left (they outlive their agents by design)."""
+
+    def __init__(self, work):
+        self.run_id = f"{os.getpid()}-{random.getrandbits(32):08x}"
+        self.base = os.path.join(os.path.abspath(work), "apps")
+        shutil.rmtree(self.base, ignore_errors=True)
+        os.makedirs(self.base)
+        # Instances run as an unprivileged user (when the agent is root) and must reach their releases.
+        os.chmod(self.base, 0o711)
+        folder = os.path.dirname(self.base)
+        while folder != "/":
+            if not os.stat(folder).st_mode & 0o001:
+                raise SystemExit(f"deploy: {folder} is not searchable by other users, and app instances run unprivileged: "
+                                 f"give --dir a folder under /var/tmp (the default) or chmod o+x {folder}")
+            folder = os.path.dirname(folder)
+        self.tmp = os.path.join(self.base, "tmp")  # the backend nginx's prefix, written by the instance's user
+        os.makedirs(self.tmp)
+        os.chmod(self.tmp, 0o1777)
+        passphrase = os.path.join(self.base, "passphrase")
+        write_private(passphrase, "bench passphrase\n")
+        self.env = {k: v for k, v in os.environ.items() if k != "A67_PASSPHRASE"}
+        self.env.update(A67_HOME=os.path.join(self.base, "home"), A67_PASSPHRASE_FILE=passphrase)
+        self.agent_env = {k: v for k, v in os.environ.items() if not k.startswith("A67_")}
+        self.children = []  # (label, Popen), stopped in reverse order
+        self.logs = []
+        self.apps = []
+        self.agents = {}  # name -> Popen
+        self.allocations = set()  # the instances' IDs: their cgroups are removed at the end if an agent left them
+        self.serve, self.port, self.url = None, None, None
+
+    def log(self, name):
+        log = open(os.path.join(self.base, name), "ab")
+        self.logs.append(log)
+        return log
+
+    def spawn(self, label, argv, env, log_name):
+        # Its own session: a Ctrl-C reaches only this script, which then stops everything in order.
+        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=self.log(log_name),
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append((label, process))
+        return process
+
+    def a67(self, *argv, check=True, timeout=300):
+        p = subprocess.run([A67, *map(str, argv)], env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise SystemExit(f"deploy: a67 {' '.join(map(str, argv))} failed (exit {p.returncode}):\n{p.stdout}{p.stderr}\n"
+                             f"a67 serve's log:\n{log_tail(os.path.join(self.base, 'serve.log'))}")
+        return p
+
+    def json(self, *argv):
+        return json.loads(self.a67(*argv, "--json").stdout)
+
+    def wait(self, what, check, seconds=90, every=0.2):
+        end, last = time.monotonic() + seconds, None
+        while time.monotonic() < end:
+            for name, process in [("a67 serve", self.serve)] + [(f"agent {n}", p) for n, p in self.agents.items()]:
+                if process is not None and process.poll() is not None:
+                    log = "serve.log" if process is self.serve else f"agent-{name.split()[1]}.log"
+                    raise SystemExit(f"deploy: {name} exited with {process.returncode} while waiting for {what}:\n"
+                                     f"{log_tail(os.path.join(self.base, log))}")
+            last = check()
+            if last:
+                return last
+            time.sleep(every)
+        raise SystemExit(f"deploy: {what} did not happen within {seconds} s (last: {last!r:.300})")
+
+    def start_serve(self):
+        self.a67("init")
+        self.a67("provider", "add", "disk", "--dir", os.path.join(self.base, "provider"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.serve = self.spawn("a67 serve", [A67, "serve", "--listen", f"127.0.0.1:{self.port}", "--node-heartbeat", "1s",
+                                              "--repair-every", "off", "--gc-every", "off"], self.env, "serve.log")
+        wait_until_serving(self.serve, self.port, os.path.join(self.base, "serve.log"))
+
+    def start_agent(self, name):
+        """Joins a fresh agent NAME (label bench=NAME, its own data folder) and runs it until ready."""
+        data = os.path.join(self.base, f"agent-{name}")
+        token_file = os.path.join(self.base, f"{name}.token")
+        write_private(token_file, self.json("node", "token", "create", "--ttl", "10m")["token"] + "\n")
+        p = subprocess.run([A67, "agent", "join", self.url, "--token-file", token_file, "--name", name, "--label",
+                            f"bench={name}", "--data", data], env=self.agent_env, capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            raise SystemExit(f"deploy: a67 agent join failed (exit {p.returncode}):\n{p.stdout}{p.stderr}")
+        os.remove(token_file)
+        agent = self.spawn(f"agent {name}", [A67, "agent", "run", "--data", data, "--heartbeat", "1s"], self.agent_env,
+                           f"agent-{name}.log")
+        self.agents[name] = agent
+        self.wait(f"agent {name} ready", lambda: any(n["name"] == name and n["state"] == "ready" and n.get("lastSeen")
+                                                     for n in self.json("node", "ls")))
+        return agent
+
+    def app_folder(self, name, node, instances=1, files=None, manifest=None):
+        """A copy of the apps suite's test app as app NAME, placed on agent NODE, with `files` added
+        (relative path -> bytes); or, with `manifest`, just that a67app.toml and `files`."""
+        folder = os.path.join(self.base, "apps", f"{name}-{time.monotonic_ns()}")
+        if manifest is None:
+            shutil.copytree(APP_SOURCE, folder)
+            with open(os.path.join(folder, "a67app.toml")) as f:
+                toml = f.read()
+            toml = (toml.replace('name = "web"', f'name = "{name}"').replace("instances = 2", f"instances = {instances}")
+                    .replace('env = { GREETING = "hi" }', f'env = {{ GREETING = "hi", BENCH_RUN = "{self.run_id}" }}')
+                    .replace('healthy_deadline = "10s"', 'healthy_deadline = "60s"'))
+            manifest = toml + f'\n[constraints]\nlabels = {{ bench = "{node}" }}\n'
+        else:
+            os.makedirs(folder)
+        with open(os.path.join(folder, "a67app.toml"), "w") as f:
+            f.write(manifest)
+        for relative, data in (files or {}).items():
+            path = os.path.join(folder, relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        return folder
+
+    def deploy(self, folder):
+        """`a67 app deploy FOLDER --json`: its summary (storedSeconds: the version stored and its
+        deployment recorded; healthySeconds: the first instance of it healthy, as the command saw) and
+        the whole command's wall time (until the rolling update ended)."""
+        began = time.monotonic()
+        p = self.a67("app", "deploy", folder, "--json", check=False)
+        wall = time.monotonic() - began
+        summary = json.loads(p.stdout) if p.stdout.strip().startswith("{") else None
+        if summary and summary["app"] not in self.apps:
+            self.apps.append(summary["app"])
+        if p.returncode != 0 or not summary or summary.get("deployment") != "succeeded":
+            name = summary["app"] if summary else os.path.basename(folder).rsplit("-", 1)[0]
+            status = self.a67("app", "status", name, check=False)
+            raise SystemExit(f"deploy: a67 app deploy {folder} failed (exit {p.returncode}):\n{p.stdout}{p.stderr}\n"
+                             f"a67 app status {name}:\n{status.stdout}{status.stderr}\n"
+                             f"a67 serve's log:\n{log_tail(os.path.join(self.base, 'serve.log'))}\n"
+                             + "".join(f"agent {n}'s log:\n{log_tail(os.path.join(self.base, f'agent-{n}.log'))}\n" for n in self.agents))
+        return {"version": summary["version"], "bytes": summary["bytes"], "chunks": summary["chunks"],
+                "newChunks": summary["newChunks"], "storedSeconds": summary["storedSeconds"],
+                "healthySeconds": summary.get("healthySeconds"), "wallSeconds": wall}
+
+    def healthy(self, app):
+        instances = self.json("app", "status", app)["instances"]
+        self.allocations.update(i["id"] for i in instances)
+        return [i for i in instances if i["healthy"] and i["desired"] == "run"]
+
+    def remove_apps(self, seconds=60):
+        """`a67 app rm` of every app deployed, then waits until the controller has removed them (their
+        instances stopped by their agents)."""
+        for app in self.apps:
+            status = self.a67("app", "status", app, "--json", check=False, timeout=60)
+            if status.returncode == 0:
+                self.allocations.update(i["id"] for i in json.loads(status.stdout)["instances"])
+            self.a67("app", "rm", app, check=False, timeout=60)
+        self.wait("the apps removed", lambda: not any(a["name"] in self.apps for a in self.json("app", "ls")), seconds)
+        self.apps = []
+
+    def marked_processes(self):
+        """The pids of this run's app instances: those whose environment holds its BENCH_RUN, and the
+        backend's nginx master, whose title (which overwrites its environment) names its prefix under
+        this run's folder (its workers share its process group)."""
+        mark, prefix, pids = f"BENCH_RUN={self.run_id}".encode(), self.tmp.encode() + b"/", []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != os.getpid():
+                try:
+                    with open(f"/proc/{entry}/environ", "rb") as f:
+                        environment = f.read().split(b"\0")
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        title = f.read()
+                except OSError:
+                    continue
+                if mark in environment or prefix in title:
+                    pids.append(int(entry))
+        return pids
+
+    def close(self):
+        """Stops everything this run started, in order (apps, our nginx, agents, serve), then kills any
+        instance left (found by its BENCH_RUN mark) and removes the folder. Returns the number of
+        instance processes that were still running after the orderly stop (0 when all went well)."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the cleanup short
+        try:
+            if self.apps and self.serve and self.serve.poll() is None:
+                try:
+                    self.remove_apps(seconds=30)
+                except (SystemExit, Exception) as e:  # noqa: BLE001  (cleanup goes on)
+                    print(f"deploy: removing the apps: {e}", file=sys.stderr)
+            for label, process in reversed(self.children):
+                if process.poll() is None:
+                    try:
+                        os.killpg(process.pid, signal.SIGTERM)
+                        process.wait(30)
+                    except (subprocess.TimeoutExpired, ProcessLookupError):
+                        try:
+                            os.killpg(process.pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                        process.wait()
+            left = self.marked_processes()
+            for pid in left:
+                for kill in (lambda: os.killpg(os.getpgid(pid), signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                    try:
+                        kill()
+                    except OSError:
+                        pass
+            if left:
+                print(f"deploy: killed {len(left)} app process(es) left running", file=sys.stderr)
+                time.sleep(0.5)
+            # The instances' cgroups (the agent removes each when it stops the instance; not when killed).
+            for allocation in self.allocations:
+                for hierarchy in ("memory/a67", "cpu/a67", "cpu,cpuacct/a67", "a67"):
+                    try:
+                        os.rmdir(f"/sys/fs/cgroup/{hierarchy}/{allocation}")
+                    except OSError:
+                        pass
+            for log in self.logs:
+                log.close()
+            shutil.rmtree(self.base, ignore_errors=True)
+            return len(left)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def deploy_bench(work, args):
+    """The compute half's targets, in one run on loopback: seconds from `a67 app deploy` to the first
+    healthy instance (cold on a fresh agent, then the same bundle again and a one-file change) for a
+    small and a 20 MiB app; the agent's memory idle and with 10 instances; and the app proxy in
+    `a67 serve` against nginx as a reverse proxy to the same backend instance (wrk)."""
+    for program in ("nginx", "wrk"):
+        if not shutil.which(program):
+            raise SystemExit(f"deploy: {program} is not installed: run tools/install-deps --bench")
+    if args.deploy_rounds < 1:
+        raise SystemExit("deploy: --deploy-rounds must be at least 1 with --only-deploy")
+    nginx = shutil.which("nginx")
+    bench = AppsBench(work)
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt  # so that the finally below stops everything
+    previous_term = signal.signal(signal.SIGTERM, interrupted)
+    results = {"rounds": args.deploy_rounds, "loadSeconds": args.deploy_seconds, "latencySeconds": args.deploy_latency_seconds}
+    began = time.monotonic()
+    try:
+        print("deploy: a fresh repository, a67 serve and two fresh agents on loopback...", file=sys.stderr)
+        bench.start_serve()
+        agents = {name: bench.start_agent(name) for name in ("a", "b")}
+        time.sleep(3)  # a few heartbeats and long polls: the agents' steady idle state
+        print("deploy: the agents' memory, idle...", file=sys.stderr)
+        memory = {"idleA": sample_memory(agents["a"].pid, 3), "idleB": sample_memory(agents["b"].pid, 3)}
+        memory["versionPeakMB"] = run([A67, "--version"])[1]
+        memory["binaryMB"] = os.path.getsize(os.path.realpath(A67)) / 2**20
+
+        deploys = {}
+        pages = {f"assets/page-{i:03}.bin": os.urandom(200_000) for i in range(105)}  # 21 MB, incompressible
+        for size, node, files in (("small", "a", {}), ("big", "b", pages)):
+            name = f"{size}app"
+            folder = bench.app_folder(name, node, files=files)
+            rows = {}
+            print(f"deploy: {name} cold (agent {node} fresh: the bundle is fetched)...", file=sys.stderr)
+            rows["cold"] = bench.deploy(folder)
+            print(f"deploy: {name} again, the same bundle as a new version...", file=sys.stderr)
+            rows["same"] = bench.deploy(folder)
+            changed = dict(files, **{"version.txt": b"2\n"}) if size == "small" else dict(files, **{"assets/page-037.bin": os.urandom(200_000)})
+            print(f"deploy: {name} with one file changed...", file=sys.stderr)
+            rows["oneFile"] = bench.deploy(bench.app_folder(name, node, files=changed))
+            deploys[size] = rows
+        results["deploys"] = deploys
+
+        print("deploy: smallapp scaled to 10 instances on agent a...", file=sys.stderr)
+        bench.a67("app", "scale", "smallapp", "10")
+        bench.wait("10 healthy instances of smallapp", lambda: len(bench.healthy("smallapp")) >= 10, seconds=120)
+        time.sleep(2)
+        memory["tenInstances"] = sample_memory(agents["a"].pid, 5)
+        memory["instanceRSSMB"] = median([proc_memory(pid)["VmRSS"] for pid in bench.marked_processes()
+                                          if proc_memory(pid)] or [0])
+        results["memory"] = memory
+        print("deploy: removing the apps...", file=sys.stderr)
+        bench.remove_apps()
+
+        print("deploy: the backend (nginx answering ok, as an app instance on agent a)...", file=sys.stderr)
+        manifest = "\n".join([
+            'name = "backend"', 'command = ["/bin/sh", "start.sh"]', "instances = 1",
+            f'env = {{ BENCH_TMP = "{bench.tmp}", BENCH_RUN = "{bench.run_id}" }}', "",
+            "[health]", 'http = "/health"', 'interval = "1s"', "",
+            "[resources]", 'memory = "256M"', f"cpu = {CORES}", "",  # the whole machine: no CPU quota in the way
+            "[constraints]", 'labels = { bench = "a" }', ""])
+        backend_folder = bench.app_folder("backend", "a", manifest=manifest, files={
+            "start.sh": BACKEND_START.format(nginx=nginx).encode(),
+            "nginx.conf.in": NGINX_COMMON.format(workers=CORES, body=BACKEND_SERVER).encode()})
+        results["backendDeploy"] = bench.deploy(backend_folder)
+        instance = bench.healthy("backend")[0]
+        address = next((n.get("address") for n in bench.json("node", "ls") if n["name"] == instance["node"]), None) or "127.0.0.1"
+        address = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+
+        proxy_port = free_port()
+        proxy_dir = os.path.join(bench.base, "nginx-proxy")
+        os.makedirs(proxy_dir)
+        with open(os.path.join(proxy_dir, "nginx.conf"), "w") as f:
+            f.write(NGINX_COMMON.format(workers=CORES, body=PROXY_SERVER.format(address=address, port=instance["port"],
+                                                                                listen=proxy_port)))
+        proxy = bench.spawn("nginx (proxy)", [nginx, "-p", proxy_dir + "/", "-c", "nginx.conf", "-e", "stderr", "-g", "daemon off;"],
+                            dict(os.environ, BENCH_RUN=bench.run_id), "nginx-proxy.log")
+        targets = [("direct", f"http://{address}:{instance['port']}/", None),
+                   ("nginx", f"http://127.0.0.1:{proxy_port}/", None),
+                   ("a67", f"http://127.0.0.1:{bench.port}/", "backend.apps.local")]
+        # Whose CPU each path's requests cost: the proxy's (nginx's master and workers, or a67 serve), and the
+        # backend's (the instance's nginx, found by its mark).
+        backend_master = min(pid for pid in bench.marked_processes()  # the master (its workers lost the mark)
+                             if os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "nginx")
+        proxy_of = {"direct": None, "nginx": proxy.pid, "a67": bench.serve.pid}
+
+        def answered(url, host):
+            parsed = urllib.parse.urlsplit(url)
+            try:
+                conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=2)
+                conn.request("GET", "/", headers={"Host": host} if host else {})
+                reply = conn.getresponse()
+                body = reply.read()
+                conn.close()
+                return reply.status == 200 and body == b"ok\n"
+            except OSError:
+                return False
+
+        for label, url, host in targets:
+            if proxy.poll() is not None:
+                raise SystemExit(f"deploy: nginx (proxy) exited with {proxy.returncode}:\n"
+                                 f"{log_tail(os.path.join(bench.base, 'nginx-proxy.log'))}")
+            bench.wait(f"{label} answering ok", lambda: answered(url, host), seconds=30)
+            run_wrk(url, 1, 8, 1, host)  # warm up: connections, caches
+        rounds = []
+        for r in range(args.deploy_rounds):
+            order = targets[r % 3:] + targets[:r % 3]
+            for label, url, host in order:
+                print(f"deploy: round {r + 1}, {label}: wrk 2 threads 64 connections {args.deploy_seconds:g} s, "
+                      f"then 1 connection {args.deploy_latency_seconds:g} s...", file=sys.stderr)
+                proxy_pid = proxy_of[label]
+                cpu_before = (cpu_seconds(proxy_pid) if proxy_pid else 0, cpu_seconds(backend_master))
+                load = run_wrk(url, 2, 64, args.deploy_seconds, host)
+                load["proxyCPUMicros"] = ((cpu_seconds(proxy_pid) - cpu_before[0]) / load["requests"] * 1e6) if proxy_pid else 0
+                load["backendCPUMicros"] = (cpu_seconds(backend_master) - cpu_before[1]) / load["requests"] * 1e6
+                single = run_wrk(url, 1, 1, args.deploy_latency_seconds, host)
+                rounds.append({"round": r + 1, "path": label, "load": load, "single": single})
+        summary = {}
+        for label, _, _ in targets:
+            mine = [x for x in rounds if x["path"] == label]
+            summary[label] = {"reqPerSec": median([x["load"]["reqPerSec"] for x in mine]),
+                              "loadP99Ms": median([x["load"]["p99Ms"] for x in mine]),
+                              "singleP50Ms": median([x["single"]["p50Ms"] for x in mine]),
+                              "singleP99Ms": median([x["single"]["p99Ms"] for x in mine]),
+                              "failed": sum(x["load"]["failed"] + x["single"]["failed"] for x in mine),
+                              "proxyCPUMicros": median([x["load"]["proxyCPUMicros"] for x in mine]),
+                              "backendCPUMicros": median([x["load"]["backendCPUMicros"] for x in mine]),
+                              "eachReqPerSec": [x["load"]["reqPerSec"] for x in mine]}
+        per_round = [next(x for x in rounds if x["round"] == r + 1 and x["path"] == "a67")["load"]["reqPerSec"]
+                     / next(x for x in rounds if x["round"] == r + 1 and x["path"] == "nginx")["load"]["reqPerSec"]
+                     for r in range(args.deploy_rounds)]
+        results["proxy"] = {"rounds": rounds, "summary": summary, "address": address, "workers": CORES,
+                            "ratio": summary["a67"]["reqPerSec"] / summary["nginx"]["reqPerSec"],
+                            "ratioPerRound": per_round,
+                            "addedP99Ms": {p: summary[p]["singleP99Ms"] - summary["direct"]["singleP99Ms"] for p in ("nginx", "a67")},
+                            "addedLoadP99Ms": {p: summary[p]["loadP99Ms"] - summary["direct"]["loadP99Ms"] for p in ("nginx", "a67")}}
+        memory["endHWMMB"] = proc_memory(agents["a"].pid)["VmHWM"]
+        results["elapsedSeconds"] = time.monotonic() - began
+    finally:
+        left = bench.close()
+        signal.signal(signal.SIGTERM, previous_term)
+    results["leftRunning"] = left
+    return results
+
+
+def deploy_report(d):
+    """The Markdown lines of the apps section."""
+    def row(label, x, size):
+        bundle = f"{x['bytes'] / 2**20:.1f} MiB" if x["bytes"] >= 1 << 20 else f"{x['bytes'] / 1024:.0f} KiB"
+        return (f"| {size}, {label} | {bundle}, {x['chunks']} chunk(s), {x['newChunks']} new | "
+                f"{x['storedSeconds']:.2f} | {x['healthySeconds']:.2f} | {x['wallSeconds']:.2f} | < 5 / < 30 |")
+
+    labels = {"cold": "cold (fresh agent: bundle fetched)", "same": "same bundle, new version (release held)",
+              "oneFile": "one file changed (chunks cached)"}
+    lines = ["### Apps: deploy time, agent memory, proxy vs nginx", "",
+             "a67 serve (controller and proxy, `--node-heartbeat 1s`) and two agents (`a67 agent run --heartbeat 1s`, "
+             "each joined fresh with its own data folder) on loopback; a fresh repository with one directory provider. "
+             "The apps are Tests/Apps/app (Python http.server; health check GET /health every 1 s), one instance, "
+             "pinned to an agent by a label; the big one has 105 random files of 200 kB beside it. Deployment start: "
+             "`a67 app deploy` from its start until the version is stored and its deployment recorded (`storedSeconds`); "
+             "first healthy: until `a67 app status` shows an instance of it healthy (`healthySeconds`, polled every 0.2 s); "
+             "whole command: until the rolling update ended (the old instance stopped after min_healthy_time 1 s).", "",
+             "| deploy | bundle | deployment start s | first healthy s | whole command s | target (start / running) |",
+             "|---|---|---|---|---|---|"]
+    for size, name in (("small", "small app"), ("big", "20 MiB app")):
+        for key in ("cold", "same", "oneFile"):
+            lines.append(row(labels[key], d["deploys"][size][key], name))
+    m = d["memory"]
+
+    def mem(x):
+        return f"| {x['rssMB']:.1f} (max {x['maxRSSMB']:.1f}) | {x['hwmMB']:.1f} | {x['anonMB']:.1f} / {x['fileMB']:.1f} |"
+
+    lines += ["", "Agent memory, from /proc/PID/status of the `a67 agent run` process (MB; RSS the median of samples "
+              "every 0.2 s; anon / file: RssAnon, the heap and stacks, against RssFile, the mapped binary and libraries):", "",
+              "| agent | VmRSS | VmHWM | anon / file | goal |", "|---|---|---|---|---|",
+              f"| agent a, idle after joining {mem(m['idleA'])} <= 15 |",
+              f"| agent b, idle after joining {mem(m['idleB'])} <= 15 |",
+              f"| agent a, 10 instances running (each about {m['instanceRSSMB']:.0f} MB) {mem(m['tenInstances'])} |",
+              f"| `a67 --version` (peak RSS, GNU time) | {m['versionPeakMB']:.1f} | | | |", "",
+              f"Agent a's VmHWM at the end of the phase: {m['endHWMMB']:.1f} MB. The a67 binary is {m['binaryMB']:.0f} MiB. "
+              f"Largest resident mappings of agent a, idle: "
+              + ", ".join(f"{name} {mb:.1f} MB" for name, mb in m["idleA"]["mappings"]) + ".", ""]
+    p = d["proxy"]
+    s = p["summary"]
+    each = lambda path: ", ".join(f"{x:.0f}" for x in s[path]["eachReqPerSec"])
+    lines += [f"The app proxy against nginx as a reverse proxy (`upstream` with `keepalive 64`, HTTP/1.1, "
+              f"{p['workers']} workers) to the same backend, nginx answering `ok` ({p['workers']} workers) as an app "
+              f"instance on agent a (no CPU quota), at {p['address']}. wrk in closed loop, 2 threads and 64 connections for "
+              f"{d['loadSeconds']:g} s (req/s, p99), then 1 connection for {d['latencySeconds']:g} s (one request at a time: "
+              f"latency without queueing, wrk --latency's percentiles); the three paths interleaved, the order rotated "
+              f"each round, {d['rounds']} rounds, medians. Every client, proxy and backend shares the machine's {CORES} cores.", "",
+              "| path | req/s, 64 connections (each round) | p99 ms, 64 connections | p50 / p99 ms, 1 connection | "
+              "CPU µs per request: proxy / backend | failed |",
+              "|---|---|---|---|---|---|"]
+    for path, label in (("direct", "direct to the backend"), ("nginx", "through nginx"), ("a67", "through a67 serve (Host backend.apps.local)")):
+        x = s[path]
+        lines.append(f"| {label} | {x['reqPerSec']:.0f} ({each(path)}) | {x['loadP99Ms']:.2f} | "
+                     f"{x['singleP50Ms']:.2f} / {x['singleP99Ms']:.2f} | "
+                     f"{'-' if path == 'direct' else format(x['proxyCPUMicros'], '.0f')} / {x['backendCPUMicros']:.0f} | {x['failed']} |")
+    lines += ["", "| measure | a67 | nginx | goal |", "|---|---|---|---|",
+              f"| req/s, a67 / nginx (median of rounds; each round's ratio) | {p['ratio']:.2f} "
+              f"({', '.join(f'{r:.2f}' for r in p['ratioPerRound'])}) | | >= 0.70 |",
+              f"| added p99 ms over direct, 1 connection | {p['addedP99Ms']['a67']:.2f} | {p['addedP99Ms']['nginx']:.2f} | < 2 |",
+              f"| added p99 ms over direct, 64 connections | {p['addedLoadP99Ms']['a67']:.2f} | {p['addedLoadP99Ms']['nginx']:.2f} | |",
+              "", f"The phase took {d['elapsedSeconds']:.0f} s; app processes still running after the orderly stop "
+              f"(then killed): {d['leftRunning']}.", ""]
     return lines
 
 
