@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import A67_BIN, CONTROLLER, NODES, URL, request, wait_until
+from conftest import A67_BIN, CONTROLLER, NODES, URL, request, run_a67, wait_until
 
 
 def deploy(cluster, folder, *extra, check=True):
@@ -228,3 +228,24 @@ def test_a_node_cannot_touch_another_nodes_allocation_or_forge_a_credential(clus
     node_id, secret = credential.split(".", 1)
     assert put(f"A67-Node {node_id}.{'0' * len(secret)}") == "401"
     assert [i for i in cluster.healthy("web") if i["id"] == on_n2["id"]], "nothing changed"
+
+
+# MARK: - Recovery
+
+def test_recovery_on_a_new_home_brings_back_apps_and_nodes(cluster, tmp_path):
+    apps = {a["name"] for a in cluster.json("app", "ls")}
+    nodes = {n["name"] for n in cluster.json("node", "ls")}
+    assert "web" in apps and {"n1", "n2"} <= nodes
+    cluster.stop_serve()  # its last catalog snapshot carries what the controller recorded (joins, placements)
+    try:
+        env = dict(cluster.env, A67_HOME=str(tmp_path / "new-home"))
+        result = run_a67(A67_BIN, ["recover", "--dir", cluster.root / "provider"], env)
+        assert result.returncode == 0
+        recovered_apps = {a["name"] for a in json.loads(run_a67(A67_BIN, ["app", "ls", "--json"], env).stdout)}
+        recovered_nodes = {n["name"] for n in json.loads(run_a67(A67_BIN, ["node", "ls", "--json"], env).stdout)}
+        assert recovered_apps == apps
+        assert recovered_nodes == nodes
+        status = json.loads(run_a67(A67_BIN, ["app", "status", "web", "--json"], env).stdout)
+        assert status["versions"] == cluster.status("web")["versions"]
+    finally:
+        cluster.start_serve()

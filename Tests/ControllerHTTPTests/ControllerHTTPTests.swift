@@ -38,6 +38,9 @@ final class ControllerHarness: Sendable {
         store = ControllerStore(catalog: repository.catalog)
         var controller = ControllerService.Settings()
         controller.pollInterval = .milliseconds(50)
+        // The agents here are played by requests that send no heartbeats: a node must not be marked
+        // down (after three missed ones) while a test runs slowly beside the rest of the suite.
+        controller.heartbeatInterval = .seconds(600)
         controller.longPoll = longPoll
         controller.logTimeout = .seconds(20)
         let routes = self.routes

@@ -6,7 +6,7 @@ import Server
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve the repository over HTTP: an S3-compatible API, a JSON control API and metrics.",
+        abstract: "Serve the repository over HTTP(S): an S3-compatible API, a JSON control API, metrics, the controller and app proxy.",
         discussion: """
             S3 clients (aws, boto3, rclone, s3cmd) use the address as their endpoint, with path-style \
             addressing and an access key from a67 key create. Buckets and objects are the same ones a67 ls \
@@ -15,6 +15,9 @@ struct Serve: AsyncParsableCommand {
             S3 requests), and /_a67/metrics (Prometheus).
             In the background it repairs (every 10 minutes), collects garbage (daily) and, when asked, \
             scrubs; each pass is logged and counted in the metrics (a67_maintenance_passes_total).
+            It is also the controller of your nodes (a67 node, a67 agent, a67 app) and forwards app traffic: \
+            Host NAME.apps.local (--apps-domain) or /apps/NAME/ reach app NAME's healthy instances. \
+            --tls-cert and --tls-key make it HTTPS only.
             SIGTERM or Ctrl-C stops it: requests in flight finish, a maintenance pass running stops where \
             it is (each is safe to stop anywhere), then the catalog is snapshotted.
             Example:
