@@ -325,6 +325,24 @@ struct AgentRootTests {
         #expect(!FileManager.default.fileExists(atPath: cpuGroup))
     }
 
+    @Test("cgroup v1: an instance that fails before exec leaves no group behind",
+          .enabled(if: { if case .v1(let memory?, let cpu?) = CgroupHierarchy.detectHere() { _ = (memory, cpu); return true }; return false }(),
+                   "needs cgroup v1 memory and cpu hierarchies"))
+    func cgroupOfAFailedStartIsRemoved() async throws {
+        let box = try Sandbox()
+        defer { box.remove() }
+        let id = "cgf-" + UUID().uuidString.prefix(8).lowercased()
+        let supervisor = Supervisor(dataDirectory: box.data, options: fastOptions(ports: 21260...21279, cgroups: nil))
+        var spec = box.spec(id, ["sleep", "1000"], resources: Resources(memoryBytes: 64 << 20, cpuMillis: 500))
+        spec.directory = box.bundle + "/no-such-folder"  // the child joins its groups, then cannot enter its folder
+        await supervisor.apply([spec])
+        await eventually("failed") { await supervisor.report(id)?.state == .failed }
+        #expect(await supervisor.report(id)?.message?.contains("no-such-folder") == true)
+        #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/a67/" + id))
+        #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cpu/a67/" + id))
+        await supervisor.shutdown(stopInstances: true)
+    }
+
     @Test("cgroups not writable: the instance runs without limits, and its report says so")
     func cgroupNotWritable() async throws {
         let box = try Sandbox()

@@ -81,6 +81,9 @@ def test_scale_up_and_down(cluster):
     cluster.a67("app", "scale", "web", "1")
     wait_until("1 instance left", lambda: len([i for i in cluster.status("web")["instances"] if i["state"] in ("running", "starting")]) == 1)
     assert len(answers("web", count=20)) == 1
+    # The two let go are reported stopped, so their nodes' room is free again.
+    wait_until("the scaled-down instances stopped", lambda: all(
+        i["state"] in ("stopped", "failed") for i in cluster.status("web")["instances"] if i["desired"] != "run"))
     cluster.a67("app", "scale", "web", "2")
     wait_until("2 healthy instances again", lambda: len(cluster.healthy("web")) == 2)
 

@@ -27,6 +27,8 @@ public actor AgentNode {
     var preparationFailures: [String: InstanceReport] = [:]
     var sent: [String: InstanceReport] = [:]
     var servedLogRequests: Set<String> = []
+    /// The desired state the supervisor was last given.
+    var current: DesiredState?
     var controllerReachable = true
 
     public init(data: String, identity: AgentIdentity, credential: String, supervisor: Supervisor, logger: Logger) throws {
@@ -160,6 +162,7 @@ public actor AgentNode {
             }
         }
         preparationFailures = failures
+        current = state
         await supervisor.apply(specs)
         releases.prune(keeping: Set(state.instances.map(\.bundle.sha256)))
         for request in state.logRequests where !servedLogRequests.contains(request.id) {
@@ -170,10 +173,22 @@ public actor AgentNode {
         }
     }
 
+    /// Every instance's report: the supervisor's, the ones whose bundle could not be prepared, and
+    /// for each instance the controller wants stopped that the supervisor has finished with (and so
+    /// forgotten), "stopped", so that the controller frees its room even when the supervisor's own
+    /// "stopped" was never sent (a new desired state came between the stop and the next report).
     func currentReports() async -> [InstanceReport] {
         var reports = await supervisor.reports()
-        let known = Set(reports.map(\.allocationID))
-        reports += preparationFailures.values.filter { !known.contains($0.allocationID) }
+        var known = Set(reports.map(\.allocationID))
+        for failure in preparationFailures.values where !known.contains(failure.allocationID) {
+            reports.append(failure)
+            known.insert(failure.allocationID)
+        }
+        for instance in current?.instances ?? [] where !instance.run && !known.contains(instance.allocationID) {
+            let last = sent[instance.allocationID]
+            reports.append(InstanceReport(allocationID: instance.allocationID, state: .stopped, healthy: false, port: last?.port,
+                                          restarts: last?.restarts ?? 0, exitCode: last?.exitCode, message: nil))
+        }
         return reports.sorted { $0.allocationID < $1.allocationID }
     }
 

@@ -399,6 +399,9 @@ public actor Supervisor {
         managed.state = .failed
         managed.message = why
         managed.process = nil
+        // Nothing runs in its cgroup (the child failed before exec): removed, not left behind.
+        managed.cgroup?.remove()
+        managed.cgroup = nil
         managed.log.note(why)
         logger.error("agent: instance failed", metadata: ["allocation": "\(managed.spec.allocationID)", "why": "\(why)"])
     }
@@ -458,6 +461,7 @@ public actor Supervisor {
     }
 
     private func forget(_ managed: Managed) {
+        if managed.process == nil { managed.cgroup?.remove() }
         instances[managed.spec.allocationID] = nil
     }
 

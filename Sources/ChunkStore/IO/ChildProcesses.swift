@@ -61,11 +61,14 @@ public struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
     public let step: Step
     public let errno: Int32
     public let executable: String
+    /// The folder it was to run in (named when entering it failed).
+    public let directory: String?
 
-    public init(step: Step, errno: Int32, executable: String) {
+    public init(step: Step, errno: Int32, executable: String, directory: String? = nil) {
         self.step = step
         self.errno = errno
         self.executable = executable
+        self.directory = directory
     }
 
     /// Whether starting again cannot help (the program is missing or not executable, the folder or
@@ -89,7 +92,7 @@ public struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
         case .limits: return "could not set the resource limits of \(executable): \(reason)"
         case .files: return "could not set up the output of \(executable): \(reason)"
         case .user: return "could not switch \(executable) to its unprivileged user: \(reason)"
-        case .directory: return "could not enter the working folder of \(executable) (the unpacked bundle): \(reason)"
+        case .directory: return "could not enter \(directory ?? "the working folder"), the working folder of \(executable): \(reason)"
         case .exec: return "could not execute \(executable): \(reason)"
         }
     }
@@ -154,7 +157,8 @@ public enum ChildProcesses {
             }
         }
         guard pid > 0 else {
-            throw SpawnError(step: SpawnError.Step(rawValue: failedStep) ?? .fork, errno: failedErrno, executable: request.executable)
+            throw SpawnError(step: SpawnError.Step(rawValue: failedStep) ?? .fork, errno: failedErrno, executable: request.executable,
+                             directory: request.directory)
         }
         return pid
     }
