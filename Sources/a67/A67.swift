@@ -39,6 +39,9 @@ struct A67: AsyncParsableCommand {
               a67 get photos/2026/holiday.jpg ./copy.jpg
             Or run `a67 up` for a ready-made demo repository.
 
+            Your apps on your VMs: a67 serve is also their controller; a67 node token create, then \
+            a67 agent join on each VM, then a67 app deploy ./myapp (README, "Run your apps").
+
             Exit codes:
             \(ExitStatus.helpTable)
             """,
