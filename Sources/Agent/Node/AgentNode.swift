@@ -89,7 +89,9 @@ public actor AgentNode {
             do {
                 if let state = try await client.desired(after: generation) {
                     reachable()
-                    if state.generation > generation {
+                    // Any other generation is news: a lower one too (the controller's catalog was
+                    // recovered from an older snapshot, and counts from there).
+                    if state.generation != generation {
                         generation = state.generation
                         await reconcile(state, fetching: true)
                         saveDesired(state)
