@@ -1,9 +1,6 @@
 import ChunkStore
 import Compute
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What this machine offers apps and what is in use, read from /proc and the data folder's file
 /// system for the join and every heartbeat.
@@ -49,8 +46,6 @@ public enum HostResources {
     }
 
     static func disk(_ path: String) -> (total: Int64, free: Int64) {
-        var info = statvfs()
-        guard statvfs(path, &info) == 0 else { return (0, 0) }
-        return (Int64(info.f_blocks) * Int64(info.f_frsize), Int64(info.f_bavail) * Int64(info.f_frsize))
+        LocalFiles.space(of: path) ?? (0, 0)
     }
 }

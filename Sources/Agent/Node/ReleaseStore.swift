@@ -94,9 +94,5 @@ public struct ReleaseStore: Sendable {
     }
 
     /// Bytes free to an unprivileged writer in the file system holding `path`; nil when unknown.
-    public static func freeBytes(_ path: String) -> Int64? {
-        var info = statvfs()
-        guard statvfs(path, &info) == 0 else { return nil }
-        return Int64(info.f_bavail) * Int64(info.f_frsize)
-    }
+    public static func freeBytes(_ path: String) -> Int64? { LocalFiles.space(of: path)?.free }
 }

@@ -6,6 +6,14 @@ import Glibc
 /// bundles), in Swift values: every buffer stays here, each call retries EINTR and its error names the
 /// call and the path.
 public enum LocalFiles {
+    /// The size of the file system holding `path` and the bytes an unprivileged writer may still use
+    /// there (statvfs); nil when it cannot be asked.
+    public static func space(of path: String) -> (total: Int64, free: Int64)? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return (Int64(info.f_blocks) * Int64(info.f_frsize), Int64(info.f_bavail) * Int64(info.f_frsize))
+    }
+
     /// Opens `path` for reading, not following a symlink at its last component.
     public static func openForReading(_ path: String) throws(SystemCallError) -> Int32 {
         while true {

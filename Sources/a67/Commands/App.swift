@@ -325,14 +325,3 @@ struct AppCommand: AsyncParsableCommand {
         }
     }
 }
-
-/// Prints a Codable value as JSON (for --json).
-func printCodable<T: Encodable>(_ value: T) {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -91,6 +91,14 @@ func printJSON(_ value: Any) {
     print(text)
 }
 
+/// Prints an Encodable value as JSON, as `printJSON` does (sorted keys, the same escapes).
+func printCodable<T: Encodable>(_ value: T) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    let data = try! encoder.encode(value)
+    print(terminalSafeJSON(String(decoding: data, as: UTF8.self)))
+}
+
 /// Nanoseconds since 1970 as an ISO 8601 UTC time.
 func isoTime(_ nanoseconds: Int64) -> String {
     let formatter = ISO8601DateFormatter()

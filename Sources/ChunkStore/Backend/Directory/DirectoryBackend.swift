@@ -80,9 +80,7 @@ public struct DirectoryBackend: Backend, LeftoverSweeping {
                 used += Int64(info.size)
                 count += 1
             }
-            var fs = statvfs()
-            let free: Int64? = statvfs(self.root, &fs) == 0 ? Int64(fs.f_bavail) * Int64(fs.f_frsize) : nil
-            return BackendUsage(usedBytes: used, objectCount: count, freeBytes: free)
+            return BackendUsage(usedBytes: used, objectCount: count, freeBytes: LocalFiles.space(of: self.root)?.free)
         }
     }
 
