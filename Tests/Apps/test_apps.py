@@ -169,15 +169,16 @@ def test_with_the_controller_stopped_apps_keep_serving(cluster):
 
 
 def test_a_killed_agent_adopts_its_instances_when_it_returns(cluster):
-    on_n1 = [i for i in cluster.healthy("web") if i["node"] == "n1"]
-    assert on_n1
-    before = {i["id"]: request(host=NODES["n1"], port=i["port"])[1].split()[2] for i in on_n1}
-    cluster.kill_agent("n1")
-    for instance in on_n1:
-        assert request(host=NODES["n1"], port=instance["port"])[0] == 200, "the instance outlives its agent"
-    cluster.start_agent("n1")
-    wait_until("n1's instances healthy again", lambda: {i["id"] for i in cluster.healthy("web") if i["node"] == "n1"} == set(before))
-    after = {i["id"]: request(host=NODES["n1"], port=i["port"])[1].split()[2] for i in cluster.healthy("web") if i["node"] == "n1"}
+    # The node of a healthy instance (updates and rollbacks before this test decide which nodes run web).
+    node = cluster.healthy("web")[0]["node"]
+    on_node = [i for i in cluster.healthy("web") if i["node"] == node]
+    before = {i["id"]: request(host=NODES[node], port=i["port"])[1].split()[2] for i in on_node}
+    cluster.kill_agent(node)
+    for instance in on_node:
+        assert request(host=NODES[node], port=instance["port"])[0] == 200, "the instance outlives its agent"
+    cluster.start_agent(node)
+    wait_until(f"{node}'s instances healthy again", lambda: {i["id"] for i in cluster.healthy("web") if i["node"] == node} == set(before))
+    after = {i["id"]: request(host=NODES[node], port=i["port"])[1].split()[2] for i in cluster.healthy("web") if i["node"] == node}
     assert after == before, "the same processes, adopted, not restarted"
 
 
