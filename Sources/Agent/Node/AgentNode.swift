@@ -50,6 +50,9 @@ public actor AgentNode {
             throw StoreError(.alreadyExists, "\(data) already holds a joined agent; start it with a67 agent run --data \(data), "
                 + "or remove the folder to join again")
         }
+        // The folders above keep the usual modes (instances, under another user, pass through them
+        // to their releases); the data folder itself is the agent's (`ReleaseStore` opens it to 0711).
+        try FileManager.default.createDirectory(atPath: (data as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let client = ControllerClient(base: controller, credential: nil, trust: PeerTrust(caFile: caFile, pinnedPublicKey: pinnedKey))
         let request = JoinRequest(name: name, advertise: advertise, labels: labels, capacity: HostResources.capacity(data: data),
@@ -217,6 +220,8 @@ public actor AgentNode {
     }
 
     func unreachable(_ error: Error) {
+        // The agent stopping (its requests cancelled) is not the controller failing.
+        if error is CancellationError || Task.isCancelled { return }
         if controllerReachable {
             logger.warning("the controller does not answer (\(error)); the apps on this node keep running")
         }

@@ -204,7 +204,7 @@ public actor Supervisor {
     /// known are left alone.
     public func adopt() {
         let (records, unreadable) = InstanceRecord.readAll(in: instancesFolder)
-        for problem in unreadable { logger.warning("agent: skipping an unreadable instance state file", metadata: ["file": "\(problem)"]) }
+        for problem in unreadable { logger.warning("skipping an unreadable instance state file: \(problem)") }
         let now = clock.now()
         for record in records where instances[record.spec.allocationID] == nil {
             let spec = record.spec
@@ -313,8 +313,7 @@ public actor Supervisor {
         managed.healthySince = nil
         managed.health = HealthTracker(check: managed.spec.manifest.health)
         managed.message = "\(what); restarting in \(Self.words(wait))"
-        logger.notice("agent: instance exited", metadata: ["allocation": "\(managed.spec.allocationID)", "exit": "\(what)",
-                                                            "restart_in": "\(Self.words(wait))"])
+        logger.notice("instance \(managed.spec.allocationID) of \(managed.spec.app) \(what); restarting in \(Self.words(wait))")
     }
 
     // MARK: - Starting
@@ -349,8 +348,7 @@ public actor Supervisor {
                 managed.note = nil
             } catch {
                 if managed.note == nil {
-                    logger.warning("agent: running an instance without its limits", metadata: ["allocation": "\(spec.allocationID)",
-                                                                                               "why": "\(error)"])
+                    logger.warning("running instance \(spec.allocationID) of \(spec.app) without its limits: \(error)")
                 }
                 managed.note = error.description
                 managed.cgroup = nil
@@ -403,7 +401,7 @@ public actor Supervisor {
         managed.cgroup?.remove()
         managed.cgroup = nil
         managed.log.note(why)
-        logger.error("agent: instance failed", metadata: ["allocation": "\(managed.spec.allocationID)", "why": "\(why)"])
+        logger.error("instance \(managed.spec.allocationID) of \(managed.spec.app) failed: \(why)")
     }
 
     /// A start that may succeed later: tried again after the backoff.
@@ -524,8 +522,7 @@ public actor Supervisor {
         do {
             try record.write(in: instancesFolder)
         } catch {
-            logger.error("agent: could not write an instance's state file; it will not be adopted after a restart",
-                         metadata: ["allocation": "\(managed.spec.allocationID)", "error": "\(error)"])
+            logger.error("could not write the state file of instance \(managed.spec.allocationID) (\(error)); it will not be adopted after a restart")
         }
     }
 
