@@ -99,10 +99,11 @@ public final class BlobServer: Sendable {
     /// `services` (background loops of the composition root's choosing); on a signal the HTTP server
     /// stops first (it stops accepting and lets requests in flight finish), then the services in
     /// reverse order. `modules` add routes under `/_a67` (`HTTPModule`); `fronts` answer the requests
-    /// they take before any route (`HTTPFront`: the app proxy). `ready` is called with the address
-    /// once the port is bound.
+    /// they take before any route (`HTTPFront`: the app proxy). `clients` are services that use the
+    /// server (a67 up --serve's local node): they stop first, while it still answers them. `ready` is
+    /// called with the address once the port is bound.
     public func run(modules: [any HTTPModule], fronts: [any HTTPFront] = [], services: [any Service] = [],
-                    ready: @escaping @Sendable (String) -> Void) async throws {
+                    clients: [any Service] = [], ready: @escaping @Sendable (String) -> Void) async throws {
         let logger = Self.logger
         let configuration = ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "Automator67")
         let limits = descriptorBoundLimits(logger: logger)
@@ -127,7 +128,7 @@ public final class BlobServer: Sendable {
             logger: logger)
         let background: [any Service] = [SnapshotService(server: self, logger: logger),
                                           ProviderWatcher(repository: repository, logger: logger)] + services
-        let group = ServiceGroup(configuration: .init(services: background + [app], gracefulShutdownSignals: [.sigterm, .sigint],
+        let group = ServiceGroup(configuration: .init(services: background + [app] + clients, gracefulShutdownSignals: [.sigterm, .sigint],
                                                       logger: logger))
         do {
             try await group.run()

@@ -3,6 +3,7 @@ import ChunkStore
 import Foundation
 import Replicator
 import Server
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -138,38 +139,46 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let repository = try home.unlock()
-            _ = try repository.pool()
-            var settings = BlobServer.Settings()
-            (settings.host, settings.port) = parseListen()!
-            settings.rateLimit = rateLimit
-            settings.burst = burst ?? max(1, rateLimit * 2)
-            settings.snapshotInterval = snapshotInterval
-            settings.connections.maxConnections = maxConnections
-            settings.connections.maxPerClient = maxConnectionsPerClient
-            settings.connections.idleTimeout = .seconds(idleTimeout)
-            settings.connections.requestHeadTimeout = .seconds(requestHeadTimeout)
-            if let tlsCert, let tlsKey { settings.tls = TLSFiles(certificate: absolute(tlsCert), key: absolute(tlsKey)) }
-            try ControllerPin.record(certificate: settings.tls?.certificate, home: home.path)
-            let server = BlobServer(repository: repository, settings: settings)
-            if try repository.catalog.accounts.users().isEmpty {
-                note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
-            }
-            // The composition root: the modules that add routes under /_a67, and the background services.
-            var modules: [any HTTPModule] = [ControlAPI(server: server), MetricsPage(server: server)]
-            var services = server.maintenanceServices(try maintenance())
-            var fronts: [any HTTPFront] = []
-            if !noController {
-                let compute = ComputeServices(server: server, repository: repository, heartbeat: try heartbeat(), appsDomain: appsDomain,
-                                              tls: settings.tls != nil)
-                modules += compute.modules
-                fronts += compute.fronts
-                services += compute.services
-            }
-            let scheme = settings.tls == nil ? "http" : "https"
-            try await server.run(modules: modules, fronts: fronts, services: services) { address in
+            try await serve(repository) { address, scheme in
                 note("a67 serve: listening on \(scheme)://\(address) (S3 at /, control API at /_a67/api/v1, metrics at /_a67/metrics)")
             }
             note("a67 serve: stopped")
         }
+    }
+
+    /// Serves `repository` as the options say until SIGTERM or SIGINT (a67 serve, and a67 up --serve
+    /// with its local node in `clients`: stopped before the server). `ready` is told the address bound
+    /// and the scheme (http or https).
+    func serve(_ repository: Repository, clients: [any Service] = [],
+               ready: @escaping @Sendable (_ address: String, _ scheme: String) -> Void) async throws {
+        _ = try repository.pool()
+        var settings = BlobServer.Settings()
+        (settings.host, settings.port) = parseListen()!
+        settings.rateLimit = rateLimit
+        settings.burst = burst ?? max(1, rateLimit * 2)
+        settings.snapshotInterval = snapshotInterval
+        settings.connections.maxConnections = maxConnections
+        settings.connections.maxPerClient = maxConnectionsPerClient
+        settings.connections.idleTimeout = .seconds(idleTimeout)
+        settings.connections.requestHeadTimeout = .seconds(requestHeadTimeout)
+        if let tlsCert, let tlsKey { settings.tls = TLSFiles(certificate: absolute(tlsCert), key: absolute(tlsKey)) }
+        try ControllerPin.record(certificate: settings.tls?.certificate, home: home.path)
+        let server = BlobServer(repository: repository, settings: settings)
+        if try repository.catalog.accounts.users().isEmpty {
+            note("warning: no users yet: S3 clients need a key (a67 user add NAME, then a67 key create NAME)")
+        }
+        // The composition root: the modules that add routes under /_a67, and the background services.
+        var modules: [any HTTPModule] = [ControlAPI(server: server), MetricsPage(server: server)]
+        var services = server.maintenanceServices(try maintenance())
+        var fronts: [any HTTPFront] = []
+        if !noController {
+            let compute = ComputeServices(server: server, repository: repository, heartbeat: try heartbeat(), appsDomain: appsDomain,
+                                          tls: settings.tls != nil)
+            modules += compute.modules
+            fronts += compute.fronts
+            services += compute.services
+        }
+        let scheme = settings.tls == nil ? "http" : "https"
+        try await server.run(modules: modules, fronts: fronts, services: services, clients: clients) { address in ready(address, scheme) }
     }
 }

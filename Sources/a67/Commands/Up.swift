@@ -2,7 +2,9 @@ import ArgumentParser
 import ChunkStore
 import Foundation
 import Orchestrator
+import Controller
 import Replicator
+import ServiceLifecycle
 
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,11 +13,22 @@ struct Up: AsyncParsableCommand {
             Creates (or opens) the repository in $A67_HOME with three local directory providers \
             ($A67_HOME/providers/local-1..3) and a bucket "demo" with 2 replicas; puts a 12 MiB demo \
             object, reads it back, checks it is identical and prints a67 stat. Safe to run again.
+            With --serve it then keeps running as a live system on this machine: a67 serve (the S3 API, \
+            the controller and the app proxy) on --listen, this machine as the first node (an agent in the \
+            same process, data in $A67_HOME/node), and a demo app "hello" (a small Python page, its folder \
+            in $A67_HOME/demo-app) deployed from a bundle in the store and reached through the proxy at \
+            /apps/hello/. Ctrl-C stops it all: the server, the agent and the app's instances.
             """)
 
     @OptionGroup var home: HomeOptions
 
-    @Flag(help: "Print the result as JSON.")
+    @Flag(help: "Then keep running: a67 serve with its controller, this machine as a node, and a demo app.")
+    var serve = false
+
+    @Option(help: "With --serve: HOST:PORT to listen on.")
+    var listen = "127.0.0.1:7067"
+
+    @Flag(help: "Print the result as JSON (with --serve, one more line once it listens).")
     var json = false
 
     func run() async throws {
@@ -42,6 +55,76 @@ struct Up: AsyncParsableCommand {
                 + String(format: "%.2f s, read it back in %.2f s: identical", report.putSeconds, report.getSeconds))
             show("")
             stat.printHuman()
+            if !serve {
+                show("")
+                show("next: a67 up --serve keeps it running as a live system: the S3 API, the controller, this machine as a node, a demo app")
+            }
         }
+        if serve { try await guarded { try await runLive() } }
+    }
+
+    /// --serve: the server with its controller, the local node and the demo app, until Ctrl-C.
+    func runLive() async throws {
+        let path = home.path
+        let server = try Serve.parse(["--listen", listen, "--home", path])
+        let repository = try home.unlock()
+        var demo = false
+        if !DemoApp.runtimeInstalled() {
+            note("python3 is not installed, so no demo app (apt-get install python3, then run a67 up --serve again)")
+        } else {
+            demo = true
+            if let version = try await DemoApp.deployIfNew(home: path, repository: repository), !json {
+                show("stored the demo app \(DemoApp.name) (\(DemoApp.folder(home: path))) as v\(version) and deployed it")
+            }
+        }
+        let (nodeAddress, announcerAddress) = (LocalNode.Address(), LocalNode.Address())
+        let node = LocalNode(home: path, catalog: repository.catalog, address: nodeAddress)
+        let announcer = DemoAnnouncer(catalog: repository.catalog, address: announcerAddress, demo: demo, json: json)
+        try await server.serve(repository, clients: [announcer, node]) { bound, scheme in
+            let url = "\(scheme)://\(LocalNode.reachable(bound))"
+            nodeAddress.set(url)
+            announcerAddress.set(url)
+        }
+        note("a67 up --serve: stopped")
+    }
+}
+
+/// Says where everything is once the server listens, and when the demo app is first healthy.
+struct DemoAnnouncer: Service {
+    let catalog: Catalog
+    let address: LocalNode.Address
+    let demo: Bool
+    let json: Bool
+
+    func run() async throws {
+        guard let base = await address.get() else { return }
+        let app = base + "/apps/\(DemoApp.name)/"
+        if json {
+            printJSON(["listening": base, "app": demo ? app : nil, "node": LocalNode.name] as [String: Any?])
+        } else {
+            show("")
+            show("a67 up --serve: running on this machine (Ctrl-C stops it all)")
+            show("  S3 API, control API  \(base)   (a key: a67 user add NAME, a67 key create NAME)")
+            show("  controller           a67 node ls, a67 app ls, a67 app status \(DemoApp.name)")
+            if demo { show("  demo app             \(app)   (or Host: \(DemoApp.name).apps.local)") }
+            show("  add a VM             a67 node token create, then a67 agent join on the VM (README, Run your apps)")
+        }
+        flushOutput()
+        if demo, !json {
+            let started = ContinuousClock.now
+            let store = ControllerStore(catalog: catalog)
+            try? await cancelWhenGracefulShutdown {
+                while ContinuousClock.now - started < .seconds(60) {
+                    if let status = try? store.status(app: DemoApp.name), status.instances.contains(where: \.healthy) {
+                        show("  \(DemoApp.name) is up (healthy after \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s): curl \(app)")
+                        flushOutput()
+                        return
+                    }
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                note("the demo app is not healthy after 60 s: a67 app status \(DemoApp.name) says why")
+            }
+        }
+        try? await gracefulShutdown()
     }
 }

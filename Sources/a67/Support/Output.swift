@@ -73,6 +73,11 @@ func show(_ line: String) {
     print(terminalSafe(line))
 }
 
+/// Writes what standard output holds: a long-running command's lines reach a pipe or file when said.
+func flushOutput() {
+    fflush(nil)
+}
+
 func printError(_ message: String) {
     writeStandardError("a67: error: \(terminalSafe(message))\n")
 }
