@@ -8,8 +8,8 @@ import Synchronization
 ///
 /// Draining falls out of `replace`: an instance left out of the new table gets no new request,
 /// while the requests already sent to it finish (they hold their instance's state, not the table).
-/// The controller stops a drained instance once `inFlight` says its requests are done (or its
-/// grace ran out). An instance kept across a replace keeps its requests in flight and its outlier
+/// The controller stops a drained instance once `inFlight` says its requests are done (or after
+/// its drain timeout, 30 s). An instance kept across a replace keeps its requests in flight and its outlier
 /// state.
 public final class AppRouteTable: Sendable {
     private let apps = Mutex<[String: AppPool]>([:])

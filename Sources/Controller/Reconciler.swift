@@ -22,7 +22,9 @@ import Foundation
 ///    instances of the app failed, only `replacementDelay` after the latest failure.
 /// 5. Instances of other versions are drained one for each proven instance of V beyond N, so the
 ///    healthy instances never fall below N during a rolling update (zero downtime).
-/// 6. A drained instance is told to stop `drainDelay` after it was drained (the proxy has dropped it).
+/// 6. A drained instance is told to stop once it is out of the proxy's routes (`drainDelay` after it
+///    was drained) and no request the proxy sent it is still in flight (`Input.busy`), or at the
+///    latest `drainTimeout` after it was drained, whatever it still serves.
 /// 7. A running deployment of V succeeds once N proven instances of V run and no other version is
 ///    live: V is deployed, the version it replaced superseded.
 /// An app being removed (`ControllerStore.removeApp` while instances ran) is stopped, and forgotten
@@ -38,18 +40,29 @@ public enum Reconciler {
         /// Per node ID, the chunks its agent caches (of the bundles its heartbeats list): the
         /// scheduler prefers nodes that need not fetch a bundle. Not in the catalog; empty: no preference.
         public var cachedChunks: [String: Set<ChunkID>]
+        /// The drained allocations (IDs) that the proxy still has requests in flight to: they keep
+        /// running until those are answered (or `drainTimeout`). Not in the catalog.
+        public var busy: Set<String>
 
-        public init(apps: [AppIntent], allocations: [AllocationRecord], nodes: [Node], now: Int64, cachedChunks: [String: Set<ChunkID>] = [:]) {
+        public init(apps: [AppIntent], allocations: [AllocationRecord], nodes: [Node], now: Int64, cachedChunks: [String: Set<ChunkID>] = [:],
+                    busy: Set<String> = []) {
             self.apps = apps
             self.allocations = allocations
             self.nodes = nodes
             self.now = now
             self.cachedChunks = cachedChunks
+            self.busy = busy
         }
     }
 
-    /// How long a drained instance keeps running (out of the proxy's routes) before it is told to stop.
-    public static let defaultDrainDelay: Int64 = 2_000_000_000
+    /// How long a drained instance stays at least out of the proxy's routes before it may be told to
+    /// stop: the pass that drained it has published the routes without it by then, and a request that
+    /// picked it just before holds its lease, so `busy` counts it.
+    public static let defaultDrainDelay: Int64 = 500_000_000
+
+    /// How long a drained instance keeps running at most while requests to it are still in flight
+    /// (a long download, a stuck client): then it is told to stop anyway.
+    public static let defaultDrainTimeout: Int64 = 30_000_000_000
 
     /// How far back an app's failed instances count for the replacement backoff.
     public static let failureWindow: Int64 = 600_000_000_000
@@ -63,7 +76,7 @@ public enum Reconciler {
     }
 
     /// The actions that bring the allocations to the intents, in the order to apply them.
-    public static func plan(_ input: Input, drainDelay: Int64 = defaultDrainDelay) -> [ReconcileAction] {
+    public static func plan(_ input: Input, drainDelay: Int64 = defaultDrainDelay, drainTimeout: Int64 = defaultDrainTimeout) -> [ReconcileAction] {
         var actions: [ReconcileAction] = []
         var allocations = input.allocations.map(\.allocation)
         let schedulerNodes = input.nodes.map { node in
@@ -74,7 +87,7 @@ public enum Reconciler {
         for app in input.apps.sorted(by: { $0.name < $1.name }) {
             let records = input.allocations.filter { $0.allocation.app == app.name }
             let appActions = plan(app, records: records, nodes: schedulerNodes, allocations: allocations, now: input.now,
-                                  drainDelay: drainDelay)
+                                  draining: (drainDelay, drainTimeout, input.busy))
             for case .place(let decision, let version) in appActions {
                 let resources = app.versions.first { $0.number == version }?.manifest.resources ?? .zero
                 allocations += decision.placements.map {
@@ -88,14 +101,18 @@ public enum Reconciler {
     }
 
     static func plan(_ app: AppIntent, records: [AllocationRecord], nodes: [SchedulerNode], allocations: [Allocation], now: Int64,
-                     drainDelay: Int64) -> [ReconcileAction] {
+                     draining: (delay: Int64, timeout: Int64, busy: Set<String>)) -> [ReconcileAction] {
         var actions: [ReconcileAction] = []
         // An app being removed goes once none of its instances holds a node's resources.
         if app.removing && records.isEmpty { return [.forget(app: app.name)] }
-        // 6: drained long enough: stop.
+        // 6: drained, out of the routes and answered every request: stop (or after the timeout anyway).
         for record in records where record.desired == .drain && record.allocation.state.holdsResources {
-            if let drainAt = record.drainAt, drainAt + drainDelay <= now {
-                actions.append(.stop(allocationID: record.allocation.id, reason: "drained for \(drainDelay / 1_000_000) ms"))
+            guard let drainAt = record.drainAt else { continue }
+            let id = record.allocation.id
+            if drainAt + draining.delay <= now, !draining.busy.contains(id) {
+                actions.append(.stop(allocationID: id, reason: "drained: no request in flight"))
+            } else if drainAt + draining.timeout <= now {
+                actions.append(.stop(allocationID: id, reason: "drained \(draining.timeout / 1_000_000_000) s ago, requests still in flight"))
             }
         }
         guard var version = app.desiredVersion, let manifest = app.versions.first(where: { $0.number == app.desiredVersion })?.manifest else {

@@ -28,8 +28,11 @@ public final class ControllerService: Service, Sendable {
         public var pollInterval: Duration = .milliseconds(200)
         /// How often a pass runs when nothing changed (deadlines, drain delays, missed heartbeats).
         public var reconcileInterval: Duration = .seconds(1)
-        /// How long a drained instance stays out of the routes before it is told to stop.
-        public var drainDelay: Duration = .seconds(2)
+        /// How long a drained instance stays at least out of the routes before it may be told to stop
+        /// (once the proxy has no request in flight to it: `inFlight`).
+        public var drainDelay: Duration = .nanoseconds(Reconciler.defaultDrainDelay)
+        /// How long a drained instance with requests still in flight keeps running at most.
+        public var drainTimeout: Duration = .nanoseconds(Reconciler.defaultDrainTimeout)
         /// How long a long poll is held when nothing changes.
         public var longPoll: Duration = AgentProtocol.longPoll
         /// How long `logs` waits for the agent to send a log.
@@ -48,6 +51,7 @@ public final class ControllerService: Service, Sendable {
     let grants: BundleGrants
     let onRoutes: @Sendable ([String: [AppEndpoint]]) -> Void
     let onCatalogChange: @Sendable () -> Void
+    let inFlight: @Sendable (String) -> Int
     let logger: Logger
     let state = Mutex(State())
 
@@ -81,12 +85,15 @@ public final class ControllerService: Service, Sendable {
     /// `grants` builds a bundle's grant (`AgentAPI.grants(repository:)` in serve); `onRoutes` gets
     /// the proxy's routes whenever they change; `onCatalogChange` is called after a pass changed what
     /// the catalog records (placements, deployments, node states; not heartbeats), so that serve
-    /// snapshots it.
+    /// snapshots it; `inFlight` says how many requests the proxy has in flight to an allocation
+    /// (`AppRouteTable.inFlight`), so that a drained instance is stopped once they are answered.
     public init(store: ControllerStore, settings: Settings = Settings(), clock: any Clock<Duration> = ContinuousClock(),
                 now: @escaping @Sendable () -> Int64 = Catalog.now, grants: @escaping BundleGrants,
                 onRoutes: @escaping @Sendable ([String: [AppEndpoint]]) -> Void,
-                onCatalogChange: @escaping @Sendable () -> Void = {}, logger: Logger = Logger(label: "a67.controller")) {
+                onCatalogChange: @escaping @Sendable () -> Void = {}, inFlight: @escaping @Sendable (String) -> Int = { _ in 0 },
+                logger: Logger = Logger(label: "a67.controller")) {
         self.onCatalogChange = onCatalogChange
+        self.inFlight = inFlight
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -137,7 +144,7 @@ public final class ControllerService: Service, Sendable {
         }
         guard due else { return }
         let silence = 3 * Self.nanoseconds(settings.heartbeatInterval)
-        let drainDelay = Self.nanoseconds(settings.drainDelay)
+        let (drainDelay, drainTimeout) = (Self.nanoseconds(settings.drainDelay), Self.nanoseconds(settings.drainTimeout))
         let logger = self.logger
         var (input, markedDown) = try await offPool { () throws -> (Reconciler.Input, Bool) in
             let input = try store.reconcileInput(now: now)
@@ -149,9 +156,10 @@ public final class ControllerService: Service, Sendable {
             return (silent.isEmpty ? input : try store.reconcileInput(now: now), !silent.isEmpty)
         }
         try await addLocality(to: &input)
+        input.busy = Set(input.allocations.filter { $0.desired == .drain }.map(\.allocation.id).filter { inFlight($0) > 0 })
         let planned = input
         input = try await offPool { () throws -> Reconciler.Input in
-            let actions = Reconciler.plan(planned, drainDelay: drainDelay)
+            let actions = Reconciler.plan(planned, drainDelay: drainDelay, drainTimeout: drainTimeout)
             guard !actions.isEmpty else { return planned }
             try store.apply(actions, now: now)
             return try store.reconcileInput(now: now)

@@ -3,10 +3,13 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +87,39 @@ def test_scale_up_and_down(cluster):
     # The two let go are reported stopped, so their nodes' room is free again.
     wait_until("the scaled-down instances stopped", lambda: all(
         i["state"] in ("stopped", "failed") for i in cluster.status("web")["instances"] if i["desired"] != "run"))
+    cluster.a67("app", "scale", "web", "2")
+    wait_until("2 healthy instances again", lambda: len(cluster.healthy("web")) == 2)
+
+
+def test_scaling_down_lets_requests_in_flight_finish(cluster):
+    """The instance scale-down drains keeps running until the proxy's request to it is answered
+    (a fixed drain would stop it mid-request, and the client would get a 502)."""
+    wait_until("2 healthy instances", lambda: len(cluster.healthy("web")) == 2)
+    marks = Path(tempfile.mkdtemp(prefix="a67-apps-marks-"))
+    os.chmod(marks, 0o1777)  # the instances run as an unprivileged user
+    results = {}
+
+    def slow(name):
+        results[name] = request("web", f"/slow?ms=4000&mark={marks}/{name}", timeout=30)
+
+    threads = []
+    try:
+        # One after the other, so that the balancer (least outstanding) sends them to both instances.
+        for name in ("a", "b"):
+            threads.append(threading.Thread(target=slow, args=(name,)))
+            threads[-1].start()
+            wait_until(f"slow request {name} reached an instance", lambda: (marks / name).exists())
+        assert (marks / "a").read_text() != (marks / "b").read_text(), "both slow requests went to one instance"
+        cluster.a67("app", "scale", "web", "1")
+        for thread in threads:
+            thread.join()
+        assert results == {"a": (200, "1 slow\n"), "b": (200, "1 slow\n")}, results
+        wait_until("the drained instance stopped once its request was answered", lambda: [
+            i["state"] for i in cluster.status("web")["instances"] if i["desired"] != "run" and i["state"] not in ("stopped", "failed")] == [])
+    finally:
+        for thread in threads:
+            thread.join()
+        shutil.rmtree(marks, ignore_errors=True)
     cluster.a67("app", "scale", "web", "2")
     wait_until("2 healthy instances again", lambda: len(cluster.healthy("web")) == 2)
 

@@ -93,6 +93,30 @@ import Testing
         #expect(Self.plan(Self.app(version: 1, states: [.deployed]), running, at: 100).isEmpty)
     }
 
+    /// A drained instance is stopped once it is out of the routes and the proxy has no request in
+    /// flight to it; while it has, it keeps running, up to the drain timeout.
+    @Test func aDrainedInstanceStopsOnceItsRequestsAreAnsweredOrAtTheTimeout() {
+        let app = Self.app(version: 1, states: [.deployed], instances: 1)
+        let facts = [Self.instance("keep", version: 1, on: "n1", healthy: 0),
+                     Self.instance("gone", version: 1, on: "n2", healthy: 0, desired: .drain, drainAt: 100)]
+        func stopped(at seconds: Double, busy: Set<String>) -> [String] {
+            let now = Self.t0 + Int64(seconds * Double(Self.second))
+            return Self.stopped(Reconciler.plan(Reconciler.Input(apps: [app], allocations: facts, nodes: [Self.node("n1"), Self.node("n2")],
+                                                                 now: now, busy: busy)))
+        }
+        let table: [(seconds: Double, busy: Set<String>, stopped: [String])] = [
+            (100.2, [], []),            // just drained: the routes without it may not be everywhere yet
+            (100.6, [], ["gone"]),      // out of the routes, nothing in flight: stop
+            (100.6, ["gone"], []),      // a request still in flight: keep it running
+            (125, ["gone"], []),
+            (125, ["keep"], ["gone"]),  // another instance's requests do not hold it
+            (130, ["gone"], ["gone"]),  // the drain timeout: stop whatever it still serves
+        ]
+        for row in table {
+            #expect(stopped(at: row.seconds, busy: row.busy) == row.stopped, "at \(row.seconds) s, busy \(row.busy)")
+        }
+    }
+
     /// A rolling update from version 1 to 2 with max_parallel 1: each step's facts, and what it does.
     @Test func aRollingUpdateReplacesOneAtATimeGatedOnProvenHealth() {
         let app = Self.app(version: 2, states: [.deployed, .stored], deployment: Self.deployment(2, from: 1, at: Self.t0 + 100 * Self.second))
@@ -111,7 +135,7 @@ import Testing
         let step3 = Self.plan(app, old + [new1], at: 115)
         #expect(Self.drained(step3).count == 1)
         #expect(Self.placed(step3).map(\.1.count) == [1])
-        // Step 4: the drained one is stopped after the drain delay.
+        // Step 4: the drained one, with no request in flight, is stopped.
         let drainedOld = Self.instance("o1", version: 1, on: "n1", healthy: 0, desired: .drain, drainAt: 115)
         let new2 = Self.instance("n2a", version: 2, on: "n2", placed: 115, healthy: 120)
         let step4 = Self.plan(app, [drainedOld, old[1], new1, new2], at: 118)
@@ -188,7 +212,7 @@ import Testing
         #expect(Self.placed(actions).isEmpty)
         let later = [Self.instance("a", version: 1, on: "n1", healthy: 0, desired: .drain, drainAt: 10),
                      Self.instance("b", version: 1, on: "n2", state: .starting, desired: .drain, drainAt: 10)]
-        #expect(Self.plan(Self.app(version: 1, states: [.deployed], stopped: true), later, at: 11).isEmpty)
+        #expect(Self.plan(Self.app(version: 1, states: [.deployed], stopped: true), later, at: 10).isEmpty)
         #expect(Set(Self.stopped(Self.plan(Self.app(version: 1, states: [.deployed], stopped: true), later, at: 12))) == ["a", "b"])
     }
 

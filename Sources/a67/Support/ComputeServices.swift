@@ -25,7 +25,8 @@ struct ComputeServices {
         proxySettings.forwardedProto = tls ? "https" : "http"
         let proxy = AppProxy(routes: routes, domain: appsDomain, settings: proxySettings)
         controller = ControllerService(store: store, settings: settings, grants: AgentAPI.grants(repository: repository),
-                                       onRoutes: { routes.replace($0) }, onCatalogChange: { server.changed() })
+                                       onRoutes: { routes.replace($0) }, onCatalogChange: { server.changed() },
+                                       inFlight: { routes.inFlight($0) })
         modules.append(AgentAPI(server: server, service: controller, store: store))
         fronts.append(proxy)
         services += [controller, proxy]

@@ -2,7 +2,8 @@
 
 GET /         "VERSION GREETING INSTANCE" (VERSION from version.txt beside this file)
 GET /health   200, or 500 when the file `unhealthy` sits beside this file (a bad version)
-GET /slow?ms= answers after that many milliseconds (to hold a request in flight)
+GET /slow?ms=&mark= answers after that many milliseconds (to hold a request in flight); writes its
+              instance's name into the file `mark` when the request arrives
 POST /echo    echoes the request body
 """
 import http.server
@@ -36,7 +37,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             healthy = not (HERE / "unhealthy").exists()
             self.reply(200 if healthy else 500, b"ok\n" if healthy else b"unhealthy\n")
         elif url.path == "/slow":
-            ms = int(urllib.parse.parse_qs(url.query).get("ms", ["500"])[0])
+            query = urllib.parse.parse_qs(url.query)
+            ms = int(query.get("ms", ["500"])[0])
+            if "mark" in query:  # says it arrived, and where: the file gets this instance's name
+                pathlib.Path(query["mark"][0]).write_text(INSTANCE)
             time.sleep(ms / 1000)
             self.reply(200, ("%s slow\n" % VERSION).encode())
         else:
