@@ -6,8 +6,9 @@ import Hummingbird
 import Replicator
 import Server
 
-/// The agent protocol's routes under `/_a67/agent` (`AgentProtocol`), and the operator's log route
-/// `GET /_a67/api/v1/apps/NAME/logs?instance=ALLOCID&tail=N`, as a module of `a67 serve`.
+/// The agent protocol's routes under `/_a67/agent` (`AgentProtocol`), and the operator's routes
+/// under `/_a67/api/v1` (apps, nodes: `registerOperator`; and the log route
+/// `GET /_a67/api/v1/apps/NAME/logs?instance=ALLOCID&tail=N`), as a module of `a67 serve`.
 ///
 /// Who may do what:
 /// - a join carries a one-use join token (`Authorization: A67-Token TOKEN`): a token not of a
@@ -17,7 +18,7 @@ import Server
 ///   (`a67 node rm`) one is 401;
 /// - a node reads and changes only its own allocations (another node's is 403, and nothing changes)
 ///   and fetches only the chunks of the bundles its desired state grants it (others are 403);
-/// - the log route is signed like the control API with an admin's access key.
+/// - the operator's routes (apps, nodes, logs) are signed like the control API with an admin's access key.
 /// Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
 ///
 /// A joining node's address is `JoinRequest.advertise`, or else the address its connection comes
@@ -119,6 +120,7 @@ public struct AgentAPI: HTTPModule {
                 return Response(status: .noContent)
             }
         }
+        registerOperator(on: group)
         group.get("api/v1/apps/:name/logs") { request, context in
             try await answer("AppLogs", context) {
                 let caller = try await server.authenticated(request, context: context, bodyLimit: 0).caller

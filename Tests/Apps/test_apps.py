@@ -189,6 +189,48 @@ def test_logs_come_back(cluster):
         cluster.a67("app", "logs", "web", "--instance", i["id"], "--controller", URL).stdout for i in cluster.healthy("web")))
 
 
+def test_the_app_cli_runs_from_another_machine_with_an_admin_key(cluster, tmp_path):
+    """a67 app and a67 node ls with --controller, from another host (the n3 namespace) that holds no
+    repository: signed with an admin's key from the environment; a user's key and a wrong one are refused."""
+    admin = json.loads(cluster.a67("key", "create", "ops", "--json").stdout)
+    cluster.a67("user", "add", "plain")
+    plain = json.loads(cluster.a67("key", "create", "plain", "--json").stdout)
+    elsewhere = {key: value for key, value in cluster.env.items() if not key.startswith("A67_")}
+    elsewhere["A67_HOME"] = str(tmp_path / "no-repository-here")
+
+    def remote(*args, key=admin, check=True):
+        env = {**elsewhere, "A67_ACCESS_KEY_ID": key["accessKeyId"], "A67_SECRET_ACCESS_KEY": key["secretAccessKey"]}
+        result = subprocess.run(cluster.netns("a67-n3", A67_BIN, *args, "--controller", URL), env=env, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=60)
+        if check:
+            assert result.returncode == 0, f"a67 {' '.join(args)}: {result.stderr}"
+        return result
+
+    apps = json.loads(remote("app", "ls", "--json").stdout)
+    assert ("web", 2) in [(a["name"], a["healthyInstances"]) for a in apps], apps
+    status = json.loads(remote("app", "status", "web", "--json").stdout)
+    assert status["name"] == "web" and status["desiredInstances"] == 2 and status["versions"] == cluster.status("web")["versions"], status
+    nodes = json.loads(remote("node", "ls", "--json").stdout)
+    assert {n["name"] for n in nodes} >= {"n1", "n2"}, nodes
+    remote("app", "scale", "web", "3")
+    wait_until("3 healthy instances, scaled from elsewhere", lambda: len(cluster.healthy("web")) == 3)
+    remote("app", "scale", "web", "2")
+    wait_until("2 again", lambda: len([i for i in cluster.status("web")["instances"] if i["desired"] == "run"]) == 2)
+    assert "/a-line-for-the-log" in "".join(remote("app", "logs", "web", "--instance", i["id"]).stdout for i in cluster.healthy("web"))
+    # Refusals: each clear, non-zero, and nothing changed.
+    missing = remote("app", "status", "nosuchapp", check=False)
+    assert missing.returncode != 0 and "nosuchapp" in missing.stderr, missing.stderr
+    bad = remote("app", "scale", "web", "-1", check=False)
+    assert bad.returncode != 0 and "instances" in bad.stderr.lower(), bad.stderr
+    refused = remote("app", "scale", "web", "5", key=plain, check=False)
+    assert refused.returncode != 0 and "admin" in refused.stderr, refused.stderr
+    wrong = remote("app", "stop", "web", key={**admin, "secretAccessKey": "x" * 40}, check=False)
+    assert wrong.returncode != 0 and "refused the key" in wrong.stderr, wrong.stderr
+    assert admin["secretAccessKey"] not in wrong.stderr + refused.stderr
+    status = cluster.status("web")
+    assert not status["stopped"] and status["desiredInstances"] == 2, status
+
+
 # MARK: - Failures around the apps
 
 def test_with_the_controller_stopped_apps_keep_serving(cluster):

@@ -121,13 +121,15 @@ struct AppCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the apps: version, deployment, healthy instances of desired.")
 
         @OptionGroup var home: HomeOptions
+        @OptionGroup var remote: RemoteOptions
 
         @Flag(help: "Print the result as JSON.")
         var json = false
 
         func run() async throws {
             try await guarded {
-                let apps = try ControllerStore(catalog: try home.catalogOnly().catalog).appSummaries()
+                let apps = try await remote.remote(home: home)?.get("apps", as: [AppSummary].self)
+                    ?? ControllerStore(catalog: try home.catalogOnly().catalog).appSummaries()
                 if json { return printCodable(apps) }
                 if apps.isEmpty { return show("no apps yet: a67 app deploy ./myapp (a folder with an a67app.toml)") }
                 printTable(["NAME", "VERSION", "DEPLOYMENT", "HEALTHY"], apps.map { app in
@@ -143,6 +145,8 @@ struct AppCommand: AsyncParsableCommand {
 
         @OptionGroup var home: HomeOptions
 
+        @OptionGroup var remote: RemoteOptions
+
         @Argument(help: "The app's name.")
         var name: String
 
@@ -151,7 +155,8 @@ struct AppCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                let status = try ControllerStore(catalog: try home.catalogOnly().catalog).status(app: name)
+                let status = try await remote.remote(home: home)?.get("apps/\(name)", as: AppStatus.self)
+                    ?? ControllerStore(catalog: try home.catalogOnly().catalog).status(app: name)
                 if json { return printCodable(status) }
                 show("\(status.name): " + (status.stopped ? "stopped" : "\(status.healthyInstances) of \(status.desiredInstances) healthy")
                     + (status.desiredVersion.map { ", version \($0)" } ?? ""))
@@ -176,11 +181,15 @@ struct AppCommand: AsyncParsableCommand {
         @OptionGroup var home: HomeOptions
         @Argument(help: "The app's name.") var name: String
         @Argument(help: "How many instances, 0 to 100.") var count: Int
+        @OptionGroup var remote: RemoteOptions
 
         func run() async throws {
             try await guarded {
-                let repository = try home.catalogOnly()
-                try ControllerStore(catalog: repository.catalog).scale(app: name, instances: count, now: Catalog.now())
+                if let remote = try remote.remote(home: home) {
+                    try await remote.post("apps/\(name)/scale", query: [("instances", String(count))])
+                } else {
+                    try ControllerStore(catalog: try home.catalogOnly().catalog).scale(app: name, instances: count, now: Catalog.now())
+                }
                 show("\(name): scaling to \(count) instance(s)")
             }
         }
@@ -193,11 +202,17 @@ struct AppCommand: AsyncParsableCommand {
         @OptionGroup var home: HomeOptions
         @Argument(help: "The app's name.") var name: String
         @Option(help: "The version to go back to.") var to: Int?
+        @OptionGroup var remote: RemoteOptions
 
         func run() async throws {
             try await guarded {
-                let deployment = try ControllerStore(catalog: try home.catalogOnly().catalog).rollback(app: name, to: to, now: Catalog.now())
-                show("\(name): rolling back to v\(deployment.version)")
+                let version: Int
+                if let remote = try remote.remote(home: home) {
+                    version = try await remote.post("apps/\(name)/rollback", query: to.map { [("to", String($0))] } ?? [])["version"] ?? to ?? 0
+                } else {
+                    version = try ControllerStore(catalog: try home.catalogOnly().catalog).rollback(app: name, to: to, now: Catalog.now()).version
+                }
+                show("\(name): rolling back to v\(version)")
             }
         }
     }
@@ -208,9 +223,15 @@ struct AppCommand: AsyncParsableCommand {
         @OptionGroup var home: HomeOptions
         @Argument(help: "The app's name.") var name: String
 
+        @OptionGroup var remote: RemoteOptions
+
         func run() async throws {
             try await guarded {
-                try ControllerStore(catalog: try home.catalogOnly().catalog).stop(app: name, now: Catalog.now())
+                if let remote = try remote.remote(home: home) {
+                    try await remote.post("apps/\(name)/stop")
+                } else {
+                    try ControllerStore(catalog: try home.catalogOnly().catalog).stop(app: name, now: Catalog.now())
+                }
                 show("\(name): stopping")
             }
         }
@@ -222,9 +243,15 @@ struct AppCommand: AsyncParsableCommand {
         @OptionGroup var home: HomeOptions
         @Argument(help: "The app's name.") var name: String
 
+        @OptionGroup var remote: RemoteOptions
+
         func run() async throws {
             try await guarded {
-                try ControllerStore(catalog: try home.catalogOnly().catalog).start(app: name, now: Catalog.now())
+                if let remote = try remote.remote(home: home) {
+                    try await remote.post("apps/\(name)/start")
+                } else {
+                    try ControllerStore(catalog: try home.catalogOnly().catalog).start(app: name, now: Catalog.now())
+                }
                 show("\(name): starting")
             }
         }
@@ -251,10 +278,10 @@ struct AppCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print an app's log, fetched from the node that runs it.",
             discussion: """
-                Asks the controller (a67 serve, --controller) for the last --tail lines of an instance's \
-                log (default: the app's first instance); -f keeps printing new lines. Signed with an \
-                access key: A67_ACCESS_KEY_ID and A67_SECRET_ACCESS_KEY, or an admin's key from this \
-                repository.
+                Asks the controller (a67 serve on this machine at 127.0.0.1:7067, or --controller) for \
+                the last --tail lines of an instance's log (default: the app's first instance); -f keeps \
+                printing new lines. Signed with an admin's access key: A67_ACCESS_KEY_ID and \
+                A67_SECRET_ACCESS_KEY, or one from this machine's repository.
                 """)
 
         @OptionGroup var home: HomeOptions
@@ -262,19 +289,27 @@ struct AppCommand: AsyncParsableCommand {
         @Option(help: "The instance (its ID, as a67 app status lists them).") var instance: String?
         @Option(help: "How many lines.") var tail: Int = 100
         @Flag(name: .shortAndLong, help: "Keep printing new lines until interrupted.") var follow = false
-        @Option(help: "The controller's URL.") var controller: String = "http://127.0.0.1:7067"
+        @OptionGroup var remote: RemoteOptions
 
         func run() async throws {
             try await guarded {
-                let repository = try home.unlock()
-                let status = try ControllerStore(catalog: repository.catalog).status(app: name)
+                let controller: ControllerRemote
+                let status: AppStatus
+                if let remote = try remote.remote(home: home) {
+                    controller = remote
+                    status = try await remote.get("apps/\(name)", as: AppStatus.self)
+                } else {
+                    let repository = try home.unlock()
+                    controller = try ControllerRemote("http://127.0.0.1:7067", signer: try ControllerRemote.signer(repository))
+                    status = try ControllerStore(catalog: repository.catalog).status(app: name)
+                }
                 guard let target = instance ?? status.instances.first(where: { $0.desired == "run" })?.id ?? status.instances.first?.id else {
                     throw StoreError(.notFound, "\(name) has no instances to read a log from")
                 }
-                let signer = try Self.signer(repository)
                 var printed: [String] = []
                 repeat {
-                    let text = try await Self.fetch(controller, app: name, instance: target, tail: tail, signer: signer)
+                    let text = String(decoding: try await controller.call("GET", "apps/\(name)/logs",
+                                                                         query: [("instance", target), ("tail", String(tail))]), as: UTF8.self)
                     let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                     // Print what follows the last line already printed (follow mode asks again each second).
                     var start = 0
@@ -284,44 +319,6 @@ struct AppCommand: AsyncParsableCommand {
                     if follow { try await Task.sleep(for: .seconds(1)) }
                 } while follow
             }
-        }
-
-        static func signer(_ repository: Repository) throws -> SigV4Signer {
-            let environment = ProcessInfo.processInfo.environment
-            if let id = environment["A67_ACCESS_KEY_ID"], let secret = environment["A67_SECRET_ACCESS_KEY"] {
-                return SigV4Signer(accessKeyID: id, secretKey: secret, region: "us-east-1", service: "s3")
-            }
-            let admins = Set(try repository.catalog.accounts.users().filter(\.admin).map(\.id))
-            for record in try repository.catalog.accounts.accessKeys() where admins.contains(record.userID) {
-                if let (_, secret) = try repository.accessKey(record.id) {
-                    return SigV4Signer(accessKeyID: record.id, secretKey: secret, region: "us-east-1", service: "s3")
-                }
-            }
-            throw StoreError(.invalidArgument, "no admin access key to ask the controller with: make one (a67 user add NAME --admin; a67 key create NAME) "
-                + "or set A67_ACCESS_KEY_ID and A67_SECRET_ACCESS_KEY")
-        }
-
-        static func fetch(_ controller: String, app: String, instance: String, tail: Int, signer: SigV4Signer) async throws -> String {
-            guard let url = URL(string: controller), let host = url.host else {
-                throw StoreError(.invalidArgument, "--controller \(controller) is not a URL like http://127.0.0.1:7067")
-            }
-            let path = "/_a67/api/v1/apps/\(app)/logs"
-            let query = [("instance", instance), ("tail", String(tail))]
-            let hostHeader = url.port.map { "\(host):\($0)" } ?? host
-            let emptyHash = Hex.encode(Crypto.sha256([]))
-            let headers = signer.sign(method: "GET", path: path, query: query,
-                                      headers: [("host", hostHeader), ("x-amz-content-sha256", emptyHash)], payloadHash: emptyHash)
-            let target = controller.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path + "?" + SigV4Signer.canonicalQuery(query)
-            let response: TransferResponse
-            do {
-                response = try await CurlEngine.shared.perform(TransferRequest(.get, target, headers: headers.filter { $0.0 != "host" }.map { HTTPHeader($0.0, $0.1) }))
-            } catch {
-                throw StoreError(.providerFailure, "cannot reach the controller at \(controller): \(error) (is a67 serve running? --controller URL)")
-            }
-            guard response.status == 200 else {
-                throw StoreError(.providerFailure, "the controller answered HTTP \(response.status): \(terminalSafe(String(decoding: response.body.prefix(400), as: UTF8.self)))")
-            }
-            return String(decoding: response.body, as: UTF8.self)
         }
     }
 }

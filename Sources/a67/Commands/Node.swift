@@ -66,6 +66,8 @@ struct NodeCommand: AsyncParsableCommand {
 
         @OptionGroup var home: HomeOptions
 
+        @OptionGroup var remote: RemoteOptions
+
         @Flag(help: "Also list removed nodes.")
         var all = false
 
@@ -74,7 +76,8 @@ struct NodeCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                let nodes = try ControllerStore(catalog: try home.catalogOnly().catalog).nodeSummaries().filter { all || $0.state != "removed" }
+                let nodes = try await remote.remote(home: home)?.get("nodes", query: all ? [("all", "1")] : [], as: [NodeSummary].self)
+                    ?? ControllerStore(catalog: try home.catalogOnly().catalog).nodeSummaries().filter { all || $0.state != "removed" }
                 if json { return printCodable(nodes) }
                 if nodes.isEmpty {
                     show("no nodes yet: a67 node token create, then a67 agent join on the machine")
