@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "ControllerHTTP",
             dependencies: [
-                "ChunkStore", "Compute", "Controller", "Replicator", "Server",
+                "ChunkStore", "Compute", "Controller", "Orchestrator", "Replicator", "Server",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -24,9 +24,22 @@ public enum AppBundles {
         public let put: ObjectWriter.Result
     }
 
-    /// Reads `folder/a67app.toml` (errors name the file, line and key), stores the folder's bundle and
-    /// records it as the app's next version (not yet deployed).
-    public static func store(folder: String, repository: Repository) async throws -> Stored {
+    /// A folder read for a deploy: its manifest (and the text it was parsed from), the archive's
+    /// members and its SHA-256. Nothing is stored yet.
+    public struct Prepared: Sendable {
+        public let folder: String
+        public let manifest: AppManifest
+        public let manifestText: String
+        public let members: BundleManifest
+        public let sha256: [UInt8]
+
+        /// The archive, piece by piece as the store cuts it into chunks.
+        public func stream() -> BundleStream { BundleStream(folder: folder, manifest: members) }
+    }
+
+    /// Reads `folder/a67app.toml` (errors name the file, line and key) and the folder's archive once,
+    /// for its SHA-256 (which names the bundle's object).
+    public static func prepare(folder: String) throws -> Prepared {
         let manifestPath = folder + "/" + AppManifest.fileName
         let text: String
         do throws(SystemCallError) {
@@ -36,15 +49,27 @@ public enum AppBundles {
                 + "write one with at least name and command")
         }
         let manifest = try AppManifest(toml: text, file: manifestPath)
-        if (try? repository.catalog.namespace.bucket(bucket)) == nil {
-            _ = try await repository.createBucket(bucket)
-        }
-        // The archive's SHA-256 names its object, so the folder is read once before the put.
         let survey = try BundleStream(folder: folder)
         while try survey.nextPiece() != nil {}
         guard let sha256 = survey.sha256 else { throw StoreError(.internal, "the bundle of \(folder) was not read to its end") }
+        return Prepared(folder: folder, manifest: manifest, manifestText: text, members: survey.manifest, sha256: sha256)
+    }
+
+    /// Reads `folder/a67app.toml` (errors name the file, line and key), stores the folder's bundle and
+    /// records it as the app's next version (not yet deployed).
+    public static func store(folder: String, repository: Repository) async throws -> Stored {
+        let prepared = try prepare(folder: folder)
+        return try await store(prepared.stream(), manifest: prepared.manifest, sha256: prepared.sha256, repository: repository)
+    }
+
+    /// Stores a bundle (`source` cuts it into its chunks) as `APP/SHA256` and records it as the app's
+    /// next version: what a deploy on the controller's machine and one sent to it (`--controller`) share.
+    public static func store(_ source: PieceSource, manifest: AppManifest, sha256: [UInt8], repository: Repository) async throws -> Stored {
+        if (try? repository.catalog.namespace.bucket(bucket)) == nil {
+            _ = try await repository.createBucket(bucket)
+        }
         let key = "\(manifest.name)/\(Hex.encode(sha256))"
-        let put = try await repository.put(BundleStream(folder: folder, manifest: survey.manifest), bucket: bucket, key: key)
+        let put = try await repository.put(source, bucket: bucket, key: key)
         let version = try ControllerStore(catalog: repository.catalog)
             .addVersion(manifest: manifest, bundle: "\(bucket)/\(key)", bundleSHA256: sha256, now: Catalog.now())
         return Stored(manifest: manifest, version: version, sha256: sha256, put: put)
@@ -61,5 +86,34 @@ public enum AppBundles {
             try? await repository.remove(bucket: bucket, key: String(bundle.dropFirst(bucket.count + 1)))
         }
         return (bundles.count, removed)
+    }
+}
+
+/// A bundle received whole (a deploy sent to the controller), handed to the store in the pieces its
+/// sender's `BundleStream` cut, so that it dedupes against earlier versions as a local deploy does.
+public final class ReceivedBundle: PieceSource, @unchecked Sendable {
+    private let bytes: [UInt8]
+    private let pieces: [Int]
+    private var piece = 0
+    private var offset = 0
+    public var knownSize: Int64? { Int64(bytes.count) }
+
+    /// Refused unless the pieces are each 1 byte to one chunk and add up to the bundle.
+    public init(_ bytes: [UInt8], pieces: [Int]) throws {
+        guard pieces.allSatisfy({ (1...ChunkSealer.maxChunkSize).contains($0) }), pieces.reduce(0, +) == bytes.count else {
+            throw StoreError(.invalidArgument, "the bundle's pieces do not cut its \(bytes.count) bytes into chunks of at most \(ChunkSealer.maxChunkSize)")
+        }
+        self.bytes = bytes
+        self.pieces = pieces
+    }
+
+    public func nextPiece() throws -> [UInt8]? {
+        guard piece < pieces.count else { return nil }
+        defer { offset += pieces[piece]; piece += 1 }
+        return Array(bytes[offset..<offset + pieces[piece]])
+    }
+
+    public func read(upTo count: Int) throws -> [UInt8] {
+        throw StoreError(.internal, "a received bundle is read by pieces")
     }
 }

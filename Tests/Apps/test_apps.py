@@ -217,6 +217,20 @@ def test_the_app_cli_runs_from_another_machine_with_an_admin_key(cluster, tmp_pa
     remote("app", "scale", "web", "2")
     wait_until("2 again", lambda: len([i for i in cluster.status("web")["instances"] if i["desired"] == "run"]) == 2)
     assert "/a-line-for-the-log" in "".join(remote("app", "logs", "web", "--instance", i["id"]).stdout for i in cluster.healthy("web"))
+    # A deploy sent from there: stored and deployed by the controller, reached through the proxy;
+    # its next version, one file changed, sends the whole bundle but stores one or two new chunks.
+    folder = cluster.app_folder("remote", "r1", instances=1)
+    first = json.loads(remote("app", "deploy", folder, "--json").stdout)
+    assert first["deployment"] == "succeeded" and first["version"] >= 1, first
+    wait_until("the remotely deployed app answers", lambda: request("remote")[1].startswith("r1 "))
+    (folder / "version.txt").write_text("r2\n")
+    second = json.loads(remote("app", "deploy", folder, "--json").stdout)
+    assert second["version"] == first["version"] + 1 and second["deployment"] == "succeeded", second
+    assert 1 <= second["newChunks"] <= 2, second
+    wait_until("the new version answers", lambda: request("remote")[1].startswith("r2 "))
+    removed = remote("app", "rm", "remote")
+    assert "remote" in removed.stdout, removed.stdout
+    wait_until("the removed app is gone", lambda: "remote" not in [a["name"] for a in cluster.json("app", "ls")])
     # Refusals: each clear, non-zero, and nothing changed.
     missing = remote("app", "status", "nosuchapp", check=False)
     assert missing.returncode != 0 and "nosuchapp" in missing.stderr, missing.stderr
@@ -227,6 +241,9 @@ def test_the_app_cli_runs_from_another_machine_with_an_admin_key(cluster, tmp_pa
     wrong = remote("app", "stop", "web", key={**admin, "secretAccessKey": "x" * 40}, check=False)
     assert wrong.returncode != 0 and "refused the key" in wrong.stderr, wrong.stderr
     assert admin["secretAccessKey"] not in wrong.stderr + refused.stderr
+    sent = remote("app", "deploy", cluster.app_folder("intruder", "1", instances=1), key=plain, check=False)
+    assert sent.returncode != 0 and "admin" in sent.stderr, sent.stderr
+    assert "intruder" not in [a["name"] for a in cluster.json("app", "ls")]
     status = cluster.status("web")
     assert not status["stopped"] and status["desiredInstances"] == 2, status
 

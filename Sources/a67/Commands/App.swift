@@ -30,6 +30,8 @@ struct AppCommand: AsyncParsableCommand {
                 until the first instance of the new version is healthy and prints how long that took \
                 (--detach returns at once). A version whose instances do not become healthy by the \
                 update policy's healthy_deadline is rolled back on its own when auto_revert is set.
+                With --controller URL it runs from any machine: the bundle (at most 256 MiB) is sent to \
+                the controller, which stores it the same way.
                 """)
 
         @OptionGroup var home: HomeOptions
@@ -43,32 +45,53 @@ struct AppCommand: AsyncParsableCommand {
         @Option(help: "How long to wait for a healthy instance: seconds, or a number with s or m.")
         var wait: String = "120s"
 
+        @OptionGroup var remote: RemoteOptions
+
         @Flag(help: "Print the result as JSON.")
         var json = false
+
+        /// What a deploy stored: the version, and the bundle's size, chunks and new chunks.
+        struct Stored {
+            var version: Int
+            var bytes: Int64
+            var chunks: Int
+            var newChunks: Int
+        }
 
         func run() async throws {
             try await guarded {
                 let waitSeconds = try parseDuration(wait, option: "--wait")
                 let started = ContinuousClock.now
-                let repository = try home.unlock()
-                let stored = try await AppBundles.store(folder: absolute(folder), repository: repository)
-                let (manifest, version, sha256) = (stored.manifest, stored.version, stored.sha256)
-                let store = ControllerStore(catalog: repository.catalog)
-                _ = try store.deploy(app: manifest.name, version: version, now: Catalog.now())
-                try await commit(repository)
+                let prepared = try AppBundles.prepare(folder: absolute(folder))
+                let manifest = prepared.manifest
+                let stored: Stored
+                let status: () async throws -> AppStatus
+                if let remote = try remote.remote(home: home) {
+                    stored = try await send(prepared, to: remote)
+                    status = { try await remote.get("apps/\(manifest.name)", as: AppStatus.self) }
+                } else {
+                    let repository = try home.unlock()
+                    let put = try await AppBundles.store(prepared.stream(), manifest: manifest, sha256: prepared.sha256, repository: repository)
+                    let store = ControllerStore(catalog: repository.catalog)
+                    _ = try store.deploy(app: manifest.name, version: put.version, now: Catalog.now())
+                    try await commit(repository)
+                    stored = Stored(version: put.version, bytes: put.put.size, chunks: put.put.chunks, newChunks: put.put.newChunks)
+                    status = { try store.status(app: manifest.name) }
+                }
+                let version = stored.version
                 let storedAfter = ContinuousClock.now - started
                 if !json {
-                    show("\(manifest.name) v\(version): bundle of \(ByteSize.format(stored.put.size)) in \(stored.put.chunks) chunk(s), "
-                        + "\(stored.put.newChunks) new; deploying")
+                    show("\(manifest.name) v\(version): bundle of \(ByteSize.format(stored.bytes)) in \(stored.chunks) chunk(s), "
+                        + "\(stored.newChunks) new; deploying")
                 }
                 var healthyAfter: Duration?
                 var outcome = "started"
                 if !detach {
-                    (healthyAfter, outcome) = try await follow(store, app: manifest.name, version: version, seconds: waitSeconds, from: started)
+                    (healthyAfter, outcome) = try await follow(status, app: manifest.name, version: version, seconds: waitSeconds, from: started)
                 }
                 if json {
-                    var result: [String: Any] = ["app": manifest.name, "version": version, "bundleSHA256": Hex.encode(sha256),
-                                                 "bytes": stored.put.size, "chunks": stored.put.chunks, "newChunks": stored.put.newChunks,
+                    var result: [String: Any] = ["app": manifest.name, "version": version, "bundleSHA256": Hex.encode(prepared.sha256),
+                                                 "bytes": stored.bytes, "chunks": stored.chunks, "newChunks": stored.newChunks,
                                                  "storedSeconds": storedAfter.seconds, "deployment": outcome]
                     if let healthyAfter { result["healthySeconds"] = healthyAfter.seconds }
                     printJSON(result)
@@ -79,15 +102,39 @@ struct AppCommand: AsyncParsableCommand {
             }
         }
 
+        /// Sends the bundle to the controller at `remote`, which stores it and deploys it. The archive
+        /// goes whole (at most 256 MiB), with the pieces the store cuts it into.
+        func send(_ prepared: AppBundles.Prepared, to remote: ControllerRemote) async throws -> Stored {
+            let limit = 256 << 20
+            let stream = prepared.stream()
+            var bytes: [UInt8] = []
+            var pieces: [Int] = []
+            while let piece = try stream.nextPiece() {
+                bytes += piece
+                pieces.append(piece.count)
+                guard bytes.count <= limit else {
+                    throw StoreError(.invalidArgument, "\(folder) makes a bundle over the \(limit >> 20) MiB a deploy may send to a controller; "
+                        + "deploy it on the controller's machine, or leave big files out with .a67ignore")
+                }
+            }
+            let answer = try await remote.post("apps/\(prepared.manifest.name)/deploy", body: bytes, extra: [
+                ("x-a67-manifest", Data(prepared.manifestText.utf8).base64EncodedString()),
+                ("x-a67-pieces", pieces.map(String.init).joined(separator: ",")),
+            ])
+            guard let version = answer["version"] else { throw StoreError(.providerFailure, "the controller did not say which version it stored") }
+            return Stored(version: version, bytes: Int64(answer["bytes"] ?? bytes.count), chunks: answer["chunks"] ?? pieces.count,
+                          newChunks: answer["newChunks"] ?? 0)
+        }
+
         /// Prints each instance's progress until the first instance of `version` is healthy and the
         /// deployment ends (or `seconds` pass): when the first was healthy, and how it ended.
-        func follow(_ store: ControllerStore, app: String, version: Int, seconds: Double,
+        func follow(_ currentStatus: () async throws -> AppStatus, app: String, version: Int, seconds: Double,
                     from started: ContinuousClock.Instant) async throws -> (Duration?, String) {
             let deadline = started + .milliseconds(Int64(seconds * 1000))
             var said: [String: String] = [:]
             var firstHealthy: Duration?
             while ContinuousClock.now < deadline {
-                let status = try store.status(app: app)
+                let status = try await currentStatus()
                 for instance in status.instances where instance.version == version {
                     let line = instance.healthy ? "healthy" : instance.state + (instance.message.map { ": \($0)" } ?? "")
                     if said[instance.id] != line, !json {
@@ -263,11 +310,19 @@ struct AppCommand: AsyncParsableCommand {
         @OptionGroup var home: HomeOptions
         @Argument(help: "The app's name.") var name: String
 
+        @OptionGroup var remote: RemoteOptions
+
         func run() async throws {
             try await guarded {
-                let repository = try home.unlock()
-                let (bundles, removed) = try await AppBundles.remove(app: name, repository: repository)
-                try await commit(repository)
+                let bundles: Int, removed: Bool
+                if let remote = try remote.remote(home: home) {
+                    let answer = try await remote.post("apps/\(name)", verb: "DELETE")
+                    (bundles, removed) = (answer["bundles"] ?? 0, answer["removed"] == 1)
+                } else {
+                    let repository = try home.unlock()
+                    (bundles, removed) = try await AppBundles.remove(app: name, repository: repository)
+                    try await commit(repository)
+                }
                 show(removed ? "removed \(name) and \(bundles) bundle(s)"
                      : "removing \(name): its instances are stopping, and the controller removes it once they have; \(bundles) bundle(s) removed")
             }

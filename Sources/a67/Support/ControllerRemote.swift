@@ -88,21 +88,24 @@ struct ControllerRemote {
     }
 
     @discardableResult
-    func post(_ path: String, query: [(String, String)] = []) async throws -> [String: Int] {
-        let bytes = try await call("POST", path, query: query)
+    func post(_ path: String, query: [(String, String)] = [], verb: String = "POST", body: [UInt8] = [],
+              extra: [(String, String)] = []) async throws -> [String: Int] {
+        let bytes = try await call(verb, path, query: query, body: body, extra: extra)
         return (try? JSONDecoder().decode([String: Int].self, from: Data(bytes))) ?? [:]
     }
 
-    /// The body of a signed request to `/_a67/api/v1/PATH`; a refusal as a `StoreError`.
-    func call(_ verb: String, _ path: String, query: [(String, String)] = []) async throws -> [UInt8] {
+    /// The body of a signed request to `/_a67/api/v1/PATH` (with `body`, signed by its SHA-256, and
+    /// `extra` headers, signed too); a refusal as a `StoreError`.
+    func call(_ verb: String, _ path: String, query: [(String, String)] = [], body: [UInt8] = [],
+              extra: [(String, String)] = []) async throws -> [UInt8] {
         let fullPath = "/_a67/api/v1/" + path
-        let emptyHash = Hex.encode(Crypto.sha256([]))
+        let payloadHash = Hex.encode(Crypto.sha256(body))
         let method: TransferRequest.Method = verb == "GET" ? .get : .custom(verb)
         let headers = signer.sign(method: verb, path: fullPath, query: query,
-                                  headers: [("host", host), ("x-amz-content-sha256", emptyHash)], payloadHash: emptyHash)
+                                  headers: [("host", host), ("x-amz-content-sha256", payloadHash)] + extra, payloadHash: payloadHash)
         let target = base + fullPath + (query.isEmpty ? "" : "?" + SigV4Signer.canonicalQuery(query))
         var request = TransferRequest(method, target, headers: headers.filter { $0.0 != "host" }.map { HTTPHeader($0.0, $0.1) },
-                                      body: verb == "GET" ? nil : [], trust: trust)
+                                      body: verb == "GET" ? nil : body, trust: trust)
         request.limits.maxResponseBytes = 64 << 20
         let response: TransferResponse
         do {
