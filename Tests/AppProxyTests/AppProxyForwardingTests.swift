@@ -166,7 +166,11 @@ import Testing
     /// An instance left out of the table gets no new request, and the request in flight to it
     /// finishes: its answer began before the drain and ends after it.
     @Test func drainedInstanceFinishesItsRequestsAndGetsNoNewOnes() async throws {
-        let harness = try await ProxyHarness.start()
+        // The held request waits for the rest of the test: on a loaded machine (a CI run beside a
+        // benchmark took 198 s here) longer than the default 60 s idle timeout, which would cut it.
+        var settings = AppProxy.Settings()
+        settings.idleTimeout = .seconds(900)
+        let harness = try await ProxyHarness.start(settings)
         let old = try await Backend.start("old", in: harness.folder.path)
         let new = try await Backend.start("new", in: harness.folder.path)
         harness.routes.replace(["web": [old.endpoint()]])
