@@ -1,8 +1,8 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
-import Orchestrator
 import Controller
+import Orchestrator
 import Replicator
 import ServiceLifecycle
 
@@ -32,6 +32,7 @@ struct Up: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
+        var opened: Repository?
         try await guarded {
             let path = home.path
             let isNew = !FileManager.default.fileExists(atPath: path + "/" + Repository.keyringFile)
@@ -40,6 +41,7 @@ struct Up: AsyncParsableCommand {
             guard report.roundTripIdentical else {
                 throw StoreError(.integrity, "the demo object did not read back identical")
             }
+            opened = repository
             let stat = try StatReport(repository)
             if json {
                 printJSON(["home": path, "created": report.created, "providersAdded": report.providersAdded,
@@ -60,14 +62,13 @@ struct Up: AsyncParsableCommand {
                 show("next: a67 up --serve keeps it running as a live system: the S3 API, the controller, this machine as a node, a demo app")
             }
         }
-        if serve { try await guarded { try await runLive() } }
+        if serve, let opened { try await guarded { try await runLive(opened) } }
     }
 
     /// --serve: the server with its controller, the local node and the demo app, until Ctrl-C.
-    func runLive() async throws {
+    func runLive(_ repository: Repository) async throws {
         let path = home.path
         let server = try Serve.parse(["--listen", listen, "--home", path])
-        let repository = try home.unlock()
         var demo = false
         if !DemoApp.runtimeInstalled() {
             note("python3 is not installed, so no demo app (apt-get install python3, then run a67 up --serve again)")
