@@ -128,10 +128,12 @@ extension ControllerStore {
         }
     }
 
-    /// `a67 node ls`: the nodes in the cluster, by name.
-    public func nodeSummaries() throws -> [NodeSummary] {
+    /// `a67 node ls`: the nodes in the cluster, by name; with `includingRemoved`, the removed ones
+    /// too (`a67 node ls --all`: their rows stay so that allocations and events still name them).
+    public func nodeSummaries(includingRemoved: Bool = false) throws -> [NodeSummary] {
         try pool.read { db in
-            let nodes = try Row.fetchAll(db, sql: "SELECT * FROM controller_node WHERE state != 'removed' ORDER BY name").map(Self.node)
+            let filter = includingRemoved ? "" : "WHERE state != 'removed'"
+            let nodes = try Row.fetchAll(db, sql: "SELECT * FROM controller_node \(filter) ORDER BY name").map(Self.node)
             let holding = try Row.fetchAll(db, sql: Self.allocationSelect + " WHERE a.state IN \(Self.holdingStates)").map(Self.allocation)
             let byNode = Dictionary(grouping: holding, by: \.allocation.nodeID)
             return nodes.map { node in

@@ -39,7 +39,7 @@ extension AgentAPI {
         group.get("api/v1/nodes") { request, context in
             let all = request.uri.queryParameters["all"] == "1"
             return try await operate("ListNodes", request, context) { store in
-                try json(try await offPool { try store.nodeSummaries() }.filter { all || $0.state != "removed" })
+                try json(try await offPool { try store.nodeSummaries(includingRemoved: all) })
             }
         }
         group.delete("api/v1/apps/:name") { request, context in

@@ -99,6 +99,8 @@ import Testing
         #expect(try fixture.store.authenticate(credential: one.credential) == nil)
         #expect(try fixture.store.nodes().map(\.name) == ["vm2"])
         #expect(try fixture.store.node(id: one.node.id).state == .removed)
+        #expect(try fixture.store.nodeSummaries().map(\.name) == ["vm2"])
+        #expect(try fixture.store.nodeSummaries(includingRemoved: true).map { "\($0.name) \($0.state)" } == ["vm1 removed", "vm2 ready"])
         // A removed node changes no more.
         #expect(fixture.errorCode { try fixture.store.heartbeat(node: one.node.id, usage: .zero, now: t0 + 6) } == .conflict)
         #expect(fixture.errorCode { try fixture.store.setState(node: one.node.id, .ready, reason: "r", now: t0 + 6) } == .conflict)

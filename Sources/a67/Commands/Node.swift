@@ -77,7 +77,7 @@ struct NodeCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 let nodes = try await remote.remote(home: home)?.get("nodes", query: all ? [("all", "1")] : [], as: [NodeSummary].self)
-                    ?? ControllerStore(catalog: try home.catalogOnly().catalog).nodeSummaries().filter { all || $0.state != "removed" }
+                    ?? ControllerStore(catalog: try home.catalogOnly().catalog).nodeSummaries(includingRemoved: all)
                 if json { return printCodable(nodes) }
                 if nodes.isEmpty {
                     show("no nodes yet: a67 node token create, then a67 agent join on the machine")
