@@ -88,6 +88,9 @@ public struct AppProxy: HTTPFront, Service {
         configuration.redirectConfiguration = .disallow
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
+        // No request spans: the proxy does not trace, and a span (even the default no-op tracer's)
+        // costs every request its attributes.
+        configuration.tracing.tracer = nil
         configuration.timeout = .init(connect: Self.timeAmount(settings.connectTimeout), read: Self.timeAmount(settings.idleTimeout))
         configuration.connectionPool = .init(idleTimeout: .seconds(60),
                                              concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, settings.connectionsPerInstance))
