@@ -16,7 +16,9 @@ import Synchronization
 ///
 /// - Balancing: power of two choices over least outstanding requests (`Balancer`).
 /// - Bodies stream both ways: the request body is read from the client as the instance takes it,
-///   the answer's body is written to the client as it arrives; neither is held whole.
+///   the answer's body is written to the client as it arrives; neither is held whole. (The
+///   answer's head goes with the body's first piece; an answer whose whole body came in that
+///   piece goes out in one write.)
 /// - Retries: a GET, HEAD, PUT, DELETE or OPTIONS whose connection to an instance could not be
 ///   made (refused, unreachable, timed out) goes to another instance, up to `maxAttempts`; a POST
 ///   (or PATCH, or any other method) never is, nor any request once a byte of it went out.
@@ -86,6 +88,9 @@ public struct AppProxy: HTTPFront, Service {
         configuration.redirectConfiguration = .disallow
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
+        // No request spans: the proxy does not trace, and a span (even the default no-op tracer's)
+        // costs every request its attributes.
+        configuration.tracing.tracer = nil
         configuration.timeout = .init(connect: Self.timeAmount(settings.connectTimeout), read: Self.timeAmount(settings.idleTimeout))
         configuration.connectionPool = .init(idleTimeout: .seconds(60),
                                              concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, settings.connectionsPerInstance))
@@ -152,7 +157,7 @@ public struct AppProxy: HTTPFront, Service {
             do {
                 let response = try await core.client.execute(outgoing, deadline: .distantFuture)
                 instance.outlier.withLock { if $0 != .fresh { $0.succeeded() } }
-                return Self.relay(response, lease: lease)
+                return try await Self.relay(response, lease: lease)
             } catch {
                 lease.release()
                 if let error = error as? HTTPClientError, error == .readTimeout { status = .gatewayTimeout }
@@ -206,18 +211,40 @@ public struct AppProxy: HTTPFront, Service {
         return .stream(ForwardedBody(body: request.body, sent: sent), length: .unknown)
     }
 
-    /// The instance's answer for the client: its status and end-to-end headers now, its body as it
+    /// The instance's answer for the client: its status and end-to-end headers, its body as it
     /// comes. The lease (the instance's outstanding count) is held until the body's end.
-    static func relay(_ response: HTTPClientResponse, lease: InstanceLease) -> Response {
-        let upstream = response.body
-        return Response(status: HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
-                        headers: ForwardedHeaders.response(response.headers),
-                        body: ResponseBody { writer in
-                            defer { lease.release() }
-                            for try await chunk in upstream { try await writer.write(chunk) }
-                            lease.release()  // before the client sees the end: done, for `inFlight`
-                            try await writer.finish(nil)
-                        })
+    ///
+    /// The head waits for the body's first piece. When that piece is the whole body (the length
+    /// the instance announced, as for most small answers), the answer goes to the client whole, in
+    /// one write instead of one each for the head, the body and its end; otherwise the head and
+    /// that piece go out and the rest streams as it comes.
+    static func relay(_ response: HTTPClientResponse, lease: InstanceLease) async throws -> Response {
+        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        let headers = ForwardedHeaders.response(response.headers)
+        let upstream = UpstreamBody(response.body)
+        var read: [ByteBuffer] = []
+        if let length = response.headers.first(name: "content-length").flatMap({ Int($0) }) {
+            switch try await upstream.next() {
+            case nil:  // no body: a HEAD's answer, or an empty one
+                lease.release()
+                return Response(status: status, headers: headers, body: ResponseBody())
+            case let first? where first.readableBytes == length:
+                guard let more = try await upstream.next() else {  // the end, already read with the body
+                    lease.release()
+                    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: first))
+                }
+                read = [first, more]
+            case let first?:
+                read = [first]
+            }
+        }
+        return Response(status: status, headers: headers, body: ResponseBody { [read] writer in
+            defer { lease.release() }
+            if !read.isEmpty { try await writer.write(contentsOf: read) }
+            while let chunk = try await upstream.next() { try await writer.write(chunk) }
+            lease.release()  // before the client sees the end: done, for `inFlight`
+            try await writer.finish(nil)
+        })
     }
 
     static func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
@@ -254,6 +281,17 @@ struct ConnectFailure: CustomStringConvertible {
             return nil
         }
     }
+}
+
+/// The instance's answer body, read by one task at a time: by `relay` for its first pieces, then
+/// by the response body's writer. (The client's iterator is not Sendable; nothing reads it at once
+/// from two tasks.)
+final class UpstreamBody: @unchecked Sendable {
+    private var iterator: HTTPClientResponse.Body.AsyncIterator
+
+    init(_ body: HTTPClientResponse.Body) { iterator = body.makeAsyncIterator() }
+
+    func next() async throws -> ByteBuffer? { try await iterator.next() }
 }
 
 /// Whether the request body began to be sent (after which the request is never sent again).

@@ -1,4 +1,3 @@
-import Foundation
 import HTTPTypes
 import NIOHTTP1
 
@@ -51,13 +50,16 @@ enum ForwardedHeaders {
         return fields
     }
 
-    /// The header names a Connection header lists (lowercased), besides its "close" and "keep-alive".
+    /// The header names a Connection header lists (lowercased), besides its "close" and "keep-alive"
+    /// (which most answers carry: they leave the set empty, and so cost no allocation).
     static func connectionNamed(_ values: [String]) -> Set<String> {
-        guard !values.isEmpty else { return [] }
         var names = Set<String>()
         for value in values {
-            for token in value.split(separator: ",") {
-                names.insert(token.trimmingCharacters(in: .whitespaces).lowercased())
+            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+                let trimmed = token.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
+                let name = String(decoding: trimmed, as: UTF8.self).lowercased()
+                if name != "close" && name != "keep-alive" && !name.isEmpty { names.insert(name) }
             }
         }
         return names

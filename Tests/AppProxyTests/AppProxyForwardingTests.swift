@@ -163,6 +163,22 @@ import Testing
         await harness.stop()
     }
 
+    /// An answer whose body breaks off before its first byte reaches the client as a 502 in the
+    /// proxy's words (its head waits for the body's first piece, so none of it went out), not as
+    /// the instance's head with a cut body; the instance was reached, so it is no outlier, and the
+    /// request, which it received, is not sent again.
+    @Test func anAnswerCutBeforeItsBodyIsABadGateway() async throws {
+        let harness = try await ProxyHarness.start()
+        let web = try await Backend.start("v1", in: harness.folder.path)
+        harness.routes.replace(["web": [web.endpoint()]])
+        let answer = try await harness.fetch("/cut", host: "web.apps.local")
+        #expect(answer.status == 502 && answer.text == "no instance of web answered (1 tried)\n", "\(answer.text)")
+        #expect(harness.routes.pool("web")!.instances[0].outlier.withLock { $0 } == .fresh)
+        #expect(try await harness.fetch("/", host: "web.apps.local").status == 200, "the next request is answered")
+        await web.stop()
+        await harness.stop()
+    }
+
     /// An instance left out of the table gets no new request, and the request in flight to it
     /// finishes: its answer began before the drain and ends after it.
     @Test func drainedInstanceFinishesItsRequestsAndGetsNoNewOnes() async throws {

@@ -14,6 +14,7 @@ import Server
 /// /release/NAME is asked; chunked); /download/SIZE (1 MiB, then the rest once /release/download is asked);
 /// PUT /upload (counts and hashes the body as it arrives); /progress/N (answers once N bytes of
 /// uploads arrived); /silent/NAME (answers only once /release/NAME is asked); /vanish (closes the connection without an answer; /vanished says how often);
+/// /cut (a head announcing 10 bytes, then the connection closed without them);
 /// HEAD (Content-Length 42, no body); anything else echoes method, path, headers and body length as JSON.
 final class Backend: Sendable {
     static let script = #"""
@@ -42,6 +43,13 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/vanish":
             with lock:
                 vanished[0] += 1
+            self.close_connection = True
+            return
+        if path == "/cut":
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            self.wfile.flush()
             self.close_connection = True
             return
         if path.startswith("/release/"):

@@ -187,6 +187,19 @@ import Testing
         #expect(Set(fields.map { $0.name.canonicalName }) == ["content-type", "set-cookie", "content-length"])
     }
 
+    /// The names a Connection header lists: trimmed, lowercased, without "close" and "keep-alive".
+    @Test(arguments: [
+        ([], []),
+        (["keep-alive"], []),
+        (["Keep-Alive, close"], []),
+        (["close, X-Hop"], ["x-hop"]),
+        ([" X-A ,\tx-b\t", "Upgrade"], ["x-a", "x-b", "upgrade"]),
+        ([",, ,"], []),
+    ] as [([String], Set<String>)])
+    func connectionNamed(values: [String], names: Set<String>) {
+        #expect(ForwardedHeaders.connectionNamed(values) == names)
+    }
+
     @Test func onlyMethodsThatMayBeRepeatedAreRetried() {
         #expect(AppProxy.retried == [.get, .head, .put, .delete, .options])
         #expect(!AppProxy.retried.contains(.post) && !AppProxy.retried.contains(.patch))
