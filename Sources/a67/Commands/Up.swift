@@ -101,7 +101,9 @@ struct DemoAnnouncer: Service {
         guard let base = await address.get() else { return }
         let app = base + "/apps/\(DemoApp.name)/"
         if json {
-            printJSON(["listening": base, "app": demo ? app : nil, "node": LocalNode.name] as [String: Any?])
+            var ready: [String: Any] = ["listening": base, "node": LocalNode.name]
+            if demo { ready["app"] = app }
+            printJSON(ready)
         } else {
             show("")
             show("a67 up --serve: running on this machine (Ctrl-C stops it all)")
